@@ -1,0 +1,130 @@
+// Communicator: the only way lockstep code talks to other ranks. MpiCommunicator implements it for
+// host buffers; NcclCommunicator (CUDA builds) for device buffers. Public headers carry no MPI or
+// NCCL types. Every collective must be called by every rank in the same order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "lockstep/core/error.hpp"
+#include "lockstep/core/int128.hpp"
+
+namespace lockstep::comm {
+
+// Element types a collective understands. kI128 is a 128-bit signed fixed-point integer
+// (two int64 words, little-endian): its sum is exact and associative, which is what makes the
+// deterministic gradient reduction independent of the number of ranks.
+enum class CommType : std::uint8_t { kF32, kF64, kI32, kI64, kU8, kI128 };
+enum class ReduceOp : std::uint8_t { kSum, kAvg, kMin, kMax };
+
+std::size_t comm_type_size(CommType t);
+
+template <typename T> constexpr CommType comm_type_of() {
+  if constexpr (std::is_same_v<T, float>) return CommType::kF32;
+  else if constexpr (std::is_same_v<T, double>) return CommType::kF64;
+  else if constexpr (std::is_same_v<T, std::int32_t>) return CommType::kI32;
+  else if constexpr (std::is_same_v<T, std::int64_t>) return CommType::kI64;
+  else if constexpr (std::is_same_v<T, std::uint8_t>) return CommType::kU8;
+  else if constexpr (std::is_same_v<T, lockstep::int128>) return CommType::kI128;
+  else static_assert(sizeof(T) == 0, "unsupported element type for a collective");
+}
+
+// A pending nonblocking collective. wait() rethrows any error the collective raised.
+class Request {
+ public:
+  virtual ~Request() = default;
+  virtual void wait() = 0;
+  virtual bool test() = 0;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual int local_rank() const = 0;  // rank among the processes on this node
+  virtual int local_size() const = 0;
+  virtual std::string host_name() const = 0;
+
+  // In-place reductions over `count` elements.
+  virtual void allreduce(void* buf, std::size_t count, CommType type, ReduceOp op) = 0;
+  virtual std::unique_ptr<Request> iallreduce(void* buf, std::size_t count, CommType type, ReduceOp op) = 0;
+  virtual void broadcast(void* buf, std::size_t bytes, int root) = 0;
+  // Every rank contributes `bytes`; recv holds size()*bytes, in rank order.
+  virtual void allgather(const void* send, std::size_t bytes, void* recv) = 0;
+  // Rank r contributes counts[r] bytes; recv holds their concatenation in rank order.
+  virtual void allgatherv(const void* send, void* recv, const std::vector<std::size_t>& counts) = 0;
+  // Every rank sends `bytes` to every rank.
+  virtual void alltoall(const void* send, std::size_t bytes, void* recv) = 0;
+  // send_counts[r] bytes go to rank r; recv_counts[r] bytes come from rank r; both concatenated.
+  virtual void alltoallv(const void* send, const std::vector<std::size_t>& send_counts, void* recv,
+                         const std::vector<std::size_t>& recv_counts) = 0;
+  // Exclusive prefix sum over ranks, elementwise; rank 0 receives zeros.
+  virtual void exscan(std::int64_t* buf, std::size_t count) = 0;
+  virtual void barrier() = 0;
+  // Ends the whole job from any rank. Last resort: prefer agree() so every rank throws.
+  [[noreturn]] virtual void abort(int code) = 0;
+  // What this communicator runs on, for `lockstep info`.
+  virtual std::string library_version() const = 0;
+
+  // ---- typed conveniences ----
+  template <typename T> void allreduce(std::span<T> v, ReduceOp op) {
+    allreduce(v.data(), v.size(), comm_type_of<T>(), op);
+  }
+  template <typename T> T allreduce(T v, ReduceOp op) {
+    allreduce(&v, 1, comm_type_of<T>(), op);
+    return v;
+  }
+  template <typename T> std::vector<T> allgather(const T& v) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    std::vector<T> out(static_cast<std::size_t>(size()));
+    allgather(&v, sizeof(T), out.data());
+    return out;
+  }
+  template <typename T> void broadcast(T& v, int root) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    broadcast(&v, sizeof(T), root);
+  }
+  void broadcast(std::string& s, int root);
+  std::int64_t exscan(std::int64_t v) {
+    exscan(&v, 1);
+    return v;
+  }
+  // Gathers a byte string from every rank, in rank order.
+  std::vector<std::string> allgather_strings(const std::string& mine);
+
+  // A condition that only some ranks can see must not leave the others waiting in a collective.
+  // Every rank calls agree() with its own error (or none); if any rank failed, every rank throws
+  // the same error, naming the lowest failing rank and its message.
+  void agree(const std::optional<std::string>& local_error);
+  // Runs fn; an exception on any rank becomes the same error on every rank.
+  template <typename Fn> void collectively(Fn&& fn) {
+    std::optional<std::string> err;
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+    agree(err);
+  }
+};
+
+// Runs a callback once when the process shuts MPI down; used to order teardown.
+struct MpiOptions {
+  bool progress_thread = true;  // run nonblocking allreduces on a dedicated thread
+};
+
+// Initialises MPI (with thread support) on first use and wraps MPI_COMM_WORLD.
+std::unique_ptr<Communicator> make_mpi_world(int* argc, char*** argv, MpiOptions options = {});
+// MPI_Finalize; call once, after every communicator is gone, only on the success path.
+void finalize_mpi();
+bool mpi_initialized();
+
+}  // namespace lockstep::comm

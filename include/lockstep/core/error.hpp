@@ -1,0 +1,51 @@
+// Error types. Library code throws one of these; only apps/ ends a process. Messages name the
+// place (file and line, or config key), what was expected and what was found.
+#pragma once
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace lockstep {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+};
+class DataError : public Error {
+ public:
+  using Error::Error;
+};
+class IoError : public Error {
+ public:
+  using Error::Error;
+};
+class CommError : public Error {
+ public:
+  using Error::Error;
+};
+class CheckpointError : public Error {
+ public:
+  using Error::Error;
+};
+
+namespace detail {
+template <typename... Args>
+std::string concat(const Args&... args) {
+  std::ostringstream os;
+  (os << ... << args);
+  return os.str();
+}
+}  // namespace detail
+
+}  // namespace lockstep
+
+// Stays on in Release builds. Usage: LOCKSTEP_CHECK(n > 0, DataError, path, ": expected ...", n);
+#define LOCKSTEP_CHECK(cond, ErrorType, ...)                                    \
+  do {                                                                          \
+    if (!(cond)) throw ::lockstep::ErrorType(::lockstep::detail::concat(__VA_ARGS__)); \
+  } while (0)

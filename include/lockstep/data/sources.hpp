@@ -1,0 +1,68 @@
+// Sources: each rank reads only its own contiguous split of a file, and the global order of rows
+// (rank order, then partition order) is the file order whatever the number of ranks. Every
+// reader is collective: a problem that one rank finds (a missing file, a bad row) becomes the
+// same DataError on every rank, naming the file, the line or record, what was expected and what
+// was found.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lockstep/comm/communicator.hpp"
+#include "lockstep/data/example.hpp"
+#include "lockstep/data/partitioned.hpp"
+
+namespace lockstep::data {
+
+// IDX (the MNIST format), plain or gzip-compressed (detected from the content, not the name).
+// Images of any rank >= 1 are flattened; pixels are multiplied by `scale`.
+struct IdxOptions {
+  float scale = 1.0f / 255.0f;
+};
+Partitioned<Example> read_idx(comm::Communicator& comm, const std::string& images_path,
+                              const std::string& labels_path, const IdxOptions& options = {});
+// Header-only look at an IDX file: its dimensions (first is the record count). Collective.
+std::vector<std::int64_t> idx_dims(comm::Communicator& comm, const std::string& path);
+
+// CSV with a header line. `label_column` names the label; `feature_columns` selects features by
+// name (empty: every column but the label). Fields must be numbers. Quoted fields with embedded
+// newlines are not supported (the file is split between ranks at line boundaries).
+struct CsvOptions {
+  std::string label_column = "label";
+  std::vector<std::string> feature_columns;
+  char delimiter = ',';
+};
+Partitioned<Example> read_csv(comm::Communicator& comm, const std::string& path, const CsvOptions& options = {});
+
+// LIBSVM / SVMlight: "label index:value ..." with 1-based, strictly increasing indices.
+// num_features = 0 infers it as the largest index seen on any rank.
+struct LibsvmOptions {
+  std::int64_t num_features = 0;
+};
+struct LibsvmData {
+  Partitioned<SparseExample> rows;
+  std::int64_t num_features;
+};
+LibsvmData read_libsvm(comm::Communicator& comm, const std::string& path, const LibsvmOptions& options = {});
+
+// HDF5: a 2-D float dataset of features (rows x features) and a 1-D dataset of labels of any
+// numeric type, each rank reading its hyperslab of rows.
+struct Hdf5Options {
+  std::string features_dataset = "/features";
+  std::string labels_dataset = "/labels";
+};
+Partitioned<Example> read_hdf5(comm::Communicator& comm, const std::string& path, const Hdf5Options& options = {});
+
+// A seeded synthetic classification set: `classes` Gaussian blobs in `features` dimensions.
+// Row i depends only on (seed, i), so it is identical at any rank count.
+struct SyntheticOptions {
+  std::int64_t samples = 1000;
+  std::int64_t features = 16;
+  std::int64_t classes = 4;
+  std::uint64_t seed = 1;
+  float noise = 1.0f;
+};
+Partitioned<Example> make_synthetic(comm::Communicator& comm, const SyntheticOptions& options);
+
+}  // namespace lockstep::data

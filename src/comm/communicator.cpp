@@ -1,0 +1,51 @@
+// Transport-independent parts of Communicator: typed helpers and collective error agreement.
+#include "lockstep/comm/communicator.hpp"
+
+#include <numeric>
+
+namespace lockstep::comm {
+
+std::size_t comm_type_size(CommType t) {
+  switch (t) {
+    case CommType::kF32: return 4;
+    case CommType::kF64: return 8;
+    case CommType::kI32: return 4;
+    case CommType::kI64: return 8;
+    case CommType::kU8: return 1;
+    case CommType::kI128: return 16;
+  }
+  return 0;
+}
+
+void Communicator::broadcast(std::string& s, int root) {
+  std::uint64_t n = s.size();
+  broadcast(n, root);
+  s.resize(n);
+  if (n) broadcast(s.data(), n, root);
+}
+
+std::vector<std::string> Communicator::allgather_strings(const std::string& mine) {
+  const auto sizes = allgather<std::uint64_t>(mine.size());
+  std::vector<std::size_t> counts(sizes.begin(), sizes.end());
+  std::string all(std::accumulate(counts.begin(), counts.end(), std::size_t{0}), '\0');
+  allgatherv(mine.data(), all.data(), counts);
+  std::vector<std::string> out;
+  std::size_t off = 0;
+  for (auto c : counts) {
+    out.push_back(all.substr(off, c));
+    off += c;
+  }
+  return out;
+}
+
+void Communicator::agree(const std::optional<std::string>& local_error) {
+  const std::int32_t mine = local_error ? rank() : size();
+  const std::int32_t first = allreduce<std::int32_t>(mine, ReduceOp::kMin);
+  if (first == size()) return;
+  std::string msg = local_error ? *local_error : std::string();
+  broadcast(msg, first);
+  if (size() > 1) msg = "[rank " + std::to_string(first) + "] " + msg;
+  throw Error(msg);
+}
+
+}  // namespace lockstep::comm

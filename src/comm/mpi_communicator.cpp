@@ -1,0 +1,362 @@
+// MpiCommunicator: Communicator over MPI_COMM_WORLD. The only file in lockstep that includes mpi.h.
+//
+// Nonblocking allreduce runs on a progress thread that issues the blocking MPI_Allreduce: Open MPI
+// progresses MPI_Iallreduce only inside MPI calls, and the training thread makes none while it
+// computes backward, so a dedicated thread is what actually overlaps communication with compute.
+// MPI is initialised with MPI_THREAD_SERIALIZED; that is safe because every blocking collective
+// first drains the progress thread's queue, so at most one thread is ever inside MPI, and because
+// every rank enqueues its nonblocking collectives in the same order.
+#include <mpi.h>
+#include <unistd.h>
+
+#include <climits>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "lockstep/comm/communicator.hpp"
+#include "lockstep/core/log.hpp"
+
+namespace lockstep::comm {
+namespace {
+
+void check_mpi(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char buf[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, buf, &len);
+  throw CommError(std::string(what) + ": " + std::string(buf, static_cast<std::size_t>(len)));
+}
+
+int to_int(std::size_t n, const char* what) {
+  LOCKSTEP_CHECK(n <= static_cast<std::size_t>(INT_MAX), CommError, what, ": ", n,
+                 " elements exceed MPI's int count limit; split the transfer");
+  return static_cast<int>(n);
+}
+
+// 128-bit fixed-point sum: exact and associative, so the result is independent of the
+// reduction tree and of the number of ranks.
+void int128_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  auto* a = static_cast<const lockstep::int128*>(in);
+  auto* b = static_cast<lockstep::int128*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] += a[i];
+}
+
+MPI_Datatype g_int128 = MPI_DATATYPE_NULL;
+MPI_Op g_int128_sum = MPI_OP_NULL;
+
+MPI_Datatype mpi_type(CommType t) {
+  switch (t) {
+    case CommType::kF32: return MPI_FLOAT;
+    case CommType::kF64: return MPI_DOUBLE;
+    case CommType::kI32: return MPI_INT32_T;
+    case CommType::kI64: return MPI_INT64_T;
+    case CommType::kU8: return MPI_UINT8_T;
+    case CommType::kI128: return g_int128;
+  }
+  return MPI_DATATYPE_NULL;
+}
+
+MPI_Op mpi_op(CommType t, ReduceOp op) {
+  if (t == CommType::kI128) {
+    LOCKSTEP_CHECK(op == ReduceOp::kSum, CommError, "allreduce: int128 supports only sum");
+    return g_int128_sum;
+  }
+  switch (op) {
+    case ReduceOp::kSum:
+    case ReduceOp::kAvg: return MPI_SUM;
+    case ReduceOp::kMin: return MPI_MIN;
+    case ReduceOp::kMax: return MPI_MAX;
+  }
+  return MPI_OP_NULL;
+}
+
+void divide_in_place(void* buf, std::size_t count, CommType t, int n) {
+  switch (t) {
+    case CommType::kF32: {
+      auto* p = static_cast<float*>(buf);
+      const float inv = 1.0f / static_cast<float>(n);
+      for (std::size_t i = 0; i < count; ++i) p[i] *= inv;
+      break;
+    }
+    case CommType::kF64: {
+      auto* p = static_cast<double*>(buf);
+      for (std::size_t i = 0; i < count; ++i) p[i] /= n;
+      break;
+    }
+    case CommType::kI32: {
+      auto* p = static_cast<std::int32_t*>(buf);
+      for (std::size_t i = 0; i < count; ++i) p[i] /= n;
+      break;
+    }
+    case CommType::kI64: {
+      auto* p = static_cast<std::int64_t*>(buf);
+      for (std::size_t i = 0; i < count; ++i) p[i] /= n;
+      break;
+    }
+    default: throw CommError("allreduce: average is not defined for this element type");
+  }
+}
+
+void allreduce_now(MPI_Comm comm, int size, void* buf, std::size_t count, CommType type, ReduceOp op) {
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, buf, to_int(count, "allreduce"), mpi_type(type), mpi_op(type, op), comm),
+            "MPI_Allreduce");
+  if (op == ReduceOp::kAvg && size > 1) divide_in_place(buf, count, type, size);
+}
+
+// One thread that runs queued collectives in FIFO order.
+class ProgressThread {
+ public:
+  struct Job {
+    std::function<void()> run;
+    std::exception_ptr error;
+    bool done = false;
+  };
+
+  ProgressThread() : thread_([this] { loop(); }) {}
+  ~ProgressThread() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  std::shared_ptr<Job> submit(std::function<void()> fn) {
+    auto job = std::make_shared<Job>();
+    job->run = std::move(fn);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(job);
+      ++outstanding_;
+    }
+    cv_.notify_all();
+    return job;
+  }
+  void wait(const std::shared_ptr<Job>& job) {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [&] { return job->done; });
+    if (job->error) std::rethrow_exception(job->error);
+  }
+  bool test(const std::shared_ptr<Job>& job) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return job->done;
+  }
+  void drain() {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [&] { return outstanding_ == 0; });
+  }
+
+ private:
+  void loop() {
+    while (true) {
+      std::shared_ptr<Job> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        job = queue_.front();
+        queue_.pop_front();
+      }
+      try {
+        job->run();
+      } catch (...) {
+        job->error = std::current_exception();
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        job->done = true;
+        --outstanding_;
+      }
+      done_cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  int outstanding_ = 0;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+class ThreadRequest final : public Request {
+ public:
+  ThreadRequest(ProgressThread* pt, std::shared_ptr<ProgressThread::Job> job) : pt_(pt), job_(std::move(job)) {}
+  void wait() override { pt_->wait(job_); }
+  bool test() override { return pt_->test(job_); }
+
+ private:
+  ProgressThread* pt_;
+  std::shared_ptr<ProgressThread::Job> job_;
+};
+
+class DoneRequest final : public Request {
+ public:
+  void wait() override {}
+  bool test() override { return true; }
+};
+
+std::vector<int> byte_counts(const std::vector<std::size_t>& counts, std::vector<int>* displs, const char* what) {
+  std::vector<int> out(counts.size());
+  displs->assign(counts.size(), 0);
+  std::size_t off = 0;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    out[i] = to_int(counts[i], what);
+    (*displs)[i] = to_int(off, what);
+    off += counts[i];
+  }
+  return out;
+}
+
+class MpiCommunicator final : public Communicator {
+ public:
+  MpiCommunicator(MPI_Comm comm, MpiOptions options) : comm_(comm) {
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+    MPI_Comm local;
+    check_mpi(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local), "MPI_Comm_split_type");
+    MPI_Comm_rank(local, &local_rank_);
+    MPI_Comm_size(local, &local_size_);
+    MPI_Comm_free(&local);
+    char name[MPI_MAX_PROCESSOR_NAME];
+    int len = 0;
+    MPI_Get_processor_name(name, &len);
+    host_.assign(name, static_cast<std::size_t>(len));
+    if (options.progress_thread && size_ > 1) progress_ = std::make_unique<ProgressThread>();
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  int local_rank() const override { return local_rank_; }
+  int local_size() const override { return local_size_; }
+  std::string host_name() const override { return host_; }
+
+  void allreduce(void* buf, std::size_t count, CommType type, ReduceOp op) override {
+    drain();
+    allreduce_now(comm_, size_, buf, count, type, op);
+  }
+
+  std::unique_ptr<Request> iallreduce(void* buf, std::size_t count, CommType type, ReduceOp op) override {
+    if (!progress_) {
+      allreduce_now(comm_, size_, buf, count, type, op);
+      return std::make_unique<DoneRequest>();
+    }
+    MPI_Comm comm = comm_;
+    const int size = size_;
+    auto job = progress_->submit([=] { allreduce_now(comm, size, buf, count, type, op); });
+    return std::make_unique<ThreadRequest>(progress_.get(), std::move(job));
+  }
+
+  void broadcast(void* buf, std::size_t bytes, int root) override {
+    drain();
+    check_mpi(MPI_Bcast(buf, to_int(bytes, "broadcast"), MPI_BYTE, root, comm_), "MPI_Bcast");
+  }
+
+  void allgather(const void* send, std::size_t bytes, void* recv) override {
+    drain();
+    const int n = to_int(bytes, "allgather");
+    check_mpi(MPI_Allgather(send, n, MPI_BYTE, recv, n, MPI_BYTE, comm_), "MPI_Allgather");
+  }
+
+  void allgatherv(const void* send, void* recv, const std::vector<std::size_t>& counts) override {
+    drain();
+    LOCKSTEP_CHECK(counts.size() == static_cast<std::size_t>(size_), CommError, "allgatherv: ", counts.size(),
+                   " counts for ", size_, " ranks");
+    std::vector<int> displs;
+    const auto c = byte_counts(counts, &displs, "allgatherv");
+    check_mpi(MPI_Allgatherv(send, c[static_cast<std::size_t>(rank_)], MPI_BYTE, recv, c.data(), displs.data(),
+                             MPI_BYTE, comm_),
+              "MPI_Allgatherv");
+  }
+
+  void alltoall(const void* send, std::size_t bytes, void* recv) override {
+    drain();
+    const int n = to_int(bytes, "alltoall");
+    check_mpi(MPI_Alltoall(send, n, MPI_BYTE, recv, n, MPI_BYTE, comm_), "MPI_Alltoall");
+  }
+
+  void alltoallv(const void* send, const std::vector<std::size_t>& send_counts, void* recv,
+                 const std::vector<std::size_t>& recv_counts) override {
+    drain();
+    std::vector<int> sd, rd;
+    const auto sc = byte_counts(send_counts, &sd, "alltoallv");
+    const auto rc = byte_counts(recv_counts, &rd, "alltoallv");
+    check_mpi(MPI_Alltoallv(send, sc.data(), sd.data(), MPI_BYTE, recv, rc.data(), rd.data(), MPI_BYTE, comm_),
+              "MPI_Alltoallv");
+  }
+
+  void exscan(std::int64_t* buf, std::size_t count) override {
+    drain();
+    std::vector<std::int64_t> in(buf, buf + count);
+    check_mpi(MPI_Exscan(in.data(), buf, to_int(count, "exscan"), MPI_INT64_T, MPI_SUM, comm_), "MPI_Exscan");
+    if (rank_ == 0) std::fill(buf, buf + count, 0);  // MPI leaves rank 0's buffer undefined
+  }
+
+  void barrier() override {
+    drain();
+    check_mpi(MPI_Barrier(comm_), "MPI_Barrier");
+  }
+
+  [[noreturn]] void abort(int code) override {
+    MPI_Abort(comm_, code);
+    std::_Exit(code);
+  }
+
+  std::string library_version() const override {
+    char buf[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    MPI_Get_library_version(buf, &len);
+    std::string s(buf, static_cast<std::size_t>(len));
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\0')) s.pop_back();
+    return s;
+  }
+
+ private:
+  void drain() {
+    if (progress_) progress_->drain();
+  }
+
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
+  std::string host_;
+  std::unique_ptr<ProgressThread> progress_;
+};
+
+}  // namespace
+
+bool mpi_initialized() {
+  int init = 0, fin = 0;
+  MPI_Initialized(&init);
+  MPI_Finalized(&fin);
+  return init && !fin;
+}
+
+std::unique_ptr<Communicator> make_mpi_world(int* argc, char*** argv, MpiOptions options) {
+  if (!mpi_initialized()) {
+    int provided = 0;
+    check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
+    if (provided < MPI_THREAD_SERIALIZED) options.progress_thread = false;
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Type_contiguous(2, MPI_INT64_T, &g_int128);
+    MPI_Type_commit(&g_int128);
+    MPI_Op_create(&int128_sum, /*commute=*/1, &g_int128_sum);
+  }
+  auto c = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, options);
+  log::set_rank(c->rank(), c->size());
+  return c;
+}
+
+void finalize_mpi() {
+  if (!mpi_initialized()) return;
+  if (g_int128_sum != MPI_OP_NULL) MPI_Op_free(&g_int128_sum);
+  if (g_int128 != MPI_DATATYPE_NULL) MPI_Type_free(&g_int128);
+  MPI_Finalize();
+}
+
+}  // namespace lockstep::comm
