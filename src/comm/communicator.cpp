@@ -45,7 +45,7 @@ void Communicator::agree(const std::optional<std::string>& local_error) {
   std::string msg = local_error ? *local_error : std::string();
   broadcast(msg, first);
   if (size() > 1) msg = "[rank " + std::to_string(first) + "] " + msg;
-  throw Error(msg);
+  throw AgreedError(msg);
 }
 
 }  // namespace lockstep::comm

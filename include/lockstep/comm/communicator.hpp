@@ -35,6 +35,13 @@ template <typename T> constexpr CommType comm_type_of() {
   else static_assert(sizeof(T) == 0, "unsupported element type for a collective");
 }
 
+// Thrown by Communicator::agree(): every rank throws the same one, so the caller may end the
+// process normally on every rank instead of aborting the job.
+class AgreedError : public Error {
+ public:
+  using Error::Error;
+};
+
 // A pending nonblocking collective. wait() rethrows any error the collective raised.
 class Request {
  public:

@@ -62,6 +62,7 @@ struct SyntheticOptions {
   std::int64_t classes = 4;
   std::uint64_t seed = 1;
   float noise = 1.0f;
+  std::int64_t first_row = 0;  // the rows are [first_row, first_row + samples) of the seed's stream
 };
 Partitioned<Example> make_synthetic(comm::Communicator& comm, const SyntheticOptions& options);
 

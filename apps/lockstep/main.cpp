@@ -1,0 +1,69 @@
+// lockstep: the command-line entry point. CLI11 chooses the subcommand and its files; the YAML
+// config says everything else. This is the only place a process ends: an error every rank agreed
+// on ends every rank normally with status 1; an error only one rank saw aborts the job, since the
+// other ranks may be waiting in a collective and would otherwise hang.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "common.hpp"
+#include "lockstep/core/log.hpp"
+
+int main(int argc, char** argv) {
+  using namespace lockstep;
+  CLI::App cli{"lockstep: data-parallel deep learning and ML on MPI.\n"
+               "Launch with mpirun/srun: mpirun -np 4 lockstep train configs/fmnist_mlp.yaml"};
+  cli.require_subcommand(1);
+  app::ConfigArgs cfg;
+  bool resume = false;
+  std::string checkpoint, input, labels, output;
+
+  auto add_config = [&](CLI::App* sub) {
+    sub->add_option("config", cfg.path, "YAML run configuration")->required();
+    sub->add_option("--set", cfg.overrides, "Override a config key, e.g. --set training.epochs=2 (repeatable)")
+        ->take_all();
+  };
+  auto* train = cli.add_subcommand("train", "Train the model a config describes, data-parallel over the ranks");
+  add_config(train);
+  train->add_flag("--resume", resume, "Continue from output.dir/checkpoint.h5 (the latest complete checkpoint)");
+
+  auto* evaluate = cli.add_subcommand("evaluate", "Evaluate a checkpoint on the config's test split");
+  add_config(evaluate);
+  evaluate->add_option("--checkpoint", checkpoint, "Checkpoint or model file (HDF5)")->required();
+
+  auto* predict = cli.add_subcommand("predict", "Predict for a data file; each rank predicts its split");
+  add_config(predict);
+  predict->add_option("--checkpoint", checkpoint, "Checkpoint or model file (HDF5)")->required();
+  predict->add_option("--input", input, "Features file, in the config's data.format")->required();
+  predict->add_option("--labels", labels, "Labels file (IDX only; optional)");
+  predict->add_option("--output", output, "Output CSV: index,prediction,score_0..score_{k-1}, input order")
+      ->required();
+
+  auto* info = cli.add_subcommand("info", "Version, MPI library, CUDA/NCCL support, ranks and hosts");
+
+  CLI11_PARSE(cli, argc, argv);  // --help and usage errors end here, before MPI starts
+
+  std::unique_ptr<comm::Communicator> world;
+  try {
+    world = comm::make_mpi_world(&argc, &argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: cannot start MPI: %s\n", e.what());
+    return 1;
+  }
+  int status = 0;
+  try {
+    if (*train) status = app::run_train(*world, cfg, resume);
+    else if (*evaluate) status = app::run_evaluate(*world, cfg, checkpoint);
+    else if (*predict) status = app::run_predict(*world, cfg, checkpoint, input, labels, output);
+    else if (*info) status = app::run_info(*world);
+  } catch (const comm::AgreedError& e) {
+    if (world->rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());
+    status = 1;
+  } catch (const std::exception& e) {
+    log::error(e.what());
+    if (world->size() > 1) world->abort(1);
+    status = 1;
+  }
+  world.reset();
+  comm::finalize_mpi();
+  return status;
+}

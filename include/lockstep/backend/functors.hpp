@@ -1,0 +1,88 @@
+// Element-wise math, written once as host/device functors. The CPU backend applies them in plain
+// loops; the CUDA backend launches the same functors in kernels, so the CPU tests exercise the
+// math the GPU runs.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "lockstep/core/hostdevice.hpp"
+#include "lockstep/core/rng.hpp"
+
+namespace lockstep::backend::fn {
+
+struct ReluForward {
+  LOCKSTEP_HD float operator()(float x) const { return x > 0.0f ? x : 0.0f; }
+};
+// Derivatives take (input x, output y, upstream dy).
+struct ReluBackward {
+  LOCKSTEP_HD float operator()(float x, float /*y*/, float dy) const { return x > 0.0f ? dy : 0.0f; }
+};
+struct SigmoidForward {
+  LOCKSTEP_HD float operator()(float x) const { return 1.0f / (1.0f + expf(-x)); }
+};
+struct SigmoidBackward {
+  LOCKSTEP_HD float operator()(float /*x*/, float y, float dy) const { return dy * y * (1.0f - y); }
+};
+struct TanhForward {
+  LOCKSTEP_HD float operator()(float x) const { return tanhf(x); }
+};
+struct TanhBackward {
+  LOCKSTEP_HD float operator()(float /*x*/, float y, float dy) const { return dy * (1.0f - y * y); }
+};
+
+// Inverted dropout: keep with probability 1 - p and scale by 1 / (1 - p). The mask of element j
+// of a sample depends only on (seed, epoch, layer, global sample index, j), so it is the same on
+// every rank count and on both backends.
+struct DropoutMask {
+  std::uint64_t seed;
+  std::uint64_t epoch;
+  std::uint32_t layer;
+  float p;
+  LOCKSTEP_HD float operator()(std::int64_t sample, std::int64_t j) const {
+    const auto b = Philox4x32::generate(seed ^ (0x5DEECE66Dull * (epoch + 1)),
+                                        (static_cast<std::uint64_t>(RngStream::kDropout) << 32) | layer,
+                                        (static_cast<std::uint64_t>(sample) << 20) ^ static_cast<std::uint64_t>(j >> 2));
+    const float u = Philox4x32::to_unit_float(b.v[j & 3]);
+    return u >= p ? 1.0f / (1.0f - p) : 0.0f;
+  }
+};
+
+// Optimizer updates, one element at a time (PyTorch's semantics, so results are comparable).
+struct SgdUpdate {
+  float lr, momentum, weight_decay;
+  bool nesterov;
+  LOCKSTEP_HD void operator()(float& w, float g, float& v) const {
+    g += weight_decay * w;
+    if (momentum != 0.0f) {
+      v = momentum * v + g;
+      g = nesterov ? g + momentum * v : v;
+    }
+    w -= lr * g;
+  }
+};
+struct AdamUpdate {
+  float lr, beta1, beta2, eps, weight_decay;
+  bool decoupled;            // AdamW
+  float bias1, bias2;        // 1 - beta^t
+  LOCKSTEP_HD void operator()(float& w, float g, float& m, float& v) const {
+    if (decoupled) {
+      w -= lr * weight_decay * w;
+    } else {
+      g += weight_decay * w;
+    }
+    m = beta1 * m + (1.0f - beta1) * g;
+    v = beta2 * v + (1.0f - beta2) * g * g;
+    const float mhat = m / bias1;
+    const float vhat = v / bias2;
+    w -= lr * mhat / (sqrtf(vhat) + eps);
+  }
+};
+
+// Binary cross-entropy with logits, numerically stable: max(x,0) - x*t + log(1 + exp(-|x|)).
+struct BceWithLogits {
+  LOCKSTEP_HD float loss(float x, float t) const { return fmaxf(x, 0.0f) - x * t + log1pf(expf(-fabsf(x))); }
+  LOCKSTEP_HD float grad(float x, float t) const { return 1.0f / (1.0f + expf(-x)) - t; }
+};
+
+}  // namespace lockstep::backend::fn

@@ -1,0 +1,42 @@
+// The math the layers, losses and optimizers need, over Tensors. Each function dispatches on the
+// tensors' device: the CPU backend (Eigen) or, in CUDA builds, the CUDA backend (cuBLAS and
+// kernels over the functors in functors.hpp). All tensors are row-major float32.
+#pragma once
+
+#include <cstdint>
+
+#include "lockstep/core/tensor.hpp"
+
+namespace lockstep::backend {
+
+enum class Activation : std::uint8_t { kRelu, kSigmoid, kTanh };
+
+// c = alpha * op(a) @ op(b) + beta * c, 2-D.
+void gemm(bool trans_a, bool trans_b, float alpha, const Tensor& a, const Tensor& b, float beta, Tensor& c);
+// y[i, :] += bias
+void add_row_vector(Tensor& y, const Tensor& bias);
+// out = beta * out + sum over rows of x
+void sum_rows(const Tensor& x, float beta, Tensor& out);
+void activation_forward(Activation a, const Tensor& x, Tensor& y);
+void activation_backward(Activation a, const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx);
+// y = x * mask, mask from fn::DropoutMask keyed by sample_ids (one per row).
+void dropout_forward(const Tensor& x, const std::int64_t* sample_ids, std::uint64_t seed, std::uint64_t epoch,
+                     std::uint32_t layer, float p, Tensor& mask, Tensor& y);
+void mul(const Tensor& a, const Tensor& b, Tensor& out);  // element-wise
+// Softmax cross-entropy against integer labels (stored as float). Writes d(sum of losses * scale)
+// / dlogits into dlogits (if defined) and returns the sum of per-row losses (in double) and the
+// number of rows whose arg-max equals the label.
+struct LossSum {
+  double loss = 0.0;
+  std::int64_t correct = 0;
+};
+LossSum softmax_cross_entropy(const Tensor& logits, const Tensor& labels, float scale, Tensor* dlogits);
+LossSum mean_squared_error(const Tensor& out, const Tensor& target, float scale, Tensor* dout);
+LossSum bce_with_logits(const Tensor& logits, const Tensor& target, float scale, Tensor* dlogits);
+
+void sgd_update(Tensor& w, const Tensor& g, Tensor& velocity, float lr, float momentum, float weight_decay,
+                bool nesterov);
+void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, float lr, float beta1, float beta2, float eps,
+                 float weight_decay, bool decoupled, std::int64_t step);
+
+}  // namespace lockstep::backend

@@ -1,0 +1,101 @@
+// The run configuration: YAML turned into typed, validated structs at one boundary. Unknown keys,
+// wrong types and out-of-range values are ConfigErrors that name the file, the line and the key
+// path. `--set key.path=value` overrides are applied to the YAML before validation, so they are
+// checked the same way. The resolved config is printed back as canonical YAML; its hash goes into
+// every checkpoint and is compared across ranks at start-up.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lockstep/nn/optimizer.hpp"
+#include "lockstep/nn/sequential.hpp"
+
+namespace lockstep::io {
+
+struct DataSplitConfig {
+  std::string features;  // idx: images file; csv/libsvm/hdf5: the file
+  std::string labels;    // idx only: labels file
+};
+
+struct SyntheticConfig {
+  std::int64_t samples = 2048;
+  std::int64_t test_samples = 512;
+  std::int64_t features = 16;
+  std::int64_t classes = 4;
+  std::uint64_t seed = 1;
+  double noise = 1.0;
+};
+
+struct DataConfig {
+  std::string format = "idx";  // idx | csv | libsvm | hdf5 | synthetic
+  DataSplitConfig train, test;
+  double scale = 1.0 / 255.0;             // idx: pixel multiplier
+  std::string label_column = "label";     // csv
+  std::vector<std::string> feature_columns;  // csv
+  std::int64_t num_features = 0;          // libsvm (0: infer)
+  std::string features_dataset = "/features", labels_dataset = "/labels";  // hdf5
+  bool synthetic_fallback = false;        // idx: missing files -> synthetic data, with a warning
+  SyntheticConfig synthetic;
+};
+
+struct ModelConfig {
+  std::vector<nn::LayerSpec> layers;
+  std::string init = "he_uniform";
+};
+
+struct ScheduleConfig {
+  std::string type = "constant";  // constant | step | cosine
+  std::int64_t warmup_steps = 0;  // linear warm-up from 0, composes with any type
+  std::int64_t step_size = 1;     // step: decay every step_size epochs
+  double gamma = 0.1;             // step: multiplier
+  double min_lr = 0.0;            // cosine: floor
+};
+
+struct TrainingConfig {
+  std::int64_t epochs = 10;
+  std::int64_t batch_size = 64;  // global
+  std::uint64_t seed = 42;
+  std::string loss = "softmax_cross_entropy";
+  std::string device = "cpu";
+  bool deterministic = false;
+  std::int64_t micro_batch = 16;  // deterministic mode: fixed shape of every gradient computation
+  double bucket_mb = 1.0;         // gradient bucket size in MiB
+  bool overlap = true;            // start each bucket's allreduce during backward
+  std::int64_t eval_batch = 1000;
+};
+
+struct CheckpointConfig {
+  std::int64_t every_steps = 0;  // 0: only at epoch end
+  bool at_epoch_end = true;
+};
+
+struct OutputConfig {
+  std::string dir = "runs/default";
+  std::string progress = "auto";  // auto | bar | lines | none
+  std::int64_t log_every_steps = 100;  // plain progress lines (non-terminal)
+};
+
+struct Config {
+  DataConfig data;
+  ModelConfig model;
+  nn::OptimizerOptions optimizer;
+  ScheduleConfig schedule;
+  TrainingConfig training;
+  CheckpointConfig checkpoint;
+  OutputConfig output;
+  std::string source;  // file it came from, for messages
+};
+
+// Loads and validates; overrides are "key.path=value" strings (value parsed as YAML).
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+Config parse_config(const std::string& yaml_text, const std::string& source_name,
+                    const std::vector<std::string>& overrides = {});
+// Canonical YAML of the resolved config (every key, defaults included, fixed order).
+std::string to_yaml(const Config& c);
+// FNV-1a 64 of to_yaml(c).
+std::uint64_t config_hash(const Config& c);
+std::string hex64(std::uint64_t v);
+
+}  // namespace lockstep::io

@@ -1,0 +1,53 @@
+// Layers with explicit forward and backward. A layer declares its parameters (name and shape);
+// the model owning it places every parameter and gradient in one flat buffer and binds views
+// into it, so gradients can be reduced in contiguous buckets without packing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lockstep/core/tensor.hpp"
+
+namespace lockstep::nn {
+
+struct ParamSpec {
+  std::string name;  // local to the layer: "weight", "bias"
+  Shape shape;
+  std::int64_t fan_in = 0, fan_out = 0;
+  bool is_bias = false;
+};
+
+struct Parameter {
+  std::string name;  // global: "dense0.weight"
+  Tensor value;
+  Tensor grad;
+  std::int64_t offset = 0;  // in the flat buffers, in elements
+  ParamSpec spec;
+};
+
+// What a forward pass needs to know beyond its input.
+struct ForwardContext {
+  bool training = false;
+  std::uint64_t seed = 0;
+  std::uint64_t epoch = 0;
+  const std::int64_t* sample_ids = nullptr;  // global index of each row (dropout masks key on it)
+};
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  virtual std::string type() const = 0;
+  // Features out for features in; throws ConfigError if the input width is wrong.
+  virtual std::int64_t output_features(std::int64_t input_features) const = 0;
+  virtual std::vector<ParamSpec> param_specs(std::int64_t input_features) const { return {}; }
+  // Views into the model's flat buffers, in param_specs order.
+  virtual void bind(std::vector<Parameter*> params) {}
+  // y is preallocated [rows, output_features]; the layer keeps what backward needs.
+  virtual void forward(const Tensor& x, Tensor& y, const ForwardContext& ctx) = 0;
+  // Writes parameter gradients (overwriting) and, if dx is non-null, the input gradient.
+  virtual void backward(const Tensor& dy, Tensor* dx) = 0;
+};
+
+}  // namespace lockstep::nn

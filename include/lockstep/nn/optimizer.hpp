@@ -1,0 +1,39 @@
+// Optimizers over the model's flat parameter and gradient buffers: one update call per step, and
+// a state (moment buffers and step count) that checkpoints save and restore exactly.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "lockstep/core/tensor.hpp"
+
+namespace lockstep::nn {
+
+struct OptimizerOptions {
+  std::string type = "sgd";  // sgd | adam | adamw
+  double lr = 0.01;
+  double momentum = 0.0;
+  bool nesterov = false;
+  double weight_decay = 0.0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+};
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  // params and grads are the flat buffers; lr is this step's learning rate (after the schedule).
+  virtual void step(Tensor& params, const Tensor& grads, double lr) = 0;
+  // Named state buffers (same length as params) and the step count, for checkpoints.
+  virtual std::map<std::string, Tensor*> state() = 0;
+  std::int64_t steps() const { return steps_; }
+  void set_steps(std::int64_t s) { steps_ = s; }
+
+ protected:
+  std::int64_t steps_ = 0;
+};
+
+std::unique_ptr<Optimizer> make_optimizer(const OptimizerOptions& options, std::int64_t num_params);
+
+}  // namespace lockstep::nn

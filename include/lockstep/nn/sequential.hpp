@@ -1,0 +1,70 @@
+// Sequential: a stack of layers built from a spec (the YAML `model:` section), owning one flat
+// buffer of parameters and one of gradients. Parameters are laid out in reverse layer order, so
+// the gradients backward produces first sit at the front: a gradient bucket is a contiguous
+// slice that becomes ready as soon as backward has passed its layers.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lockstep/nn/layer.hpp"
+
+namespace lockstep::nn {
+
+struct LayerSpec {
+  std::string type;         // dense | relu | sigmoid | tanh | dropout
+  std::int64_t units = 0;   // dense
+  double rate = 0.0;        // dropout
+  bool bias = true;         // dense
+};
+
+enum class Init { kHeUniform, kHeNormal, kXavierUniform, kXavierNormal };
+Init parse_init(const std::string& name);
+const char* init_name(Init i);
+
+class Sequential {
+ public:
+  Sequential(std::int64_t input_features, const std::vector<LayerSpec>& specs);
+
+  std::int64_t input_features() const { return input_; }
+  std::int64_t output_features() const { return widths_.back(); }
+  std::size_t num_layers() const { return layers_.size(); }
+  const Layer& layer(std::size_t i) const { return *layers_[i]; }
+
+  // Deterministic initialisation from (seed, layer, element); biases start at zero.
+  void initialize(std::uint64_t seed, Init init);
+
+  Tensor& flat_params() { return params_; }
+  Tensor& flat_grads() { return grads_; }
+  const std::vector<Parameter>& parameters() const { return parameters_; }
+  std::int64_t num_params() const { return params_.numel(); }
+  // Parameter-element range [begin, end) of layer i in the flat buffers (empty if none).
+  std::pair<std::int64_t, std::int64_t> layer_param_range(std::size_t i) const { return layer_ranges_[i]; }
+
+  // Returns the output of the last layer; valid until the next forward.
+  const Tensor& forward(const Tensor& x, const ForwardContext& ctx);
+  // Backward from d(loss)/d(output). on_layer_done(i) runs after layer i's gradients are written
+  // (layers are visited last to first), which is when its bucket may start reducing.
+  void backward(const Tensor& doutput, const std::function<void(std::size_t)>& on_layer_done = {});
+
+  std::string summary() const;
+
+ private:
+  void ensure_buffers(std::int64_t rows);
+
+  std::int64_t input_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<std::int64_t> widths_;  // widths_[i] = output features of layer i
+  std::vector<Parameter> parameters_;
+  std::vector<std::pair<std::int64_t, std::int64_t>> layer_ranges_;
+  Tensor params_, grads_;
+  std::int64_t rows_ = -1;
+  std::vector<Tensor> acts_;   // acts_[i] = output of layer i
+  std::vector<Tensor> dacts_;  // gradient w.r.t. the output of layer i
+  Tensor input_view_;
+};
+
+}  // namespace lockstep::nn

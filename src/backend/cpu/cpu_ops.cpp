@@ -1,0 +1,218 @@
+// CPU backend: matrix products on Eigen, element-wise work through the shared functors.
+// Everything here is single-threaded per rank: on an MPI cluster the ranks are the parallelism,
+// and a fixed evaluation order is what keeps results reproducible.
+#include "backend/cpu/cpu_ops.hpp"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+
+#include "lockstep/backend/functors.hpp"
+
+namespace lockstep::backend::cpu {
+namespace {
+
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstMapMat = Eigen::Map<const RowMat>;
+
+std::int64_t rows_of(const Tensor& t) { return t.ndim() == 1 ? 1 : t.dim(0); }
+std::int64_t cols_of(const Tensor& t) { return t.ndim() == 1 ? t.dim(0) : t.numel() / std::max<std::int64_t>(t.dim(0), 1); }
+
+ConstMapMat cmat(const Tensor& t) { return ConstMapMat(t.data<float>(), rows_of(t), cols_of(t)); }
+Eigen::Map<RowMat> mmat(Tensor& t) { return Eigen::Map<RowMat>(t.data<float>(), rows_of(t), cols_of(t)); }
+
+void check_same(const Tensor& a, const Tensor& b, const char* op) {
+  LOCKSTEP_CHECK(a.numel() == b.numel(), Error, "backend::", op, ": ", shape_str(a.shape()), " vs ",
+                 shape_str(b.shape()));
+}
+
+template <typename F> void unary(const Tensor& x, Tensor& y, F f) {
+  check_same(x, y, "unary");
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  const std::int64_t n = x.numel();
+  for (std::int64_t i = 0; i < n; ++i) py[i] = f(px[i]);
+}
+template <typename F> void backward3(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx, F f) {
+  check_same(x, dx, "backward");
+  const float *px = x.data<float>(), *py = y.data<float>(), *pdy = dy.data<float>();
+  float* pdx = dx.data<float>();
+  const std::int64_t n = x.numel();
+  for (std::int64_t i = 0; i < n; ++i) pdx[i] = f(px[i], py[i], pdy[i]);
+}
+
+}  // namespace
+
+void gemm(bool ta, bool tb, float alpha, const Tensor& a, const Tensor& b, float beta, Tensor& c) {
+  auto A = cmat(a);
+  auto B = cmat(b);
+  auto C = mmat(c);
+  const auto m = ta ? A.cols() : A.rows(), ka = ta ? A.rows() : A.cols();
+  const auto kb = tb ? B.cols() : B.rows(), n = tb ? B.rows() : B.cols();
+  LOCKSTEP_CHECK(ka == kb && C.rows() == m && C.cols() == n, Error, "backend::gemm: ", shape_str(a.shape()),
+                 ta ? "^T" : "", " @ ", shape_str(b.shape()), tb ? "^T" : "", " into ", shape_str(c.shape()));
+  if (beta == 0.0f) {
+    if (!ta && !tb) C.noalias() = alpha * (A * B);
+    else if (ta && !tb) C.noalias() = alpha * (A.transpose() * B);
+    else if (!ta && tb) C.noalias() = alpha * (A * B.transpose());
+    else C.noalias() = alpha * (A.transpose() * B.transpose());
+    return;
+  }
+  if (beta != 1.0f) C *= beta;
+  if (!ta && !tb) C.noalias() += alpha * (A * B);
+  else if (ta && !tb) C.noalias() += alpha * (A.transpose() * B);
+  else if (!ta && tb) C.noalias() += alpha * (A * B.transpose());
+  else C.noalias() += alpha * (A.transpose() * B.transpose());
+}
+
+void add_row_vector(Tensor& y, const Tensor& bias) {
+  auto Y = mmat(y);
+  LOCKSTEP_CHECK(bias.numel() == Y.cols(), Error, "backend::add_row_vector: bias ", shape_str(bias.shape()),
+                 " for ", shape_str(y.shape()));
+  Eigen::Map<const Eigen::RowVectorXf> b(bias.data<float>(), Y.cols());
+  Y.rowwise() += b;
+}
+
+void sum_rows(const Tensor& x, float beta, Tensor& out) {
+  auto X = cmat(x);
+  Eigen::Map<Eigen::RowVectorXf> o(out.data<float>(), X.cols());
+  if (beta == 0.0f) {
+    o.noalias() = X.colwise().sum();
+  } else {
+    o = beta * o + X.colwise().sum();
+  }
+}
+
+void activation_forward(Activation a, const Tensor& x, Tensor& y) {
+  switch (a) {
+    case Activation::kRelu: return unary(x, y, fn::ReluForward{});
+    case Activation::kSigmoid: return unary(x, y, fn::SigmoidForward{});
+    case Activation::kTanh: return unary(x, y, fn::TanhForward{});
+  }
+}
+
+void activation_backward(Activation a, const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
+  switch (a) {
+    case Activation::kRelu: return backward3(x, y, dy, dx, fn::ReluBackward{});
+    case Activation::kSigmoid: return backward3(x, y, dy, dx, fn::SigmoidBackward{});
+    case Activation::kTanh: return backward3(x, y, dy, dx, fn::TanhBackward{});
+  }
+}
+
+void dropout_forward(const Tensor& x, const std::int64_t* ids, std::uint64_t seed, std::uint64_t epoch,
+                     std::uint32_t layer, float p, Tensor& mask, Tensor& y) {
+  const fn::DropoutMask dm{seed, epoch, layer, p};
+  const std::int64_t rows = rows_of(x), cols = cols_of(x);
+  const float* px = x.data<float>();
+  float* pm = mask.data<float>();
+  float* py = y.data<float>();
+  for (std::int64_t i = 0; i < rows; ++i) {
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const float m = dm(ids[i], j);
+      pm[i * cols + j] = m;
+      py[i * cols + j] = px[i * cols + j] * m;
+    }
+  }
+}
+
+void mul(const Tensor& a, const Tensor& b, Tensor& out) {
+  check_same(a, b, "mul");
+  const float *pa = a.data<float>(), *pb = b.data<float>();
+  float* po = out.data<float>();
+  for (std::int64_t i = 0; i < a.numel(); ++i) po[i] = pa[i] * pb[i];
+}
+
+LossSum softmax_cross_entropy(const Tensor& logits, const Tensor& labels, float scale, Tensor* dlogits) {
+  const std::int64_t rows = rows_of(logits), k = cols_of(logits);
+  LOCKSTEP_CHECK(labels.numel() == rows, Error, "softmax_cross_entropy: ", labels.numel(), " labels for ", rows,
+                 " rows");
+  const float* z = logits.data<float>();
+  const float* y = labels.data<float>();
+  float* d = dlogits && dlogits->defined() ? dlogits->data<float>() : nullptr;
+  LossSum out;
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const float* zi = z + i * k;
+    const auto label = static_cast<std::int64_t>(y[i]);
+    LOCKSTEP_CHECK(label >= 0 && label < k && static_cast<float>(label) == y[i], DataError,
+                   "softmax_cross_entropy: label ", y[i], " is not a class index in [0, ", k, ")");
+    std::int64_t arg = 0;
+    float mx = zi[0];
+    for (std::int64_t j = 1; j < k; ++j) {
+      if (zi[j] > mx) {
+        mx = zi[j];
+        arg = j;
+      }
+    }
+    double sum = 0.0;
+    for (std::int64_t j = 0; j < k; ++j) sum += std::exp(static_cast<double>(zi[j] - mx));
+    const double log_sum = std::log(sum);
+    out.loss += log_sum - static_cast<double>(zi[label] - mx);
+    out.correct += arg == label;
+    if (d) {
+      float* di = d + i * k;
+      for (std::int64_t j = 0; j < k; ++j) {
+        const double pj = std::exp(static_cast<double>(zi[j] - mx) - log_sum);
+        di[j] = static_cast<float>(pj - (j == label ? 1.0 : 0.0)) * scale;
+      }
+    }
+  }
+  return out;
+}
+
+LossSum mean_squared_error(const Tensor& o, const Tensor& t, float scale, Tensor* dout) {
+  check_same(o, t, "mean_squared_error");
+  const std::int64_t rows = rows_of(o), k = cols_of(o);
+  const float *po = o.data<float>(), *pt = t.data<float>();
+  float* d = dout && dout->defined() ? dout->data<float>() : nullptr;
+  LossSum out;
+  // Per-row loss is the mean over outputs of the squared error (PyTorch's MSELoss per sample).
+  for (std::int64_t i = 0; i < rows * k; ++i) {
+    const double e = static_cast<double>(po[i]) - pt[i];
+    out.loss += e * e / static_cast<double>(k);
+    if (d) d[i] = static_cast<float>(2.0 * e / static_cast<double>(k)) * scale;
+  }
+  return out;
+}
+
+LossSum bce_with_logits(const Tensor& z, const Tensor& t, float scale, Tensor* dz) {
+  check_same(z, t, "bce_with_logits");
+  const std::int64_t rows = rows_of(z), k = cols_of(z);
+  const float *pz = z.data<float>(), *pt = t.data<float>();
+  float* d = dz && dz->defined() ? dz->data<float>() : nullptr;
+  const fn::BceWithLogits f;
+  LossSum out;
+  for (std::int64_t i = 0; i < rows; ++i) {
+    bool all_right = true;
+    for (std::int64_t j = 0; j < k; ++j) {
+      const float x = pz[i * k + j], y = pt[i * k + j];
+      out.loss += static_cast<double>(f.loss(x, y)) / static_cast<double>(k);
+      if (d) d[i * k + j] = f.grad(x, y) / static_cast<float>(k) * scale;
+      all_right = all_right && ((x > 0.0f) == (y > 0.5f));
+    }
+    out.correct += all_right;
+  }
+  return out;
+}
+
+void sgd_update(Tensor& w, const Tensor& g, Tensor& vel, float lr, float momentum, float wd, bool nesterov) {
+  const fn::SgdUpdate u{lr, momentum, wd, nesterov};
+  float* pw = w.data<float>();
+  const float* pg = g.data<float>();
+  float* pv = vel.data<float>();
+  const std::int64_t n = w.numel();
+  for (std::int64_t i = 0; i < n; ++i) u(pw[i], pg[i], pv[i]);
+}
+
+void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, float lr, float b1, float b2, float eps, float wd,
+                 bool decoupled, std::int64_t step) {
+  const float bias1 = 1.0f - std::pow(b1, static_cast<float>(step));
+  const float bias2 = 1.0f - std::pow(b2, static_cast<float>(step));
+  const fn::AdamUpdate u{lr, b1, b2, eps, wd, decoupled, bias1, bias2};
+  float* pw = w.data<float>();
+  const float* pg = g.data<float>();
+  float *pm = m.data<float>(), *pv = v.data<float>();
+  const std::int64_t n = w.numel();
+  for (std::int64_t i = 0; i < n; ++i) u(pw[i], pg[i], pm[i], pv[i]);
+}
+
+}  // namespace lockstep::backend::cpu

@@ -1,0 +1,357 @@
+// YAML -> Config. A Section reads one mapping: each get() consumes a key, checks its type and
+// range, and finish() rejects any key nobody consumed, listing the keys that are allowed.
+#include "lockstep/io/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+namespace lockstep::io {
+namespace {
+
+template <typename T> const char* type_word() {
+  if constexpr (std::is_same_v<T, bool>) return "a boolean (true/false)";
+  else if constexpr (std::is_integral_v<T>) return "an integer";
+  else if constexpr (std::is_floating_point_v<T>) return "a number";
+  else if constexpr (std::is_same_v<T, std::string>) return "a string";
+  else return "a list of strings";
+}
+
+class Section {
+ public:
+  Section(YAML::Node node, std::string path, const std::string* source)
+      : node_(std::move(node)), path_(std::move(path)), source_(source) {
+    if (node_ && !node_.IsNull() && !node_.IsMap()) fail(path_, node_, "expected a mapping");
+  }
+
+  [[noreturn]] void fail(const std::string& key, const YAML::Node& at, const std::string& what) const {
+    std::ostringstream os;
+    os << *source_;
+    if (at && at.Mark().line >= 0) os << ':' << (at.Mark().line + 1);
+    os << ": " << (key.empty() ? "(top level)" : key) << ": " << what;
+    throw ConfigError(os.str());
+  }
+
+  std::string key_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  template <typename T> void get(const std::string& key, T& out, std::function<bool(const T&)> ok = {},
+                                 const std::string& range = "") {
+    allowed_.insert(key);
+    if (!node_ || !node_.IsMap() || !node_[key]) return;
+    const YAML::Node v = node_[key];
+    T parsed{};
+    std::string found = v.IsScalar() ? "\"" + v.Scalar() + "\"" : (v.IsSequence() ? "a list" : "a mapping");
+    try {
+      if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+        if (!v.IsSequence()) throw YAML::Exception(v.Mark(), "not a list");
+        parsed = v.as<std::vector<std::string>>();
+      } else {
+        if (!v.IsScalar()) throw YAML::Exception(v.Mark(), "not a scalar");
+        if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+          // yaml-cpp accepts 1.5 for an int on some versions; reject anything not an integer literal.
+          const std::string& s = v.Scalar();
+          if (s.find_first_of(".eE") != std::string::npos && s.rfind("0x", 0) != 0) throw YAML::Exception(v.Mark(), "");
+        }
+        parsed = v.as<T>();
+      }
+    } catch (const YAML::Exception&) {
+      fail(key_path(key), v, std::string("expected ") + type_word<T>() + ", got " + found);
+    }
+    if (ok && !ok(parsed)) fail(key_path(key), v, "expected " + range + ", got " + found);
+    out = parsed;
+  }
+
+  Section child(const std::string& key) {
+    allowed_.insert(key);
+    YAML::Node n = node_ && node_.IsMap() ? node_[key] : YAML::Node();
+    return Section(n, key_path(key), source_);
+  }
+  YAML::Node raw(const std::string& key) {
+    allowed_.insert(key);
+    return node_ && node_.IsMap() ? node_[key] : YAML::Node();
+  }
+
+  void finish() const {
+    if (!node_ || !node_.IsMap()) return;
+    for (const auto& kv : node_) {
+      const std::string k = kv.first.as<std::string>();
+      if (allowed_.count(k)) continue;
+      std::string list;
+      for (const auto& a : allowed_) list += (list.empty() ? "" : ", ") + a;
+      fail(key_path(k), kv.first, "unknown key (allowed here: " + list + ")");
+    }
+  }
+
+ private:
+  YAML::Node node_;
+  std::string path_;
+  const std::string* source_;
+  std::set<std::string> allowed_;
+};
+
+template <typename T> std::function<bool(const T&)> positive() {
+  return [](const T& v) { return v > 0; };
+}
+template <typename T> std::function<bool(const T&)> non_negative() {
+  return [](const T& v) { return v >= 0; };
+}
+std::function<bool(const std::string&)> one_of(std::initializer_list<const char*> choices) {
+  std::vector<std::string> c(choices.begin(), choices.end());
+  return [c](const std::string& v) { return std::find(c.begin(), c.end(), v) != c.end(); };
+}
+
+void apply_override(YAML::Node root, const std::string& text) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError("--set " + text + ": expected key.path=value");
+  const std::string path = text.substr(0, eq);
+  YAML::Node value;
+  try {
+    value = YAML::Load(text.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("--set " + text + ": value is not valid YAML: " + e.msg);
+  }
+  std::vector<std::string> parts;
+  std::stringstream ss(path);
+  for (std::string p; std::getline(ss, p, '.');) parts.push_back(p);
+  // Walk by reassignment: yaml-cpp nodes are handles, so node = node[k] moves down the tree.
+  std::vector<YAML::Node> chain{root};
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node next = chain.back()[parts[i]];
+    if (next && !next.IsMap() && !next.IsNull())
+      throw ConfigError("--set " + text + ": " + parts[i] + " is not a mapping");
+    chain.push_back(next);
+  }
+  chain.back()[parts.back()] = value;
+}
+
+void parse_layers(const YAML::Node& n, const std::string* source, std::vector<nn::LayerSpec>& out) {
+  if (!n || !n.IsSequence() || n.size() == 0) {
+    std::ostringstream os;
+    os << *source;
+    if (n && n.Mark().line >= 0) os << ':' << (n.Mark().line + 1);
+    os << ": model.layers: expected a non-empty list of layers";
+    throw ConfigError(os.str());
+  }
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    Section s(n[i], "model.layers[" + std::to_string(i) + "]", source);
+    nn::LayerSpec spec;
+    s.get<std::string>("type", spec.type, one_of({"dense", "relu", "sigmoid", "tanh", "dropout"}),
+                       "one of dense, relu, sigmoid, tanh, dropout");
+    if (spec.type.empty()) s.fail(s.key_path("type"), n[i], "missing (expected dense, relu, sigmoid, tanh or dropout)");
+    if (spec.type == "dense") {
+      s.get<std::int64_t>("units", spec.units, positive<std::int64_t>(), "an integer > 0");
+      s.get<bool>("bias", spec.bias);
+      if (spec.units <= 0) s.fail(s.key_path("units"), n[i], "missing (dense layers need units > 0)");
+    } else if (spec.type == "dropout") {
+      s.get<double>("rate", spec.rate, [](const double& r) { return r >= 0.0 && r < 1.0; }, "a number in [0, 1)");
+    }
+    s.finish();
+    out.push_back(spec);
+  }
+}
+
+Config from_yaml(YAML::Node root, const std::string& source) {
+  Config c;
+  c.source = source;
+  const std::string* src = &c.source;
+  Section top(root, "", src);
+
+  Section d = top.child("data");
+  d.get<std::string>("format", c.data.format, one_of({"idx", "csv", "libsvm", "hdf5", "synthetic"}),
+                     "one of idx, csv, libsvm, hdf5, synthetic");
+  for (auto [name, split] : {std::pair{"train", &c.data.train}, std::pair{"test", &c.data.test}}) {
+    Section s = d.child(name);
+    s.get<std::string>("features", split->features);
+    s.get<std::string>("labels", split->labels);
+    s.finish();
+  }
+  d.get<double>("scale", c.data.scale, positive<double>(), "a number > 0");
+  d.get<std::string>("label_column", c.data.label_column);
+  d.get<std::vector<std::string>>("feature_columns", c.data.feature_columns);
+  d.get<std::int64_t>("num_features", c.data.num_features, non_negative<std::int64_t>(), "an integer >= 0");
+  d.get<std::string>("features_dataset", c.data.features_dataset);
+  d.get<std::string>("labels_dataset", c.data.labels_dataset);
+  d.get<bool>("synthetic_fallback", c.data.synthetic_fallback);
+  {
+    Section s = d.child("synthetic");
+    auto& y = c.data.synthetic;
+    s.get<std::int64_t>("samples", y.samples, positive<std::int64_t>(), "an integer > 0");
+    s.get<std::int64_t>("test_samples", y.test_samples, positive<std::int64_t>(), "an integer > 0");
+    s.get<std::int64_t>("features", y.features, positive<std::int64_t>(), "an integer > 0");
+    s.get<std::int64_t>("classes", y.classes, [](const std::int64_t& v) { return v >= 2; }, "an integer >= 2");
+    s.get<std::uint64_t>("seed", y.seed);
+    s.get<double>("noise", y.noise, non_negative<double>(), "a number >= 0");
+    s.finish();
+  }
+  d.finish();
+  if (c.data.format != "synthetic" && c.data.train.features.empty())
+    throw ConfigError(source + ": data.train.features: missing (the training data file)");
+
+  Section m = top.child("model");
+  parse_layers(m.raw("layers"), src, c.model.layers);
+  m.get<std::string>("init", c.model.init, one_of({"he_uniform", "he_normal", "xavier_uniform", "xavier_normal"}),
+                     "one of he_uniform, he_normal, xavier_uniform, xavier_normal");
+  m.finish();
+
+  Section o = top.child("optimizer");
+  auto& op = c.optimizer;
+  o.get<std::string>("type", op.type, one_of({"sgd", "adam", "adamw"}), "one of sgd, adam, adamw");
+  o.get<double>("lr", op.lr, positive<double>(), "a number > 0");
+  o.get<double>("momentum", op.momentum, [](const double& v) { return v >= 0.0 && v < 1.0; }, "a number in [0, 1)");
+  o.get<bool>("nesterov", op.nesterov);
+  o.get<double>("weight_decay", op.weight_decay, non_negative<double>(), "a number >= 0");
+  o.get<double>("beta1", op.beta1, [](const double& v) { return v >= 0.0 && v < 1.0; }, "a number in [0, 1)");
+  o.get<double>("beta2", op.beta2, [](const double& v) { return v >= 0.0 && v < 1.0; }, "a number in [0, 1)");
+  o.get<double>("eps", op.eps, positive<double>(), "a number > 0");
+  o.finish();
+  if (op.nesterov && op.momentum == 0.0)
+    throw ConfigError(source + ": optimizer.nesterov: Nesterov momentum needs optimizer.momentum > 0");
+
+  Section s = top.child("schedule");
+  s.get<std::string>("type", c.schedule.type, one_of({"constant", "step", "cosine"}), "one of constant, step, cosine");
+  s.get<std::int64_t>("warmup_steps", c.schedule.warmup_steps, non_negative<std::int64_t>(), "an integer >= 0");
+  s.get<std::int64_t>("step_size", c.schedule.step_size, positive<std::int64_t>(), "an integer > 0 (epochs)");
+  s.get<double>("gamma", c.schedule.gamma, positive<double>(), "a number > 0");
+  s.get<double>("min_lr", c.schedule.min_lr, non_negative<double>(), "a number >= 0");
+  s.finish();
+
+  Section t = top.child("training");
+  auto& tr = c.training;
+  t.get<std::int64_t>("epochs", tr.epochs, positive<std::int64_t>(), "an integer > 0");
+  t.get<std::int64_t>("batch_size", tr.batch_size, positive<std::int64_t>(), "an integer > 0");
+  t.get<std::uint64_t>("seed", tr.seed);
+  t.get<std::string>("loss", tr.loss, one_of({"softmax_cross_entropy", "cross_entropy", "mse", "bce_with_logits"}),
+                     "one of softmax_cross_entropy, mse, bce_with_logits");
+  t.get<std::string>("device", tr.device, one_of({"cpu", "cuda"}), "one of cpu, cuda");
+  t.get<bool>("deterministic", tr.deterministic);
+  t.get<std::int64_t>("micro_batch", tr.micro_batch, positive<std::int64_t>(), "an integer > 0");
+  t.get<double>("bucket_mb", tr.bucket_mb, positive<double>(), "a number > 0 (MiB)");
+  t.get<bool>("overlap", tr.overlap);
+  t.get<std::int64_t>("eval_batch", tr.eval_batch, positive<std::int64_t>(), "an integer > 0");
+  t.finish();
+
+  Section k = top.child("checkpoint");
+  k.get<std::int64_t>("every_steps", c.checkpoint.every_steps, non_negative<std::int64_t>(), "an integer >= 0");
+  k.get<bool>("at_epoch_end", c.checkpoint.at_epoch_end);
+  k.finish();
+
+  Section out = top.child("output");
+  out.get<std::string>("dir", c.output.dir, [](const std::string& v) { return !v.empty(); }, "a non-empty path");
+  out.get<std::string>("progress", c.output.progress, one_of({"auto", "bar", "lines", "none"}),
+                       "one of auto, bar, lines, none");
+  out.get<std::int64_t>("log_every_steps", c.output.log_every_steps, positive<std::int64_t>(), "an integer > 0");
+  out.finish();
+
+  top.finish();
+  return c;
+}
+
+}  // namespace
+
+Config parse_config(const std::string& text, const std::string& source, const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(source + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg);
+  }
+  if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  if (!root.IsMap()) throw ConfigError(source + ": expected a mapping at the top level");
+  for (const auto& o : overrides) apply_override(root, o);
+  return from_yaml(root, source);
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot open the config file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), path, overrides);
+}
+
+std::string to_yaml(const Config& c) {
+  YAML::Emitter e;
+  e << YAML::BeginMap;
+  e << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "format" << YAML::Value << c.data.format;
+  for (auto [name, split] : {std::pair{"train", &c.data.train}, std::pair{"test", &c.data.test}}) {
+    e << YAML::Key << name << YAML::Value << YAML::BeginMap << YAML::Key << "features" << YAML::Value
+      << split->features << YAML::Key << "labels" << YAML::Value << split->labels << YAML::EndMap;
+  }
+  e << YAML::Key << "scale" << YAML::Value << c.data.scale;
+  e << YAML::Key << "label_column" << YAML::Value << c.data.label_column;
+  e << YAML::Key << "feature_columns" << YAML::Value << YAML::Flow << c.data.feature_columns;
+  e << YAML::Key << "num_features" << YAML::Value << c.data.num_features;
+  e << YAML::Key << "features_dataset" << YAML::Value << c.data.features_dataset;
+  e << YAML::Key << "labels_dataset" << YAML::Value << c.data.labels_dataset;
+  e << YAML::Key << "synthetic_fallback" << YAML::Value << c.data.synthetic_fallback;
+  const auto& y = c.data.synthetic;
+  e << YAML::Key << "synthetic" << YAML::Value << YAML::BeginMap << YAML::Key << "samples" << YAML::Value << y.samples
+    << YAML::Key << "test_samples" << YAML::Value << y.test_samples << YAML::Key << "features" << YAML::Value
+    << y.features << YAML::Key << "classes" << YAML::Value << y.classes << YAML::Key << "seed" << YAML::Value << y.seed
+    << YAML::Key << "noise" << YAML::Value << y.noise << YAML::EndMap;
+  e << YAML::EndMap;
+
+  e << YAML::Key << "model" << YAML::Value << YAML::BeginMap << YAML::Key << "layers" << YAML::Value << YAML::BeginSeq;
+  for (const auto& l : c.model.layers) {
+    e << YAML::Flow << YAML::BeginMap << YAML::Key << "type" << YAML::Value << l.type;
+    if (l.type == "dense") {
+      e << YAML::Key << "units" << YAML::Value << l.units;
+      if (!l.bias) e << YAML::Key << "bias" << YAML::Value << false;
+    }
+    if (l.type == "dropout") e << YAML::Key << "rate" << YAML::Value << l.rate;
+    e << YAML::EndMap;
+  }
+  e << YAML::EndSeq << YAML::Key << "init" << YAML::Value << c.model.init << YAML::EndMap;
+
+  const auto& o = c.optimizer;
+  e << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap << YAML::Key << "type" << YAML::Value << o.type
+    << YAML::Key << "lr" << YAML::Value << o.lr << YAML::Key << "momentum" << YAML::Value << o.momentum << YAML::Key
+    << "nesterov" << YAML::Value << o.nesterov << YAML::Key << "weight_decay" << YAML::Value << o.weight_decay
+    << YAML::Key << "beta1" << YAML::Value << o.beta1 << YAML::Key << "beta2" << YAML::Value << o.beta2 << YAML::Key
+    << "eps" << YAML::Value << o.eps << YAML::EndMap;
+
+  const auto& s = c.schedule;
+  e << YAML::Key << "schedule" << YAML::Value << YAML::BeginMap << YAML::Key << "type" << YAML::Value << s.type
+    << YAML::Key << "warmup_steps" << YAML::Value << s.warmup_steps << YAML::Key << "step_size" << YAML::Value
+    << s.step_size << YAML::Key << "gamma" << YAML::Value << s.gamma << YAML::Key << "min_lr" << YAML::Value
+    << s.min_lr << YAML::EndMap;
+
+  const auto& t = c.training;
+  e << YAML::Key << "training" << YAML::Value << YAML::BeginMap << YAML::Key << "epochs" << YAML::Value << t.epochs
+    << YAML::Key << "batch_size" << YAML::Value << t.batch_size << YAML::Key << "seed" << YAML::Value << t.seed
+    << YAML::Key << "loss" << YAML::Value << t.loss << YAML::Key << "device" << YAML::Value << t.device << YAML::Key
+    << "deterministic" << YAML::Value << t.deterministic << YAML::Key << "micro_batch" << YAML::Value << t.micro_batch
+    << YAML::Key << "bucket_mb" << YAML::Value << t.bucket_mb << YAML::Key << "overlap" << YAML::Value << t.overlap
+    << YAML::Key << "eval_batch" << YAML::Value << t.eval_batch << YAML::EndMap;
+
+  e << YAML::Key << "checkpoint" << YAML::Value << YAML::BeginMap << YAML::Key << "every_steps" << YAML::Value
+    << c.checkpoint.every_steps << YAML::Key << "at_epoch_end" << YAML::Value << c.checkpoint.at_epoch_end
+    << YAML::EndMap;
+  e << YAML::Key << "output" << YAML::Value << YAML::BeginMap << YAML::Key << "dir" << YAML::Value << c.output.dir
+    << YAML::Key << "progress" << YAML::Value << c.output.progress << YAML::Key << "log_every_steps" << YAML::Value
+    << c.output.log_every_steps << YAML::EndMap;
+  e << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
+std::uint64_t config_hash(const Config& c) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : to_yaml(c)) {
+    h ^= ch;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string hex64(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+}  // namespace lockstep::io

@@ -1,0 +1,50 @@
+// SGD (momentum, Nesterov, weight decay) and Adam/AdamW with PyTorch's update rules.
+#include "lockstep/nn/optimizer.hpp"
+
+#include "lockstep/backend/ops.hpp"
+
+namespace lockstep::nn {
+namespace {
+
+class Sgd final : public Optimizer {
+ public:
+  Sgd(const OptimizerOptions& o, std::int64_t n) : o_(o), velocity_({n}) {}
+  void step(Tensor& params, const Tensor& grads, double lr) override {
+    ++steps_;
+    backend::sgd_update(params, grads, velocity_, static_cast<float>(lr), static_cast<float>(o_.momentum),
+                        static_cast<float>(o_.weight_decay), o_.nesterov);
+  }
+  std::map<std::string, Tensor*> state() override { return {{"velocity", &velocity_}}; }
+
+ private:
+  OptimizerOptions o_;
+  Tensor velocity_;
+};
+
+class Adam final : public Optimizer {
+ public:
+  Adam(const OptimizerOptions& o, std::int64_t n, bool decoupled) : o_(o), decoupled_(decoupled), m_({n}), v_({n}) {}
+  void step(Tensor& params, const Tensor& grads, double lr) override {
+    ++steps_;
+    backend::adam_update(params, grads, m_, v_, static_cast<float>(lr), static_cast<float>(o_.beta1),
+                         static_cast<float>(o_.beta2), static_cast<float>(o_.eps),
+                         static_cast<float>(o_.weight_decay), decoupled_, steps_);
+  }
+  std::map<std::string, Tensor*> state() override { return {{"exp_avg", &m_}, {"exp_avg_sq", &v_}}; }
+
+ private:
+  OptimizerOptions o_;
+  bool decoupled_;
+  Tensor m_, v_;
+};
+
+}  // namespace
+
+std::unique_ptr<Optimizer> make_optimizer(const OptimizerOptions& o, std::int64_t n) {
+  if (o.type == "sgd") return std::make_unique<Sgd>(o, n);
+  if (o.type == "adam") return std::make_unique<Adam>(o, n, false);
+  if (o.type == "adamw") return std::make_unique<Adam>(o, n, true);
+  throw ConfigError("optimizer.type: expected one of sgd, adam, adamw; got \"" + o.type + "\"");
+}
+
+}  // namespace lockstep::nn

@@ -1,0 +1,98 @@
+// Config -> data source. The model needs the feature width and the class count; both come from
+// the data (the largest label on any rank), not from trust in the config.
+#include "lockstep/train/data_loading.hpp"
+
+#include <filesystem>
+
+#include "lockstep/core/log.hpp"
+#include "lockstep/data/sources.hpp"
+
+namespace lockstep::train {
+namespace {
+
+Dataset finish(comm::Communicator& comm, data::Partitioned<data::Example> rows, std::string description) {
+  Dataset d{rows, 0, 0, 0, std::move(description)};
+  const auto* local = rows.cached_local();
+  std::int64_t width = -1;
+  double max_label = -1.0;
+  std::int64_t n = 0;
+  auto visit = [&](const data::Example& e) {
+    if (width < 0) width = static_cast<std::int64_t>(e.features.size());
+    max_label = std::max(max_label, static_cast<double>(e.label));
+    ++n;
+  };
+  if (local) {
+    for (const auto& e : *local) visit(e);
+  } else {
+    rows.for_each_local([&](data::Example&& e) { visit(e); });
+  }
+  d.num_rows = comm.allreduce<std::int64_t>(n, comm::ReduceOp::kSum);
+  d.num_features = comm.allreduce<std::int64_t>(width, comm::ReduceOp::kMax);
+  d.num_classes = static_cast<std::int64_t>(comm.allreduce<double>(max_label, comm::ReduceOp::kMax)) + 1;
+  return d;
+}
+
+data::Partitioned<data::Example> read(comm::Communicator& comm, const io::DataConfig& cfg, const std::string& features,
+                                      const std::string& labels) {
+  if (cfg.format == "idx") {
+    return data::read_idx(comm, features, labels, data::IdxOptions{static_cast<float>(cfg.scale)});
+  }
+  if (cfg.format == "csv") {
+    data::CsvOptions o;
+    o.label_column = cfg.label_column;
+    o.feature_columns = cfg.feature_columns;
+    return data::read_csv(comm, features, o);
+  }
+  if (cfg.format == "libsvm") {
+    auto d = data::read_libsvm(comm, features, data::LibsvmOptions{cfg.num_features});
+    const std::int64_t nf = d.num_features;
+    return d.rows.map([nf](data::SparseExample&& s) { return s.to_dense(nf); }).cache();
+  }
+  if (cfg.format == "hdf5") {
+    return data::read_hdf5(comm, features, data::Hdf5Options{cfg.features_dataset, cfg.labels_dataset});
+  }
+  throw ConfigError("data.format: unsupported format \"" + cfg.format + "\"");
+}
+
+data::Partitioned<data::Example> synthetic(comm::Communicator& comm, const io::DataConfig& cfg, Split split) {
+  const auto& s = cfg.synthetic;
+  data::SyntheticOptions o;
+  o.samples = split == Split::kTrain ? s.samples : s.test_samples;
+  o.features = s.features;
+  o.classes = s.classes;
+  o.seed = s.seed;
+  o.noise = static_cast<float>(s.noise);
+  // The test split is the rows that follow the training rows in the same stream: same class
+  // centres, different samples.
+  if (split == Split::kTest) o.first_row = s.samples;
+  return data::make_synthetic(comm, o);
+}
+
+}  // namespace
+
+Dataset load_split(comm::Communicator& comm, const io::DataConfig& cfg, Split split) {
+  const auto& paths = split == Split::kTrain ? cfg.train : cfg.test;
+  const char* name = split == Split::kTrain ? "train" : "test";
+  if (cfg.format == "synthetic") return finish(comm, synthetic(comm, cfg, split), std::string("synthetic ") + name);
+  if (cfg.format == "idx" && cfg.synthetic_fallback) {
+    // Existence is checked on every rank and agreed, so all ranks take the same branch.
+    const bool here = std::filesystem::exists(paths.features) && std::filesystem::exists(paths.labels);
+    const bool everywhere = comm.allreduce<std::int32_t>(here ? 1 : 0, comm::ReduceOp::kMin) == 1;
+    if (!everywhere) {
+      if (split == Split::kTrain) {
+        log::info("note: " + paths.features + " not found (on Debian: apt-get install dataset-fashion-mnist); "
+                  "data.synthetic_fallback is on, so this run uses the built-in synthetic dataset instead");
+      }
+      return finish(comm, synthetic(comm, cfg, split), std::string("synthetic ") + name + " (fallback)");
+    }
+  }
+  LOCKSTEP_CHECK(!paths.features.empty(), ConfigError, "data.", name, ".features: missing");
+  return finish(comm, read(comm, cfg, paths.features, paths.labels), paths.features);
+}
+
+Dataset load_file(comm::Communicator& comm, const io::DataConfig& cfg, const std::string& features,
+                  const std::string& labels) {
+  return finish(comm, read(comm, cfg, features, labels), features);
+}
+
+}  // namespace lockstep::train

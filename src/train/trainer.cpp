@@ -1,0 +1,462 @@
+// The data-parallel training loop (see trainer.hpp for the story in brief).
+#include "lockstep/train/trainer.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "lockstep/comm/gradient_buckets.hpp"
+#include "lockstep/core/log.hpp"
+#include "lockstep/core/rng.hpp"
+#include "lockstep/train/progress.hpp"
+#include "lockstep/train/schedule.hpp"
+
+namespace lockstep::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Fills x (rows x features), labels and ids from examples.
+void fill_batch(const std::vector<const data::Example*>& rows, std::size_t begin, std::size_t count,
+                const std::vector<std::int64_t>& positions, Tensor& x, Tensor& y, std::vector<std::int64_t>& ids) {
+  const std::int64_t f = x.dim(1);
+  float* px = x.data<float>();
+  float* py = y.data<float>();
+  ids.resize(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const data::Example& e = *rows[begin + i];
+    LOCKSTEP_CHECK(static_cast<std::int64_t>(e.features.size()) == f, DataError, "training row at epoch position ",
+                   positions[begin + i], ": expected ", f, " features, got ", e.features.size());
+    std::copy(e.features.begin(), e.features.end(), px + static_cast<std::int64_t>(i) * f);
+    py[i] = e.label;
+    ids[i] = positions[begin + i];
+  }
+}
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+}  // namespace
+
+std::unique_ptr<nn::Sequential> build_model(const io::Config& cfg, std::int64_t input_features) {
+  return std::make_unique<nn::Sequential>(input_features, cfg.model.layers);
+}
+
+std::vector<io::ParamInfo> param_layout(const nn::Sequential& model) {
+  std::vector<io::ParamInfo> out;
+  for (const auto& p : model.parameters()) out.push_back({p.name, p.value.shape(), p.offset});
+  return out;
+}
+
+EvalResult evaluate(comm::Communicator& comm, nn::Sequential& model, nn::LossKind loss, const Dataset& data,
+                    std::int64_t eval_batch) {
+  const auto* rows = data.rows.cached_local();
+  std::vector<data::Example> owned;
+  if (!rows) {
+    owned = data.rows.local();
+    rows = &owned;
+  }
+  double sums[3] = {0.0, 0.0, 0.0};  // loss, correct, rows
+  const std::int64_t n = static_cast<std::int64_t>(rows->size());
+  const std::int64_t f = model.input_features();
+  std::optional<std::string> err;
+  try {
+    for (std::int64_t b = 0; b < n; b += eval_batch) {
+      const std::int64_t m = std::min(eval_batch, n - b);
+      Tensor x({m, f}), y({m});
+      for (std::int64_t i = 0; i < m; ++i) {
+        const auto& e = (*rows)[static_cast<std::size_t>(b + i)];
+        LOCKSTEP_CHECK(static_cast<std::int64_t>(e.features.size()) == f, DataError, data.description, ": row has ",
+                       e.features.size(), " features, the model expects ", f);
+        std::copy(e.features.begin(), e.features.end(), x.data<float>() + i * f);
+        y.data<float>()[i] = e.label;
+      }
+      nn::ForwardContext ctx;
+      const Tensor& out = model.forward(x, ctx);
+      Tensor target = y;
+      Tensor dense;
+      if (!nn::loss_takes_class_index(loss)) {
+        dense = Tensor(out.shape());
+        for (std::int64_t i = 0; i < m; ++i) dense.data<float>()[i * out.dim(1) + static_cast<std::int64_t>(y.data<float>()[i])] = 1.0f;
+        target = dense;
+      }
+      const auto r = nn::compute_loss(loss, out, target, 1.0f, nullptr);
+      sums[0] += r.loss;
+      sums[1] += static_cast<double>(r.correct);
+      sums[2] += static_cast<double>(m);
+    }
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  comm.agree(err);
+  comm.allreduce(std::span<double>(sums, 3), comm::ReduceOp::kSum);
+  EvalResult res;
+  res.rows = static_cast<std::int64_t>(sums[2]);
+  res.loss = sums[2] > 0 ? sums[0] / sums[2] : 0.0;
+  res.accuracy = sums[2] > 0 ? sums[1] / sums[2] : 0.0;
+  return res;
+}
+
+namespace {
+// Rank 0 reads the checkpoint; every rank receives it. A failure on rank 0 is everyone's error.
+io::CheckpointState read_and_share(comm::Communicator& comm, const std::string& path) {
+  io::CheckpointState st;
+  comm.collectively([&] {
+    if (comm.rank() == 0) st = io::load_checkpoint(path);
+  });
+  std::uint64_t sizes[2] = {st.params.size(), st.optimizer_state.size()};
+  comm.broadcast(sizes, sizeof sizes, 0);
+  st.params.resize(sizes[0]);
+  comm.broadcast(st.params.data(), st.params.size() * sizeof(float), 0);
+  std::vector<std::string> keys;
+  for (auto& kv : st.optimizer_state) keys.push_back(kv.first);
+  keys.resize(sizes[1]);
+  for (std::size_t i = 0; i < sizes[1]; ++i) {
+    comm.broadcast(keys[i], 0);
+    auto& buf = st.optimizer_state[keys[i]];
+    buf.resize(sizes[0]);
+    comm.broadcast(buf.data(), buf.size() * sizeof(float), 0);
+  }
+  std::int64_t ints[7] = {st.optimizer_steps, st.epoch, st.step_in_epoch, st.global_step,
+                          st.epoch_loss_count, st.world_size, st.deterministic};
+  comm.broadcast(ints, sizeof ints, 0);
+  st.optimizer_steps = ints[0];
+  st.epoch = ints[1];
+  st.step_in_epoch = ints[2];
+  st.global_step = ints[3];
+  st.epoch_loss_count = ints[4];
+  st.world_size = ints[5];
+  st.deterministic = ints[6] != 0;
+  comm.broadcast(st.epoch_loss_sum, 0);
+  comm.broadcast(st.config_hash, 0);
+  comm.broadcast(st.seed, 0);
+  comm.broadcast(st.optimizer_type, 0);
+  return st;
+}
+}  // namespace
+
+io::CheckpointState load_parameters(comm::Communicator& comm, const std::string& path, nn::Sequential& model) {
+  io::CheckpointState st = read_and_share(comm, path);
+  LOCKSTEP_CHECK(static_cast<std::int64_t>(st.params.size()) == model.num_params(), CheckpointError, path,
+                 ": holds ", st.params.size(), " parameters, the configured model has ", model.num_params(),
+                 " (was it written for a different model?)");
+  std::copy(st.params.begin(), st.params.end(), model.flat_params().data<float>());
+  return st;
+}
+
+struct Trainer::Impl {
+  Impl(Dataset tr, Dataset te) : train(std::move(tr)), test(std::move(te)) {}
+  Dataset train, test;
+  nn::LossKind loss{};
+  std::unique_ptr<nn::Optimizer> opt;
+  std::unique_ptr<comm::GradientBuckets> buckets;
+  std::unique_ptr<comm::ExactGradientSum> exact;
+  std::optional<data::Partitioned<std::pair<std::int64_t, data::Example>>> indexed;
+  std::int64_t batch = 0, local_batch = 0, steps_per_epoch = 0;
+  std::int64_t start_epoch = 0, start_step = 0, global_step = 0;
+  double resume_loss_sum = 0.0;
+  std::int64_t resume_loss_count = 0;
+  std::uint64_t hash = 0;
+  std::unique_ptr<Progress> progress;
+  // The current epoch's rows on this rank, in step order.
+  std::optional<data::Partitioned<std::pair<std::int64_t, data::Example>>> epoch_data;
+  std::vector<const data::Example*> epoch_rows;
+  std::vector<std::int64_t> epoch_positions;
+};
+
+Trainer::Trainer(comm::Communicator& comm, io::Config cfg, Dataset train, Dataset test)
+    : impl_(std::make_unique<Impl>(std::move(train), std::move(test))), comm_(comm), cfg_(std::move(cfg)) {
+  auto& m = *impl_;
+  const auto& t = cfg_.training;
+  const int np = comm_.size();
+  comm_.collectively([&] {
+    LOCKSTEP_CHECK(t.device == "cpu", ConfigError, cfg_.source,
+                   ": training.device: \"cuda\" needs the CUDA backend, which this build does not have "
+                   "(see `lockstep info`); use device: cpu");
+    LOCKSTEP_CHECK(t.batch_size % np == 0, ConfigError, cfg_.source, ": training.batch_size: ", t.batch_size,
+                   " is not divisible by the number of ranks (", np, "); every rank takes batch_size / np rows");
+    if (t.deterministic) {
+      LOCKSTEP_CHECK((t.batch_size / np) % t.micro_batch == 0, ConfigError, cfg_.source, ": training.micro_batch: ",
+                     t.micro_batch, " does not divide the per-rank batch ", t.batch_size / np, " (batch_size ",
+                     t.batch_size, " / ", np, " ranks); deterministic mode needs micro-batches of one fixed size");
+    }
+    m.loss = nn::parse_loss(t.loss);
+  });
+  m.batch = t.batch_size;
+  m.local_batch = t.batch_size / np;
+  m.steps_per_epoch = m.train.num_rows / m.batch;
+  comm_.collectively([&] {
+    LOCKSTEP_CHECK(m.steps_per_epoch > 0, ConfigError, cfg_.source, ": training.batch_size: ", t.batch_size,
+                   " is larger than the training set (", m.train.num_rows, " rows)");
+    model_ = build_model(cfg_, m.train.num_features);
+    if (nn::loss_takes_class_index(m.loss)) {
+      LOCKSTEP_CHECK(m.train.num_classes <= model_->output_features(), ConfigError, cfg_.source,
+                     ": model.layers: the last layer has ", model_->output_features(), " outputs but the labels of ",
+                     m.train.description, " go up to ", m.train.num_classes - 1, " (expected ", m.train.num_classes,
+                     " outputs)");
+    }
+  });
+  // Rank 0 initialises, everyone receives: replicas start identical by construction.
+  if (comm_.rank() == 0) model_->initialize(t.seed, nn::parse_init(cfg_.model.init));
+  comm_.broadcast(model_->flat_params().raw(), model_->flat_params().bytes(), 0);
+
+  m.opt = nn::make_optimizer(cfg_.optimizer, model_->num_params());
+  std::vector<std::pair<std::int64_t, std::int64_t>> ranges;
+  for (const auto& p : model_->parameters()) ranges.emplace_back(p.offset, p.offset + p.value.numel());
+  m.buckets = std::make_unique<comm::GradientBuckets>(comm_, model_->num_params(), ranges,
+                                                      static_cast<std::size_t>(t.bucket_mb * 1024 * 1024), t.overlap);
+  if (t.deterministic) m.exact = std::make_unique<comm::ExactGradientSum>(model_->num_params());
+  m.hash = io::config_hash(cfg_);
+
+  m.indexed = m.train.rows.zip_with_index().cache();
+  m.train.rows = data::Partitioned<data::Example>::from_local(comm_, {});  // the indexed copy replaces it
+
+  comm_.collectively([&] {
+    if (comm_.rank() == 0) std::filesystem::create_directories(cfg_.output.dir);
+  });
+  m.progress = std::make_unique<Progress>(comm_.rank() == 0, cfg_.output.progress, cfg_.output.log_every_steps);
+  if (comm_.rank() == 0) m.progress->set_log_file((std::filesystem::path(cfg_.output.dir) / "train.log").string());
+}
+
+Trainer::~Trainer() = default;
+
+std::string Trainer::checkpoint_path() const {
+  return (std::filesystem::path(cfg_.output.dir) / "checkpoint.h5").string();
+}
+
+void Trainer::resume_from(const std::string& path) {
+  auto& m = *impl_;
+  io::CheckpointState st = load_parameters(comm_, path, *model_);
+  comm_.collectively([&] {
+    LOCKSTEP_CHECK(st.optimizer_type == cfg_.optimizer.type, CheckpointError, path, ": optimizer \"",
+                   st.optimizer_type, "\" in the checkpoint, \"", cfg_.optimizer.type, "\" in the config");
+  });
+  auto state = m.opt->state();
+  for (auto& [name, tensor] : state) {
+    auto it = st.optimizer_state.find(name);
+    comm_.collectively([&] {
+      LOCKSTEP_CHECK(it != st.optimizer_state.end(), CheckpointError, path, ": optimizer state \"", name,
+                     "\" is missing");
+    });
+    std::copy(it->second.begin(), it->second.end(), tensor->data<float>());
+  }
+  m.opt->set_steps(st.optimizer_steps);
+  m.start_epoch = st.epoch;
+  m.start_step = st.step_in_epoch;
+  m.global_step = st.global_step;
+  m.resume_loss_sum = comm_.rank() == 0 ? st.epoch_loss_sum : 0.0;
+  m.resume_loss_count = comm_.rank() == 0 ? st.epoch_loss_count : 0;
+  if (st.config_hash != m.hash) {
+    log::info("warning: " + path + " was written with a different config (hash " + io::hex64(st.config_hash) +
+              ", now " + io::hex64(m.hash) + "); continuing with the current one");
+  }
+  if (st.world_size != comm_.size() && !cfg_.training.deterministic) {
+    log::info("note: the checkpoint was written by " + std::to_string(st.world_size) + " ranks, this run has " +
+              std::to_string(comm_.size()) + "; results match an uninterrupted run only up to rounding");
+  }
+  log::info("resumed from " + path + " at epoch " + std::to_string(st.epoch + 1) + ", step " +
+            std::to_string(st.step_in_epoch) + " (global step " + std::to_string(st.global_step) + ")");
+}
+
+std::vector<EpochMetrics> Trainer::run() {
+  auto& m = *impl_;
+  const auto& t = cfg_.training;
+  const int np = comm_.size(), rank = comm_.rank();
+  const std::int64_t total_steps = m.steps_per_epoch * t.epochs;
+  const std::int64_t f = model_->input_features();
+  const std::int64_t mb = t.deterministic ? t.micro_batch : m.local_batch;
+  Tensor x({mb, f}), y({mb});
+  Tensor dout({mb, model_->output_features()});
+  Tensor dense_target;
+  if (!nn::loss_takes_class_index(m.loss)) dense_target = Tensor({mb, model_->output_features()});
+  std::vector<std::int64_t> ids;
+  std::vector<EpochMetrics> history;
+  const std::string metrics_path = (std::filesystem::path(cfg_.output.dir) / "metrics.jsonl").string();
+
+  auto save = [&](std::int64_t next_epoch, std::int64_t next_step, double loss_sum, std::int64_t loss_count) {
+    // The running loss is a sum over ranks; only rank 0 writes, so agree on it first.
+    double sums[2] = {loss_sum, static_cast<double>(loss_count)};
+    comm_.allreduce(std::span<double>(sums, 2), comm::ReduceOp::kSum);
+    comm_.collectively([&] {
+      if (rank != 0) return;
+      io::CheckpointState st;
+      st.params.assign(model_->flat_params().data<float>(), model_->flat_params().data<float>() + model_->num_params());
+      for (auto& [name, tensor] : m.opt->state()) {
+        st.optimizer_state[name].assign(tensor->data<float>(), tensor->data<float>() + tensor->numel());
+      }
+      st.optimizer_type = cfg_.optimizer.type;
+      st.optimizer_steps = m.opt->steps();
+      st.epoch = next_epoch;
+      st.step_in_epoch = next_step;
+      st.global_step = m.global_step;
+      st.epoch_loss_sum = sums[0];
+      st.epoch_loss_count = static_cast<std::int64_t>(sums[1]);
+      st.config_hash = m.hash;
+      st.seed = t.seed;
+      st.world_size = np;
+      st.deterministic = t.deterministic;
+      st.config_yaml = io::to_yaml(cfg_);
+      st.layout = param_layout(*model_);
+      io::save_checkpoint(checkpoint_path(), st);
+    });
+  };
+
+  for (std::int64_t epoch = m.start_epoch; epoch < t.epochs; ++epoch) {
+    const auto t_epoch = Clock::now();
+    // ---- this epoch's rows, moved to the ranks that train on them, in step order ----
+    const std::int64_t n = m.train.num_rows, used = m.steps_per_epoch * m.batch;
+    std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    CounterRng rng(t.seed, RngStream::kPermutation, static_cast<std::uint64_t>(epoch));
+    for (std::int64_t i = n - 1; i > 0; --i) {
+      std::swap(order[static_cast<std::size_t>(i)], order[rng.below(static_cast<std::uint64_t>(i + 1))]);
+    }
+    std::vector<std::int64_t> pos_of(static_cast<std::size_t>(n));
+    for (std::int64_t p = 0; p < n; ++p) pos_of[static_cast<std::size_t>(order[static_cast<std::size_t>(p)])] = p;
+    const std::int64_t big_b = m.batch, b = m.local_batch;
+    m.epoch_data = m.indexed->map([&pos_of](std::pair<std::int64_t, data::Example>&& r) {
+                                 return std::pair<std::int64_t, data::Example>(pos_of[static_cast<std::size_t>(r.first)],
+                                                                               std::move(r.second));
+                               })
+                       .filter([used](const std::pair<std::int64_t, data::Example>& r) { return r.first < used; })
+                       .repartition([big_b, b](const std::pair<std::int64_t, data::Example>& r) {
+                         return static_cast<int>((r.first % big_b) / b);
+                       });
+    const auto* mine = m.epoch_data->cached_local();
+    std::vector<std::size_t> idx(mine->size());
+    std::iota(idx.begin(), idx.end(), 0);
+    std::sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t c) { return (*mine)[a].first < (*mine)[c].first; });
+    m.epoch_rows.clear();
+    m.epoch_positions.clear();
+    for (auto i : idx) {
+      m.epoch_rows.push_back(&(*mine)[i].second);
+      m.epoch_positions.push_back((*mine)[i].first);
+    }
+    LOCKSTEP_CHECK(static_cast<std::int64_t>(m.epoch_rows.size()) == m.steps_per_epoch * b, Error,
+                   "epoch shuffle delivered ", m.epoch_rows.size(), " rows to rank ", rank, ", expected ",
+                   m.steps_per_epoch * b);
+    const double data_seconds = seconds_since(t_epoch);
+
+    // ---- steps ----
+    const std::int64_t first_step = epoch == m.start_epoch ? m.start_step : 0;
+    double loss_sum = epoch == m.start_epoch ? m.resume_loss_sum : 0.0;
+    std::int64_t loss_count = epoch == m.start_epoch ? m.resume_loss_count : 0;
+    double comm_seconds = 0.0;
+    double lr = 0.0;
+    m.progress->start_epoch(epoch + 1, t.epochs, m.steps_per_epoch);
+    const auto t_loop = Clock::now();
+    double local_loss_window = 0.0;
+    std::int64_t local_rows_window = 0;
+
+    for (std::int64_t s = first_step; s < m.steps_per_epoch; ++s) {
+      lr = learning_rate(cfg_.schedule, cfg_.optimizer.lr, m.global_step, m.steps_per_epoch, total_steps);
+      nn::ForwardContext ctx{true, t.seed, static_cast<std::uint64_t>(epoch), nullptr};
+      const std::size_t base = static_cast<std::size_t>(s * b);
+      auto run_chunk = [&](std::size_t begin, float scale, const std::function<void(std::size_t)>& hook) {
+        fill_batch(m.epoch_rows, begin, static_cast<std::size_t>(mb), m.epoch_positions, x, y, ids);
+        ctx.sample_ids = ids.data();
+        const Tensor& out = model_->forward(x, ctx);
+        const Tensor* target = &y;
+        if (dense_target.defined()) {
+          dense_target.zero_();
+          for (std::int64_t i = 0; i < mb; ++i)
+            dense_target.data<float>()[i * out.dim(1) + static_cast<std::int64_t>(y.data<float>()[i])] = 1.0f;
+          target = &dense_target;
+        }
+        const auto r = nn::compute_loss(m.loss, out, *target, scale, &dout);
+        loss_sum += r.loss;
+        local_loss_window += r.loss;
+        local_rows_window += mb;
+        model_->backward(dout, hook);
+      };
+
+      if (t.deterministic) {
+        m.exact->reset();
+        for (std::int64_t c = 0; c < b / mb; ++c) {
+          run_chunk(base + static_cast<std::size_t>(c * mb), 1.0f, {});
+          m.exact->add(model_->flat_grads().data<float>());
+        }
+        const auto t_comm = Clock::now();
+        m.exact->allreduce_into(comm_, model_->flat_grads().data<float>(), 1.0 / static_cast<double>(big_b));
+        comm_seconds += seconds_since(t_comm);
+      } else {
+        m.buckets->begin_step(model_->flat_grads().data<float>());
+        run_chunk(base, 1.0f / static_cast<float>(b), [&](std::size_t layer) {
+          const auto range = model_->layer_param_range(layer);
+          if (range.second > range.first) m.buckets->mark_ready(range.second);
+        });
+        comm_seconds += m.buckets->finish();
+      }
+      loss_count += b;
+      m.opt->step(model_->flat_params(), model_->flat_grads(), lr);
+      ++m.global_step;
+
+      const double elapsed = seconds_since(t_loop);
+      m.progress->step(s + 1, local_loss_window / std::max<std::int64_t>(local_rows_window, 1),
+                       static_cast<double>((s + 1 - first_step) * big_b) / std::max(elapsed, 1e-9));
+      if (m.progress && (s + 1) % cfg_.output.log_every_steps == 0) {
+        local_loss_window = 0.0;
+        local_rows_window = 0;
+      }
+      if (cfg_.checkpoint.every_steps > 0 && m.global_step % cfg_.checkpoint.every_steps == 0 &&
+          s + 1 < m.steps_per_epoch) {
+        save(epoch, s + 1, loss_sum, loss_count);
+      }
+    }
+    const double loop_seconds = seconds_since(t_loop);
+    m.progress->end_epoch();
+
+    // ---- end of epoch: metrics over all ranks, evaluation, checkpoint ----
+    double sums[4] = {loss_sum, static_cast<double>(loss_count), comm_seconds, loop_seconds + data_seconds};
+    comm_.allreduce(std::span<double>(sums, 4), comm::ReduceOp::kSum);
+    const double epoch_seconds = comm_.allreduce<double>(loop_seconds + data_seconds, comm::ReduceOp::kMax);
+    EpochMetrics em;
+    em.epoch = epoch + 1;
+    em.step = m.global_step;
+    em.train_loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+    em.comm_seconds = sums[2] / np;
+    em.data_seconds = comm_.allreduce<double>(data_seconds, comm::ReduceOp::kMax);
+    em.epoch_seconds = epoch_seconds;
+    em.compute_seconds = std::max(0.0, epoch_seconds - em.comm_seconds - em.data_seconds);
+    em.samples_per_sec = static_cast<double>((m.steps_per_epoch - first_step) * big_b) / std::max(epoch_seconds, 1e-9);
+    em.lr = lr;
+    const EvalResult ev = evaluate(comm_, *model_, m.loss, m.test, t.eval_batch);
+    em.test_loss = ev.loss;
+    em.test_accuracy = ev.accuracy;
+    history.push_back(em);
+
+    if (rank == 0) {
+      char line[400];
+      std::snprintf(line, sizeof line,
+                    "epoch %lld/%lld  train_loss %.4f  test_loss %.4f  test_acc %.4f  %.0f samples/s  "
+                    "(compute %.2fs, comm %.2fs, shuffle %.2fs)",
+                    static_cast<long long>(em.epoch), static_cast<long long>(t.epochs), em.train_loss, em.test_loss,
+                    em.test_accuracy, em.samples_per_sec, em.compute_seconds, em.comm_seconds, em.data_seconds);
+      m.progress->line(line);
+      std::ofstream js(metrics_path, std::ios::app);
+      js << "{\"epoch\":" << em.epoch << ",\"step\":" << em.step << ",\"train_loss\":" << json_number(em.train_loss)
+         << ",\"test_loss\":" << json_number(em.test_loss) << ",\"test_accuracy\":" << json_number(em.test_accuracy)
+         << ",\"samples_per_sec\":" << json_number(em.samples_per_sec)
+         << ",\"comm_seconds\":" << json_number(em.comm_seconds)
+         << ",\"compute_seconds\":" << json_number(em.compute_seconds)
+         << ",\"data_seconds\":" << json_number(em.data_seconds)
+         << ",\"epoch_seconds\":" << json_number(em.epoch_seconds) << ",\"lr\":" << json_number(em.lr)
+         << ",\"world_size\":" << np << ",\"deterministic\":" << (t.deterministic ? "true" : "false") << "}\n";
+    }
+    if (cfg_.checkpoint.at_epoch_end) save(epoch + 1, 0, 0.0, 0);
+  }
+  m.start_epoch = t.epochs;
+  m.start_step = 0;
+  return history;
+}
+
+}  // namespace lockstep::train
