@@ -19,7 +19,7 @@ struct ConfigArgs {
 // config across ranks and refuses to go on if any rank differs.
 io::Config load_config_everywhere(comm::Communicator& comm, const ConfigArgs& args);
 
-int run_train(comm::Communicator& comm, const ConfigArgs& args, bool resume);
+int run_train(comm::Communicator& comm, const ConfigArgs& args, bool resume, std::int64_t max_steps);
 int run_evaluate(comm::Communicator& comm, const ConfigArgs& args, const std::string& checkpoint);
 int run_predict(comm::Communicator& comm, const ConfigArgs& args, const std::string& checkpoint,
                 const std::string& input, const std::string& labels, const std::string& output);

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   cli.require_subcommand(1);
   app::ConfigArgs cfg;
   bool resume = false;
+  std::int64_t max_steps = 0;
   std::string checkpoint, input, labels, output;
 
   auto add_config = [&](CLI::App* sub) {
@@ -25,6 +26,10 @@ int main(int argc, char** argv) {
   auto* train = cli.add_subcommand("train", "Train the model a config describes, data-parallel over the ranks");
   add_config(train);
   train->add_flag("--resume", resume, "Continue from output.dir/checkpoint.h5 (the latest complete checkpoint)");
+  train->add_option("--max-steps", max_steps,
+                    "Stop after this many global steps with a checkpoint (fits a run into a time limit; "
+                    "continue with --resume)")
+      ->check(CLI::NonNegativeNumber);
 
   auto* evaluate = cli.add_subcommand("evaluate", "Evaluate a checkpoint on the config's test split");
   add_config(evaluate);
@@ -51,7 +56,7 @@ int main(int argc, char** argv) {
   }
   int status = 0;
   try {
-    if (*train) status = app::run_train(*world, cfg, resume);
+    if (*train) status = app::run_train(*world, cfg, resume, max_steps);
     else if (*evaluate) status = app::run_evaluate(*world, cfg, checkpoint);
     else if (*predict) status = app::run_predict(*world, cfg, checkpoint, input, labels, output);
     else if (*info) status = app::run_info(*world);

@@ -8,7 +8,7 @@
 
 namespace lockstep::app {
 
-int run_train(comm::Communicator& comm, const ConfigArgs& args, bool resume) {
+int run_train(comm::Communicator& comm, const ConfigArgs& args, bool resume, std::int64_t max_steps) {
   io::Config cfg = load_config_everywhere(comm, args);
   const std::string yaml = io::to_yaml(cfg);
   log::info("lockstep train: " + args.path + " on " + std::to_string(comm.size()) + " rank(s), config hash " +
@@ -35,8 +35,11 @@ int run_train(comm::Communicator& comm, const ConfigArgs& args, bool resume) {
     });
     trainer.resume_from(path);
   }
+  trainer.set_max_steps(max_steps);
   const auto history = trainer.run();
-  if (!history.empty()) {
+  if (trainer.stopped_early()) {
+    log::info("checkpoint " + trainer.checkpoint_path() + "; continue with: lockstep train " + args.path + " --resume");
+  } else if (!history.empty()) {
     char buf[256];
     std::snprintf(buf, sizeof buf, "done: test_accuracy %.4f after %lld epochs", history.back().test_accuracy,
                   static_cast<long long>(history.back().epoch));

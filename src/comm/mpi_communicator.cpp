@@ -22,6 +22,7 @@
 #include "lockstep/core/log.hpp"
 
 namespace lockstep::comm {
+bool mpi_initialized();
 namespace {
 
 void check_mpi(int rc, const char* what) {
@@ -216,7 +217,7 @@ std::vector<int> byte_counts(const std::vector<std::size_t>& counts, std::vector
 
 class MpiCommunicator final : public Communicator {
  public:
-  MpiCommunicator(MPI_Comm comm, MpiOptions options) : comm_(comm) {
+  MpiCommunicator(MPI_Comm comm, MpiOptions options, bool owned = false) : comm_(comm), owned_(owned), options_(options) {
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
     MPI_Comm local;
@@ -229,6 +230,19 @@ class MpiCommunicator final : public Communicator {
     MPI_Get_processor_name(name, &len);
     host_.assign(name, static_cast<std::size_t>(len));
     if (options.progress_thread && size_ > 1) progress_ = std::make_unique<ProgressThread>();
+  }
+
+  ~MpiCommunicator() override {
+    progress_.reset();
+    if (owned_ && mpi_initialized()) MPI_Comm_free(&comm_);
+  }
+
+  std::unique_ptr<Communicator> split(int color, int key) override {
+    drain();
+    MPI_Comm sub;
+    check_mpi(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split");
+    MPI_Comm_set_errhandler(sub, MPI_ERRORS_RETURN);
+    return std::make_unique<MpiCommunicator>(sub, options_, true);
   }
 
   int rank() const override { return rank_; }
@@ -323,6 +337,8 @@ class MpiCommunicator final : public Communicator {
   }
 
   MPI_Comm comm_;
+  bool owned_ = false;
+  MpiOptions options_;
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
   std::string host_;
   std::unique_ptr<ProgressThread> progress_;

@@ -162,11 +162,12 @@ struct Trainer::Impl {
   std::unique_ptr<comm::ExactGradientSum> exact;
   std::optional<data::Partitioned<std::pair<std::int64_t, data::Example>>> indexed;
   std::int64_t batch = 0, local_batch = 0, steps_per_epoch = 0;
-  std::int64_t start_epoch = 0, start_step = 0, global_step = 0;
+  std::int64_t start_epoch = 0, start_step = 0, global_step = 0, max_steps = 0;
   double resume_loss_sum = 0.0;
   std::int64_t resume_loss_count = 0;
   std::uint64_t hash = 0;
   std::unique_ptr<Progress> progress;
+  bool stopped = false;
   // The current epoch's rows on this rank, in step order.
   std::optional<data::Partitioned<std::pair<std::int64_t, data::Example>>> epoch_data;
   std::vector<const data::Example*> epoch_rows;
@@ -228,6 +229,10 @@ Trainer::Trainer(comm::Communicator& comm, io::Config cfg, Dataset train, Datase
 }
 
 Trainer::~Trainer() = default;
+
+bool Trainer::stopped_early() const { return impl_->stopped; }
+
+void Trainer::set_max_steps(std::int64_t steps) { impl_->max_steps = steps; }
 
 std::string Trainer::checkpoint_path() const {
   return (std::filesystem::path(cfg_.output.dir) / "checkpoint.h5").string();
@@ -407,9 +412,16 @@ std::vector<EpochMetrics> Trainer::run() {
         local_loss_window = 0.0;
         local_rows_window = 0;
       }
-      if (cfg_.checkpoint.every_steps > 0 && m.global_step % cfg_.checkpoint.every_steps == 0 &&
-          s + 1 < m.steps_per_epoch) {
+      const bool stop = m.max_steps > 0 && m.global_step >= m.max_steps;
+      if (s + 1 < m.steps_per_epoch &&
+          (stop || (cfg_.checkpoint.every_steps > 0 && m.global_step % cfg_.checkpoint.every_steps == 0))) {
         save(epoch, s + 1, loss_sum, loss_count);
+      }
+      if (stop && s + 1 < m.steps_per_epoch) {
+        m.progress->end_epoch();
+        m.progress->line("stopped at global step " + std::to_string(m.global_step) + " (max steps); continue with --resume");
+        m.stopped = true;
+        return history;
       }
     }
     const double loop_seconds = seconds_since(t_loop);
@@ -452,7 +464,13 @@ std::vector<EpochMetrics> Trainer::run() {
          << ",\"epoch_seconds\":" << json_number(em.epoch_seconds) << ",\"lr\":" << json_number(em.lr)
          << ",\"world_size\":" << np << ",\"deterministic\":" << (t.deterministic ? "true" : "false") << "}\n";
     }
-    if (cfg_.checkpoint.at_epoch_end) save(epoch + 1, 0, 0.0, 0);
+    const bool stop_here = m.max_steps > 0 && m.global_step >= m.max_steps;
+    if (cfg_.checkpoint.at_epoch_end || stop_here) save(epoch + 1, 0, 0.0, 0);
+    if (stop_here && epoch + 1 < t.epochs) {
+      m.progress->line("stopped at global step " + std::to_string(m.global_step) + " (max steps); continue with --resume");
+      m.stopped = true;
+      return history;
+    }
   }
   m.start_epoch = t.epochs;
   m.start_step = 0;

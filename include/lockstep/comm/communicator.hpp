@@ -78,6 +78,9 @@ class Communicator {
   virtual void barrier() = 0;
   // Ends the whole job from any rank. Last resort: prefer agree() so every rank throws.
   [[noreturn]] virtual void abort(int code) = 0;
+  // Splits into disjoint communicators, one per color, ranks ordered by key (MPI_Comm_split).
+  // Collective. Lets a test run the same job at several rank counts inside one launch.
+  virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
   // What this communicator runs on, for `lockstep info`.
   virtual std::string library_version() const = 0;
 

@@ -60,6 +60,10 @@ class Trainer {
 
   // Continue from a checkpoint file (collective). Call before run().
   void resume_from(const std::string& checkpoint_path);
+  // Stop after this many global steps, writing a checkpoint there (for time-limited allocations:
+  // continue later with resume_from). 0: no limit.
+  void set_max_steps(std::int64_t steps);
+  bool stopped_early() const;
   // Trains for the configured epochs; returns one entry per epoch run.
   std::vector<EpochMetrics> run();
 
