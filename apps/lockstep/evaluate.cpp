@@ -1,6 +1,7 @@
 // `lockstep evaluate CONFIG --checkpoint FILE`: loss and accuracy on the config's test split.
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "common.hpp"
 #include "lockstep/core/log.hpp"
@@ -18,7 +19,9 @@ int run_evaluate(comm::Communicator& comm, const ConfigArgs& args, const std::st
   char buf[256];
   std::snprintf(buf, sizeof buf, "test_loss %.6f test_accuracy %.6f rows %lld", r.loss, r.accuracy,
                 static_cast<long long>(r.rows));
-  log::info(std::string(buf) + "  (" + checkpoint + " on " + test.description + ")");
+  std::ostringstream line;  // not operator+ chains: GCC 12 warns falsely on them (-Wrestrict, PR 105329)
+  line << buf << "  (" << checkpoint << " on " << test.description << ")";
+  log::info(line.str());
   if (comm.rank() == 0) {
     std::filesystem::create_directories(cfg.output.dir);
     std::ofstream js(std::filesystem::path(cfg.output.dir) / "eval.jsonl", std::ios::app);

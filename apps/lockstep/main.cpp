@@ -60,8 +60,13 @@ int main(int argc, char** argv) {
     else if (*evaluate) status = app::run_evaluate(*world, cfg, checkpoint);
     else if (*predict) status = app::run_predict(*world, cfg, checkpoint, input, labels, output);
     else if (*info) status = app::run_info(*world);
-  } catch (const comm::AgreedError& e) {
-    if (world->rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());
+  } catch (const Error& e) {
+    if (e.agreed()) {  // every rank has it: say it once, end normally everywhere
+      if (world->rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());
+    } else {
+      log::error(e.what());
+      if (world->size() > 1) world->abort(1);
+    }
     status = 1;
   } catch (const std::exception& e) {
     log::error(e.what());

@@ -28,21 +28,12 @@ int run_predict(comm::Communicator& comm, const ConfigArgs& args, const std::str
     rows = &owned;
   }
   const std::int64_t first = comm.exscan(static_cast<std::int64_t>(rows->size()));
-  const std::int64_t f = model->input_features(), k = model->output_features();
+  const std::int64_t k = model->output_features();
   std::ostringstream csv;
   std::optional<std::string> err;
   try {
-    const std::int64_t n = static_cast<std::int64_t>(rows->size()), bs = cfg.training.eval_batch;
-    for (std::int64_t b = 0; b < n; b += bs) {
-      const std::int64_t m = std::min(bs, n - b);
-      Tensor x({m, f});
-      for (std::int64_t i = 0; i < m; ++i) {
-        const auto& e = (*rows)[static_cast<std::size_t>(b + i)];
-        LOCKSTEP_CHECK(static_cast<std::int64_t>(e.features.size()) == f, DataError, input, ": row ", first + b + i,
-                       " has ", e.features.size(), " features, the model expects ", f);
-        std::copy(e.features.begin(), e.features.end(), x.data<float>() + i * f);
-      }
-      const Tensor& out = model->forward(x, nn::ForwardContext{});
+    train::forward_rows(*model, *rows, cfg.training.eval_batch,
+                        [&](std::int64_t b, std::int64_t m, const Tensor& out, const Tensor&) {
       for (std::int64_t i = 0; i < m; ++i) {
         const float* z = out.data<float>() + i * k;
         std::vector<double> score(static_cast<std::size_t>(k));
@@ -65,7 +56,7 @@ int run_predict(comm::Communicator& comm, const ConfigArgs& args, const std::str
         }
         csv << '\n';
       }
-    }
+    });
   } catch (const std::exception& e) {
     err = e.what();
   }

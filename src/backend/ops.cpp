@@ -57,8 +57,8 @@ LossSum bce_with_logits(const Tensor& logits, const Tensor& target, float scale,
 void sgd_update(Tensor& w, const Tensor& g, Tensor& vel, float lr, float momentum, float wd, bool nesterov) {
   if (on_cpu("sgd_update", {&w, &g, &vel})) cpu::sgd_update(w, g, vel, lr, momentum, wd, nesterov);
 }
-void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, float lr, float b1, float b2, float eps, float wd,
-                 bool decoupled, std::int64_t step) {
+void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr, double b1, double b2, double eps,
+                 double wd, bool decoupled, std::int64_t step) {
   if (on_cpu("adam_update", {&w, &g, &m, &v})) cpu::adam_update(w, g, m, v, lr, b1, b2, eps, wd, decoupled, step);
 }
 

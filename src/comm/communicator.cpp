@@ -38,14 +38,32 @@ std::vector<std::string> Communicator::allgather_strings(const std::string& mine
   return out;
 }
 
-void Communicator::agree(const std::optional<std::string>& local_error) {
+namespace {
+template <typename E> [[noreturn]] void throw_agreed(const std::string& msg) {
+  E e(msg);
+  e.set_agreed();
+  throw e;
+}
+}  // namespace
+
+void Communicator::agree(const std::optional<std::string>& local_error, ErrorKind kind) {
   const std::int32_t mine = local_error ? rank() : size();
   const std::int32_t first = allreduce<std::int32_t>(mine, ReduceOp::kMin);
   if (first == size()) return;
-  std::string msg = local_error ? *local_error : std::string();
-  broadcast(msg, first);
+  // One byte for the kind, then the message, from the lowest failing rank.
+  std::string wire = local_error ? std::string(1, static_cast<char>(kind)) + *local_error : std::string();
+  broadcast(wire, first);
+  std::string msg = wire.substr(1);
   if (size() > 1) msg = "[rank " + std::to_string(first) + "] " + msg;
-  throw AgreedError(msg);
+  switch (static_cast<ErrorKind>(wire[0])) {
+    case ErrorKind::kConfig: throw_agreed<ConfigError>(msg);
+    case ErrorKind::kData: throw_agreed<DataError>(msg);
+    case ErrorKind::kIo: throw_agreed<IoError>(msg);
+    case ErrorKind::kComm: throw_agreed<CommError>(msg);
+    case ErrorKind::kCheckpoint: throw_agreed<CheckpointError>(msg);
+    case ErrorKind::kError: break;
+  }
+  throw_agreed<Error>(msg);
 }
 
 }  // namespace lockstep::comm

@@ -53,23 +53,40 @@ double GradientBuckets::finish() {
 }
 
 ExactGradientSum::ExactGradientSum(std::int64_t n)
-    : n_(n), hi_(static_cast<std::size_t>(n)), lo_(static_cast<std::size_t>(n)), wide_(static_cast<std::size_t>(n) + 1) {}
+    : n_(n),
+      hi_(static_cast<std::size_t>(n)),
+      lo_(static_cast<std::size_t>(n)),
+      wide_(static_cast<std::size_t>(n) + 1) {}
 
 void ExactGradientSum::reset() {
   std::fill(hi_.begin(), hi_.end(), 0);
   std::fill(lo_.begin(), lo_.end(), 0);
+  std::fill(wide_.begin(), wide_.end(), 0);
   bad_ = 0;
+  pending_adds_ = 0;
+}
+
+// With |g| < 2^20 each add puts less than 2^52 into a high word and less than 2^32 into a low
+// word, so kFoldEvery adds cannot overflow either int64; then they are folded into the int128 sums.
+void ExactGradientSum::fold() {
+  for (std::size_t i = 0; i < static_cast<std::size_t>(n_); ++i) {
+    wide_[i] += static_cast<int128>(hi_[i]) * (static_cast<int128>(1) << 32) + lo_[i];
+    hi_[i] = 0;
+    lo_[i] = 0;
+  }
+  pending_adds_ = 0;
 }
 
 void ExactGradientSum::add(const float* g) {
+  if (pending_adds_ == kFoldEvery) fold();
   std::int64_t* hi = hi_.data();
   std::int64_t* lo = lo_.data();
   std::int64_t bad = 0;
-  constexpr double kLimit = 2147483648.0;  // 2^31
+  constexpr double kLimit = 4503599627370496.0;  // 2^52 = 2^20 * 2^32
   for (std::int64_t i = 0; i < n_; ++i) {
     const double x = static_cast<double>(g[i]) * 4294967296.0;  // exact: g * 2^32
-    // NaN fails both comparisons, so it is counted as bad too.
-    const bool ok = std::fabs(x) < kLimit * 4294967296.0;
+    // NaN fails the comparison, so it is counted as bad too.
+    const bool ok = std::fabs(x) < kLimit;
     const double xs = ok ? x : 0.0;
     const double h = std::floor(xs);
     hi[i] += static_cast<std::int64_t>(h);
@@ -77,21 +94,21 @@ void ExactGradientSum::add(const float* g) {
     bad += !ok;
   }
   bad_ += bad;
+  ++pending_adds_;
 }
 
 void ExactGradientSum::allreduce_into(Communicator& comm, float* out, double scale) {
-  for (std::int64_t i = 0; i < n_; ++i) {
-    wide_[static_cast<std::size_t>(i)] =
-        static_cast<int128>(hi_[static_cast<std::size_t>(i)]) * (static_cast<int128>(1) << 32) + lo_[static_cast<std::size_t>(i)];
-  }
+  fold();
   wide_[static_cast<std::size_t>(n_)] = bad_;  // travels with the data: one collective, no hang
   comm.allreduce(wide_.data(), wide_.size(), CommType::kI128, ReduceOp::kSum);
   const auto bad = static_cast<std::int64_t>(wide_[static_cast<std::size_t>(n_)]);
   LOCKSTEP_CHECK(bad == 0, Error, "deterministic gradient sum: ", bad,
-                 " gradient elements were NaN, infinite or beyond the fixed-point range (|g| < 2^31); "
-                 "lower the learning rate or use training.deterministic: false");
+                 " gradient elements were NaN, infinite or beyond the fixed-point range (|g| < 2^20 per "
+                 "micro-batch); lower the learning rate or use training.deterministic: false");
   const double unit = std::ldexp(scale, -64);
-  for (std::int64_t i = 0; i < n_; ++i) out[i] = static_cast<float>(static_cast<double>(wide_[static_cast<std::size_t>(i)]) * unit);
+  for (std::int64_t i = 0; i < n_; ++i) {
+    out[i] = static_cast<float>(static_cast<double>(wide_[static_cast<std::size_t>(i)]) * unit);
+  }
 }
 
 }  // namespace lockstep::comm

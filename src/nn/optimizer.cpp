@@ -26,9 +26,7 @@ class Adam final : public Optimizer {
   Adam(const OptimizerOptions& o, std::int64_t n, bool decoupled) : o_(o), decoupled_(decoupled), m_({n}), v_({n}) {}
   void step(Tensor& params, const Tensor& grads, double lr) override {
     ++steps_;
-    backend::adam_update(params, grads, m_, v_, static_cast<float>(lr), static_cast<float>(o_.beta1),
-                         static_cast<float>(o_.beta2), static_cast<float>(o_.eps),
-                         static_cast<float>(o_.weight_decay), decoupled_, steps_);
+    backend::adam_update(params, grads, m_, v_, lr, o_.beta1, o_.beta2, o_.eps, o_.weight_decay, decoupled_, steps_);
   }
   std::map<std::string, Tensor*> state() override { return {{"exp_avg", &m_}, {"exp_avg_sq", &v_}}; }
 

@@ -57,6 +57,28 @@ std::vector<io::ParamInfo> param_layout(const nn::Sequential& model) {
   return out;
 }
 
+void forward_rows(nn::Sequential& model, const std::vector<data::Example>& rows, std::int64_t chunk,
+                  const std::function<void(std::int64_t, std::int64_t, const Tensor&, const Tensor&)>& fn) {
+  const std::int64_t n = static_cast<std::int64_t>(rows.size());
+  const std::int64_t f = model.input_features();
+  Tensor x({chunk, f}), y({chunk});
+  for (std::int64_t b = 0; b < n; b += chunk) {
+    const std::int64_t m = std::min(chunk, n - b);
+    if (m < chunk) {
+      x.zero_();
+      y.zero_();
+    }
+    for (std::int64_t i = 0; i < m; ++i) {
+      const auto& e = rows[static_cast<std::size_t>(b + i)];
+      LOCKSTEP_CHECK(static_cast<std::int64_t>(e.features.size()) == f, DataError, "row ", b + i, " of this rank has ",
+                     e.features.size(), " features, the model expects ", f);
+      std::copy(e.features.begin(), e.features.end(), x.data<float>() + i * f);
+      y.data<float>()[i] = e.label;
+    }
+    fn(b, m, model.forward(x, nn::ForwardContext{}), y);
+  }
+}
+
 EvalResult evaluate(comm::Communicator& comm, nn::Sequential& model, nn::LossKind loss, const Dataset& data,
                     std::int64_t eval_batch) {
   const auto* rows = data.rows.cached_local();
@@ -66,36 +88,23 @@ EvalResult evaluate(comm::Communicator& comm, nn::Sequential& model, nn::LossKin
     rows = &owned;
   }
   double sums[3] = {0.0, 0.0, 0.0};  // loss, correct, rows
-  const std::int64_t n = static_cast<std::int64_t>(rows->size());
-  const std::int64_t f = model.input_features();
   std::optional<std::string> err;
   try {
-    for (std::int64_t b = 0; b < n; b += eval_batch) {
-      const std::int64_t m = std::min(eval_batch, n - b);
-      Tensor x({m, f}), y({m});
-      for (std::int64_t i = 0; i < m; ++i) {
-        const auto& e = (*rows)[static_cast<std::size_t>(b + i)];
-        LOCKSTEP_CHECK(static_cast<std::int64_t>(e.features.size()) == f, DataError, data.description, ": row has ",
-                       e.features.size(), " features, the model expects ", f);
-        std::copy(e.features.begin(), e.features.end(), x.data<float>() + i * f);
-        y.data<float>()[i] = e.label;
-      }
-      nn::ForwardContext ctx;
-      const Tensor& out = model.forward(x, ctx);
-      Tensor target = y;
-      Tensor dense;
+    forward_rows(model, *rows, eval_batch, [&](std::int64_t, std::int64_t m, const Tensor& full, const Tensor& labels) {
+      const Tensor out = full.rows(0, m);
+      Tensor target = labels.rows(0, m);
       if (!nn::loss_takes_class_index(loss)) {
-        dense = Tensor(out.shape());
-        for (std::int64_t i = 0; i < m; ++i) dense.data<float>()[i * out.dim(1) + static_cast<std::int64_t>(y.data<float>()[i])] = 1.0f;
-        target = dense;
+        target = Tensor(out.shape());
+        for (std::int64_t i = 0; i < m; ++i)
+          target.data<float>()[i * out.dim(1) + static_cast<std::int64_t>(labels.data<float>()[i])] = 1.0f;
       }
       const auto r = nn::compute_loss(loss, out, target, 1.0f, nullptr);
       sums[0] += r.loss;
       sums[1] += static_cast<double>(r.correct);
       sums[2] += static_cast<double>(m);
-    }
+    });
   } catch (const std::exception& e) {
-    err = e.what();
+    err = data.description + ": " + e.what();
   }
   comm.agree(err);
   comm.allreduce(std::span<double>(sums, 3), comm::ReduceOp::kSum);
@@ -328,23 +337,29 @@ std::vector<EpochMetrics> Trainer::run() {
     std::vector<std::int64_t> pos_of(static_cast<std::size_t>(n));
     for (std::int64_t p = 0; p < n; ++p) pos_of[static_cast<std::size_t>(order[static_cast<std::size_t>(p)])] = p;
     const std::int64_t big_b = m.batch, b = m.local_batch;
-    m.epoch_data = m.indexed->map([&pos_of](std::pair<std::int64_t, data::Example>&& r) {
-                                 return std::pair<std::int64_t, data::Example>(pos_of[static_cast<std::size_t>(r.first)],
-                                                                               std::move(r.second));
-                               })
-                       .filter([used](const std::pair<std::int64_t, data::Example>& r) { return r.first < used; })
-                       .repartition([big_b, b](const std::pair<std::int64_t, data::Example>& r) {
-                         return static_cast<int>((r.first % big_b) / b);
-                       });
+    // Rows past the last full batch are not trained on this epoch; they travel anyway (at most
+    // B - 1 of them) and are dropped on arrival, which keeps the repartition a plain one.
+    const int ranks = np;
+    m.epoch_rows.clear();
+    m.epoch_data.reset();  // free last epoch's rows first, so the allocator reuses their memory
+    m.epoch_data = m.indexed->repartition([&](const std::pair<std::int64_t, data::Example>& r) {
+      const std::int64_t pos = pos_of[static_cast<std::size_t>(r.first)];
+      return static_cast<int>(pos < used ? (pos % big_b) / b : pos % ranks);
+    });
     const auto* mine = m.epoch_data->cached_local();
-    std::vector<std::size_t> idx(mine->size());
-    std::iota(idx.begin(), idx.end(), 0);
-    std::sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t c) { return (*mine)[a].first < (*mine)[c].first; });
+    std::vector<std::pair<std::int64_t, const data::Example*>> arrived;
+    arrived.reserve(mine->size());
+    for (const auto& r : *mine) {
+      const std::int64_t pos = pos_of[static_cast<std::size_t>(r.first)];
+      if (pos < used) arrived.emplace_back(pos, &r.second);
+    }
+    std::sort(arrived.begin(), arrived.end(),
+              [](const auto& a, const auto& c) { return a.first < c.first; });
     m.epoch_rows.clear();
     m.epoch_positions.clear();
-    for (auto i : idx) {
-      m.epoch_rows.push_back(&(*mine)[i].second);
-      m.epoch_positions.push_back((*mine)[i].first);
+    for (const auto& [pos, row] : arrived) {
+      m.epoch_rows.push_back(row);
+      m.epoch_positions.push_back(pos);
     }
     LOCKSTEP_CHECK(static_cast<std::int64_t>(m.epoch_rows.size()) == m.steps_per_epoch * b, Error,
                    "epoch shuffle delivered ", m.epoch_rows.size(), " rows to rank ", rank, ", expected ",

@@ -65,14 +65,17 @@ struct AdamUpdate {
   float lr, beta1, beta2, eps, weight_decay;
   bool decoupled;            // AdamW
   float bias1, bias2;        // 1 - beta^t
+  // 1 - beta, computed in double by the caller as PyTorch does: in float, 1 - 0.999f is off by
+  // 1.3e-5 relative, enough to drift from PyTorch's trajectory.
+  float one_minus_beta1, one_minus_beta2;
   LOCKSTEP_HD void operator()(float& w, float g, float& m, float& v) const {
     if (decoupled) {
       w -= lr * weight_decay * w;
     } else {
       g += weight_decay * w;
     }
-    m = beta1 * m + (1.0f - beta1) * g;
-    v = beta2 * v + (1.0f - beta2) * g * g;
+    m = beta1 * m + one_minus_beta1 * g;
+    v = beta2 * v + one_minus_beta2 * g * g;
     const float mhat = m / bias1;
     const float vhat = v / bias2;
     w -= lr * mhat / (sqrtf(vhat) + eps);

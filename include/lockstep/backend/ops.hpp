@@ -36,7 +36,7 @@ LossSum bce_with_logits(const Tensor& logits, const Tensor& target, float scale,
 
 void sgd_update(Tensor& w, const Tensor& g, Tensor& velocity, float lr, float momentum, float weight_decay,
                 bool nesterov);
-void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, float lr, float beta1, float beta2, float eps,
-                 float weight_decay, bool decoupled, std::int64_t step);
+void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr, double beta1, double beta2, double eps,
+                 double weight_decay, bool decoupled, std::int64_t step);
 
 }  // namespace lockstep::backend

@@ -35,13 +35,6 @@ template <typename T> constexpr CommType comm_type_of() {
   else static_assert(sizeof(T) == 0, "unsupported element type for a collective");
 }
 
-// Thrown by Communicator::agree(): every rank throws the same one, so the caller may end the
-// process normally on every rank instead of aborting the job.
-class AgreedError : public Error {
- public:
-  using Error::Error;
-};
-
 // A pending nonblocking collective. wait() rethrows any error the collective raised.
 class Request {
  public:
@@ -112,17 +105,31 @@ class Communicator {
 
   // A condition that only some ranks can see must not leave the others waiting in a collective.
   // Every rank calls agree() with its own error (or none); if any rank failed, every rank throws
-  // the same error, naming the lowest failing rank and its message.
-  void agree(const std::optional<std::string>& local_error);
-  // Runs fn; an exception on any rank becomes the same error on every rank.
-  template <typename Fn> void collectively(Fn&& fn) {
+  // the same error (Error::agreed() is true), naming the lowest failing rank and its message.
+  // The error keeps its type (ConfigError, DataError, ...) on every rank.
+  enum class ErrorKind : char { kError = 'E', kConfig = 'C', kData = 'D', kIo = 'I', kComm = 'M', kCheckpoint = 'K' };
+  void agree(const std::optional<std::string>& local_error, ErrorKind kind = ErrorKind::kError);
+  // Runs fn; an exception on any rank becomes the same error on every rank. Exceptions that are not
+  // lockstep errors become `fallback`.
+  template <typename Fn> void collectively(Fn&& fn, ErrorKind fallback = ErrorKind::kError) {
     std::optional<std::string> err;
+    ErrorKind kind = fallback;
     try {
       fn();
+    } catch (const ConfigError& e) {
+      err = e.what(), kind = ErrorKind::kConfig;
+    } catch (const DataError& e) {
+      err = e.what(), kind = ErrorKind::kData;
+    } catch (const IoError& e) {
+      err = e.what(), kind = ErrorKind::kIo;
+    } catch (const CommError& e) {
+      err = e.what(), kind = ErrorKind::kComm;
+    } catch (const CheckpointError& e) {
+      err = e.what(), kind = ErrorKind::kCheckpoint;
     } catch (const std::exception& e) {
       err = e.what();
     }
-    agree(err);
+    agree(err, kind);
   }
 };
 

@@ -50,8 +50,9 @@ class GradientBuckets {
 // two int64 words of a 128-bit fixed-point number with 64 fractional bits (hi: floor(g * 2^32),
 // lo: the remaining 32 bits), accumulated locally, combined across ranks as exact int128 sums,
 // and converted back once. Integer addition does not care about order, so the sum is the same
-// bits whatever the number of ranks or the reduction tree. Range: |g| < 2^31 per gradient
-// element; anything else (including NaN) is reported by every rank.
+// bits whatever the number of ranks or the reduction tree. Range: |g| < 2^20 per gradient
+// element and micro-batch (sums may grow far beyond that); anything else, NaN included, is
+// reported by every rank.
 class ExactGradientSum {
  public:
   explicit ExactGradientSum(std::int64_t n);
@@ -62,9 +63,13 @@ class ExactGradientSum {
   std::int64_t size() const { return n_; }
 
  private:
+  static constexpr int kFoldEvery = 2048;
+  void fold();
+
   std::int64_t n_;
   std::vector<std::int64_t> hi_, lo_;
   std::int64_t bad_ = 0;
+  int pending_adds_ = 0;
   std::vector<int128> wide_;
 };
 

@@ -11,6 +11,13 @@ namespace lockstep {
 class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+  // True when every rank throws this same error because it came through a collective agreement
+  // (Communicator::agree): the process may then end normally instead of aborting the job.
+  bool agreed() const { return agreed_; }
+  void set_agreed() { agreed_ = true; }
+
+ private:
+  bool agreed_ = false;
 };
 class ConfigError : public Error {
  public:

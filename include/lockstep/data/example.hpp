@@ -24,6 +24,7 @@ struct SparseExample {
 };
 
 template <> struct Codec<Example> {
+  static std::size_t size(const Example& e) { return Codec<std::vector<float>>::size(e.features) + sizeof(float); }
   static void encode(const Example& e, std::string& out) {
     Codec<std::vector<float>>::encode(e.features, out);
     Codec<float>::encode(e.label, out);
@@ -37,6 +38,9 @@ template <> struct Codec<Example> {
 };
 
 template <> struct Codec<SparseExample> {
+  static std::size_t size(const SparseExample& e) {
+    return Codec<std::vector<std::int32_t>>::size(e.indices) + Codec<std::vector<float>>::size(e.values) + sizeof(float);
+  }
   static void encode(const SparseExample& e, std::string& out) {
     Codec<std::vector<std::int32_t>>::encode(e.indices, out);
     Codec<std::vector<float>>::encode(e.values, out);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstring>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -183,14 +184,34 @@ template <typename T> class Partitioned {
   // Sends each element to the rank target(x) returns. Elements arrive grouped by source rank in
   // rank order, each group in its source order, so the result is deterministic.
   template <typename F> Partitioned repartition(F target) const {
+    // Two passes over the partition (a cached one is read in place, without copies): the first
+    // finds each element's destination and encoded size, the second encodes it straight into its
+    // slot of the single send buffer that alltoallv needs.
+    std::vector<T> owned;
+    if (!cached_) owned = local();
+    const std::vector<T>& mine = cached_ ? *cached_ : owned;
     const int p = comm_->size();
-    std::vector<std::string> out(static_cast<std::size_t>(p));
-    gen_([&](T&& x) {
-      const int r = target(static_cast<const T&>(x));
+    std::vector<int> dest(mine.size());
+    std::vector<std::size_t> send_counts(static_cast<std::size_t>(p), 0);
+    for (std::size_t i = 0; i < mine.size(); ++i) {
+      const int r = target(mine[i]);
       LOCKSTEP_CHECK(r >= 0 && r < p, Error, "Partitioned::repartition: target rank ", r, " outside [0, ", p, ")");
-      Codec<T>::encode(x, out[static_cast<std::size_t>(r)]);
-    });
-    return from_local(*comm_, exchange(out));
+      dest[i] = r;
+      send_counts[static_cast<std::size_t>(r)] += Codec<T>::size(mine[i]);
+    }
+    std::vector<std::size_t> offset(static_cast<std::size_t>(p), 0);
+    for (int r = 1; r < p; ++r)
+      offset[static_cast<std::size_t>(r)] = offset[static_cast<std::size_t>(r - 1)] + send_counts[static_cast<std::size_t>(r - 1)];
+    char* send = send_buffer().get(offset.back() + send_counts.back());
+    std::string scratch;
+    for (std::size_t i = 0; i < mine.size(); ++i) {
+      scratch.clear();
+      Codec<T>::encode(mine[i], scratch);
+      auto& off = offset[static_cast<std::size_t>(dest[i])];
+      std::memcpy(send + off, scratch.data(), scratch.size());
+      off += scratch.size();
+    }
+    return from_local(*comm_, exchange(send, send_counts));
   }
 
   // Pairs every element with its global index (Spark's zipWithIndex).
@@ -210,14 +231,17 @@ template <typename T> class Partitioned {
                                                               comm::ReduceOp::kSum);
     std::int64_t i = comm_->exscan(static_cast<std::int64_t>(mine.size()));
     const int p = comm_->size();
-    std::vector<std::string> out(static_cast<std::size_t>(p));
+    std::vector<std::size_t> counts(static_cast<std::size_t>(p), 0);
+    std::string bytes;
     int r = 0;
     for (auto& x : mine) {
-      while (i >= split_range(total, r, p).end) ++r;
-      Codec<T>::encode(x, out[static_cast<std::size_t>(r)]);
+      while (i >= split_range(total, r, p).end) ++r;  // destinations ascend with the global index
+      const std::size_t before = bytes.size();
+      Codec<T>::encode(x, bytes);
+      counts[static_cast<std::size_t>(r)] += bytes.size() - before;
       ++i;
     }
-    return from_local(*comm_, exchange(out));
+    return from_local(*comm_, exchange(bytes.data(), counts));
   }
 
  private:
@@ -225,19 +249,42 @@ template <typename T> class Partitioned {
   Partitioned(comm::Communicator& comm, Generator gen, std::shared_ptr<const std::vector<T>> cached)
       : comm_(&comm), gen_(std::move(gen)), cached_(std::move(cached)) {}
 
-  std::vector<T> exchange(const std::vector<std::string>& out) const {
+  // send holds the bytes for rank 0, then rank 1, ...; send_counts[r] of them go to rank r.
+  std::vector<T> exchange(const char* send, const std::vector<std::size_t>& send_counts) const {
     const int p = comm_->size();
-    std::vector<std::uint64_t> send_sizes(static_cast<std::size_t>(p)), recv_sizes(static_cast<std::size_t>(p));
-    for (int r = 0; r < p; ++r) send_sizes[static_cast<std::size_t>(r)] = out[static_cast<std::size_t>(r)].size();
-    comm_->alltoall(send_sizes.data(), sizeof(std::uint64_t), recv_sizes.data());
-    std::string send;
-    for (auto& s : out) send += s;
-    std::vector<std::size_t> sc(send_sizes.begin(), send_sizes.end()), rc(recv_sizes.begin(), recv_sizes.end());
-    std::string recv(std::accumulate(rc.begin(), rc.end(), std::size_t{0}), '\0');
-    comm_->alltoallv(send.data(), sc, recv.data(), rc);
+    std::vector<std::uint64_t> sizes(send_counts.begin(), send_counts.end()), recv_sizes(static_cast<std::size_t>(p));
+    comm_->alltoall(sizes.data(), sizeof(std::uint64_t), recv_sizes.data());
+    std::vector<std::size_t> rc(recv_sizes.begin(), recv_sizes.end());
+    const std::size_t total = std::accumulate(rc.begin(), rc.end(), std::size_t{0});
+    char* recv = recv_buffer().get(total);
+    comm_->alltoallv(send, send_counts, recv, rc);
     std::vector<T> result;
-    decode_all(recv, result);
+    const char* q = recv;
+    while (q < recv + total) result.push_back(Codec<T>::decode(q));
     return result;
+  }
+
+  // Byte buffers reused across wide operations on this thread. An epoch's shuffle moves the whole
+  // training set; fresh buffers each time would be fresh pages, and the kernel zeroing them cost
+  // more than the exchange itself.
+  struct Scratch {
+    std::unique_ptr<char[]> data;
+    std::size_t capacity = 0;
+    char* get(std::size_t n) {
+      if (n > capacity) {
+        data.reset(new char[n]);
+        capacity = n;
+      }
+      return data.get();
+    }
+  };
+  static Scratch& send_buffer() {
+    thread_local Scratch s;
+    return s;
+  }
+  static Scratch& recv_buffer() {
+    thread_local Scratch s;
+    return s;
   }
 
   std::vector<T> gather_all(const std::vector<T>& mine) const {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +48,12 @@ struct EvalResult {
 std::unique_ptr<nn::Sequential> build_model(const io::Config& cfg, std::int64_t input_features);
 // Layout of the flat parameter buffer, for checkpoints.
 std::vector<io::ParamInfo> param_layout(const nn::Sequential& model);
+// Forward pass over `rows` in chunks of exactly `chunk` rows (the last one zero-padded), so a row's
+// output does not depend on how many rows this rank holds: GEMM blocking depends on the matrix
+// shape, and a fixed shape gives the same bits at every rank count. fn(first, count, out, labels)
+// sees each chunk's first `count` rows.
+void forward_rows(nn::Sequential& model, const std::vector<data::Example>& rows, std::int64_t chunk,
+                  const std::function<void(std::int64_t, std::int64_t, const Tensor&, const Tensor&)>& fn);
 // Loss and accuracy of `model` on a dataset, allreduced. Collective.
 EvalResult evaluate(comm::Communicator& comm, nn::Sequential& model, nn::LossKind loss, const Dataset& data,
                     std::int64_t eval_batch);

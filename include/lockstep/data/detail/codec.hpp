@@ -14,7 +14,10 @@ namespace lockstep::data {
 
 template <typename T, typename Enable = void> struct Codec;
 
+// Every Codec has encode (append to a string), decode (advance a pointer) and size (the bytes
+// encode will append), so wide operations can lay out a send buffer before writing it.
 template <typename T> struct Codec<T, std::enable_if_t<std::is_trivially_copyable_v<T>>> {
+  static std::size_t size(const T&) { return sizeof(T); }
   static void encode(const T& v, std::string& out) { out.append(reinterpret_cast<const char*>(&v), sizeof(T)); }
   static T decode(const char*& p) {
     T v;
@@ -25,6 +28,15 @@ template <typename T> struct Codec<T, std::enable_if_t<std::is_trivially_copyabl
 };
 
 template <typename U> struct Codec<std::vector<U>> {
+  static std::size_t size(const std::vector<U>& v) {
+    if constexpr (std::is_trivially_copyable_v<U>) {
+      return sizeof(std::uint64_t) + v.size() * sizeof(U);
+    } else {
+      std::size_t n = sizeof(std::uint64_t);
+      for (const auto& x : v) n += Codec<U>::size(x);
+      return n;
+    }
+  }
   static void encode(const std::vector<U>& v, std::string& out) {
     Codec<std::uint64_t>::encode(v.size(), out);
     if constexpr (std::is_trivially_copyable_v<U>) {
@@ -49,6 +61,7 @@ template <typename U> struct Codec<std::vector<U>> {
 };
 
 template <> struct Codec<std::string> {
+  static std::size_t size(const std::string& v) { return sizeof(std::uint64_t) + v.size(); }
   static void encode(const std::string& v, std::string& out) {
     Codec<std::uint64_t>::encode(v.size(), out);
     out.append(v);
@@ -63,6 +76,7 @@ template <> struct Codec<std::string> {
 
 template <typename A, typename B>
 struct Codec<std::pair<A, B>, std::enable_if_t<!std::is_trivially_copyable_v<std::pair<A, B>>>> {
+  static std::size_t size(const std::pair<A, B>& v) { return Codec<A>::size(v.first) + Codec<B>::size(v.second); }
   static void encode(const std::pair<A, B>& v, std::string& out) {
     Codec<A>::encode(v.first, out);
     Codec<B>::encode(v.second, out);

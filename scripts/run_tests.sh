@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Sets everything up (scripts/setup.sh, with warnings as errors) and runs the whole test suite:
+# unit tests, MPI tests at 1-4 ranks, and the CLI end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CMAKE_ARGS="${CMAKE_ARGS:-} -DLOCKSTEP_WERROR=ON" scripts/setup.sh
+source scripts/mpi_env.sh
+cd build
+ctest --output-on-failure -j"$(nproc)" --timeout 600

@@ -1,0 +1,135 @@
+// CSV reader. Every rank reads the header line itself (it is short, and saves a broadcast), then
+// only the lines that start in its byte share of the body (see read_line_split). Line numbers in
+// messages are global: each rank counts its lines and an exclusive scan gives it the number of
+// lines before its first one. Only the selected columns need to hold numbers, so a CSV with an id
+// or name column can still be read by naming the feature columns.
+#include <algorithm>
+
+#include "data/source_util.hpp"
+#include "lockstep/data/sources.hpp"
+
+namespace lockstep::data {
+namespace {
+
+using detail::collectively;
+
+// Splits on `delim`; fields keep their surrounding spaces (trimmed when parsed).
+void split_fields(std::string_view line, char delim, std::vector<std::string_view>& out) {
+  out.clear();
+  std::size_t pos = 0;
+  while (true) {
+    const std::size_t end = line.find(delim, pos);
+    if (end == std::string_view::npos) {
+      out.push_back(line.substr(pos));
+      return;
+    }
+    out.push_back(line.substr(pos, end - pos));
+    pos = end + 1;
+  }
+}
+
+// A header name or field without its surrounding spaces and one pair of double quotes.
+std::string_view unquote(std::string_view s) {
+  s = detail::trim(s);
+  if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
+  return s;
+}
+
+std::string list_columns(const std::vector<std::string>& names) {
+  constexpr std::size_t kMax = 50;
+  std::string s;
+  for (std::size_t i = 0; i < names.size() && i < kMax; ++i) s += (i ? ", " : "") + detail::quoted(names[i]);
+  if (names.size() > kMax) s += ", ... (" + std::to_string(names.size()) + " in all)";
+  return s;
+}
+
+std::size_t find_column(const std::vector<std::string>& names, const std::string& want, const std::string& path,
+                        const char* role) {
+  const auto it = std::find(names.begin(), names.end(), want);
+  if (it == names.end()) {
+    throw DataError(path + ":1: " + role + " " + detail::quoted(want) + " not found; the header has columns " +
+                    list_columns(names));
+  }
+  if (std::find(it + 1, names.end(), want) != names.end()) {
+    throw DataError(path + ":1: " + role + " " + detail::quoted(want) + " appears more than once in the header");
+  }
+  return static_cast<std::size_t>(it - names.begin());
+}
+
+struct Columns {
+  std::vector<std::string> names;
+  std::size_t label = 0;
+  std::vector<std::size_t> features;
+};
+
+Columns resolve_columns(std::string header, const std::string& path, const CsvOptions& options) {
+  if (!header.empty() && header.back() == '\r') header.pop_back();
+  if (header.starts_with("\xEF\xBB\xBF")) header.erase(0, 3);  // the UTF-8 byte-order mark some spreadsheets write
+  if (detail::is_blank(header)) throw DataError(path + ":1: expected a header line naming the columns, got a blank line");
+  Columns c;
+  std::vector<std::string_view> fields;
+  split_fields(header, options.delimiter, fields);
+  for (const auto f : fields) c.names.emplace_back(unquote(f));
+  c.label = find_column(c.names, options.label_column, path, "label column");
+  if (options.feature_columns.empty()) {
+    for (std::size_t i = 0; i < c.names.size(); ++i) {
+      if (i != c.label) c.features.push_back(i);
+    }
+  } else {
+    for (const auto& name : options.feature_columns) c.features.push_back(find_column(c.names, name, path, "feature column"));
+  }
+  return c;
+}
+
+}  // namespace
+
+Partitioned<Example> read_csv(comm::Communicator& comm, const std::string& path, const CsvOptions& options) {
+  Columns cols;
+  std::string text;
+  collectively(comm, [&] {
+    const char d = options.delimiter;
+    LOCKSTEP_CHECK(d != '\n' && d != '\r' && d != '"' && d != '\0', ConfigError, "read_csv(", path,
+                   "): expected a delimiter other than a newline, carriage return, quote or NUL, got character ",
+                   static_cast<int>(d));
+    detail::File f = detail::open_file(path);
+    const std::int64_t size = detail::file_size(f.get(), path);
+    if (size == 0) throw DataError(path + ":1: expected a header line naming the columns, the file is empty");
+    std::int64_t body_begin = 0;
+    cols = resolve_columns(detail::read_line_at(f.get(), path, 0, size, &body_begin), path, options);
+    text = detail::read_line_split(f.get(), path, body_begin, size, comm.rank(), comm.size());
+  });
+  // Line 1 is the header.
+  const std::int64_t first_line = 2 + comm.exscan(detail::count_lines(text));
+
+  std::vector<Example> rows;
+  collectively(comm, [&] {
+    // A tab-separated line of empty fields is a row with missing values, not a blank line.
+    const char* blank_chars = options.delimiter == '\t' ? " " : " \t";
+    std::vector<std::string_view> fields;
+    detail::for_each_line(text, first_line, [&](std::int64_t line_no, std::string_view line) {
+      if (line.find_first_not_of(blank_chars) == std::string_view::npos) return;
+      split_fields(line, options.delimiter, fields);
+      if (fields.size() != cols.names.size()) {
+        throw DataError(path + ":" + std::to_string(line_no) + ": expected " + std::to_string(cols.names.size()) +
+                        " columns, got " + std::to_string(fields.size()));
+      }
+      const auto number = [&](std::size_t col) {
+        float v = 0.0f;
+        const std::string_view field = unquote(fields[col]);
+        if (!detail::parse_float(field, v)) {
+          throw DataError(path + ":" + std::to_string(line_no) + ": column " + detail::quoted(cols.names[col]) +
+                          ": expected a number, got " + detail::quoted(field));
+        }
+        return v;
+      };
+      Example e;
+      e.label = number(cols.label);
+      e.features.reserve(cols.features.size());
+      for (const std::size_t c : cols.features) e.features.push_back(number(c));
+      rows.push_back(std::move(e));
+    });
+  });
+  return Partitioned<Example>::from_local(comm, std::move(rows));
+}
+
+}  // namespace lockstep::data

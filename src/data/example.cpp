@@ -1,0 +1,24 @@
+// SparseExample::to_dense: a LIBSVM row spread out into a dense feature vector.
+#include "lockstep/data/example.hpp"
+
+#include "lockstep/core/error.hpp"
+
+namespace lockstep::data {
+
+Example SparseExample::to_dense(std::int64_t num_features) const {
+  LOCKSTEP_CHECK(num_features >= 0, DataError, "SparseExample::to_dense: expected num_features >= 0, got ", num_features);
+  LOCKSTEP_CHECK(indices.size() == values.size(), DataError, "SparseExample::to_dense: expected as many values as indices (",
+                 indices.size(), "), got ", values.size());
+  Example e;
+  e.features.assign(static_cast<std::size_t>(num_features), 0.0f);
+  e.label = label;
+  for (std::size_t k = 0; k < indices.size(); ++k) {
+    const std::int64_t i = indices[k];
+    LOCKSTEP_CHECK(i >= 0 && i < num_features, DataError, "SparseExample::to_dense: expected feature indices in [0, ",
+                   num_features, "), got ", i);
+    e.features[static_cast<std::size_t>(i)] = values[k];
+  }
+  return e;
+}
+
+}  // namespace lockstep::data

@@ -1,0 +1,479 @@
+// H5File on the HDF5 C API (1.10 or later). Each public method opens the handles it needs as
+// scoped Handles, checks every call, and on failure throws an IoError that names the file, the
+// object, what was being attempted and the reason HDF5 left on its error stack.
+#include "detail/hdf5.hpp"
+
+#include <hdf5.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <utility>
+
+#include "lockstep/core/error.hpp"
+
+namespace lockstep::detail {
+
+static_assert(std::is_same_v<hid_t, std::int64_t>, "H5File stores hid_t as std::int64_t");
+
+namespace {
+
+// The reason lives on HDF5's error stack, not in the return value; printing it is turned off so
+// that it reaches the user once, inside the exception. Done at every open, not once: it is cheap,
+// and thread-safe builds of HDF5 keep this setting per thread.
+void silence_hdf5_printing() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+// The outermost description (what the API call failed to do) and the innermost one (where it was
+// first detected, which usually carries the cause: "file signature not found", an errno text).
+std::string hdf5_reason() {
+  std::vector<std::string> descs;
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_DOWNWARD,
+      [](unsigned, const H5E_error2_t* e, void* data) -> herr_t {
+        static_cast<std::vector<std::string>*>(data)->push_back(e->desc ? e->desc : "");
+        return 0;
+      },
+      &descs);
+  H5Eclear2(H5E_DEFAULT);
+  if (descs.empty()) return "HDF5 gave no reason";
+  if (descs.size() == 1 || descs.front() == descs.back()) return descs.front();
+  return descs.front() + " (" + descs.back() + ")";
+}
+
+std::string where(const std::string& file, const std::string& obj) {
+  return obj.empty() ? file : file + ":" + obj;
+}
+
+[[noreturn]] void fail(const std::string& file, const std::string& obj, const std::string& what) {
+  throw IoError(where(file, obj) + ": " + what + ": " + hdf5_reason());
+}
+
+hid_t check_id(hid_t id, const std::string& file, const std::string& obj, const std::string& what) {
+  if (id < 0) fail(file, obj, what);
+  return id;
+}
+
+void check(herr_t status, const std::string& file, const std::string& obj, const std::string& what) {
+  if (status < 0) fail(file, obj, what);
+}
+
+// An HDF5 identifier closed by the matching H5?close when it goes out of scope.
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  Handle(Handle&& o) noexcept : id_(std::exchange(o.id_, -1)), closer_(o.closer_) {}
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  Handle& operator=(Handle&&) = delete;
+  ~Handle() {
+    if (id_ >= 0) closer_(id_);
+  }
+  hid_t get() const { return id_; }
+
+ private:
+  hid_t id_;
+  Closer closer_;
+};
+
+template <typename T> hid_t native_type() {
+  if constexpr (std::is_same_v<T, float>) return H5T_NATIVE_FLOAT;
+  else if constexpr (std::is_same_v<T, double>) return H5T_NATIVE_DOUBLE;
+  else if constexpr (std::is_same_v<T, std::int32_t>) return H5T_NATIVE_INT32;
+  else if constexpr (std::is_same_v<T, std::int64_t>) return H5T_NATIVE_INT64;
+  else if constexpr (std::is_same_v<T, std::uint8_t>) return H5T_NATIVE_UINT8;
+  else static_assert(sizeof(T) == 0, "H5File: unsupported element type");
+}
+
+// Files are written little-endian whatever the host, so they read the same everywhere.
+template <typename T> hid_t file_type() {
+  if constexpr (std::is_same_v<T, float>) return H5T_IEEE_F32LE;
+  else if constexpr (std::is_same_v<T, double>) return H5T_IEEE_F64LE;
+  else if constexpr (std::is_same_v<T, std::int32_t>) return H5T_STD_I32LE;
+  else if constexpr (std::is_same_v<T, std::int64_t>) return H5T_STD_I64LE;
+  else if constexpr (std::is_same_v<T, std::uint8_t>) return H5T_STD_U8LE;
+  else static_assert(sizeof(T) == 0, "H5File: unsupported element type");
+}
+
+const char* class_name(H5T_class_t c) {
+  switch (c) {
+    case H5T_INTEGER: return "integer";
+    case H5T_FLOAT: return "float";
+    case H5T_STRING: return "string";
+    case H5T_BITFIELD: return "bitfield";
+    case H5T_OPAQUE: return "opaque";
+    case H5T_COMPOUND: return "compound";
+    case H5T_REFERENCE: return "reference";
+    case H5T_ENUM: return "enum";
+    case H5T_VLEN: return "variable-length";
+    case H5T_ARRAY: return "array";
+    default: return "unknown";
+  }
+}
+
+std::string shape_text(const std::vector<hsize_t>& dims) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + ")";
+}
+
+// The dataspace dimensions of an open dataset or attribute's space.
+std::vector<hsize_t> space_dims(hid_t space, const std::string& file, const std::string& obj) {
+  const int rank = H5Sget_simple_extent_ndims(space);
+  if (rank < 0) fail(file, obj, "cannot read the dataspace rank");
+  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+  if (rank > 0) check(H5Sget_simple_extent_dims(space, dims.data(), nullptr), file, obj, "cannot read the dataspace dimensions");
+  return dims;
+}
+
+Handle open_dataset(hid_t file_id, const std::string& file, const std::string& path) {
+  return Handle(check_id(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT), file, path, "cannot open dataset"), H5Dclose);
+}
+
+// Datasets are read into numbers; a string or compound dataset would fail deep in HDF5's
+// conversion code with a less helpful message.
+void require_numeric(hid_t dset, const std::string& file, const std::string& path) {
+  Handle type(check_id(H5Dget_type(dset), file, path, "cannot read the datatype"), H5Tclose);
+  const H5T_class_t c = H5Tget_class(type.get());
+  if (c != H5T_INTEGER && c != H5T_FLOAT) {
+    throw IoError(where(file, path) + ": expected a numeric (integer or float) dataset, found a " + class_name(c) + " one");
+  }
+}
+
+Handle open_object(hid_t file_id, const std::string& file, const std::string& obj) {
+  return Handle(check_id(H5Oopen(file_id, obj.c_str(), H5P_DEFAULT), file, obj, "cannot open object"), H5Oclose);
+}
+
+// Opens attribute `name` of `obj`, which must hold exactly one value; returns it with its class.
+Handle open_scalar_attr(hid_t file_id, const std::string& file, const std::string& obj, const std::string& name) {
+  const std::string what = "attribute \"" + name + "\"";
+  Handle o = open_object(file_id, file, obj);
+  Handle attr(check_id(H5Aopen(o.get(), name.c_str(), H5P_DEFAULT), file, obj, "cannot open " + what), H5Aclose);
+  Handle space(check_id(H5Aget_space(attr.get()), file, obj, "cannot read the dataspace of " + what), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n != 1) {
+    throw IoError(where(file, obj) + ": " + what + ": expected a single value, found " + std::to_string(n));
+  }
+  return attr;
+}
+
+H5T_class_t attr_class(hid_t attr, const std::string& file, const std::string& obj, const std::string& name) {
+  Handle type(check_id(H5Aget_type(attr), file, obj, "cannot read the type of attribute \"" + name + "\""), H5Tclose);
+  return H5Tget_class(type.get());
+}
+
+Handle link_create_plist(const std::string& file, const std::string& obj) {
+  Handle lcpl(check_id(H5Pcreate(H5P_LINK_CREATE), file, obj, "cannot create a link property list"), H5Pclose);
+  check(H5Pset_create_intermediate_group(lcpl.get(), 1), file, obj, "cannot request intermediate groups");
+  return lcpl;
+}
+
+}  // namespace
+
+// ---- the file ----
+
+H5File H5File::open_read(const std::string& path) {
+  silence_hdf5_printing();
+  return H5File(path, check_id(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path, "", "cannot open for reading"));
+}
+
+H5File H5File::open_rw(const std::string& path) {
+  silence_hdf5_printing();
+  return H5File(path, check_id(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), path, "", "cannot open for writing"));
+}
+
+H5File H5File::create(const std::string& path) {
+  silence_hdf5_printing();
+  // The 1.8 file format at least: it stores attributes over 64 KiB (a config's text, say) densely
+  // instead of refusing them, and every HDF5 since 2008, h5py included, reads it.
+  Handle fapl(check_id(H5Pcreate(H5P_FILE_ACCESS), path, "", "cannot create a file access property list"), H5Pclose);
+  check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST), path, "", "cannot set the file format version");
+  return H5File(path, check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), path, "", "cannot create"));
+}
+
+H5File::H5File(H5File&& other) noexcept : path_(std::move(other.path_)), id_(std::exchange(other.id_, -1)) {}
+
+H5File& H5File::operator=(H5File&& other) noexcept {
+  if (this != &other) {
+    if (id_ >= 0) {
+      H5Fclose(id_);
+      H5Eclear2(H5E_DEFAULT);
+    }
+    path_ = std::move(other.path_);
+    id_ = std::exchange(other.id_, -1);
+  }
+  return *this;
+}
+
+H5File::~H5File() {
+  if (id_ >= 0) {
+    H5Fclose(id_);
+    H5Eclear2(H5E_DEFAULT);
+  }
+}
+
+void H5File::close() {
+  if (id_ < 0) return;
+  const herr_t status = H5Fclose(std::exchange(id_, -1));
+  check(status, path_, "", "cannot close");
+}
+
+void H5File::flush() {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ": flush on a closed H5File");
+  check(H5Fflush(id_, H5F_SCOPE_GLOBAL), path_, "", "cannot flush");
+}
+
+// ---- groups ----
+
+void H5File::create_group(const std::string& path) {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", path, ": create_group on a closed H5File");
+  if (exists(path)) {
+    Handle g(check_id(H5Gopen2(id_, path.c_str(), H5P_DEFAULT), path_, path, "exists but cannot be opened as a group"),
+             H5Gclose);
+    return;
+  }
+  Handle lcpl = link_create_plist(path_, path);
+  Handle g(check_id(H5Gcreate2(id_, path.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), path_, path, "cannot create group"),
+           H5Gclose);
+}
+
+bool H5File::exists(const std::string& path) const {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", path, ": exists on a closed H5File");
+  // H5Lexists fails, rather than answering false, when an intermediate link is missing, so the
+  // path is checked one component at a time.
+  std::string prefix = path.starts_with('/') ? "/" : "";
+  std::size_t pos = 0;
+  bool any = false;
+  while (pos <= path.size()) {
+    std::size_t next = path.find('/', pos);
+    if (next == std::string::npos) next = path.size();
+    const std::string part = path.substr(pos, next - pos);
+    pos = next + 1;
+    if (part.empty() || part == ".") continue;
+    prefix += (prefix.empty() || prefix.ends_with('/') ? "" : "/") + part;
+    any = true;
+    const htri_t link = H5Lexists(id_, prefix.c_str(), H5P_DEFAULT);
+    if (link <= 0) {
+      H5Eclear2(H5E_DEFAULT);
+      return false;
+    }
+  }
+  if (!any) return true;  // the root group
+  // A soft link whose target is missing exists as a link but not as an object.
+  const htri_t obj = H5Oexists_by_name(id_, path.c_str(), H5P_DEFAULT);
+  H5Eclear2(H5E_DEFAULT);
+  return obj > 0;
+}
+
+std::vector<std::string> H5File::list(const std::string& group_path) const {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", group_path, ": list on a closed H5File");
+  Handle g(check_id(H5Gopen2(id_, group_path.c_str(), H5P_DEFAULT), path_, group_path, "cannot open group"), H5Gclose);
+  H5G_info_t info;
+  check(H5Gget_info(g.get(), &info), path_, group_path, "cannot read group info");
+  std::vector<std::string> names;
+  names.reserve(info.nlinks);
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t n = H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (n < 0) fail(path_, group_path, "cannot read the name of child " + std::to_string(i));
+    std::string name(static_cast<std::size_t>(n) + 1, '\0');
+    if (H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT) < 0) {
+      fail(path_, group_path, "cannot read the name of child " + std::to_string(i));
+    }
+    name.resize(static_cast<std::size_t>(n));
+    names.push_back(std::move(name));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// ---- datasets ----
+
+template <typename T>
+void H5File::write(const std::string& path, const T* data, const std::vector<std::int64_t>& shape) {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", path, ": write on a closed H5File");
+  std::vector<hsize_t> dims;
+  std::int64_t count = 1;
+  for (const std::int64_t d : shape) {
+    LOCKSTEP_CHECK(d >= 0, IoError, path_, ":", path, ": expected dimensions >= 0, got ", d);
+    dims.push_back(static_cast<hsize_t>(d));
+    count *= d;
+  }
+  LOCKSTEP_CHECK(count == 0 || data != nullptr, IoError, path_, ":", path, ": write of ", count, " values from a null pointer");
+  Handle space(check_id(shape.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                        path_, path, "cannot create a dataspace of shape " + shape_text(dims)),
+               H5Sclose);
+  Handle lcpl = link_create_plist(path_, path);
+  Handle dset(check_id(H5Dcreate2(id_, path.c_str(), file_type<T>(), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), path_,
+                       path, "cannot create dataset"),
+              H5Dclose);
+  if (count > 0) {
+    check(H5Dwrite(dset.get(), native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path_, path, "cannot write dataset");
+  }
+}
+
+std::vector<std::int64_t> H5File::shape(const std::string& path) const {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", path, ": shape on a closed H5File");
+  Handle dset = open_dataset(id_, path_, path);
+  Handle space(check_id(H5Dget_space(dset.get()), path_, path, "cannot read the dataspace"), H5Sclose);
+  const auto dims = space_dims(space.get(), path_, path);
+  return std::vector<std::int64_t>(dims.begin(), dims.end());
+}
+
+template <typename T> std::vector<T> H5File::read(const std::string& path) const {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", path, ": read on a closed H5File");
+  Handle dset = open_dataset(id_, path_, path);
+  require_numeric(dset.get(), path_, path);
+  Handle space(check_id(H5Dget_space(dset.get()), path_, path, "cannot read the dataspace"), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0) fail(path_, path, "cannot count the elements");
+  std::vector<T> out(static_cast<std::size_t>(n));
+  if (n > 0) {
+    check(H5Dread(dset.get(), native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), path_, path, "cannot read dataset");
+  }
+  return out;
+}
+
+template <typename T>
+std::vector<T> H5File::read_rows(const std::string& path, std::int64_t row_begin, std::int64_t row_end) const {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", path, ": read_rows on a closed H5File");
+  Handle dset = open_dataset(id_, path_, path);
+  require_numeric(dset.get(), path_, path);
+  Handle file_space(check_id(H5Dget_space(dset.get()), path_, path, "cannot read the dataspace"), H5Sclose);
+  const auto dims = space_dims(file_space.get(), path_, path);
+  LOCKSTEP_CHECK(!dims.empty(), IoError, path_, ":", path, ": expected a dataset with at least one dimension to read rows from, got a scalar");
+  const auto rows = static_cast<std::int64_t>(dims[0]);
+  LOCKSTEP_CHECK(0 <= row_begin && row_begin <= row_end && row_end <= rows, IoError, path_, ":", path, ": expected rows within [0, ",
+                 rows, "), got [", row_begin, ", ", row_end, ")");
+  std::vector<hsize_t> start(dims.size(), 0), count = dims;
+  start[0] = static_cast<hsize_t>(row_begin);
+  count[0] = static_cast<hsize_t>(row_end - row_begin);
+  std::size_t n = 1;
+  for (const hsize_t c : count) n *= static_cast<std::size_t>(c);
+  std::vector<T> out(n);
+  if (n == 0) return out;  // an empty hyperslab is not a valid selection in HDF5 1.10
+  check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), path_, path,
+        "cannot select rows [" + std::to_string(row_begin) + ", " + std::to_string(row_end) + ")");
+  Handle mem_space(check_id(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), path_, path,
+                            "cannot create the memory dataspace"),
+                   H5Sclose);
+  check(H5Dread(dset.get(), native_type<T>(), mem_space.get(), file_space.get(), H5P_DEFAULT, out.data()), path_, path,
+        "cannot read rows [" + std::to_string(row_begin) + ", " + std::to_string(row_end) + ")");
+  return out;
+}
+
+#define LOCKSTEP_H5_INSTANTIATE(T)                                                                    \
+  template void H5File::write<T>(const std::string&, const T*, const std::vector<std::int64_t>&);     \
+  template std::vector<T> H5File::read<T>(const std::string&) const;                                  \
+  template std::vector<T> H5File::read_rows<T>(const std::string&, std::int64_t, std::int64_t) const;
+LOCKSTEP_H5_INSTANTIATE(float)
+LOCKSTEP_H5_INSTANTIATE(double)
+LOCKSTEP_H5_INSTANTIATE(std::int32_t)
+LOCKSTEP_H5_INSTANTIATE(std::int64_t)
+LOCKSTEP_H5_INSTANTIATE(std::uint8_t)
+#undef LOCKSTEP_H5_INSTANTIATE
+
+// ---- attributes ----
+
+namespace {
+
+// Replaces attribute `name` of `obj` with a scalar of file type `ftype` holding *value in `mtype`.
+void put_scalar_attr(hid_t file_id, const std::string& file, const std::string& obj, const std::string& name, hid_t ftype,
+                     hid_t mtype, const void* value) {
+  const std::string what = "attribute \"" + name + "\"";
+  Handle o = open_object(file_id, file, obj);
+  const htri_t present = H5Aexists(o.get(), name.c_str());
+  if (present < 0) fail(file, obj, "cannot look up " + what);
+  if (present > 0) check(H5Adelete(o.get(), name.c_str()), file, obj, "cannot replace " + what);
+  Handle space(check_id(H5Screate(H5S_SCALAR), file, obj, "cannot create a scalar dataspace for " + what), H5Sclose);
+  Handle attr(check_id(H5Acreate2(o.get(), name.c_str(), ftype, space.get(), H5P_DEFAULT, H5P_DEFAULT), file, obj, "cannot create " + what),
+              H5Aclose);
+  check(H5Awrite(attr.get(), mtype, value), file, obj, "cannot write " + what);
+}
+
+}  // namespace
+
+void H5File::set_attr(const std::string& obj_path, const std::string& name, std::int64_t value) {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", obj_path, ": set_attr on a closed H5File");
+  put_scalar_attr(id_, path_, obj_path, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+}
+
+void H5File::set_attr(const std::string& obj_path, const std::string& name, double value) {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", obj_path, ": set_attr on a closed H5File");
+  put_scalar_attr(id_, path_, obj_path, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+}
+
+void H5File::set_attr(const std::string& obj_path, const std::string& name, const std::string& value) {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", obj_path, ": set_attr on a closed H5File");
+  // A fixed-length, NUL-terminated UTF-8 string: what C readers expect, and h5py reads it as str.
+  Handle type(check_id(H5Tcopy(H5T_C_S1), path_, obj_path, "cannot create a string type"), H5Tclose);
+  check(H5Tset_size(type.get(), value.size() + 1), path_, obj_path, "cannot size a string type");
+  check(H5Tset_strpad(type.get(), H5T_STR_NULLTERM), path_, obj_path, "cannot set string padding");
+  check(H5Tset_cset(type.get(), H5T_CSET_UTF8), path_, obj_path, "cannot set string encoding");
+  put_scalar_attr(id_, path_, obj_path, name, type.get(), type.get(), value.c_str());
+}
+
+bool H5File::has_attr(const std::string& obj_path, const std::string& name) const {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", obj_path, ": has_attr on a closed H5File");
+  Handle o = open_object(id_, path_, obj_path);
+  const htri_t present = H5Aexists(o.get(), name.c_str());
+  if (present < 0) fail(path_, obj_path, "cannot look up attribute \"" + name + "\"");
+  return present > 0;
+}
+
+std::int64_t H5File::attr_int(const std::string& obj_path, const std::string& name) const {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", obj_path, ": attr_int on a closed H5File");
+  Handle attr = open_scalar_attr(id_, path_, obj_path, name);
+  const H5T_class_t c = attr_class(attr.get(), path_, obj_path, name);
+  if (c != H5T_INTEGER) {
+    throw IoError(where(path_, obj_path) + ": attribute \"" + name + "\": expected an integer, found a " + class_name(c));
+  }
+  std::int64_t v = 0;
+  check(H5Aread(attr.get(), H5T_NATIVE_INT64, &v), path_, obj_path, "cannot read attribute \"" + name + "\"");
+  return v;
+}
+
+double H5File::attr_double(const std::string& obj_path, const std::string& name) const {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", obj_path, ": attr_double on a closed H5File");
+  Handle attr = open_scalar_attr(id_, path_, obj_path, name);
+  const H5T_class_t c = attr_class(attr.get(), path_, obj_path, name);
+  if (c != H5T_INTEGER && c != H5T_FLOAT) {
+    throw IoError(where(path_, obj_path) + ": attribute \"" + name + "\": expected a number, found a " + class_name(c));
+  }
+  double v = 0;
+  check(H5Aread(attr.get(), H5T_NATIVE_DOUBLE, &v), path_, obj_path, "cannot read attribute \"" + name + "\"");
+  return v;
+}
+
+std::string H5File::attr_string(const std::string& obj_path, const std::string& name) const {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", obj_path, ": attr_string on a closed H5File");
+  const std::string what = "attribute \"" + name + "\"";
+  Handle attr = open_scalar_attr(id_, path_, obj_path, name);
+  Handle ftype(check_id(H5Aget_type(attr.get()), path_, obj_path, "cannot read the type of " + what), H5Tclose);
+  const H5T_class_t c = H5Tget_class(ftype.get());
+  if (c != H5T_STRING) throw IoError(where(path_, obj_path) + ": " + what + ": expected a string, found a " + class_name(c));
+  const htri_t variable = H5Tis_variable_str(ftype.get());
+  if (variable < 0) fail(path_, obj_path, "cannot inspect the string type of " + what);
+  if (variable > 0) {
+    // Written by h5py and most non-C writers: HDF5 allocates the buffer, we free it.
+    Handle mtype(check_id(H5Tcopy(H5T_C_S1), path_, obj_path, "cannot create a string type"), H5Tclose);
+    check(H5Tset_size(mtype.get(), H5T_VARIABLE), path_, obj_path, "cannot make a variable-length string type");
+    check(H5Tset_cset(mtype.get(), H5Tget_cset(ftype.get())), path_, obj_path, "cannot set string encoding");
+    char* p = nullptr;
+    check(H5Aread(attr.get(), mtype.get(), &p), path_, obj_path, "cannot read " + what);
+    std::string s = p ? p : "";
+    if (p) H5free_memory(p);
+    return s;
+  }
+  const std::size_t size = H5Tget_size(ftype.get());
+  if (size == 0) fail(path_, obj_path, "cannot read the size of " + what);
+  std::string buf(size, '\0');
+  check(H5Aread(attr.get(), ftype.get(), buf.data()), path_, obj_path, "cannot read " + what);
+  // Fixed-length strings are padded with NULs (or spaces, for Fortran-style ones).
+  buf.resize(std::strlen(buf.c_str()));
+  if (H5Tget_strpad(ftype.get()) == H5T_STR_SPACEPAD) {
+    while (!buf.empty() && buf.back() == ' ') buf.pop_back();
+  }
+  return buf;
+}
+
+}  // namespace lockstep::detail

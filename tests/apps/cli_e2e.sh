@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# End-to-end checks of the CLI as a user runs it: training, evaluation, prediction, resume, and
+# every kind of bad input, each of which must end with a clear message and a non-zero exit on
+# every rank, never a hang (each launch runs under a timeout; 124 means it hung).
+set -u
+LOCKSTEP=$1
+SRC=$2
+MPIEXEC=${3:-mpiexec}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+WORK=$(mktemp -d /tmp/lockstep-cli-XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); echo "PASS: $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL: $1"; [ -f "$WORK/out" ] && sed 's/^/    | /' "$WORK/out" | tail -20; }
+
+# run NP ARGS...: runs lockstep under mpiexec with a hang timeout; output in $WORK/out, status in $rc
+run() {
+  local np=$1
+  shift
+  timeout 120 "$MPIEXEC" -n "$np" --oversubscribe "$LOCKSTEP" "$@" >"$WORK/out" 2>&1
+  rc=$?
+}
+
+# expect_fail NAME PATTERN NP ARGS...: non-zero exit (not a hang) and PATTERN in the output
+expect_fail() {
+  local name=$1 pattern=$2
+  shift 2
+  run "$@"
+  if [ "$rc" = 124 ]; then bad "$name: hung (killed after 120 s)";
+  elif [ "$rc" = 0 ]; then bad "$name: exited 0, expected an error";
+  elif ! grep -q -- "$pattern" "$WORK/out"; then bad "$name: exit $rc but the message lacks '$pattern'";
+  else ok "$name (exit $rc)"; fi
+}
+
+TINY="$SRC/configs/tiny_synthetic.yaml"
+
+# ---- success paths ----
+run 2 train "$TINY" --set "output.dir=$WORK/run"
+if [ "$rc" = 0 ] && [ "$(wc -l <"$WORK/run/metrics.jsonl")" = 3 ] && [ -f "$WORK/run/checkpoint.h5" ] &&
+   [ -f "$WORK/run/train.log" ] && [ -f "$WORK/run/config.yaml" ] && ! ls "$WORK/run"/*.tmp >/dev/null 2>&1; then
+  ok "train writes metrics.jsonl (3 epochs), train.log, config.yaml and checkpoint.h5, no .tmp"
+else bad "train tiny config (exit $rc)"; fi
+for key in epoch step train_loss test_loss test_accuracy samples_per_sec comm_seconds compute_seconds; do
+  grep -q "\"$key\":" "$WORK/run/metrics.jsonl" || bad "metrics.jsonl lacks $key"
+done
+acc=$(/usr/bin/python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])['test_accuracy'])" "$WORK/run/metrics.jsonl" 2>/dev/null || tail -1 "$WORK/run/metrics.jsonl" | sed 's/.*"test_accuracy":\([0-9.]*\).*/\1/')
+awk -v a="$acc" 'BEGIN { exit !(a > 0.8) }' && ok "tiny synthetic test accuracy $acc > 0.8" || bad "tiny synthetic accuracy $acc"
+
+run 3 evaluate "$TINY" --set "output.dir=$WORK/run" --checkpoint "$WORK/run/checkpoint.h5"
+if [ "$rc" = 0 ] && grep -q "test_accuracy $acc" "$WORK/out"; then ok "evaluate at np=3 reproduces the training run's test accuracy ($acc)";
+else bad "evaluate (exit $rc, expected test_accuracy $acc)"; fi
+
+# predict: the same data at np=1 and np=4 gives the same file, rows in input order
+mkdir -p "$WORK/pred"
+printf 'label,a,b,c\n' >"$WORK/pred/in.csv"
+for i in $(seq 0 40); do printf '%d,%d.5,%d,-%d\n' $((i % 3)) "$i" $((i * 2)) "$i" >>"$WORK/pred/in.csv"; done
+cat >"$WORK/pred/cfg.yaml" <<YAML
+data: {format: csv, train: {features: $WORK/pred/in.csv}, test: {features: $WORK/pred/in.csv}, label_column: label}
+model: {layers: [{type: dense, units: 8}, {type: relu}, {type: dense, units: 3}]}
+optimizer: {type: adam, lr: 0.01}
+training: {epochs: 2, batch_size: 8}
+output: {dir: $WORK/pred/run, progress: none}
+YAML
+run 2 train "$WORK/pred/cfg.yaml"
+[ "$rc" = 0 ] && ok "train on CSV with adam" || bad "train on CSV (exit $rc)"
+run 1 predict "$WORK/pred/cfg.yaml" --checkpoint "$WORK/pred/run/checkpoint.h5" --input "$WORK/pred/in.csv" --output "$WORK/pred/p1.csv"
+r1=$rc
+run 4 predict "$WORK/pred/cfg.yaml" --checkpoint "$WORK/pred/run/checkpoint.h5" --input "$WORK/pred/in.csv" --output "$WORK/pred/p4.csv"
+if [ "$r1" = 0 ] && [ "$rc" = 0 ] && cmp -s "$WORK/pred/p1.csv" "$WORK/pred/p4.csv" &&
+   [ "$(wc -l <"$WORK/pred/p4.csv")" = 42 ] && [ "$(sed -n 2p "$WORK/pred/p4.csv" | cut -d, -f1)" = 0 ] &&
+   [ "$(tail -1 "$WORK/pred/p4.csv" | cut -d, -f1)" = 40 ]; then
+  ok "predict at np=1 and np=4 writes identical files, 41 rows in input order"
+else bad "predict (exit $r1/$rc)"; fi
+
+# resume: stop at a step limit, continue, and match an uninterrupted run's final checkpoint params
+run 2 train "$TINY" --set "output.dir=$WORK/stop" --max-steps 45
+if [ "$rc" = 0 ] && grep -q "continue with" "$WORK/out"; then ok "--max-steps stops with a checkpoint"; else bad "--max-steps (exit $rc)"; fi
+run 2 train "$TINY" --set "output.dir=$WORK/stop" --resume
+if [ "$rc" = 0 ] && grep -q "resumed from" "$WORK/out"; then ok "--resume continues"; else bad "--resume (exit $rc)"; fi
+run 2 evaluate "$TINY" --set "output.dir=$WORK/stop" --checkpoint "$WORK/stop/checkpoint.h5"
+grep -q "test_accuracy $acc" "$WORK/out" && ok "resumed run ends with the uninterrupted run's test accuracy" || bad "resumed accuracy differs from $acc"
+
+run 2 info
+if [ "$rc" = 0 ] && grep -q "ranks:   2" "$WORK/out" && grep -q "rank 1: host" "$WORK/out"; then ok "info lists 2 ranks"; else bad "info (exit $rc)"; fi
+
+# ---- bad input: clear error, non-zero exit, every rank, no hang ----
+expect_fail "missing config file" "nope.yaml: cannot open" 2 train "$WORK/nope.yaml"
+printf 'training: {epochs: 2}\nmodel: {layers: [{type: dense, units: 2}]}\ndata: {format: synthetic}\nbogus: 1\n' >"$WORK/unknown.yaml"
+expect_fail "unknown config key" "unknown.yaml:4: bogus: unknown key" 2 train "$WORK/unknown.yaml"
+expect_fail "unknown nested key via --set" "optimizer.lrr: unknown key" 2 train "$TINY" --set optimizer.lrr=1
+expect_fail "wrong type" "training.epochs: expected an integer, got \"ten\"" 2 train "$TINY" --set training.epochs=ten
+expect_fail "out of range" "optimizer.lr: expected a number > 0, got \"-1\"" 2 train "$TINY" --set optimizer.lr=-1
+# ranks started with different configs (MPMD launch: rank 1 gets another --set)
+timeout 120 "$MPIEXEC" --oversubscribe -n 1 "$LOCKSTEP" train "$TINY" --set "output.dir=$WORK/x" : \
+  -n 1 "$LOCKSTEP" train "$TINY" --set "output.dir=$WORK/x" --set training.epochs=5 >"$WORK/out" 2>&1
+rc=$?
+if [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "ranks resolved different configs" "$WORK/out"; then ok "different configs per rank (exit $rc)";
+else bad "different configs per rank (exit $rc)"; fi
+expect_fail "--resume without a checkpoint" "no checkpoint at" 2 train "$TINY" --set "output.dir=$WORK/empty" --resume
+
+mkdir -p "$WORK/data"
+idx_cfg() { # images labels -> config path
+  cat >"$WORK/data/idx.yaml" <<YAML
+data: {format: idx, train: {features: $1, labels: $2}, test: {features: $1, labels: $2}}
+model: {layers: [{type: dense, units: 10}]}
+training: {epochs: 1, batch_size: 4}
+output: {dir: $WORK/idxrun, progress: none}
+YAML
+  echo "$WORK/data/idx.yaml"
+}
+expect_fail "missing data file" "$WORK/data/none.idx" 2 train "$(idx_cfg "$WORK/data/none.idx" "$WORK/data/none.idx")"
+# wrong magic: a text file
+echo "this is not an idx file at all, just text" >"$WORK/data/text.idx"
+expect_fail "IDX wrong magic" "magic" 2 train "$(idx_cfg "$WORK/data/text.idx" "$WORK/data/text.idx")"
+# truncated: header says 100 images of 2x2 but only 10 bytes follow
+printf '\x00\x00\x08\x03\x00\x00\x00\x64\x00\x00\x00\x02\x00\x00\x00\x02abcdefghij' >"$WORK/data/trunc.idx"
+printf '\x00\x00\x08\x01\x00\x00\x00\x64' >"$WORK/data/labels.idx"
+head -c 100 /dev/zero >>"$WORK/data/labels.idx"
+expect_fail "IDX truncated" "trunc.idx" 2 train "$(idx_cfg "$WORK/data/trunc.idx" "$WORK/data/labels.idx")"
+grep -qi "expected\|truncated" "$WORK/out" || bad "IDX truncated: message does not say what was expected"
+
+printf 'label,a,b\n0,1,2\n1,3,4\n0,5\n1,7,8\n' >"$WORK/data/bad.csv"
+cat >"$WORK/data/csv.yaml" <<YAML
+data: {format: csv, train: {features: $WORK/data/bad.csv}, test: {features: $WORK/data/bad.csv}}
+model: {layers: [{type: dense, units: 2}]}
+training: {epochs: 1, batch_size: 2}
+output: {dir: $WORK/csvrun, progress: none}
+YAML
+expect_fail "CSV row with the wrong number of columns" "bad.csv:4" 2 train "$WORK/data/csv.yaml"
+
+printf '1 1:0.5 3:1\n0 2:1 0:4\n' >"$WORK/data/bad.svm"
+cat >"$WORK/data/svm.yaml" <<YAML
+data: {format: libsvm, train: {features: $WORK/data/bad.svm}, test: {features: $WORK/data/bad.svm}}
+model: {layers: [{type: dense, units: 2}]}
+training: {epochs: 1, batch_size: 2}
+output: {dir: $WORK/svmrun, progress: none}
+YAML
+expect_fail "LIBSVM row with a bad index" "bad.svm:2" 2 train "$WORK/data/svm.yaml"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
