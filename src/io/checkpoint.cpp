@@ -126,6 +126,8 @@ CheckpointState load_checkpoint(const std::string& path) {
     }
   } catch (const IoError& e) {
     throw CheckpointError(std::string("cannot read checkpoint: ") + e.what());
+  } catch (const std::logic_error& e) {  // std::stoull: invalid_argument or out_of_range
+    throw CheckpointError(path + ": attribute seed or config_hash is not a 64-bit hex number (" + e.what() + ")");
   }
   return st;
 }

@@ -1,0 +1,335 @@
+// The config boundary as a user meets it: a small YAML file resolves to typed values with every
+// default filled in; every mistake (unknown key, wrong type, value out of range, bad --set) is a
+// ConfigError naming the file, the line and the key path; --set overrides are applied before
+// validation; and the canonical YAML and its hash (which go into checkpoints and are compared
+// across ranks) are stable, change with every value and survive a round trip.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+
+#include "lockstep/io/config.hpp"
+
+using lockstep::ConfigError;
+using lockstep::io::Config;
+using lockstep::io::config_hash;
+using lockstep::io::parse_config;
+using lockstep::io::to_yaml;
+
+namespace {
+
+// Line numbers below refer to this text (line 1 is the comment).
+const std::string kBase =
+    "# a small run\n"                               // 1
+    "data:\n"                                       // 2
+    "  format: synthetic\n"                         // 3
+    "  train: {features: train.csv}\n"              // 4
+    "  synthetic:\n"                                // 5
+    "    samples: 256\n"                            // 6
+    "model:\n"                                      // 7
+    "  layers:\n"                                   // 8
+    "    - {type: dense, units: 8}\n"               // 9
+    "    - {type: relu}\n"                          // 10
+    "    - {type: dropout, rate: 0.25}\n"           // 11
+    "    - {type: dense, units: 4, bias: false}\n"  // 12
+    "optimizer:\n"                                  // 13
+    "  type: adam\n"                                // 14
+    "  lr: 0.001\n"                                 // 15
+    "training:\n"                                   // 16
+    "  epochs: 2\n";                                // 17
+
+// The message of the ConfigError that parsing throws; fails the test if none is thrown.
+std::string config_error(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  try {
+    parse_config(yaml, "test.yaml", overrides);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no ConfigError for:\n" << yaml;
+  return "";
+}
+
+std::string replace_line(const std::string& text, const std::string& from, const std::string& to) {
+  const auto at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return text.substr(0, at) + to + text.substr(at + from.size());
+}
+
+#define EXPECT_HAS(haystack, needle) \
+  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "\"" << (needle) << "\" not in: " << (haystack)
+
+}  // namespace
+
+TEST(Config, ValidFileResolvesWithDefaults) {
+  const Config c = parse_config(kBase, "test.yaml");
+  EXPECT_EQ(c.source, "test.yaml");
+  // Given values.
+  EXPECT_EQ(c.data.format, "synthetic");
+  EXPECT_EQ(c.data.train.features, "train.csv");
+  EXPECT_EQ(c.data.synthetic.samples, 256);
+  ASSERT_EQ(c.model.layers.size(), 4u);
+  EXPECT_EQ(c.model.layers[0].type, "dense");
+  EXPECT_EQ(c.model.layers[0].units, 8);
+  EXPECT_TRUE(c.model.layers[0].bias);
+  EXPECT_EQ(c.model.layers[1].type, "relu");
+  EXPECT_EQ(c.model.layers[2].type, "dropout");
+  EXPECT_EQ(c.model.layers[2].rate, 0.25);
+  EXPECT_EQ(c.model.layers[3].units, 4);
+  EXPECT_FALSE(c.model.layers[3].bias);
+  EXPECT_EQ(c.optimizer.type, "adam");
+  EXPECT_EQ(c.optimizer.lr, 0.001);
+  EXPECT_EQ(c.training.epochs, 2);
+  // Defaults.
+  EXPECT_EQ(c.data.scale, 1.0 / 255.0);
+  EXPECT_EQ(c.data.synthetic.features, 16);
+  EXPECT_EQ(c.data.synthetic.classes, 4);
+  EXPECT_EQ(c.data.label_column, "label");
+  EXPECT_TRUE(c.data.feature_columns.empty());
+  EXPECT_EQ(c.model.init, "he_uniform");
+  EXPECT_EQ(c.optimizer.momentum, 0.0);
+  EXPECT_FALSE(c.optimizer.nesterov);
+  EXPECT_EQ(c.optimizer.beta1, 0.9);
+  EXPECT_EQ(c.optimizer.beta2, 0.999);
+  EXPECT_EQ(c.optimizer.eps, 1e-8);
+  EXPECT_EQ(c.schedule.type, "constant");
+  EXPECT_EQ(c.training.batch_size, 64);
+  EXPECT_EQ(c.training.seed, 42u);
+  EXPECT_EQ(c.training.loss, "softmax_cross_entropy");
+  EXPECT_EQ(c.training.device, "cpu");
+  EXPECT_FALSE(c.training.deterministic);
+  EXPECT_EQ(c.training.micro_batch, 16);
+  EXPECT_EQ(c.training.bucket_mb, 1.0);
+  EXPECT_TRUE(c.training.overlap);
+  EXPECT_EQ(c.checkpoint.every_steps, 0);
+  EXPECT_TRUE(c.checkpoint.at_epoch_end);
+  EXPECT_EQ(c.output.dir, "runs/default");
+  EXPECT_EQ(c.output.progress, "auto");
+}
+
+TEST(Config, UnknownKeysNameFileLineAndKeyPath) {
+  {
+    const auto msg = config_error(kBase + "tranining:\n  epochs: 3\n");  // line 18
+    EXPECT_HAS(msg, "test.yaml:18");
+    EXPECT_HAS(msg, "tranining");
+    EXPECT_HAS(msg, "unknown key");
+  }
+  {
+    const auto msg = config_error(replace_line(kBase, "  lr: 0.001\n", "  lrr: 0.001\n"));  // line 15
+    EXPECT_HAS(msg, "test.yaml:15");
+    EXPECT_HAS(msg, "optimizer.lrr");
+    EXPECT_HAS(msg, "lr");  // the allowed keys are listed
+  }
+  {
+    const auto msg = config_error(replace_line(kBase, "    samples: 256\n", "    samples: 256\n    sampels: 3\n"));
+    EXPECT_HAS(msg, "test.yaml:7");
+    EXPECT_HAS(msg, "data.synthetic.sampels");
+  }
+  {
+    const auto msg = config_error(replace_line(kBase, "{type: relu}", "{type: relu, units: 3}"));  // line 10
+    EXPECT_HAS(msg, "test.yaml:10");
+    EXPECT_HAS(msg, "model.layers[1].units");
+  }
+}
+
+TEST(Config, WrongTypesNameTheKeyAndTheExpectedType) {
+  {
+    const auto msg = config_error(replace_line(kBase, "  epochs: 2\n", "  epochs: ten\n"));  // line 17
+    EXPECT_HAS(msg, "test.yaml:17");
+    EXPECT_HAS(msg, "training.epochs");
+    EXPECT_HAS(msg, "expected an integer");
+    EXPECT_HAS(msg, "ten");
+  }
+  EXPECT_HAS(config_error(replace_line(kBase, "  epochs: 2\n", "  epochs: 2.5\n")), "expected an integer");
+  EXPECT_HAS(config_error(kBase + "  overlap: maybe\n"), "training.overlap");
+  EXPECT_HAS(config_error(kBase + "  overlap: maybe\n"), "expected a boolean");
+  EXPECT_HAS(config_error(replace_line(kBase, "  lr: 0.001\n", "  lr: fast\n")), "expected a number");
+  EXPECT_HAS(config_error(replace_line(kBase, "  lr: 0.001\n", "  lr: [1, 2]\n")), "optimizer.lr");
+  EXPECT_HAS(config_error(kBase + "output: [a, b]\n"), "expected a mapping");
+  EXPECT_HAS(config_error(kBase + "  seed: -1\n"), "training.seed");
+}
+
+TEST(Config, OutOfRangeValuesNameTheKeyAndTheRange) {
+  {
+    const auto msg = config_error(replace_line(kBase, "  lr: 0.001\n", "  lr: -1\n"));  // line 15
+    EXPECT_HAS(msg, "test.yaml:15");
+    EXPECT_HAS(msg, "optimizer.lr");
+    EXPECT_HAS(msg, "expected a number > 0");
+    EXPECT_HAS(msg, "-1");
+  }
+  EXPECT_HAS(config_error(replace_line(kBase, "  epochs: 2\n", "  epochs: 0\n")), "an integer > 0");
+  EXPECT_HAS(config_error(replace_line(kBase, "rate: 0.25", "rate: 1.0")), "model.layers[2].rate");
+  EXPECT_HAS(config_error(replace_line(kBase, "type: adam", "type: adagrad")), "one of sgd, adam, adamw");
+  EXPECT_HAS(config_error(replace_line(kBase, "units: 8", "units: -8")), "model.layers[0].units");
+  EXPECT_HAS(config_error(kBase + "  loss: hinge\n"), "training.loss");
+  EXPECT_HAS(config_error(replace_line(kBase, "type: adam", "type: sgd\n  nesterov: true")), "optimizer.nesterov");
+}
+
+TEST(Config, MissingRequiredSectionsAreReported) {
+  EXPECT_HAS(config_error(""), "data.train.features");
+  EXPECT_HAS(config_error("data: {format: synthetic}\n"), "model.layers");
+  EXPECT_HAS(config_error("data: {format: synthetic}\nmodel: {layers: []}\n"), "model.layers");
+  EXPECT_HAS(config_error("data: {format: synthetic}\nmodel: {layers: [{units: 3}]}\n"), "model.layers[0].type");
+  EXPECT_HAS(config_error("data: {format: synthetic\n"), "test.yaml");  // not valid YAML
+}
+
+TEST(Config, OverridesAreAppliedBeforeValidation) {
+  const Config c = parse_config(kBase, "test.yaml",
+                                {"training.epochs=3", "schedule.type=cosine", "schedule.min_lr=0.0001",
+                                 "data.test.features=test.csv", "checkpoint.every_steps=50",
+                                 "data.feature_columns=[a,b]", "output.dir=runs/x", "model.layers=[{type: dense, units: 2}]"});
+  EXPECT_EQ(c.training.epochs, 3);
+  EXPECT_EQ(c.schedule.type, "cosine");  // no schedule section in the file: created by the override
+  EXPECT_EQ(c.schedule.min_lr, 0.0001);
+  EXPECT_EQ(c.data.test.features, "test.csv");
+  EXPECT_EQ(c.data.train.features, "train.csv");  // siblings of an overridden key survive
+  EXPECT_EQ(c.checkpoint.every_steps, 50);
+  EXPECT_EQ(c.data.feature_columns, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(c.output.dir, "runs/x");
+  ASSERT_EQ(c.model.layers.size(), 1u);
+  EXPECT_EQ(c.model.layers[0].units, 2);
+  EXPECT_EQ(c.optimizer.lr, 0.001);  // untouched keys keep the file's values
+  // The last override of a key wins.
+  EXPECT_EQ(parse_config(kBase, "test.yaml", {"training.epochs=3", "training.epochs=5"}).training.epochs, 5);
+}
+
+TEST(Config, BadOverridesAreConfigErrors) {
+  EXPECT_HAS(config_error(kBase, {"training.epochz=3"}), "training.epochz");
+  EXPECT_HAS(config_error(kBase, {"optimizer.lr=0"}), "optimizer.lr");
+  EXPECT_HAS(config_error(kBase, {"training.epochs=three"}), "expected an integer");
+  EXPECT_HAS(config_error(kBase, {"training.epochs"}), "key.path=value");
+  EXPECT_HAS(config_error(kBase, {"=3"}), "key.path=value");
+  EXPECT_HAS(config_error(kBase, {"training.epochs.max=3"}), "not a mapping");
+  EXPECT_HAS(config_error(kBase, {"nonsense.key=1"}), "nonsense");
+}
+
+TEST(Config, LoadConfigReadsAFileAndNamesItInErrors) {
+  const auto dir = std::filesystem::temp_directory_path() / ("lockstep-config-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto path = (dir / "run.yaml").string();
+  {
+    std::ofstream(path) << kBase;
+  }
+  const Config c = lockstep::io::load_config(path, {"training.epochs=4"});
+  EXPECT_EQ(c.source, path);
+  EXPECT_EQ(c.training.epochs, 4);
+  {
+    std::ofstream(path) << replace_line(kBase, "  lr: 0.001\n", "  lrr: 0.001\n");
+  }
+  try {
+    lockstep::io::load_config(path);
+    ADD_FAILURE() << "unknown key accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_HAS(e.what(), path + ":15");
+  }
+  try {
+    lockstep::io::load_config((dir / "missing.yaml").string());
+    ADD_FAILURE() << "missing file accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_HAS(e.what(), "missing.yaml");
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Config, HashIsStableAndChangesWithEveryValue) {
+  const Config base = parse_config(kBase, "test.yaml");
+  const auto h = config_hash(base);
+  EXPECT_EQ(config_hash(parse_config(kBase, "test.yaml")), h);
+  EXPECT_EQ(config_hash(parse_config(kBase, "other-name.yaml")), h) << "the hash is of the values, not the file name";
+  EXPECT_EQ(lockstep::io::hex64(h).size(), 16u);
+  // One change per key of the schema.
+  const std::vector<std::vector<std::string>> changes{
+      {"data.format=csv"},
+      {"data.train.features=x.csv"},
+      {"data.train.labels=y.idx"},
+      {"data.test.features=t.csv"},
+      {"data.test.labels=u.idx"},
+      {"data.scale=0.5"},
+      {"data.label_column=y"},
+      {"data.feature_columns=[a]"},
+      {"data.num_features=7"},
+      {"data.features_dataset=/f"},
+      {"data.labels_dataset=/l"},
+      {"data.synthetic_fallback=true"},
+      {"data.synthetic.samples=100"},
+      {"data.synthetic.test_samples=10"},
+      {"data.synthetic.features=3"},
+      {"data.synthetic.classes=3"},
+      {"data.synthetic.seed=9"},
+      {"data.synthetic.noise=0.5"},
+      {"model.layers=[{type: dense, units: 8}, {type: relu}, {type: dropout, rate: 0.25}, {type: dense, units: 5, bias: false}]"},
+      {"model.layers=[{type: dense, units: 8}, {type: relu}, {type: dropout, rate: 0.5}, {type: dense, units: 4, bias: false}]"},
+      {"model.layers=[{type: dense, units: 8}, {type: relu}, {type: dropout, rate: 0.25}, {type: dense, units: 4}]"},
+      {"model.layers=[{type: dense, units: 8}, {type: tanh}, {type: dropout, rate: 0.25}, {type: dense, units: 4, bias: false}]"},
+      {"model.init=xavier_normal"},
+      {"optimizer.type=sgd"},
+      {"optimizer.lr=0.5"},
+      {"optimizer.lr=0.0010000000000000002"},  // the next double after 0.001
+      {"optimizer.momentum=0.5"},
+      {"optimizer.momentum=0.5", "optimizer.nesterov=true"},
+      {"optimizer.weight_decay=0.1"},
+      {"optimizer.beta1=0.8"},
+      {"optimizer.beta2=0.99"},
+      {"optimizer.eps=1e-6"},
+      {"schedule.type=step"},
+      {"schedule.warmup_steps=5"},
+      {"schedule.step_size=2"},
+      {"schedule.gamma=0.5"},
+      {"schedule.min_lr=0.01"},
+      {"training.epochs=3"},
+      {"training.batch_size=32"},
+      {"training.seed=1"},
+      {"training.loss=mse"},
+      {"training.device=cuda"},
+      {"training.deterministic=true"},
+      {"training.micro_batch=8"},
+      {"training.bucket_mb=2"},
+      {"training.overlap=false"},
+      {"training.eval_batch=10"},
+      {"checkpoint.every_steps=5"},
+      {"checkpoint.at_epoch_end=false"},
+      {"output.dir=elsewhere"},
+      {"output.progress=none"},
+      {"output.log_every_steps=7"},
+  };
+  std::set<std::uint64_t> seen{h};
+  for (const auto& change : changes) {
+    const Config c = parse_config(kBase, "test.yaml", change);
+    EXPECT_TRUE(seen.insert(config_hash(c)).second) << change.back() << " does not change the hash (or collides)";
+    // The canonical YAML resolves to the same config.
+    const Config again = parse_config(to_yaml(c), "resolved.yaml");
+    EXPECT_EQ(to_yaml(again), to_yaml(c)) << change.back();
+    EXPECT_EQ(config_hash(again), config_hash(c)) << change.back();
+  }
+}
+
+TEST(Config, CanonicalYamlRoundTripsExactly) {
+  // Values a plain emitter could lose: doubles needing 17 digits (1/255, 0.1 + 0.2), large seeds,
+  // and strings that YAML would otherwise read as something else.
+  const Config c = parse_config(
+      kBase, "test.yaml",
+      {"optimizer.lr=0.30000000000000004", "training.seed=18446744073709551615", "output.dir='runs/a b: #c'",
+       "data.label_column='true'", "data.feature_columns=['1', 'null', 'x,y', ' lead']", "data.labels_dataset='~'"});
+  EXPECT_EQ(c.data.scale, 1.0 / 255.0);
+  const std::string yaml = to_yaml(c);
+  const Config back = parse_config(yaml, "resolved.yaml");
+  EXPECT_EQ(to_yaml(back), yaml);
+  EXPECT_EQ(config_hash(back), config_hash(c));
+  EXPECT_EQ(back.data.scale, c.data.scale);
+  EXPECT_EQ(back.optimizer.lr, 0.30000000000000004);
+  EXPECT_EQ(back.training.seed, 18446744073709551615ull);
+  EXPECT_EQ(back.output.dir, "runs/a b: #c");
+  EXPECT_EQ(back.data.label_column, "true");
+  EXPECT_EQ(back.data.feature_columns, (std::vector<std::string>{"1", "null", "x,y", " lead"}));
+  EXPECT_EQ(back.data.labels_dataset, "~");
+  ASSERT_EQ(back.model.layers.size(), c.model.layers.size());
+  for (std::size_t i = 0; i < c.model.layers.size(); ++i) {
+    EXPECT_EQ(back.model.layers[i].type, c.model.layers[i].type);
+    EXPECT_EQ(back.model.layers[i].units, c.model.layers[i].units);
+    EXPECT_EQ(back.model.layers[i].rate, c.model.layers[i].rate);
+    EXPECT_EQ(back.model.layers[i].bias, c.model.layers[i].bias);
+  }
+}
