@@ -37,6 +37,10 @@ PY=/usr/bin/python3
 BLAS_DIR=/usr/lib/x86_64-linux-gnu/openblas-pthread
 LOCKSTEP_BIN="build/bin/lockstep"
 LOCKSTEP_CFG="configs/fmnist_mlp.yaml"
+# The peer's training recipe (bench/torch_mlp.py defaults): plain SGD, lr 0.05, momentum 0.9,
+# constant learning rate, global batch 64. The demo config's Nesterov and cosine schedule are
+# switched off so both sides run the same optimizer.
+SAME_AS_PEER="--set optimizer.lr=0.05 --set optimizer.momentum=0.9 --set optimizer.nesterov=false --set schedule.type=constant --set schedule.warmup_steps=0 --set training.batch_size=64 --set output.progress=none"
 
 if [[ "$PYTORCH_ONLY" != "1" ]]; then
   if [[ ! -x "$LOCKSTEP_BIN" ]]; then
@@ -90,7 +94,7 @@ run_lockstep() {  # run_lockstep ROUND
   # shellcheck disable=SC2086  # LOCKSTEP_EXTRA is intentionally word-split
   if ! OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
        mpirun -np 2 --oversubscribe --bind-to core "$LOCKSTEP_BIN" train "$LOCKSTEP_CFG" \
-       --set training.epochs="$EPOCHS" --set output.dir="$dir" $LOCKSTEP_EXTRA \
+       --set training.epochs="$EPOCHS" --set output.dir="$dir" $SAME_AS_PEER $LOCKSTEP_EXTRA \
        > "$TMP/ls_$i.log" 2>&1; then
     echo "error: lockstep run $i failed; log:" >&2; tail -n 30 "$TMP/ls_$i.log" >&2; exit 1
   fi

@@ -23,6 +23,6 @@ int run_train(comm::Communicator& comm, const ConfigArgs& args, bool resume, std
 int run_evaluate(comm::Communicator& comm, const ConfigArgs& args, const std::string& checkpoint);
 int run_predict(comm::Communicator& comm, const ConfigArgs& args, const std::string& checkpoint,
                 const std::string& input, const std::string& labels, const std::string& output);
-int run_info(comm::Communicator& comm);
+int run_info(comm::Communicator& comm, const std::string& checkpoint);
 
 }  // namespace lockstep::app

@@ -1,4 +1,5 @@
 #include <set>
+#include <sstream>
 
 #include "common.hpp"
 
@@ -10,10 +11,12 @@ io::Config load_config_everywhere(comm::Communicator& comm, const ConfigArgs& ar
   const std::uint64_t mine = io::config_hash(cfg);
   const auto all = comm.allgather<std::uint64_t>(mine);
   if (std::set<std::uint64_t>(all.begin(), all.end()).size() > 1) {
-    std::string msg = args.path + ": ranks resolved different configs (hash per rank:";
-    for (std::size_t r = 0; r < all.size(); ++r) msg += " " + std::to_string(r) + "=" + io::hex64(all[r]);
-    msg += "); every rank must read the same file with the same --set flags";
-    comm.agree(msg);
+    // A stream, not operator+ chains: GCC 12 warns falsely on those (-Wrestrict, PR 105329).
+    std::ostringstream msg;
+    msg << args.path << ": ranks resolved different configs (hash per rank:";
+    for (std::size_t r = 0; r < all.size(); ++r) msg << ' ' << r << '=' << io::hex64(all[r]);
+    msg << "); every rank must read the same file with the same --set flags";
+    comm.agree(msg.str());
   }
   return cfg;
 }

@@ -4,6 +4,7 @@
 // other ranks may be waiting in a collective and would otherwise hang.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <limits>
 
 #include "common.hpp"
 #include "lockstep/core/log.hpp"
@@ -27,23 +28,26 @@ int main(int argc, char** argv) {
   add_config(train);
   train->add_flag("--resume", resume, "Continue from output.dir/checkpoint.h5 (the latest complete checkpoint)");
   train->add_option("--max-steps", max_steps,
-                    "Stop after this many global steps with a checkpoint (fits a run into a time limit; "
-                    "continue with --resume)")
-      ->check(CLI::NonNegativeNumber);
+                    "Stop when the run has done this many steps in total (counted from the start of training, "
+                    "including steps before a --resume) and write a checkpoint; continue with --resume")
+      ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
 
   auto* evaluate = cli.add_subcommand("evaluate", "Evaluate a checkpoint on the config's test split");
   add_config(evaluate);
-  evaluate->add_option("--checkpoint", checkpoint, "Checkpoint or model file (HDF5)")->required();
+  evaluate->add_option("--checkpoint", checkpoint, "Checkpoint file (HDF5) written by lockstep train")->required();
 
   auto* predict = cli.add_subcommand("predict", "Predict for a data file; each rank predicts its split");
   add_config(predict);
-  predict->add_option("--checkpoint", checkpoint, "Checkpoint or model file (HDF5)")->required();
+  predict->add_option("--checkpoint", checkpoint, "Checkpoint file (HDF5) written by lockstep train")->required();
   predict->add_option("--input", input, "Features file, in the config's data.format")->required();
-  predict->add_option("--labels", labels, "Labels file (IDX only; optional)");
+  predict->add_option("--labels", labels,
+                      "IDX labels file (optional: without it the images are read unlabeled; CSV, LIBSVM and "
+                      "HDF5 inputs carry their own label column, which predict ignores)");
   predict->add_option("--output", output, "Output CSV: index,prediction,score_0..score_{k-1}, input order")
       ->required();
 
   auto* info = cli.add_subcommand("info", "Version, MPI library, CUDA/NCCL support, ranks and hosts");
+  info->add_option("--checkpoint", checkpoint, "Also describe a checkpoint: counters, config hash, parameter digest");
 
   CLI11_PARSE(cli, argc, argv);  // --help and usage errors end here, before MPI starts
 
@@ -59,7 +63,7 @@ int main(int argc, char** argv) {
     if (*train) status = app::run_train(*world, cfg, resume, max_steps);
     else if (*evaluate) status = app::run_evaluate(*world, cfg, checkpoint);
     else if (*predict) status = app::run_predict(*world, cfg, checkpoint, input, labels, output);
-    else if (*info) status = app::run_info(*world);
+    else if (*info) status = app::run_info(*world, checkpoint);
   } catch (const Error& e) {
     if (e.agreed()) {  // every rank has it: say it once, end normally everywhere
       if (world->rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());

@@ -54,12 +54,14 @@ LossSum bce_with_logits(const Tensor& logits, const Tensor& target, float scale,
   on_cpu("bce_with_logits", {&logits, &target});
   return cpu::bce_with_logits(logits, target, scale, d);
 }
-void sgd_update(Tensor& w, const Tensor& g, Tensor& vel, float lr, float momentum, float wd, bool nesterov) {
-  if (on_cpu("sgd_update", {&w, &g, &vel})) cpu::sgd_update(w, g, vel, lr, momentum, wd, nesterov);
+void sgd_update(Tensor& w, const Tensor& g, Tensor& vel, float lr, float momentum, float wd, bool nesterov,
+                float grad_scale) {
+  if (on_cpu("sgd_update", {&w, &g, &vel})) cpu::sgd_update(w, g, vel, lr, momentum, wd, nesterov, grad_scale);
 }
 void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr, double b1, double b2, double eps,
-                 double wd, bool decoupled, std::int64_t step) {
-  if (on_cpu("adam_update", {&w, &g, &m, &v})) cpu::adam_update(w, g, m, v, lr, b1, b2, eps, wd, decoupled, step);
+                 double wd, bool decoupled, std::int64_t step, double grad_scale) {
+  if (on_cpu("adam_update", {&w, &g, &m, &v}))
+    cpu::adam_update(w, g, m, v, lr, b1, b2, eps, wd, decoupled, step, grad_scale);
 }
 
 }  // namespace lockstep::backend

@@ -102,9 +102,12 @@ void ExactGradientSum::allreduce_into(Communicator& comm, float* out, double sca
   wide_[static_cast<std::size_t>(n_)] = bad_;  // travels with the data: one collective, no hang
   comm.allreduce(wide_.data(), wide_.size(), CommType::kI128, ReduceOp::kSum);
   const auto bad = static_cast<std::int64_t>(wide_[static_cast<std::size_t>(n_)]);
-  LOCKSTEP_CHECK(bad == 0, Error, "deterministic gradient sum: ", bad,
-                 " gradient elements were NaN, infinite or beyond the fixed-point range (|g| < 2^20 per "
-                 "micro-batch); lower the learning rate or use training.deterministic: false");
+  if (bad != 0) {  // every rank holds the same reduced count, so every rank throws this
+    throw_agreed<Error>(detail::concat(
+        "deterministic gradient sum: ", bad,
+        " gradient elements were NaN, infinite or beyond the fixed-point range (|g| < 2^20 per micro-batch); "
+        "lower the learning rate or use training.deterministic: false"));
+  }
   const double unit = std::ldexp(scale, -64);
   for (std::int64_t i = 0; i < n_; ++i) {
     out[i] = static_cast<float>(static_cast<double>(wide_[static_cast<std::size_t>(i)]) * unit);

@@ -241,8 +241,21 @@ Partitioned<Example> read_idx(comm::Communicator& comm, const std::string& image
   std::vector<Example> rows;
   collectively(comm, [&] {
     GzFile images = open_gz(images_path);
-    GzFile labels = open_gz(labels_path);
     const IdxHeader ih = read_header(images.get(), images_path);
+    if (labels_path.empty()) {  // unlabeled images (prediction): every label is 0
+      check_plain_size(ih, images_path);
+      const Range r = split_range(ih.records, comm.rank(), comm.size());
+      const std::vector<float> x = read_records(images.get(), ih, images_path, r.begin, r.end, options.scale);
+      if ((r.end == ih.records && r.size() > 0) || (ih.records == 0 && comm.rank() == 0))
+        check_no_trailing_data(images.get(), ih, images_path);
+      const auto d = static_cast<std::size_t>(ih.values_per_record);
+      rows.resize(static_cast<std::size_t>(r.size()));
+      for (std::size_t i = 0; i < rows.size(); ++i)
+        rows[i].features.assign(x.begin() + static_cast<std::ptrdiff_t>(i * d),
+                                x.begin() + static_cast<std::ptrdiff_t>((i + 1) * d));
+      return;
+    }
+    GzFile labels = open_gz(labels_path);
     const IdxHeader lh = read_header(labels.get(), labels_path);
     if (lh.values_per_record != 1) {
       throw DataError(labels_path + ": expected one label per record, got dimensions " + dims_text(lh.dims));

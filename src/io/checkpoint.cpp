@@ -117,6 +117,8 @@ CheckpointState load_checkpoint(const std::string& path) {
     st.epoch_loss_count = f.attr_int("/", "epoch_loss_count");
     st.config_yaml = f.attr_string("/", "config");
     st.params = f.read<float>("/flat/params");
+    // Names and shapes of the parameters (offsets are the flat layout's business: -1 here).
+    for (const auto& name : f.list("/params")) st.layout.push_back({name, f.shape("/params/" + name), -1});
     for (const auto& name : f.list("/flat/optimizer")) {
       st.optimizer_state[name] = f.read<float>("/flat/optimizer/" + name);
       if (st.optimizer_state[name].size() != st.params.size())

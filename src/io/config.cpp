@@ -14,6 +14,7 @@ namespace {
 
 template <typename T> const char* type_word() {
   if constexpr (std::is_same_v<T, bool>) return "a boolean (true/false)";
+  else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>) return "a non-negative integer";
   else if constexpr (std::is_integral_v<T>) return "an integer";
   else if constexpr (std::is_floating_point_v<T>) return "a number";
   else if constexpr (std::is_same_v<T, std::string>) return "a string";
@@ -22,15 +23,26 @@ template <typename T> const char* type_word() {
 
 class Section {
  public:
-  Section(YAML::Node node, std::string path, const std::string* source)
-      : node_(std::move(node)), path_(std::move(path)), source_(source) {
+  // overridden: key paths whose values came from --set (their YAML line numbers are meaningless).
+  Section(YAML::Node node, std::string path, const std::string* source,
+          const std::set<std::string>* overridden = nullptr)
+      : node_(std::move(node)), path_(std::move(path)), source_(source), overridden_(overridden) {
     if (node_ && !node_.IsNull() && !node_.IsMap()) fail(path_, node_, "expected a mapping");
   }
 
   [[noreturn]] void fail(const std::string& key, const YAML::Node& at, const std::string& what) const {
     std::ostringstream os;
-    os << *source_;
-    if (at && at.Mark().line >= 0) os << ':' << (at.Mark().line + 1);
+    bool from_set = false;  // the key, or a parent of it, was given with --set
+    if (overridden_) {
+      for (const auto& o : *overridden_)
+        from_set = from_set || key == o || key.rfind(o + ".", 0) == 0 || key.rfind(o + "[", 0) == 0;
+    }
+    if (from_set) {
+      os << *source_ << ": --set";
+    } else {
+      os << *source_;
+      if (at && at.Mark().line >= 0) os << ':' << (at.Mark().line + 1);
+    }
     os << ": " << (key.empty() ? "(top level)" : key) << ": " << what;
     throw ConfigError(os.str());
   }
@@ -67,7 +79,7 @@ class Section {
   Section child(const std::string& key) {
     allowed_.insert(key);
     YAML::Node n = node_ && node_.IsMap() ? node_[key] : YAML::Node();
-    return Section(n, key_path(key), source_);
+    return Section(n, key_path(key), source_, overridden_);
   }
   YAML::Node raw(const std::string& key) {
     allowed_.insert(key);
@@ -89,6 +101,7 @@ class Section {
   YAML::Node node_;
   std::string path_;
   const std::string* source_;
+  const std::set<std::string>* overridden_ = nullptr;
   std::set<std::string> allowed_;
 };
 
@@ -128,7 +141,8 @@ void apply_override(YAML::Node root, const std::string& text) {
   chain.back()[parts.back()] = value;
 }
 
-void parse_layers(const YAML::Node& n, const std::string* source, std::vector<nn::LayerSpec>& out) {
+void parse_layers(const YAML::Node& n, const std::string* source, const std::set<std::string>* overridden,
+                  std::vector<nn::LayerSpec>& out) {
   if (!n || !n.IsSequence() || n.size() == 0) {
     std::ostringstream os;
     os << *source;
@@ -137,7 +151,7 @@ void parse_layers(const YAML::Node& n, const std::string* source, std::vector<nn
     throw ConfigError(os.str());
   }
   for (std::size_t i = 0; i < n.size(); ++i) {
-    Section s(n[i], "model.layers[" + std::to_string(i) + "]", source);
+    Section s(n[i], "model.layers[" + std::to_string(i) + "]", source, overridden);
     nn::LayerSpec spec;
     s.get<std::string>("type", spec.type, one_of({"dense", "relu", "sigmoid", "tanh", "dropout"}),
                        "one of dense, relu, sigmoid, tanh, dropout");
@@ -154,11 +168,11 @@ void parse_layers(const YAML::Node& n, const std::string* source, std::vector<nn
   }
 }
 
-Config from_yaml(YAML::Node root, const std::string& source) {
+Config from_yaml(YAML::Node root, const std::string& source, const std::set<std::string>& overridden) {
   Config c;
   c.source = source;
   const std::string* src = &c.source;
-  Section top(root, "", src);
+  Section top(root, "", src, &overridden);
 
   Section d = top.child("data");
   d.get<std::string>("format", c.data.format, one_of({"idx", "csv", "libsvm", "hdf5", "synthetic"}),
@@ -192,7 +206,7 @@ Config from_yaml(YAML::Node root, const std::string& source) {
     throw ConfigError(source + ": data.train.features: missing (the training data file)");
 
   Section m = top.child("model");
-  parse_layers(m.raw("layers"), src, c.model.layers);
+  parse_layers(m.raw("layers"), src, &overridden, c.model.layers);
   m.get<std::string>("init", c.model.init, one_of({"he_uniform", "he_normal", "xavier_uniform", "xavier_normal"}),
                      "one of he_uniform, he_normal, xavier_uniform, xavier_normal");
   m.finish();
@@ -224,8 +238,10 @@ Config from_yaml(YAML::Node root, const std::string& source) {
   t.get<std::int64_t>("epochs", tr.epochs, positive<std::int64_t>(), "an integer > 0");
   t.get<std::int64_t>("batch_size", tr.batch_size, positive<std::int64_t>(), "an integer > 0");
   t.get<std::uint64_t>("seed", tr.seed);
-  t.get<std::string>("loss", tr.loss, one_of({"softmax_cross_entropy", "cross_entropy", "mse", "bce_with_logits"}),
-                     "one of softmax_cross_entropy, mse, bce_with_logits");
+  t.get<std::string>("loss", tr.loss,
+                     one_of({"softmax_cross_entropy", "cross_entropy", "mse", "mean_squared_error", "bce_with_logits"}),
+                     "one of softmax_cross_entropy (alias cross_entropy), mse (alias mean_squared_error), "
+                     "bce_with_logits");
   t.get<std::string>("device", tr.device, one_of({"cpu", "cuda"}), "one of cpu, cuda");
   t.get<bool>("deterministic", tr.deterministic);
   t.get<std::int64_t>("micro_batch", tr.micro_batch, positive<std::int64_t>(), "an integer > 0");
@@ -261,8 +277,12 @@ Config parse_config(const std::string& text, const std::string& source, const st
   }
   if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) throw ConfigError(source + ": expected a mapping at the top level");
-  for (const auto& o : overrides) apply_override(root, o);
-  return from_yaml(root, source);
+  std::set<std::string> overridden;
+  for (const auto& o : overrides) {
+    apply_override(root, o);
+    overridden.insert(o.substr(0, o.find('=')));
+  }
+  return from_yaml(root, source, overridden);
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {

@@ -18,6 +18,19 @@ const char* loss_name(LossKind k) {
   return "?";
 }
 
+void one_hot(const Tensor& labels, std::int64_t rows, Tensor& out) {
+  const std::int64_t k = out.dim(1);
+  out.zero_();
+  const float* y = labels.data<float>();
+  float* o = out.data<float>();
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const auto c = static_cast<std::int64_t>(y[i]);
+    LOCKSTEP_CHECK(c >= 0 && c < k && static_cast<float>(c) == y[i], DataError, "label ", y[i],
+                   " is not a class index in [0, ", k, ") (the model has ", k, " outputs)");
+    o[i * k + c] = 1.0f;
+  }
+}
+
 backend::LossSum compute_loss(LossKind k, const Tensor& output, const Tensor& target, float scale, Tensor* dout) {
   switch (k) {
     case LossKind::kSoftmaxCrossEntropy: return backend::softmax_cross_entropy(output, target, scale, dout);

@@ -51,7 +51,8 @@ data::Partitioned<data::Example> read(comm::Communicator& comm, const io::DataCo
   if (cfg.format == "hdf5") {
     return data::read_hdf5(comm, features, data::Hdf5Options{cfg.features_dataset, cfg.labels_dataset});
   }
-  throw ConfigError("data.format: unsupported format \"" + cfg.format + "\"");
+  throw_agreed<ConfigError>("data.format: \"" + cfg.format + "\" has no files to read (evaluate and predict need " +
+                            "idx, csv, libsvm or hdf5)");
 }
 
 data::Partitioned<data::Example> synthetic(comm::Communicator& comm, const io::DataConfig& cfg, Split split) {
@@ -75,7 +76,8 @@ Dataset load_split(comm::Communicator& comm, const io::DataConfig& cfg, Split sp
   const char* name = split == Split::kTrain ? "train" : "test";
   if (cfg.format == "synthetic") return finish(comm, synthetic(comm, cfg, split), std::string("synthetic ") + name);
   if (cfg.format == "idx" && cfg.synthetic_fallback) {
-    // Existence is checked on every rank and agreed, so all ranks take the same branch.
+    // Existence is checked on every rank and agreed, so all ranks take the same branch; rank 0
+    // says so once.
     const bool here = std::filesystem::exists(paths.features) && std::filesystem::exists(paths.labels);
     const bool everywhere = comm.allreduce<std::int32_t>(here ? 1 : 0, comm::ReduceOp::kMin) == 1;
     if (!everywhere) {
@@ -86,7 +88,7 @@ Dataset load_split(comm::Communicator& comm, const io::DataConfig& cfg, Split sp
       return finish(comm, synthetic(comm, cfg, split), std::string("synthetic ") + name + " (fallback)");
     }
   }
-  LOCKSTEP_CHECK(!paths.features.empty(), ConfigError, "data.", name, ".features: missing");
+  if (paths.features.empty()) throw_agreed<ConfigError>(std::string("data.") + name + ".features: missing (a file path)");
   return finish(comm, read(comm, cfg, paths.features, paths.labels), paths.features);
 }
 

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <sstream>
+#include <tuple>
 
 #include "lockstep/comm/gradient_buckets.hpp"
 #include "lockstep/core/log.hpp"
@@ -95,8 +97,7 @@ EvalResult evaluate(comm::Communicator& comm, nn::Sequential& model, nn::LossKin
       Tensor target = labels.rows(0, m);
       if (!nn::loss_takes_class_index(loss)) {
         target = Tensor(out.shape());
-        for (std::int64_t i = 0; i < m; ++i)
-          target.data<float>()[i * out.dim(1) + static_cast<std::int64_t>(labels.data<float>()[i])] = 1.0f;
+        nn::one_hot(labels, m, target);
       }
       const auto r = nn::compute_loss(loss, out, target, 1.0f, nullptr);
       sums[0] += r.loss;
@@ -117,10 +118,24 @@ EvalResult evaluate(comm::Communicator& comm, nn::Sequential& model, nn::LossKin
 
 namespace {
 // Rank 0 reads the checkpoint; every rank receives it. A failure on rank 0 is everyone's error.
-io::CheckpointState read_and_share(comm::Communicator& comm, const std::string& path) {
+io::CheckpointState read_and_share(comm::Communicator& comm, const std::string& path, const nn::Sequential& model) {
   io::CheckpointState st;
   comm.collectively([&] {
-    if (comm.rank() == 0) st = io::load_checkpoint(path);
+    if (comm.rank() != 0) return;
+    st = io::load_checkpoint(path);
+    // The parameters must be this model's, by name and shape, not merely by count.
+    auto mine = param_layout(model);
+    std::sort(mine.begin(), mine.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    std::ostringstream diff;
+    if (mine.size() != st.layout.size()) diff << mine.size() << " tensors in the model, " << st.layout.size() << " saved";
+    for (std::size_t i = 0; diff.str().empty() && i < mine.size(); ++i) {
+      if (mine[i].name != st.layout[i].name || mine[i].shape != st.layout[i].shape) {
+        diff << "the model has " << mine[i].name << " " << shape_str(mine[i].shape) << ", the checkpoint "
+             << st.layout[i].name << " " << shape_str(st.layout[i].shape);
+      }
+    }
+    if (!diff.str().empty())
+      throw CheckpointError(path + ": written for a different model: " + diff.str() + " (check model.layers)");
   });
   std::uint64_t sizes[2] = {st.params.size(), st.optimizer_state.size()};
   comm.broadcast(sizes, sizeof sizes, 0);
@@ -149,12 +164,13 @@ io::CheckpointState read_and_share(comm::Communicator& comm, const std::string& 
   comm.broadcast(st.config_hash, 0);
   comm.broadcast(st.seed, 0);
   comm.broadcast(st.optimizer_type, 0);
+  comm.broadcast(st.config_yaml, 0);
   return st;
 }
 }  // namespace
 
 io::CheckpointState load_parameters(comm::Communicator& comm, const std::string& path, nn::Sequential& model) {
-  io::CheckpointState st = read_and_share(comm, path);
+  io::CheckpointState st = read_and_share(comm, path, model);
   LOCKSTEP_CHECK(static_cast<std::int64_t>(st.params.size()) == model.num_params(), CheckpointError, path,
                  ": holds ", st.params.size(), " parameters, the configured model has ", model.num_params(),
                  " (was it written for a different model?)");
@@ -177,6 +193,7 @@ struct Trainer::Impl {
   std::uint64_t hash = 0;
   std::unique_ptr<Progress> progress;
   bool stopped = false;
+  bool resumed = false;
   // The current epoch's rows on this rank, in step order.
   std::optional<data::Partitioned<std::pair<std::int64_t, data::Example>>> epoch_data;
   std::vector<const data::Example*> epoch_rows;
@@ -208,12 +225,11 @@ Trainer::Trainer(comm::Communicator& comm, io::Config cfg, Dataset train, Datase
     LOCKSTEP_CHECK(m.steps_per_epoch > 0, ConfigError, cfg_.source, ": training.batch_size: ", t.batch_size,
                    " is larger than the training set (", m.train.num_rows, " rows)");
     model_ = build_model(cfg_, m.train.num_features);
-    if (nn::loss_takes_class_index(m.loss)) {
-      LOCKSTEP_CHECK(m.train.num_classes <= model_->output_features(), ConfigError, cfg_.source,
-                     ": model.layers: the last layer has ", model_->output_features(), " outputs but the labels of ",
-                     m.train.description, " go up to ", m.train.num_classes - 1, " (expected ", m.train.num_classes,
-                     " outputs)");
-    }
+    // Every loss takes class labels (the dense ones through a one-hot encoding).
+    LOCKSTEP_CHECK(m.train.num_classes <= model_->output_features(), ConfigError, cfg_.source,
+                   ": model.layers: the last layer has ", model_->output_features(), " outputs but the labels of ",
+                   m.train.description, " go up to ", m.train.num_classes - 1, " (expected ", m.train.num_classes,
+                   " outputs)");
   });
   // Rank 0 initialises, everyone receives: replicas start identical by construction.
   if (comm_.rank() == 0) model_->initialize(t.seed, nn::parse_init(cfg_.model.init));
@@ -223,7 +239,8 @@ Trainer::Trainer(comm::Communicator& comm, io::Config cfg, Dataset train, Datase
   std::vector<std::pair<std::int64_t, std::int64_t>> ranges;
   for (const auto& p : model_->parameters()) ranges.emplace_back(p.offset, p.offset + p.value.numel());
   m.buckets = std::make_unique<comm::GradientBuckets>(comm_, model_->num_params(), ranges,
-                                                      static_cast<std::size_t>(t.bucket_mb * 1024 * 1024), t.overlap);
+                                                      static_cast<std::size_t>(t.bucket_mb * 1024 * 1024), t.overlap,
+                                                      comm::ReduceOp::kSum);
   if (t.deterministic) m.exact = std::make_unique<comm::ExactGradientSum>(model_->num_params());
   m.hash = io::config_hash(cfg_);
 
@@ -266,12 +283,56 @@ void Trainer::resume_from(const std::string& path) {
   m.opt->set_steps(st.optimizer_steps);
   m.start_epoch = st.epoch;
   m.start_step = st.step_in_epoch;
+  m.resumed = true;
+  // metrics.jsonl keeps the epochs the checkpoint has finished; a line written after the
+  // checkpoint (the job died between the two) would otherwise appear twice.
+  comm_.collectively([&] {
+    if (comm_.rank() != 0) return;
+    const auto path = std::filesystem::path(cfg_.output.dir) / "metrics.jsonl";
+    std::ifstream in(path);
+    if (!in) return;
+    std::string kept, line;
+    while (std::getline(in, line)) {
+      const auto at = line.find("\"epoch\":");
+      if (at != std::string::npos && std::stoll(line.substr(at + 8)) <= st.epoch) kept += line + '\n';
+    }
+    in.close();
+    io::write_file_atomically(path.string(), kept);
+  });
   m.global_step = st.global_step;
   m.resume_loss_sum = comm_.rank() == 0 ? st.epoch_loss_sum : 0.0;
   m.resume_loss_count = comm_.rank() == 0 ? st.epoch_loss_count : 0;
   if (st.config_hash != m.hash) {
-    log::info("warning: " + path + " was written with a different config (hash " + io::hex64(st.config_hash) +
-              ", now " + io::hex64(m.hash) + "); continuing with the current one");
+    // Keys that decide which rows each step sees, or what the parameters mean, must not change
+    // on resume; the rest (epochs, schedule, output, checkpointing) may.
+    const io::Config old = io::parse_config(st.config_yaml, path + ":/config");
+    std::vector<std::string> changed;
+    auto check = [&](const char* key, const auto& a, const auto& b) {
+      if (!(a == b)) changed.push_back(key);
+    };
+    check("training.batch_size", old.training.batch_size, cfg_.training.batch_size);
+    check("training.seed", old.training.seed, cfg_.training.seed);
+    check("training.deterministic", old.training.deterministic, cfg_.training.deterministic);
+    check("training.loss", old.training.loss, cfg_.training.loss);
+    if (cfg_.training.deterministic) check("training.micro_batch", old.training.micro_batch, cfg_.training.micro_batch);
+    check("data.format", old.data.format, cfg_.data.format);
+    check("data.train.features", old.data.train.features, cfg_.data.train.features);
+    check("data.train.labels", old.data.train.labels, cfg_.data.train.labels);
+    check("data.scale", old.data.scale, cfg_.data.scale);
+    check("optimizer.type", old.optimizer.type, cfg_.optimizer.type);
+    if (cfg_.data.format == "synthetic") {
+      const auto &a = old.data.synthetic, &b = cfg_.data.synthetic;
+      check("data.synthetic", std::tie(a.samples, a.features, a.classes, a.seed, a.noise),
+            std::tie(b.samples, b.features, b.classes, b.seed, b.noise));
+    }
+    if (!changed.empty()) {
+      std::string keys;
+      for (const auto& k : changed) keys += (keys.empty() ? "" : ", ") + k;
+      throw_agreed<CheckpointError>(path + ": cannot resume: the config differs from the checkpoint's in " + keys +
+                                    " (start a new run in another output.dir, or restore those keys)");
+    }
+    log::info("note: " + path + " was written with a different config (hash " + io::hex64(st.config_hash) +
+              ", now " + io::hex64(m.hash) + "); the keys that matter for resuming agree, continuing");
   }
   if (st.world_size != comm_.size() && !cfg_.training.deterministic) {
     log::info("note: the checkpoint was written by " + std::to_string(st.world_size) + " ranks, this run has " +
@@ -295,6 +356,19 @@ std::vector<EpochMetrics> Trainer::run() {
   std::vector<std::int64_t> ids;
   std::vector<EpochMetrics> history;
   const std::string metrics_path = (std::filesystem::path(cfg_.output.dir) / "metrics.jsonl").string();
+  if (!m.resumed && m.start_epoch == 0) {
+    // A new run in a used output.dir: keep the previous run's metrics and log as *.prev rather
+    // than mixing two runs in one file.
+    comm_.collectively([&] {
+      if (rank != 0) return;
+      const auto dir = std::filesystem::path(cfg_.output.dir);
+      for (const char* name : {"metrics.jsonl", "train.log"}) {
+        std::error_code ec;
+        if (std::filesystem::exists(dir / name))
+          std::filesystem::rename(dir / name, dir / (std::string(name) + ".prev"), ec);
+      }
+    });
+  }
 
   auto save = [&](std::int64_t next_epoch, std::int64_t next_step, double loss_sum, std::int64_t loss_count) {
     // The running loss is a sum over ranks; only rank 0 writes, so agree on it first.
@@ -387,9 +461,7 @@ std::vector<EpochMetrics> Trainer::run() {
         const Tensor& out = model_->forward(x, ctx);
         const Tensor* target = &y;
         if (dense_target.defined()) {
-          dense_target.zero_();
-          for (std::int64_t i = 0; i < mb; ++i)
-            dense_target.data<float>()[i * out.dim(1) + static_cast<std::int64_t>(y.data<float>()[i])] = 1.0f;
+          nn::one_hot(y, mb, dense_target);
           target = &dense_target;
         }
         const auto r = nn::compute_loss(m.loss, out, *target, scale, &dout);
@@ -417,7 +489,8 @@ std::vector<EpochMetrics> Trainer::run() {
         comm_seconds += m.buckets->finish();
       }
       loss_count += b;
-      m.opt->step(model_->flat_params(), model_->flat_grads(), lr);
+      // Default mode reduced a sum of per-rank means; the update divides by np on the way in.
+      m.opt->step(model_->flat_params(), model_->flat_grads(), lr, t.deterministic ? 1.0 : 1.0 / np);
       ++m.global_step;
 
       const double elapsed = seconds_since(t_loop);

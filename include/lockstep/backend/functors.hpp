@@ -49,11 +49,14 @@ struct DropoutMask {
 };
 
 // Optimizer updates, one element at a time (PyTorch's semantics, so results are comparable).
+// grad_scale multiplies the incoming gradient first: the trainer reduces gradients as sums and
+// lets the update divide by the number of ranks, which saves a pass over the buffer per step.
 struct SgdUpdate {
   float lr, momentum, weight_decay;
   bool nesterov;
+  float grad_scale = 1.0f;
   LOCKSTEP_HD void operator()(float& w, float g, float& v) const {
-    g += weight_decay * w;
+    g = g * grad_scale + weight_decay * w;
     if (momentum != 0.0f) {
       v = momentum * v + g;
       g = nesterov ? g + momentum * v : v;
@@ -68,7 +71,9 @@ struct AdamUpdate {
   // 1 - beta, computed in double by the caller as PyTorch does: in float, 1 - 0.999f is off by
   // 1.3e-5 relative, enough to drift from PyTorch's trajectory.
   float one_minus_beta1, one_minus_beta2;
+  float grad_scale = 1.0f;
   LOCKSTEP_HD void operator()(float& w, float g, float& m, float& v) const {
+    g *= grad_scale;
     if (decoupled) {
       w -= lr * weight_decay * w;
     } else {

@@ -34,9 +34,10 @@ LossSum softmax_cross_entropy(const Tensor& logits, const Tensor& labels, float 
 LossSum mean_squared_error(const Tensor& out, const Tensor& target, float scale, Tensor* dout);
 LossSum bce_with_logits(const Tensor& logits, const Tensor& target, float scale, Tensor* dlogits);
 
+// grad_scale multiplies g before the update (1 / ranks when g holds a sum over ranks).
 void sgd_update(Tensor& w, const Tensor& g, Tensor& velocity, float lr, float momentum, float weight_decay,
-                bool nesterov);
+                bool nesterov, float grad_scale = 1.0f);
 void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr, double beta1, double beta2, double eps,
-                 double weight_decay, bool decoupled, std::int64_t step);
+                 double weight_decay, bool decoupled, std::int64_t step, double grad_scale = 1.0);
 
 }  // namespace lockstep::backend

@@ -40,6 +40,15 @@ class CheckpointError : public Error {
   using Error::Error;
 };
 
+// Throws an error that every rank raises identically because it follows from inputs the ranks
+// already agreed on (the config, whose hash they compared; the result of a collective). Marked
+// agreed, so the process ends normally on every rank instead of aborting the job.
+template <typename E> [[noreturn]] void throw_agreed(const std::string& msg) {
+  E e(msg);
+  e.set_agreed();
+  throw e;
+}
+
 namespace detail {
 template <typename... Args>
 std::string concat(const Args&... args) {

@@ -16,7 +16,8 @@
 namespace lockstep::data {
 
 // IDX (the MNIST format), plain or gzip-compressed (detected from the content, not the name).
-// Images of any rank >= 1 are flattened; pixels are multiplied by `scale`.
+// Images of any rank >= 1 are flattened; pixels are multiplied by `scale`. An empty labels_path
+// reads unlabeled images (every label 0), for prediction.
 struct IdxOptions {
   float scale = 1.0f / 255.0f;
 };

@@ -34,7 +34,7 @@ struct CheckpointState {
   std::int64_t world_size = 0;
   bool deterministic = false;
   std::string config_yaml;
-  std::vector<ParamInfo> layout;
+  std::vector<ParamInfo> layout;  // on load: names and shapes from /params, sorted by name, offset -1
 };
 
 void save_checkpoint(const std::string& path, const CheckpointState& state);

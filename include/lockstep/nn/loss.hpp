@@ -15,6 +15,9 @@ LossKind parse_loss(const std::string& name);  // throws ConfigError naming the 
 const char* loss_name(LossKind k);
 // Targets: class indices [rows] for cross-entropy; [rows, outputs] for the others.
 backend::LossSum compute_loss(LossKind k, const Tensor& output, const Tensor& target, float scale, Tensor* doutput);
+// Dense one-hot targets [rows, k] from class indices, for losses that take dense targets.
+// Throws DataError for a label that is not an integer in [0, k).
+void one_hot(const Tensor& labels, std::int64_t rows, Tensor& out);
 // Whether targets are class indices (one float per row) or dense vectors.
 inline bool loss_takes_class_index(LossKind k) { return k == LossKind::kSoftmaxCrossEntropy; }
 

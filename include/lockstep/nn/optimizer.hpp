@@ -23,8 +23,9 @@ struct OptimizerOptions {
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
-  // params and grads are the flat buffers; lr is this step's learning rate (after the schedule).
-  virtual void step(Tensor& params, const Tensor& grads, double lr) = 0;
+  // params and grads are the flat buffers; lr is this step's learning rate (after the schedule);
+  // the gradient used is grads * grad_scale.
+  virtual void step(Tensor& params, const Tensor& grads, double lr, double grad_scale = 1.0) = 0;
   // Named state buffers (same length as params) and the step count, for checkpoints.
   virtual std::map<std::string, Tensor*> state() = 0;
   std::int64_t steps() const { return steps_; }

@@ -183,6 +183,15 @@ LossSum mean_squared_error(const Tensor& o, const Tensor& t, float scale, Tensor
     out.loss += e * e / static_cast<double>(k);
     if (d) d[i] = static_cast<float>(2.0 * e / static_cast<double>(k)) * scale;
   }
+  // Accuracy for one-hot (or any) targets: the arg-max of the output matches the target's.
+  for (std::int64_t i = 0; i < rows; ++i) {
+    std::int64_t ao = 0, at = 0;
+    for (std::int64_t j = 1; j < k; ++j) {
+      if (po[i * k + j] > po[i * k + ao]) ao = j;
+      if (pt[i * k + j] > pt[i * k + at]) at = j;
+    }
+    out.correct += ao == at;
+  }
   return out;
 }
 
@@ -206,7 +215,8 @@ LossSum bce_with_logits(const Tensor& z, const Tensor& t, float scale, Tensor* d
   return out;
 }
 
-void sgd_update(Tensor& w, const Tensor& g, Tensor& vel, float lr, float momentum, float wd, bool nesterov) {
+void sgd_update(Tensor& w, const Tensor& g, Tensor& vel, float lr, float momentum, float wd, bool nesterov,
+                float grad_scale) {
   float* pw = w.data<float>();
   const float* pg = g.data<float>();
   float* pv = vel.data<float>();
@@ -215,18 +225,19 @@ void sgd_update(Tensor& w, const Tensor& g, Tensor& vel, float lr, float momentu
   auto run = [&](const fn::SgdUpdate u) {
     for (std::int64_t i = 0; i < n; ++i) u(pw[i], pg[i], pv[i]);
   };
-  if (momentum == 0.0f) run(fn::SgdUpdate{lr, 0.0f, wd, false});
-  else if (nesterov) run(fn::SgdUpdate{lr, momentum, wd, true});
-  else run(fn::SgdUpdate{lr, momentum, wd, false});
+  if (momentum == 0.0f) run(fn::SgdUpdate{lr, 0.0f, wd, false, grad_scale});
+  else if (nesterov) run(fn::SgdUpdate{lr, momentum, wd, true, grad_scale});
+  else run(fn::SgdUpdate{lr, momentum, wd, false, grad_scale});
 }
 
 void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr, double b1, double b2, double eps,
-                 double wd, bool decoupled, std::int64_t step) {
+                 double wd, bool decoupled, std::int64_t step, double grad_scale) {
   // Scalars in double, rounded once to float, as PyTorch's Python-side arithmetic does.
   const auto f = [](double x) { return static_cast<float>(x); };
   const double bias1 = 1.0 - std::pow(b1, static_cast<double>(step));
   const double bias2 = 1.0 - std::pow(b2, static_cast<double>(step));
-  const fn::AdamUpdate u{f(lr), f(b1), f(b2), f(eps), f(wd), decoupled, f(bias1), f(bias2), f(1.0 - b1), f(1.0 - b2)};
+  const fn::AdamUpdate u{f(lr), f(b1), f(b2), f(eps), f(wd), decoupled, f(bias1), f(bias2), f(1.0 - b1), f(1.0 - b2),
+                          f(grad_scale)};
   float* pw = w.data<float>();
   const float* pg = g.data<float>();
   float *pm = m.data<float>(), *pv = v.data<float>();

@@ -17,8 +17,8 @@ LossSum softmax_cross_entropy(const Tensor& logits, const Tensor& labels, float 
 LossSum mean_squared_error(const Tensor& out, const Tensor& target, float scale, Tensor* dout);
 LossSum bce_with_logits(const Tensor& logits, const Tensor& target, float scale, Tensor* dlogits);
 void sgd_update(Tensor& w, const Tensor& g, Tensor& velocity, float lr, float momentum, float weight_decay,
-                bool nesterov);
+                bool nesterov, float grad_scale);
 void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr, double beta1, double beta2, double eps,
-                 double weight_decay, bool decoupled, std::int64_t step);
+                 double weight_decay, bool decoupled, std::int64_t step, double grad_scale);
 
 }  // namespace lockstep::backend::cpu
