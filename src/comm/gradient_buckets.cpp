@@ -53,38 +53,24 @@ double GradientBuckets::finish() {
 }
 
 ExactGradientSum::ExactGradientSum(std::int64_t n)
-    : n_(n),
-      hi_(static_cast<std::size_t>(n)),
-      lo_(static_cast<std::size_t>(n)),
-      wide_(static_cast<std::size_t>(n) + 1) {}
+    : n_(n), words_(2 * static_cast<std::size_t>(n) + 2) {}
 
 void ExactGradientSum::reset() {
-  std::fill(hi_.begin(), hi_.end(), 0);
-  std::fill(lo_.begin(), lo_.end(), 0);
-  std::fill(wide_.begin(), wide_.end(), 0);
-  bad_ = 0;
-  pending_adds_ = 0;
-}
-
-// With |g| < 2^20 each add puts less than 2^52 into a high word and less than 2^32 into a low
-// word, so kFoldEvery adds cannot overflow either int64; then they are folded into the int128 sums.
-void ExactGradientSum::fold() {
-  for (std::size_t i = 0; i < static_cast<std::size_t>(n_); ++i) {
-    wide_[i] += static_cast<int128>(hi_[i]) * (static_cast<int128>(1) << 32) + lo_[i];
-    hi_[i] = 0;
-    lo_[i] = 0;
-  }
-  pending_adds_ = 0;
+  std::fill(words_.begin(), words_.end(), 0);
+  adds_ = 0;
 }
 
 void ExactGradientSum::add(const float* g) {
-  if (pending_adds_ == kFoldEvery) fold();
-  std::int64_t* hi = hi_.data();
-  std::int64_t* lo = lo_.data();
+  // words_ = [hi_0 .. hi_{n-1}, lo_0 .. lo_{n-1}, bad, adds]
+  // Locals and __restrict so the loop vectorises: through `this`, the int64 stores could alias n_.
+  const std::int64_t n = n_;
+  std::int64_t* __restrict hi = words_.data();
+  std::int64_t* __restrict lo = hi + n;
+  const float* __restrict gp = g;
   std::int64_t bad = 0;
   constexpr double kLimit = 4503599627370496.0;  // 2^52 = 2^20 * 2^32
-  for (std::int64_t i = 0; i < n_; ++i) {
-    const double x = static_cast<double>(g[i]) * 4294967296.0;  // exact: g * 2^32
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double x = static_cast<double>(gp[i]) * 4294967296.0;  // exact: g * 2^32
     // NaN fails the comparison, so it is counted as bad too.
     const bool ok = std::fabs(x) < kLimit;
     const double xs = ok ? x : 0.0;
@@ -93,24 +79,37 @@ void ExactGradientSum::add(const float* g) {
     lo[i] += static_cast<std::int64_t>((xs - h) * 4294967296.0);  // in [0, 2^32), exact to 2^-64
     bad += !ok;
   }
-  bad_ += bad;
-  ++pending_adds_;
+  words_[2 * static_cast<std::size_t>(n)] += bad;
+  ++adds_;
 }
 
 void ExactGradientSum::allreduce_into(Communicator& comm, float* out, double scale) {
-  fold();
-  wide_[static_cast<std::size_t>(n_)] = bad_;  // travels with the data: one collective, no hang
-  comm.allreduce(wide_.data(), wide_.size(), CommType::kI128, ReduceOp::kSum);
-  const auto bad = static_cast<std::int64_t>(wide_[static_cast<std::size_t>(n_)]);
+  // Each add contributes |hi| < 2^52 and 0 <= lo < 2^32 per element, so the global sums fit in
+  // int64 while the global number of adds stays below 2^11; int64 addition is exact and
+  // associative (even through wrap-around, as long as the final sum fits), so a native MPI_SUM
+  // gives the same words at any rank count. The add count and the bad-element count travel in
+  // the same buffer: one collective, and every rank sees the same verdict.
+  words_[2 * static_cast<std::size_t>(n_) + 1] = adds_;
+  comm.allreduce(std::span<std::int64_t>(words_), ReduceOp::kSum);
+  const std::int64_t bad = words_[2 * static_cast<std::size_t>(n_)];
+  const std::int64_t adds = words_[2 * static_cast<std::size_t>(n_) + 1];
   if (bad != 0) {  // every rank holds the same reduced count, so every rank throws this
     throw_agreed<Error>(detail::concat(
         "deterministic gradient sum: ", bad,
         " gradient elements were NaN, infinite or beyond the fixed-point range (|g| < 2^20 per micro-batch); "
         "lower the learning rate or use training.deterministic: false"));
   }
-  const double unit = std::ldexp(scale, -64);
+  if (adds > kMaxAdds) {
+    throw_agreed<Error>(detail::concat("deterministic gradient sum: ", adds, " micro-batches in one step, at most ",
+                                       kMaxAdds, " fit the fixed-point words; raise training.micro_batch"));
+  }
+  const std::int64_t* hi = words_.data();
+  const std::int64_t* lo = hi + n_;
+  // value = (hi * 2^32 + lo) * 2^-64 * scale, each step a correctly rounded (so deterministic)
+  // double operation.
+  const double hi_unit = std::ldexp(scale, -32), lo_unit = std::ldexp(scale, -64);
   for (std::int64_t i = 0; i < n_; ++i) {
-    out[i] = static_cast<float>(static_cast<double>(wide_[static_cast<std::size_t>(i)]) * unit);
+    out[i] = static_cast<float>(static_cast<double>(hi[i]) * hi_unit + static_cast<double>(lo[i]) * lo_unit);
   }
 }
 

@@ -2,6 +2,8 @@
 // range, and finish() rejects any key nobody consumed, listing the keys that are allowed.
 #include "lockstep/io/config.hpp"
 
+#include "lockstep/core/error.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
@@ -142,7 +144,7 @@ void apply_override(YAML::Node root, const std::string& text) {
 }
 
 void parse_layers(const YAML::Node& n, const std::string* source, const std::set<std::string>* overridden,
-                  std::vector<nn::LayerSpec>& out) {
+                  std::vector<LayerConfig>& out) {
   if (!n || !n.IsSequence() || n.size() == 0) {
     std::ostringstream os;
     os << *source;
@@ -152,7 +154,7 @@ void parse_layers(const YAML::Node& n, const std::string* source, const std::set
   }
   for (std::size_t i = 0; i < n.size(); ++i) {
     Section s(n[i], "model.layers[" + std::to_string(i) + "]", source, overridden);
-    nn::LayerSpec spec;
+    LayerConfig spec;
     s.get<std::string>("type", spec.type, one_of({"dense", "relu", "sigmoid", "tanh", "dropout"}),
                        "one of dense, relu, sigmoid, tanh, dropout");
     if (spec.type.empty()) s.fail(s.key_path("type"), n[i], "missing (expected dense, relu, sigmoid, tanh or dropout)");

@@ -50,7 +50,9 @@ std::string json_number(double v) {
 }  // namespace
 
 std::unique_ptr<nn::Sequential> build_model(const io::Config& cfg, std::int64_t input_features) {
-  return std::make_unique<nn::Sequential>(input_features, cfg.model.layers);
+  std::vector<nn::LayerSpec> specs;
+  for (const auto& l : cfg.model.layers) specs.push_back({l.type, l.units, l.rate, l.bias});
+  return std::make_unique<nn::Sequential>(input_features, specs);
 }
 
 std::vector<io::ParamInfo> param_layout(const nn::Sequential& model) {
@@ -235,7 +237,9 @@ Trainer::Trainer(comm::Communicator& comm, io::Config cfg, Dataset train, Datase
   if (comm_.rank() == 0) model_->initialize(t.seed, nn::parse_init(cfg_.model.init));
   comm_.broadcast(model_->flat_params().raw(), model_->flat_params().bytes(), 0);
 
-  m.opt = nn::make_optimizer(cfg_.optimizer, model_->num_params());
+  const auto& o = cfg_.optimizer;
+  m.opt = nn::make_optimizer({o.type, o.lr, o.momentum, o.nesterov, o.weight_decay, o.beta1, o.beta2, o.eps},
+                             model_->num_params());
   std::vector<std::pair<std::int64_t, std::int64_t>> ranges;
   for (const auto& p : model_->parameters()) ranges.emplace_back(p.offset, p.offset + p.value.numel());
   m.buckets = std::make_unique<comm::GradientBuckets>(comm_, model_->num_params(), ranges,

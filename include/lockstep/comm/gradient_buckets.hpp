@@ -46,31 +46,28 @@ class GradientBuckets {
   std::vector<std::unique_ptr<Request>> pending_;
 };
 
-// Exact, associative gradient sum for deterministic training. Each float gradient is split into
-// two int64 words of a 128-bit fixed-point number with 64 fractional bits (hi: floor(g * 2^32),
-// lo: the remaining 32 bits), accumulated locally, combined across ranks as exact int128 sums,
-// and converted back once. Integer addition does not care about order, so the sum is the same
-// bits whatever the number of ranks or the reduction tree. Range: |g| < 2^20 per gradient
-// element and micro-batch (sums may grow far beyond that); anything else, NaN included, is
-// reported by every rank.
+// Exact, associative gradient sum for deterministic training. Each float gradient becomes a
+// fixed-point number with 64 fractional bits held in two int64 words (hi: floor(g * 2^32),
+// lo: the remaining 32 bits), accumulated locally and summed across ranks with a native int64
+// MPI_SUM. Integer addition does not care about order, so the sum is the same bits whatever the
+// number of ranks or the reduction tree. Range: |g| < 2^20 per gradient element and add, and at
+// most kMaxAdds adds (micro-batches) per reduction over all ranks together; anything else, NaN
+// included, is reported by every rank.
 class ExactGradientSum {
  public:
+  static constexpr std::int64_t kMaxAdds = 2048;
+
   explicit ExactGradientSum(std::int64_t n);
   void reset();
   void add(const float* g);
-  // out[i] = scale * (global sum of everything added on every rank).
+  // out[i] = scale * (global sum of everything added on every rank). Collective.
   void allreduce_into(Communicator& comm, float* out, double scale);
   std::int64_t size() const { return n_; }
 
  private:
-  static constexpr int kFoldEvery = 2048;
-  void fold();
-
   std::int64_t n_;
-  std::vector<std::int64_t> hi_, lo_;
-  std::int64_t bad_ = 0;
-  int pending_adds_ = 0;
-  std::vector<int128> wide_;
+  std::vector<std::int64_t> words_;  // hi[n], lo[n], bad count, add count
+  std::int64_t adds_ = 0;
 };
 
 }  // namespace lockstep::comm

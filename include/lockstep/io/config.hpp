@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "lockstep/nn/optimizer.hpp"
-#include "lockstep/nn/sequential.hpp"
+#include "lockstep/core/error.hpp"  // ConfigError, which every function here throws
+
 
 namespace lockstep::io {
 
@@ -40,8 +40,25 @@ struct DataConfig {
   SyntheticConfig synthetic;
 };
 
+// io/ depends on core/ only: these are plain records; train/ turns them into nn/ objects.
+struct LayerConfig {
+  std::string type;        // dense | relu | sigmoid | tanh | dropout
+  std::int64_t units = 0;  // dense
+  double rate = 0.0;       // dropout
+  bool bias = true;        // dense
+};
+
+struct OptimizerConfig {
+  std::string type = "sgd";  // sgd | adam | adamw
+  double lr = 0.01;
+  double momentum = 0.0;
+  bool nesterov = false;
+  double weight_decay = 0.0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+};
+
 struct ModelConfig {
-  std::vector<nn::LayerSpec> layers;
+  std::vector<LayerConfig> layers;
   std::string init = "he_uniform";
 };
 
@@ -80,7 +97,7 @@ struct OutputConfig {
 struct Config {
   DataConfig data;
   ModelConfig model;
-  nn::OptimizerOptions optimizer;
+  OptimizerConfig optimizer;
   ScheduleConfig schedule;
   TrainingConfig training;
   CheckpointConfig checkpoint;
