@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdint>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -197,6 +198,50 @@ class ThreadRequest final : public Request {
   std::shared_ptr<ProgressThread::Job> job_;
 };
 
+class MpiSharedWindow final : public SharedWindow {
+ public:
+  MpiSharedWindow(MPI_Comm comm, std::size_t bytes, std::function<void()> drain)
+      : comm_(comm), bytes_(bytes), drain_(std::move(drain)) {
+    int rank = 0;
+    MPI_Comm_rank(comm_, &rank);
+    // Rank 0 allocates it all: one contiguous block, the same layout on every rank.
+    void* mine = nullptr;
+    const MPI_Aint size = rank == 0 ? static_cast<MPI_Aint>(bytes + 64) : 0;
+    check_mpi(MPI_Win_allocate_shared(size, 1, MPI_INFO_NULL, comm_, &mine, &win_), "MPI_Win_allocate_shared");
+    MPI_Aint got = 0;
+    int disp = 0;
+    void* base = nullptr;
+    check_mpi(MPI_Win_shared_query(win_, 0, &got, &disp, &base), "MPI_Win_shared_query");
+    const auto addr = reinterpret_cast<std::uintptr_t>(base);
+    data_ = reinterpret_cast<void*>((addr + 63) / 64 * 64);
+    check_mpi(MPI_Win_lock_all(MPI_MODE_NOCHECK, win_), "MPI_Win_lock_all");
+    if (rank == 0) std::memset(data_, 0, bytes_);
+    fence();
+  }
+  ~MpiSharedWindow() override {
+    if (!mpi_initialized()) return;
+    MPI_Win_unlock_all(win_);
+    MPI_Win_free(&win_);
+  }
+  void* data() override { return data_; }
+  std::size_t bytes() const override { return bytes_; }
+  void fence() override {
+    drain_();
+    // The unified memory model: sync, barrier, sync orders this rank's stores before the other
+    // ranks' loads (MPI 3.1, section 11.7, example 11.21).
+    MPI_Win_sync(win_);
+    check_mpi(MPI_Barrier(comm_), "MPI_Barrier");
+    MPI_Win_sync(win_);
+  }
+
+ private:
+  MPI_Comm comm_;
+  MPI_Win win_ = MPI_WIN_NULL;
+  std::size_t bytes_;
+  void* data_ = nullptr;
+  std::function<void()> drain_;
+};
+
 class DoneRequest final : public Request {
  public:
   void wait() override {}
@@ -235,6 +280,13 @@ class MpiCommunicator final : public Communicator {
   ~MpiCommunicator() override {
     progress_.reset();
     if (owned_ && mpi_initialized()) MPI_Comm_free(&comm_);
+  }
+
+  std::unique_ptr<SharedWindow> allocate_shared(std::size_t bytes) override {
+    LOCKSTEP_CHECK(local_size_ == size_, CommError, "allocate_shared: the ranks span several nodes (", local_size_,
+                   " of ", size_, " on this one); a shared window needs them all on one node");
+    drain();
+    return std::make_unique<MpiSharedWindow>(comm_, bytes, [this] { drain(); });
   }
 
   std::unique_ptr<Communicator> split(int color, int key) override {

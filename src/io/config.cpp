@@ -249,6 +249,7 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
   t.get<std::int64_t>("micro_batch", tr.micro_batch, positive<std::int64_t>(), "an integer > 0");
   t.get<double>("bucket_mb", tr.bucket_mb, positive<double>(), "a number > 0 (MiB)");
   t.get<bool>("overlap", tr.overlap);
+  t.get<bool>("shared_memory", tr.shared_memory);
   t.get<std::int64_t>("eval_batch", tr.eval_batch, positive<std::int64_t>(), "an integer > 0");
   t.finish();
 
@@ -349,6 +350,7 @@ std::string to_yaml(const Config& c) {
     << YAML::Key << "loss" << YAML::Value << t.loss << YAML::Key << "device" << YAML::Value << t.device << YAML::Key
     << "deterministic" << YAML::Value << t.deterministic << YAML::Key << "micro_batch" << YAML::Value << t.micro_batch
     << YAML::Key << "bucket_mb" << YAML::Value << t.bucket_mb << YAML::Key << "overlap" << YAML::Value << t.overlap
+    << YAML::Key << "shared_memory" << YAML::Value << t.shared_memory
     << YAML::Key << "eval_batch" << YAML::Value << t.eval_batch << YAML::EndMap;
 
   e << YAML::Key << "checkpoint" << YAML::Value << YAML::BeginMap << YAML::Key << "every_steps" << YAML::Value

@@ -9,9 +9,11 @@ namespace {
 class Sgd final : public Optimizer {
  public:
   Sgd(const OptimizerOptions& o, std::int64_t n) : o_(o), velocity_({n}) {}
-  void step(Tensor& params, const Tensor& grads, double lr, double grad_scale) override {
+  void step_range(Tensor& params, const Tensor& grads, double lr, double grad_scale, std::int64_t begin,
+                  std::int64_t end) override {
     ++steps_;
-    backend::sgd_update(params, grads, velocity_, static_cast<float>(lr), static_cast<float>(o_.momentum),
+    Tensor w = params.rows(begin, end), v = velocity_.rows(begin, end);
+    backend::sgd_update(w, grads.rows(begin, end), v, static_cast<float>(lr), static_cast<float>(o_.momentum),
                         static_cast<float>(o_.weight_decay), o_.nesterov, static_cast<float>(grad_scale));
   }
   std::map<std::string, Tensor*> state() override { return {{"velocity", &velocity_}}; }
@@ -24,10 +26,12 @@ class Sgd final : public Optimizer {
 class Adam final : public Optimizer {
  public:
   Adam(const OptimizerOptions& o, std::int64_t n, bool decoupled) : o_(o), decoupled_(decoupled), m_({n}), v_({n}) {}
-  void step(Tensor& params, const Tensor& grads, double lr, double grad_scale) override {
+  void step_range(Tensor& params, const Tensor& grads, double lr, double grad_scale, std::int64_t begin,
+                  std::int64_t end) override {
     ++steps_;
-    backend::adam_update(params, grads, m_, v_, lr, o_.beta1, o_.beta2, o_.eps, o_.weight_decay, decoupled_, steps_,
-                         grad_scale);
+    Tensor w = params.rows(begin, end), m = m_.rows(begin, end), v = v_.rows(begin, end);
+    backend::adam_update(w, grads.rows(begin, end), m, v, lr, o_.beta1, o_.beta2, o_.eps, o_.weight_decay, decoupled_,
+                         steps_, grad_scale);
   }
   std::map<std::string, Tensor*> state() override { return {{"exp_avg", &m_}, {"exp_avg_sq", &v_}}; }
 

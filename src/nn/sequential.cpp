@@ -2,6 +2,7 @@
 // forward/backward sweep with a per-layer hook for gradient buckets.
 #include "lockstep/nn/sequential.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -93,6 +94,17 @@ Sequential::Sequential(std::int64_t input_features, const std::vector<LayerSpec>
     std::vector<Parameter*> ptrs;
     for (auto k : index[li]) ptrs.push_back(&parameters_[k]);
     layers_[li]->bind(ptrs);
+  }
+}
+
+void Sequential::relocate(float* params, float* grads, bool copy_params) {
+  const std::int64_t n = params_.numel();
+  if (copy_params) std::copy(params_.data<float>(), params_.data<float>() + n, params);
+  params_ = Tensor::borrow(params, {n});
+  grads_ = Tensor::borrow(grads, {n});
+  for (auto& p : parameters_) {  // the layers hold Parameter pointers, so rebinding here is enough
+    p.value = Tensor::borrow(params + p.offset, p.spec.shape);
+    p.grad = Tensor::borrow(grads + p.offset, p.spec.shape);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -194,6 +195,11 @@ struct Trainer::Impl {
   std::int64_t resume_loss_count = 0;
   std::uint64_t hash = 0;
   std::unique_ptr<Progress> progress;
+  // Node-local mode: parameters, optimizer state and every rank's gradients in one shared window.
+  bool use_shm = false;
+  std::unique_ptr<comm::SharedWindow> shm;
+  float* shm_grads_base = nullptr;  // rank r's gradients at shm_grads_base + r * stride
+  std::int64_t shm_stride = 0;      // floats
   bool stopped = false;
   bool resumed = false;
   // The current epoch's rows on this rank, in step order.
@@ -246,6 +252,7 @@ Trainer::Trainer(comm::Communicator& comm, io::Config cfg, Dataset train, Datase
                                                       static_cast<std::size_t>(t.bucket_mb * 1024 * 1024), t.overlap,
                                                       comm::ReduceOp::kSum);
   if (t.deterministic) m.exact = std::make_unique<comm::ExactGradientSum>(model_->num_params());
+  m.use_shm = !t.deterministic && t.shared_memory && np > 1 && comm_.local_size() == np;
   m.hash = io::config_hash(cfg_);
 
   m.indexed = m.train.rows.zip_with_index().cache();
@@ -360,6 +367,28 @@ std::vector<EpochMetrics> Trainer::run() {
   std::vector<std::int64_t> ids;
   std::vector<EpochMetrics> history;
   const std::string metrics_path = (std::filesystem::path(cfg_.output.dir) / "metrics.jsonl").string();
+  if (m.use_shm && !m.shm) {
+    // All ranks on one node: one copy of the parameters and the optimizer state, and each rank's
+    // gradients, in a window every rank maps. A step then needs no message: each rank sums its
+    // 1/np shard of the gradients across the ranks and applies the optimizer to that shard.
+    // Rank 0's values (identical everywhere after the broadcast or resume) seed the window.
+    const std::int64_t n = model_->num_params();
+    const std::int64_t stride = (n + 15) / 16 * 16;  // 64-byte aligned sub-buffers
+    auto state = m.opt->state();
+    const std::size_t buffers = 1 + state.size() + static_cast<std::size_t>(np);
+    m.shm = comm_.allocate_shared(buffers * static_cast<std::size_t>(stride) * sizeof(float));
+    float* base = static_cast<float*>(m.shm->data());
+    std::size_t k = 1;
+    for (auto& [name, tensor] : state) {
+      float* dst = base + k++ * static_cast<std::size_t>(stride);
+      if (rank == 0) std::copy(tensor->data<float>(), tensor->data<float>() + n, dst);
+      *tensor = Tensor::borrow(dst, {n});
+    }
+    m.shm_grads_base = base + k * static_cast<std::size_t>(stride);
+    m.shm_stride = stride;
+    model_->relocate(base, m.shm_grads_base + rank * stride, rank == 0);
+    m.shm->fence();
+  }
   if (!m.resumed && m.start_epoch == 0) {
     // A new run in a used output.dir: keep the previous run's metrics and log as *.prev rather
     // than mixing two runs in one file.
@@ -475,7 +504,30 @@ std::vector<EpochMetrics> Trainer::run() {
         model_->backward(dout, hook);
       };
 
-      if (t.deterministic) {
+      if (m.use_shm) {
+        run_chunk(base, 1.0f / static_cast<float>(b), {});
+        const auto t_wait = Clock::now();
+        m.shm->fence();  // every rank's gradients are in the window
+        comm_seconds += seconds_since(t_wait);
+        // This rank's shard: the sum over ranks, in rank order (so the same bits on every run).
+        const data::Range shard = data::split_range(model_->num_params(), rank, np);
+        float* mine = m.shm_grads_base + rank * m.shm_stride;
+        if (np == 2) {
+          const float* g0 = m.shm_grads_base;
+          const float* g1 = m.shm_grads_base + m.shm_stride;
+          for (std::int64_t i = shard.begin; i < shard.end; ++i) mine[i] = g0[i] + g1[i];
+        } else {
+          for (std::int64_t i = shard.begin; i < shard.end; ++i) {
+            float acc = m.shm_grads_base[i];
+            for (int r = 1; r < np; ++r) acc += m.shm_grads_base[r * m.shm_stride + i];
+            mine[i] = acc;
+          }
+        }
+        m.opt->step_range(model_->flat_params(), model_->flat_grads(), lr, 1.0 / np, shard.begin, shard.end);
+        const auto t_wait2 = Clock::now();
+        m.shm->fence();  // every shard is updated before anyone's next forward pass
+        comm_seconds += seconds_since(t_wait2);
+      } else if (t.deterministic) {
         m.exact->reset();
         for (std::int64_t c = 0; c < b / mb; ++c) {
           run_chunk(base + static_cast<std::size_t>(c * mb), 1.0f, {});
@@ -484,6 +536,7 @@ std::vector<EpochMetrics> Trainer::run() {
         const auto t_comm = Clock::now();
         m.exact->allreduce_into(comm_, model_->flat_grads().data<float>(), 1.0 / static_cast<double>(big_b));
         comm_seconds += seconds_since(t_comm);
+        m.opt->step(model_->flat_params(), model_->flat_grads(), lr);
       } else {
         m.buckets->begin_step(model_->flat_grads().data<float>());
         run_chunk(base, 1.0f / static_cast<float>(b), [&](std::size_t layer) {
@@ -491,10 +544,10 @@ std::vector<EpochMetrics> Trainer::run() {
           if (range.second > range.first) m.buckets->mark_ready(range.second);
         });
         comm_seconds += m.buckets->finish();
+        // The buckets reduced a sum of per-rank means; the update divides by np on the way in.
+        m.opt->step(model_->flat_params(), model_->flat_grads(), lr, 1.0 / np);
       }
       loss_count += b;
-      // Default mode reduced a sum of per-rank means; the update divides by np on the way in.
-      m.opt->step(model_->flat_params(), model_->flat_grads(), lr, t.deterministic ? 1.0 : 1.0 / np);
       ++m.global_step;
 
       const double elapsed = seconds_since(t_loop);

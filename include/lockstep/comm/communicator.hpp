@@ -43,6 +43,18 @@ class Request {
   virtual bool test() = 0;
 };
 
+// Memory that every rank of a single-node communicator maps at once (an MPI-3 shared window).
+// Writes become visible to the other ranks at the next fence().
+class SharedWindow {
+ public:
+  virtual ~SharedWindow() = default;  // collective: every rank must destroy its handle
+  virtual void* data() = 0;           // the same bytes on every rank, 64-byte aligned
+  virtual std::size_t bytes() const = 0;
+  // A barrier that also orders memory: every rank's writes before it are visible to every
+  // rank's reads after it.
+  virtual void fence() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -71,6 +83,9 @@ class Communicator {
   virtual void barrier() = 0;
   // Ends the whole job from any rank. Last resort: prefer agree() so every rank throws.
   [[noreturn]] virtual void abort(int code) = 0;
+  // A window of `bytes` shared by all ranks, zero-filled. Collective; only when every rank is on
+  // this node (local_size() == size()), otherwise a CommError.
+  virtual std::unique_ptr<SharedWindow> allocate_shared(std::size_t bytes) = 0;
   // Splits into disjoint communicators, one per color, ranks ordered by key (MPI_Comm_split).
   // Collective. Lets a test run the same job at several rank counts inside one launch.
   virtual std::unique_ptr<Communicator> split(int color, int key) = 0;

@@ -80,6 +80,7 @@ struct TrainingConfig {
   std::int64_t micro_batch = 16;  // deterministic mode: fixed shape of every gradient computation
   double bucket_mb = 1.0;         // gradient bucket size in MiB
   bool overlap = true;            // start each bucket's allreduce during backward
+  bool shared_memory = true;      // one node: reduce through a shared window, shard the update
   std::int64_t eval_batch = 1000;
 };
 

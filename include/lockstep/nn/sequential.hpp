@@ -37,6 +37,11 @@ class Sequential {
   // Deterministic initialisation from (seed, layer, element); biases start at zero.
   void initialize(std::uint64_t seed, Init init);
 
+  // Moves the flat buffers to memory the caller provides (num_params() floats each, 64-byte
+  // aligned, outliving the model), e.g. a window shared by the ranks of a node. copy_params:
+  // copy the current values there (only one rank should, if several share `params`).
+  void relocate(float* params, float* grads, bool copy_params);
+
   Tensor& flat_params() { return params_; }
   Tensor& flat_grads() { return grads_; }
   const std::vector<Parameter>& parameters() const { return parameters_; }
