@@ -444,21 +444,25 @@ std::vector<EpochMetrics> Trainer::run() {
     std::vector<std::int64_t> pos_of(static_cast<std::size_t>(n));
     for (std::int64_t p = 0; p < n; ++p) pos_of[static_cast<std::size_t>(order[static_cast<std::size_t>(p)])] = p;
     const std::int64_t big_b = m.batch, b = m.local_batch;
-    // Rows past the last full batch are not trained on this epoch; they travel anyway (at most
-    // B - 1 of them) and are dropped on arrival, which keeps the repartition a plain one.
-    const int ranks = np;
+    // Only rows that change rank travel: the rows this rank keeps are used in place from the
+    // cached partition, and rows past the last full batch (not trained on this epoch) are dropped.
+    auto owner = [&](std::int64_t global_row) {
+      const std::int64_t pos = pos_of[static_cast<std::size_t>(global_row)];
+      return pos < used ? static_cast<int>((pos % big_b) / b) : -1;
+    };
     m.epoch_rows.clear();
     m.epoch_data.reset();  // free last epoch's rows first, so the allocator reuses their memory
     m.epoch_data = m.indexed->repartition([&](const std::pair<std::int64_t, data::Example>& r) {
-      const std::int64_t pos = pos_of[static_cast<std::size_t>(r.first)];
-      return static_cast<int>(pos < used ? (pos % big_b) / b : pos % ranks);
+      const int dest = owner(r.first);
+      return dest == rank ? -1 : dest;
     });
-    const auto* mine = m.epoch_data->cached_local();
     std::vector<std::pair<std::int64_t, const data::Example*>> arrived;
-    arrived.reserve(mine->size());
-    for (const auto& r : *mine) {
-      const std::int64_t pos = pos_of[static_cast<std::size_t>(r.first)];
-      if (pos < used) arrived.emplace_back(pos, &r.second);
+    arrived.reserve(static_cast<std::size_t>(m.steps_per_epoch * b));
+    for (const auto& r : *m.indexed->cached_local()) {
+      if (owner(r.first) == rank) arrived.emplace_back(pos_of[static_cast<std::size_t>(r.first)], &r.second);
+    }
+    for (const auto& r : *m.epoch_data->cached_local()) {
+      arrived.emplace_back(pos_of[static_cast<std::size_t>(r.first)], &r.second);
     }
     std::sort(arrived.begin(), arrived.end(),
               [](const auto& a, const auto& c) { return a.first < c.first; });

@@ -181,8 +181,10 @@ template <typename T> class Partitioned {
   }
 
   // ---- wide (collective) ----
-  // Sends each element to the rank target(x) returns. Elements arrive grouped by source rank in
-  // rank order, each group in its source order, so the result is deterministic.
+  // Sends each element to the rank target(x) returns; a negative target drops the element (a
+  // filter fused into the exchange, so dropped elements are never encoded). Elements arrive
+  // grouped by source rank in rank order, each group in its source order, so the result is
+  // deterministic.
   template <typename F> Partitioned repartition(F target) const {
     // Two passes over the partition (a cached one is read in place, without copies): the first
     // finds each element's destination and encoded size, the second encodes it straight into its
@@ -195,9 +197,9 @@ template <typename T> class Partitioned {
     std::vector<std::size_t> send_counts(static_cast<std::size_t>(p), 0);
     for (std::size_t i = 0; i < mine.size(); ++i) {
       const int r = target(mine[i]);
-      LOCKSTEP_CHECK(r >= 0 && r < p, Error, "Partitioned::repartition: target rank ", r, " outside [0, ", p, ")");
+      LOCKSTEP_CHECK(r < p, Error, "Partitioned::repartition: target rank ", r, " outside [0, ", p, ")");
       dest[i] = r;
-      send_counts[static_cast<std::size_t>(r)] += Codec<T>::size(mine[i]);
+      if (r >= 0) send_counts[static_cast<std::size_t>(r)] += Codec<T>::size(mine[i]);
     }
     std::vector<std::size_t> offset(static_cast<std::size_t>(p), 0);
     for (int r = 1; r < p; ++r)
@@ -205,6 +207,7 @@ template <typename T> class Partitioned {
     char* send = send_buffer().get(offset.back() + send_counts.back());
     std::string scratch;
     for (std::size_t i = 0; i < mine.size(); ++i) {
+      if (dest[i] < 0) continue;
       scratch.clear();
       Codec<T>::encode(mine[i], scratch);
       auto& off = offset[static_cast<std::size_t>(dest[i])];
