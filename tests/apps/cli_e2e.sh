@@ -82,6 +82,14 @@ if [ "$rc" = 0 ] && grep -q "resumed from" "$WORK/out"; then ok "--resume contin
 run 2 evaluate "$TINY" --set "output.dir=$WORK/stop" --checkpoint "$WORK/stop/checkpoint.h5"
 grep -q "test_accuracy $acc" "$WORK/out" && ok "resumed run ends with the uninterrupted run's test accuracy" || bad "resumed accuracy differs from $acc"
 
+# The demo config without the Fashion-MNIST package: it says so and trains on synthetic data.
+run 2 train "$SRC/configs/fmnist_mlp.yaml" --set "output.dir=$WORK/fallback" --set training.epochs=1 \
+  --set data.train.features=/nonexistent/train-images.gz --set data.test.features=/nonexistent/t10k-images.gz \
+  --set data.synthetic.samples=2048 --set data.synthetic.test_samples=512
+if [ "$rc" = 0 ] && grep -q "dataset-fashion-mnist" "$WORK/out" && grep -q "synthetic" "$WORK/out" &&
+   [ -f "$WORK/fallback/checkpoint.h5" ]; then ok "demo falls back to synthetic data and says why";
+else bad "synthetic fallback (exit $rc)"; fi
+
 run 2 info
 if [ "$rc" = 0 ] && grep -q "ranks:   2" "$WORK/out" && grep -q "rank 1: host" "$WORK/out"; then ok "info lists 2 ranks"; else bad "info (exit $rc)"; fi
 
