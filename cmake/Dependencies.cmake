@@ -25,6 +25,24 @@ if(NOT _ls_cuda STREQUAL "OFF")
     set(LOCKSTEP_HAVE_CUDA ON)
     set(LOCKSTEP_HAVE_NCCL ON)
     message(STATUS "lockstep: CUDA ${CUDAToolkit_VERSION} at ${CUDAToolkit_BIN_DIR}, NCCL ${NCCL_LIBRARY}")
+    # Current data-centre GPUs (A100: sm_80, H100/H200: sm_90) unless the user chose.
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 80 90)
+    endif()
+    if(NOT CMAKE_CUDA_COMPILER)
+      set(CMAKE_CUDA_COMPILER ${CUDAToolkit_NVCC_EXECUTABLE})
+    endif()
+    set(CMAKE_CUDA_HOST_COMPILER ${CMAKE_CXX_COMPILER})
+    enable_language(CUDA)
+    # CMake 3.25 predates nvcc's C++20 support and has no flag for CUDA_STANDARD 20; nvcc 12+
+    # takes -std=c++20, so tell CMake.
+    if(NOT CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+      set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+      set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+      list(APPEND CMAKE_CUDA_COMPILE_FEATURES cuda_std_20)
+    endif()
+    set(CMAKE_CUDA_STANDARD 20)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
   elseif(_ls_cuda STREQUAL "ON")
     message(FATAL_ERROR "LOCKSTEP_CUDA=ON but the CUDA Toolkit (found: ${CUDAToolkit_FOUND}) or NCCL "
                         "(nccl.h: ${NCCL_INCLUDE_DIR}, libnccl: ${NCCL_LIBRARY}) is missing. "

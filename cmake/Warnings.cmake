@@ -8,6 +8,9 @@ target_compile_options(lockstep_options INTERFACE
 target_compile_options(lockstep_options INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-fno-trapping-math>)
 if(LOCKSTEP_WERROR)
   target_compile_options(lockstep_options INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-Werror>)
+  # nvcc's own warnings and the host compiler's, both as errors, for the CUDA backend too.
+  target_compile_options(lockstep_options INTERFACE
+    $<$<COMPILE_LANGUAGE:CUDA>:--Werror=all-warnings -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter,-Werror>)
 endif()
 if(LOCKSTEP_NATIVE)
   target_compile_options(lockstep_options INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-march=native>)

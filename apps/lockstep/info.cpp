@@ -3,6 +3,7 @@
 #include <map>
 
 #include "common.hpp"
+#include "lockstep/backend/cuda_runtime.hpp"
 #include "lockstep/build_info.hpp"
 #include "lockstep/core/log.hpp"
 #include "lockstep/io/checkpoint.hpp"
@@ -39,19 +40,40 @@ int run_info(comm::Communicator& comm, const std::string& checkpoint) {
   }
   const auto hosts = comm.allgather_strings(comm.host_name());
   const auto local = comm.allgather<std::int32_t>(comm.local_rank());
+  // What each rank sees of CUDA, as one line per rank.
+  const auto cuda = backend::cuda::runtime_info();
+  std::string seen;
+  for (const auto& d : cuda.devices) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%s%d:%s (sm_%d%d, %.0f GiB, %s)", seen.empty() ? "" : "; ", d.index,
+                  d.name.c_str(), d.major, d.minor, static_cast<double>(d.memory_bytes) / (1 << 30), d.pci_bus_id.c_str());
+    seen += buf;
+  }
+  if (cuda.built && cuda.devices.empty()) seen = "none (" + cuda.error + ")";
+  const auto gpus = comm.allgather_strings(seen);
   if (comm.rank() != 0) return 0;
   std::printf("lockstep %s (%s build, %s)\n", LOCKSTEP_VERSION, LOCKSTEP_BUILD_TYPE, LOCKSTEP_COMPILER);
   std::printf("MPI:     %s\n", comm.library_version().c_str());
-  std::printf("backend: cpu (Eigen); device: cuda is not available in this build\n");
-  std::printf("CUDA:    %s\n", LOCKSTEP_HAVE_CUDA ? ("toolkit " LOCKSTEP_CUDA_VERSION " found at configure time; no CUDA backend compiled yet")
-                                                 : "not found at configure time");
-  std::printf("NCCL:    %s\n", LOCKSTEP_HAVE_NCCL ? "found at configure time; not used yet" : "not found");
+  std::printf("backend: cpu (Eigen)%s\n", cuda.built ? ", cuda (cuBLAS and kernels)" : "");
+  if (cuda.built) {
+    std::printf("CUDA:    built with toolkit %s; runtime %d.%d, driver %s, cuBLAS %d.%d.%d\n", LOCKSTEP_CUDA_VERSION,
+                cuda.runtime_version / 1000, cuda.runtime_version % 1000 / 10,
+                cuda.driver_version ? (std::to_string(cuda.driver_version / 1000) + "." +
+                                       std::to_string(cuda.driver_version % 1000 / 10)).c_str()
+                                    : "none",
+                cuda.cublas_version / 10000, cuda.cublas_version / 100 % 100, cuda.cublas_version % 100);
+  } else {
+    std::printf("CUDA:    not built (no CUDA Toolkit at configure time, or -DLOCKSTEP_CUDA=OFF)\n");
+  }
+  std::printf("NCCL:    %s\n", LOCKSTEP_HAVE_NCCL ? "found at configure time; the NCCL communicator is not built yet"
+                                                 : "not found");
   std::map<std::string, int> per_host;
   for (const auto& h : hosts) ++per_host[h];
   std::printf("ranks:   %d on %zu host(s)\n", comm.size(), per_host.size());
   for (int r = 0; r < comm.size(); ++r) {
-    std::printf("  rank %d: host %s, local rank %d, device cpu\n", r, hosts[static_cast<std::size_t>(r)].c_str(),
-                local[static_cast<std::size_t>(r)]);
+    std::printf("  rank %d: host %s, local rank %d%s%s\n", r, hosts[static_cast<std::size_t>(r)].c_str(),
+                local[static_cast<std::size_t>(r)], cuda.built ? ", CUDA devices: " : "",
+                cuda.built ? gpus[static_cast<std::size_t>(r)].c_str() : "");
   }
   return 0;
 }

@@ -4,64 +4,74 @@
 
 #include "backend/cpu/cpu_ops.hpp"
 #include "lockstep/build_info.hpp"
+#if LOCKSTEP_HAVE_CUDA
+#include "backend/cuda/cuda_ops.hpp"
+#endif
 
 namespace lockstep::backend {
+using TL = std::initializer_list<const Tensor*>;
+
 namespace {
-[[noreturn]] void no_cuda(const char* op) {
-  throw Error(std::string("backend::") + op + ": tensors are on the CUDA device, but this build has no CUDA backend");
-}
+// True for CPU tensors, false for CUDA ones; all tensors of one call must share a device.
 bool on_cpu(const char* op, std::initializer_list<const Tensor*> ts) {
   const Device d = (*ts.begin())->device();
   for (const Tensor* t : ts) {
     LOCKSTEP_CHECK(!t->defined() || t->device() == d, Error, "backend::", op, ": tensors on different devices");
   }
   if (d == Device::kCpu) return true;
-  no_cuda(op);
+#if !LOCKSTEP_HAVE_CUDA
+  throw Error(std::string("backend::") + op + ": tensors are on the CUDA device, but this build has no CUDA backend");
+#else
+  return false;
+#endif
 }
 }  // namespace
 
+#if LOCKSTEP_HAVE_CUDA
+#define LOCKSTEP_DISPATCH(op, tensors, ...) \
+  (on_cpu(#op, tensors) ? cpu::op(__VA_ARGS__) : cuda::op(__VA_ARGS__))
+#else
+#define LOCKSTEP_DISPATCH(op, tensors, ...) (on_cpu(#op, tensors), cpu::op(__VA_ARGS__))
+#endif
+
 void gemm(bool ta, bool tb, float alpha, const Tensor& a, const Tensor& b, float beta, Tensor& c) {
-  if (on_cpu("gemm", {&a, &b, &c})) cpu::gemm(ta, tb, alpha, a, b, beta, c);
+  LOCKSTEP_DISPATCH(gemm, (TL{&a, &b, &c}), ta, tb, alpha, a, b, beta, c);
 }
 void add_row_vector(Tensor& y, const Tensor& bias) {
-  if (on_cpu("add_row_vector", {&y, &bias})) cpu::add_row_vector(y, bias);
+  LOCKSTEP_DISPATCH(add_row_vector, (TL{&y, &bias}), y, bias);
 }
 void sum_rows(const Tensor& x, float beta, Tensor& out) {
-  if (on_cpu("sum_rows", {&x, &out})) cpu::sum_rows(x, beta, out);
+  LOCKSTEP_DISPATCH(sum_rows, (TL{&x, &out}), x, beta, out);
 }
 void activation_forward(Activation a, const Tensor& x, Tensor& y) {
-  if (on_cpu("activation_forward", {&x, &y})) cpu::activation_forward(a, x, y);
+  LOCKSTEP_DISPATCH(activation_forward, (TL{&x, &y}), a, x, y);
 }
 void activation_backward(Activation a, const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
-  if (on_cpu("activation_backward", {&x, &y, &dy, &dx})) cpu::activation_backward(a, x, y, dy, dx);
+  LOCKSTEP_DISPATCH(activation_backward, (TL{&x, &y, &dy, &dx}), a, x, y, dy, dx);
 }
 void dropout_forward(const Tensor& x, const std::int64_t* ids, std::uint64_t seed, std::uint64_t epoch,
                      std::uint32_t layer, float p, Tensor& mask, Tensor& y) {
-  if (on_cpu("dropout_forward", {&x, &mask, &y})) cpu::dropout_forward(x, ids, seed, epoch, layer, p, mask, y);
+  LOCKSTEP_DISPATCH(dropout_forward, (TL{&x, &mask, &y}), x, ids, seed, epoch, layer, p, mask, y);
 }
 void mul(const Tensor& a, const Tensor& b, Tensor& out) {
-  if (on_cpu("mul", {&a, &b, &out})) cpu::mul(a, b, out);
+  LOCKSTEP_DISPATCH(mul, (TL{&a, &b, &out}), a, b, out);
 }
 LossSum softmax_cross_entropy(const Tensor& logits, const Tensor& labels, float scale, Tensor* d) {
-  on_cpu("softmax_cross_entropy", {&logits, &labels});
-  return cpu::softmax_cross_entropy(logits, labels, scale, d);
+  return LOCKSTEP_DISPATCH(softmax_cross_entropy, (TL{&logits, &labels}), logits, labels, scale, d);
 }
 LossSum mean_squared_error(const Tensor& out, const Tensor& target, float scale, Tensor* d) {
-  on_cpu("mean_squared_error", {&out, &target});
-  return cpu::mean_squared_error(out, target, scale, d);
+  return LOCKSTEP_DISPATCH(mean_squared_error, (TL{&out, &target}), out, target, scale, d);
 }
 LossSum bce_with_logits(const Tensor& logits, const Tensor& target, float scale, Tensor* d) {
-  on_cpu("bce_with_logits", {&logits, &target});
-  return cpu::bce_with_logits(logits, target, scale, d);
+  return LOCKSTEP_DISPATCH(bce_with_logits, (TL{&logits, &target}), logits, target, scale, d);
 }
 void sgd_update(Tensor& w, const Tensor& g, Tensor& vel, float lr, float momentum, float wd, bool nesterov,
                 float grad_scale) {
-  if (on_cpu("sgd_update", {&w, &g, &vel})) cpu::sgd_update(w, g, vel, lr, momentum, wd, nesterov, grad_scale);
+  LOCKSTEP_DISPATCH(sgd_update, (TL{&w, &g, &vel}), w, g, vel, lr, momentum, wd, nesterov, grad_scale);
 }
 void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr, double b1, double b2, double eps,
                  double wd, bool decoupled, std::int64_t step, double grad_scale) {
-  if (on_cpu("adam_update", {&w, &g, &m, &v}))
-    cpu::adam_update(w, g, m, v, lr, b1, b2, eps, wd, decoupled, step, grad_scale);
+  LOCKSTEP_DISPATCH(adam_update, (TL{&w, &g, &m, &v}), w, g, m, v, lr, b1, b2, eps, wd, decoupled, step, grad_scale);
 }
 
 }  // namespace lockstep::backend

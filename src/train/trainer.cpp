@@ -12,6 +12,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "lockstep/backend/cuda_runtime.hpp"
 #include "lockstep/comm/gradient_buckets.hpp"
 #include "lockstep/core/log.hpp"
 #include "lockstep/core/rng.hpp"
@@ -214,9 +215,23 @@ Trainer::Trainer(comm::Communicator& comm, io::Config cfg, Dataset train, Datase
   const auto& t = cfg_.training;
   const int np = comm_.size();
   comm_.collectively([&] {
-    LOCKSTEP_CHECK(t.device == "cpu", ConfigError, cfg_.source,
-                   ": training.device: \"cuda\" needs the CUDA backend, which this build does not have "
-                   "(see `lockstep info`); use device: cpu");
+    if (t.device == "cuda") {
+      // One rank per GPU, chosen by node-local rank: say exactly what is missing, on every rank.
+      LOCKSTEP_CHECK(backend::cuda::built(), ConfigError, cfg_.source,
+                     ": training.device: \"cuda\" needs the CUDA backend, which this build does not have "
+                     "(see `lockstep info`); use device: cpu");
+      const int gpus = backend::cuda::device_count();
+      LOCKSTEP_CHECK(gpus > 0, ConfigError, cfg_.source, ": training.device: \"cuda\", but rank ", comm_.rank(),
+                     " on host ", comm_.host_name(), " sees no CUDA device (", backend::cuda::runtime_info().error,
+                     "; CUDA_VISIBLE_DEVICES=", std::getenv("CUDA_VISIBLE_DEVICES") ? std::getenv("CUDA_VISIBLE_DEVICES")
+                                                                                   : "unset", ")");
+      LOCKSTEP_CHECK(comm_.local_size() <= gpus, ConfigError, cfg_.source, ": training.device: \"cuda\" with ",
+                     comm_.local_size(), " ranks on host ", comm_.host_name(), " but only ", gpus,
+                     " GPUs there; start one rank per GPU (e.g. srun --gpus-per-task=1)");
+      throw ConfigError(cfg_.source + ": training.device: \"cuda\": the CUDA kernels are built, but the trainer's "
+                        "device path (GPU-resident model and batches, NCCL gradient reduction) is not part of this "
+                        "version yet; use device: cpu");
+    }
     LOCKSTEP_CHECK(t.batch_size % np == 0, ConfigError, cfg_.source, ": training.batch_size: ", t.batch_size,
                    " is not divisible by the number of ranks (", np, "); every rank takes batch_size / np rows");
     if (t.deterministic) {

@@ -107,6 +107,11 @@ rc=$?
 if [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "ranks resolved different configs" "$WORK/out"; then ok "different configs per rank (exit $rc)";
 else bad "different configs per rank (exit $rc)"; fi
 expect_fail "--resume without a checkpoint" "no checkpoint at" 2 train "$TINY" --set "output.dir=$WORK/empty" --resume
+# device: cuda on this machine (no GPU here, or no CUDA backend): a reason, on every rank, no hang
+if [ "$(nvidia-smi -L 2>/dev/null | grep -c GPU)" = 0 ]; then
+  expect_fail "device: cuda without a GPU" 'training.device: "cuda"' 2 train "$TINY" --set training.device=cuda \
+    --set "output.dir=$WORK/cuda"
+fi
 
 mkdir -p "$WORK/data"
 idx_cfg() { # images labels -> config path

@@ -72,6 +72,16 @@ struct AdamUpdate {
   // 1.3e-5 relative, enough to drift from PyTorch's trajectory.
   float one_minus_beta1, one_minus_beta2;
   float grad_scale = 1.0f;
+  // The update for step `step` (1-based): scalars formed in double and rounded to float once, as
+  // PyTorch's Python-side arithmetic does. Host only; both backends build it this way.
+  static AdamUpdate make(double lr, double b1, double b2, double eps, double wd, bool decoupled, std::int64_t step,
+                         double grad_scale) {
+    const auto f = [](double x) { return static_cast<float>(x); };
+    const double bias1 = 1.0 - std::pow(b1, static_cast<double>(step));
+    const double bias2 = 1.0 - std::pow(b2, static_cast<double>(step));
+    return AdamUpdate{f(lr), f(b1), f(b2), f(eps), f(wd), decoupled, f(bias1), f(bias2), f(1.0 - b1), f(1.0 - b2),
+                      f(grad_scale)};
+  }
   LOCKSTEP_HD void operator()(float& w, float g, float& m, float& v) const {
     g *= grad_scale;
     if (decoupled) {

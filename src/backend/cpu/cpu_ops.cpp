@@ -232,12 +232,7 @@ void sgd_update(Tensor& w, const Tensor& g, Tensor& vel, float lr, float momentu
 
 void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr, double b1, double b2, double eps,
                  double wd, bool decoupled, std::int64_t step, double grad_scale) {
-  // Scalars in double, rounded once to float, as PyTorch's Python-side arithmetic does.
-  const auto f = [](double x) { return static_cast<float>(x); };
-  const double bias1 = 1.0 - std::pow(b1, static_cast<double>(step));
-  const double bias2 = 1.0 - std::pow(b2, static_cast<double>(step));
-  const fn::AdamUpdate u{f(lr), f(b1), f(b2), f(eps), f(wd), decoupled, f(bias1), f(bias2), f(1.0 - b1), f(1.0 - b2),
-                          f(grad_scale)};
+  const auto u = fn::AdamUpdate::make(lr, b1, b2, eps, wd, decoupled, step, grad_scale);
   float* pw = w.data<float>();
   const float* pg = g.data<float>();
   float *pm = m.data<float>(), *pv = v.data<float>();
