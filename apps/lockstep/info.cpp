@@ -5,6 +5,7 @@
 #include "common.hpp"
 #include "lockstep/backend/cuda_runtime.hpp"
 #include "lockstep/build_info.hpp"
+#include "lockstep/comm/nccl_communicator.hpp"
 #include "lockstep/core/log.hpp"
 #include "lockstep/io/checkpoint.hpp"
 
@@ -65,8 +66,12 @@ int run_info(comm::Communicator& comm, const std::string& checkpoint) {
   } else {
     std::printf("CUDA:    not built (no CUDA Toolkit at configure time, or -DLOCKSTEP_CUDA=OFF)\n");
   }
-  std::printf("NCCL:    %s\n", LOCKSTEP_HAVE_NCCL ? "found at configure time; the NCCL communicator is not built yet"
-                                                 : "not found");
+  if (LOCKSTEP_HAVE_NCCL) {
+    const int v = comm::nccl_version();
+    std::printf("NCCL:    %d.%d.%d (gradient reduction for device: cuda)\n", v / 10000, v / 100 % 100, v % 100);
+  } else {
+    std::printf("NCCL:    not built\n");
+  }
   std::map<std::string, int> per_host;
   for (const auto& h : hosts) ++per_host[h];
   std::printf("ranks:   %d on %zu host(s)\n", comm.size(), per_host.size());

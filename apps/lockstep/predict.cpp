@@ -33,7 +33,8 @@ int run_predict(comm::Communicator& comm, const ConfigArgs& args, const std::str
   std::optional<std::string> err;
   try {
     train::forward_rows(*model, *rows, cfg.training.eval_batch,
-                        [&](std::int64_t b, std::int64_t m, const Tensor& out, const Tensor&) {
+                        [&](std::int64_t b, std::int64_t m, const Tensor& device_out, const Tensor&) {
+      const Tensor out = device_out.device() == Device::kCpu ? device_out : device_out.clone(Device::kCpu);
       for (std::int64_t i = 0; i < m; ++i) {
         const float* z = out.data<float>() + i * k;
         std::vector<double> score(static_cast<std::size_t>(k));

@@ -68,6 +68,7 @@ class NcclCommunicator final : public Communicator {
     mpi_.collectively([&] {
       check_cuda(cudaSetDevice(device), "cudaSetDevice");
       check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+      check_cuda(cudaEventCreateWithFlags(&compute_done_, cudaEventDisableTiming), "cudaEventCreate");
       if (mpi_.rank() == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
     });
     mpi_.broadcast(&id, sizeof id, 0);
@@ -81,6 +82,7 @@ class NcclCommunicator final : public Communicator {
   }
   ~NcclCommunicator() override {
     if (comm_) ncclCommDestroy(comm_);
+    if (compute_done_) cudaEventDestroy(compute_done_);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -94,20 +96,24 @@ class NcclCommunicator final : public Communicator {
     iallreduce(buf, count, type, op)->wait();
   }
   std::unique_ptr<Request> iallreduce(void* buf, std::size_t count, CommType type, ReduceOp op) override {
+    after_compute();
     check_nccl(ncclAllReduce(buf, buf, count, nccl_type(type), nccl_op(op), comm_, stream_), "ncclAllReduce");
     return record("ncclAllReduce");
   }
   void broadcast(void* buf, std::size_t bytes, int root) override {
+    after_compute();
     check_nccl(ncclBroadcast(buf, buf, bytes, ncclUint8, root, comm_, stream_), "ncclBroadcast");
     record("ncclBroadcast")->wait();
   }
   void allgather(const void* send, std::size_t bytes, void* recv) override {
+    after_compute();
     check_nccl(ncclAllGather(send, recv, bytes, ncclUint8, comm_, stream_), "ncclAllGather");
     record("ncclAllGather")->wait();
   }
   void allgatherv(const void* send, void* recv, const std::vector<std::size_t>& counts) override {
     // One broadcast per rank, grouped into a single NCCL launch.
     std::size_t offset = 0;
+    after_compute();
     check_nccl(ncclGroupStart(), "ncclGroupStart");
     for (int r = 0; r < size(); ++r) {
       const std::size_t n = counts[static_cast<std::size_t>(r)];
@@ -125,6 +131,7 @@ class NcclCommunicator final : public Communicator {
   void alltoallv(const void* send, const std::vector<std::size_t>& send_counts, void* recv,
                  const std::vector<std::size_t>& recv_counts) override {
     std::size_t so = 0, ro = 0;
+    after_compute();
     check_nccl(ncclGroupStart(), "ncclGroupStart");
     for (int r = 0; r < size(); ++r) {
       const auto i = static_cast<std::size_t>(r);
@@ -171,6 +178,14 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
+  // The kernels that produce a buffer run on the legacy default stream; the communication stream
+  // (non-blocking, so it does not serialise with it) waits for everything enqueued there so far
+  // through an event rather than a device-wide synchronisation, so compute can go on meanwhile.
+  void after_compute() {
+    check_cuda(cudaEventRecord(compute_done_, cudaStreamLegacy), "cudaEventRecord");
+    check_cuda(cudaStreamWaitEvent(stream_, compute_done_, 0), "cudaStreamWaitEvent");
+  }
+
   std::unique_ptr<Request> record(const char* what) {
     cudaEvent_t ev = nullptr;
     check_cuda(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "cudaEventCreate");
@@ -203,6 +218,7 @@ class NcclCommunicator final : public Communicator {
   NcclOptions options_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
+  cudaEvent_t compute_done_ = nullptr;
 };
 
 void NcclRequest::wait() { owner_->wait_for(done_, what_); }

@@ -108,6 +108,17 @@ void Sequential::relocate(float* params, float* grads, bool copy_params) {
   }
 }
 
+void Sequential::to(Device device) {
+  if (params_.device() == device) return;
+  params_ = params_.clone(device);
+  grads_ = Tensor(grads_.shape(), DType::kF32, device);
+  for (auto& p : parameters_) {
+    p.value = Tensor::borrow(static_cast<float*>(params_.raw()) + p.offset, p.spec.shape, DType::kF32, device);
+    p.grad = Tensor::borrow(static_cast<float*>(grads_.raw()) + p.offset, p.spec.shape, DType::kF32, device);
+  }
+  rows_ = -1;  // activation buffers are reallocated on the new device
+}
+
 void Sequential::initialize(std::uint64_t seed, Init init) {
   for (std::size_t pi = 0; pi < parameters_.size(); ++pi) {
     auto& p = parameters_[pi];
@@ -140,12 +151,14 @@ void Sequential::ensure_buffers(std::int64_t rows) {
   acts_.clear();
   dacts_.clear();
   for (auto w : widths_) {
-    acts_.emplace_back(Shape{rows, w});
-    dacts_.emplace_back(Shape{rows, w});
+    acts_.emplace_back(Shape{rows, w}, DType::kF32, params_.device());
+    dacts_.emplace_back(Shape{rows, w}, DType::kF32, params_.device());
   }
 }
 
 const Tensor& Sequential::forward(const Tensor& x, const ForwardContext& ctx) {
+  LOCKSTEP_CHECK(x.device() == params_.device(), Error, "Sequential::forward: input on ", device_name(x.device()),
+                 ", model on ", device_name(params_.device()));
   LOCKSTEP_CHECK(x.ndim() == 2 && x.dim(1) == input_, DataError, "model expects input of ", input_,
                  " features, got shape ", shape_str(x.shape()));
   ensure_buffers(x.dim(0));

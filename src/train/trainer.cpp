@@ -14,6 +14,7 @@
 
 #include "lockstep/backend/cuda_runtime.hpp"
 #include "lockstep/comm/gradient_buckets.hpp"
+#include "lockstep/comm/nccl_communicator.hpp"
 #include "lockstep/core/log.hpp"
 #include "lockstep/core/rng.hpp"
 #include "lockstep/train/progress.hpp"
@@ -42,6 +43,18 @@ void fill_batch(const std::vector<const data::Example*>& rows, std::size_t begin
   }
 }
 
+// What the loss compares the output with, on the output's device: the class indices themselves
+// (cross-entropy) or their one-hot rows (the dense losses). labels is on the host.
+Tensor loss_target(nn::LossKind loss, const Tensor& labels, std::int64_t rows, std::int64_t k, Device device) {
+  Tensor t = labels.rows(0, rows);
+  if (!nn::loss_takes_class_index(loss)) {
+    Tensor dense({rows, k});
+    nn::one_hot(labels, rows, dense);
+    t = dense;
+  }
+  return device == Device::kCpu ? t : t.clone(device);
+}
+
 std::string json_number(double v) {
   if (!std::isfinite(v)) return "null";
   char buf[64];
@@ -68,6 +81,7 @@ void forward_rows(nn::Sequential& model, const std::vector<data::Example>& rows,
   const std::int64_t n = static_cast<std::int64_t>(rows.size());
   const std::int64_t f = model.input_features();
   Tensor x({chunk, f}), y({chunk});
+  Tensor xd = model.device() == Device::kCpu ? x : Tensor({chunk, f}, DType::kF32, model.device());
   for (std::int64_t b = 0; b < n; b += chunk) {
     const std::int64_t m = std::min(chunk, n - b);
     if (m < chunk) {
@@ -81,7 +95,8 @@ void forward_rows(nn::Sequential& model, const std::vector<data::Example>& rows,
       std::copy(e.features.begin(), e.features.end(), x.data<float>() + i * f);
       y.data<float>()[i] = e.label;
     }
-    fn(b, m, model.forward(x, nn::ForwardContext{}), y);
+    if (xd.raw() != x.raw()) xd.copy_from(x);
+    fn(b, m, model.forward(xd, nn::ForwardContext{}), y);
   }
 }
 
@@ -98,11 +113,7 @@ EvalResult evaluate(comm::Communicator& comm, nn::Sequential& model, nn::LossKin
   try {
     forward_rows(model, *rows, eval_batch, [&](std::int64_t, std::int64_t m, const Tensor& full, const Tensor& labels) {
       const Tensor out = full.rows(0, m);
-      Tensor target = labels.rows(0, m);
-      if (!nn::loss_takes_class_index(loss)) {
-        target = Tensor(out.shape());
-        nn::one_hot(labels, m, target);
-      }
+      const Tensor target = loss_target(loss, labels, m, out.dim(1), out.device());
       const auto r = nn::compute_loss(loss, out, target, 1.0f, nullptr);
       sums[0] += r.loss;
       sums[1] += static_cast<double>(r.correct);
@@ -178,7 +189,7 @@ io::CheckpointState load_parameters(comm::Communicator& comm, const std::string&
   LOCKSTEP_CHECK(static_cast<std::int64_t>(st.params.size()) == model.num_params(), CheckpointError, path,
                  ": holds ", st.params.size(), " parameters, the configured model has ", model.num_params(),
                  " (was it written for a different model?)");
-  std::copy(st.params.begin(), st.params.end(), model.flat_params().data<float>());
+  model.flat_params().copy_from(Tensor::borrow(st.params.data(), {static_cast<std::int64_t>(st.params.size())}));
   return st;
 }
 
@@ -187,6 +198,7 @@ struct Trainer::Impl {
   Dataset train, test;
   nn::LossKind loss{};
   std::unique_ptr<nn::Optimizer> opt;
+  std::unique_ptr<comm::Communicator> nccl;  // device: cuda only
   std::unique_ptr<comm::GradientBuckets> buckets;
   std::unique_ptr<comm::ExactGradientSum> exact;
   std::optional<data::Partitioned<std::pair<std::int64_t, data::Example>>> indexed;
@@ -228,9 +240,7 @@ Trainer::Trainer(comm::Communicator& comm, io::Config cfg, Dataset train, Datase
       LOCKSTEP_CHECK(comm_.local_size() <= gpus, ConfigError, cfg_.source, ": training.device: \"cuda\" with ",
                      comm_.local_size(), " ranks on host ", comm_.host_name(), " but only ", gpus,
                      " GPUs there; start one rank per GPU (e.g. srun --gpus-per-task=1)");
-      throw ConfigError(cfg_.source + ": training.device: \"cuda\": the CUDA kernels are built, but the trainer's "
-                        "device path (GPU-resident model and batches, NCCL gradient reduction) is not part of this "
-                        "version yet; use device: cpu");
+      backend::cuda::init_device(comm_.local_rank());  // one rank per GPU, by node-local rank
     }
     LOCKSTEP_CHECK(t.batch_size % np == 0, ConfigError, cfg_.source, ": training.batch_size: ", t.batch_size,
                    " is not divisible by the number of ranks (", np, "); every rank takes batch_size / np rows");
@@ -261,13 +271,21 @@ Trainer::Trainer(comm::Communicator& comm, io::Config cfg, Dataset train, Datase
   const auto& o = cfg_.optimizer;
   m.opt = nn::make_optimizer({o.type, o.lr, o.momentum, o.nesterov, o.weight_decay, o.beta1, o.beta2, o.eps},
                              model_->num_params());
+  comm::Communicator* grad_comm = &comm_;
+  if (t.device == "cuda") {
+    // The replica lives on this rank's GPU; gradient buckets are reduced by NCCL on its own stream.
+    model_->to(Device::kCuda);
+    for (auto& [name, tensor] : m.opt->state()) *tensor = tensor->clone(Device::kCuda);
+    m.nccl = comm::make_nccl(comm_, comm_.local_rank());
+    grad_comm = m.nccl.get();
+  }
   std::vector<std::pair<std::int64_t, std::int64_t>> ranges;
   for (const auto& p : model_->parameters()) ranges.emplace_back(p.offset, p.offset + p.value.numel());
-  m.buckets = std::make_unique<comm::GradientBuckets>(comm_, model_->num_params(), ranges,
+  m.buckets = std::make_unique<comm::GradientBuckets>(*grad_comm, model_->num_params(), ranges,
                                                       static_cast<std::size_t>(t.bucket_mb * 1024 * 1024), t.overlap,
                                                       comm::ReduceOp::kSum);
   if (t.deterministic) m.exact = std::make_unique<comm::ExactGradientSum>(model_->num_params());
-  m.use_shm = !t.deterministic && t.shared_memory && np > 1 && comm_.local_size() == np;
+  m.use_shm = !t.deterministic && t.shared_memory && np > 1 && comm_.local_size() == np && t.device == "cpu";
   m.hash = io::config_hash(cfg_);
 
   m.indexed = m.train.rows.zip_with_index().cache();
@@ -304,7 +322,7 @@ void Trainer::resume_from(const std::string& path) {
       LOCKSTEP_CHECK(it != st.optimizer_state.end(), CheckpointError, path, ": optimizer state \"", name,
                      "\" is missing");
     });
-    std::copy(it->second.begin(), it->second.end(), tensor->data<float>());
+    tensor->copy_from(Tensor::borrow(it->second.data(), {static_cast<std::int64_t>(it->second.size())}));
   }
   m.opt->set_steps(st.optimizer_steps);
   m.start_epoch = st.epoch;
@@ -375,10 +393,13 @@ std::vector<EpochMetrics> Trainer::run() {
   const std::int64_t total_steps = m.steps_per_epoch * t.epochs;
   const std::int64_t f = model_->input_features();
   const std::int64_t mb = t.deterministic ? t.micro_batch : m.local_batch;
+  // Batches are assembled on the host; on a GPU they are copied to device buffers each step.
+  const Device dev = model_->device();
   Tensor x({mb, f}), y({mb});
-  Tensor dout({mb, model_->output_features()});
-  Tensor dense_target;
-  if (!nn::loss_takes_class_index(m.loss)) dense_target = Tensor({mb, model_->output_features()});
+  Tensor xd = dev == Device::kCpu ? x : Tensor({mb, f}, DType::kF32, dev);
+  Tensor dout({mb, model_->output_features()}, DType::kF32, dev);
+  Tensor host_grads;  // deterministic mode on a GPU: the exact sum runs on the host
+  if (t.deterministic && dev != Device::kCpu) host_grads = Tensor({model_->num_params()});
   std::vector<std::int64_t> ids;
   std::vector<EpochMetrics> history;
   const std::string metrics_path = (std::filesystem::path(cfg_.output.dir) / "metrics.jsonl").string();
@@ -425,10 +446,12 @@ std::vector<EpochMetrics> Trainer::run() {
     comm_.collectively([&] {
       if (rank != 0) return;
       io::CheckpointState st;
-      st.params.assign(model_->flat_params().data<float>(), model_->flat_params().data<float>() + model_->num_params());
-      for (auto& [name, tensor] : m.opt->state()) {
-        st.optimizer_state[name].assign(tensor->data<float>(), tensor->data<float>() + tensor->numel());
-      }
+      auto host = [](const Tensor& t) {
+        const Tensor h = t.device() == Device::kCpu ? t : t.clone(Device::kCpu);
+        return std::vector<float>(h.data<float>(), h.data<float>() + h.numel());
+      };
+      st.params = host(model_->flat_params());
+      for (auto& [name, tensor] : m.opt->state()) st.optimizer_state[name] = host(*tensor);
       st.optimizer_type = cfg_.optimizer.type;
       st.optimizer_steps = m.opt->steps();
       st.epoch = next_epoch;
@@ -509,14 +532,11 @@ std::vector<EpochMetrics> Trainer::run() {
       const std::size_t base = static_cast<std::size_t>(s * b);
       auto run_chunk = [&](std::size_t begin, float scale, const std::function<void(std::size_t)>& hook) {
         fill_batch(m.epoch_rows, begin, static_cast<std::size_t>(mb), m.epoch_positions, x, y, ids);
+        if (xd.raw() != x.raw()) xd.copy_from(x);
         ctx.sample_ids = ids.data();
-        const Tensor& out = model_->forward(x, ctx);
-        const Tensor* target = &y;
-        if (dense_target.defined()) {
-          nn::one_hot(y, mb, dense_target);
-          target = &dense_target;
-        }
-        const auto r = nn::compute_loss(m.loss, out, *target, scale, &dout);
+        const Tensor& out = model_->forward(xd, ctx);
+        const Tensor target = loss_target(m.loss, y, mb, out.dim(1), dev);
+        const auto r = nn::compute_loss(m.loss, out, target, scale, &dout);
         loss_sum += r.loss;
         local_loss_window += r.loss;
         local_rows_window += mb;
@@ -548,16 +568,19 @@ std::vector<EpochMetrics> Trainer::run() {
         comm_seconds += seconds_since(t_wait2);
       } else if (t.deterministic) {
         m.exact->reset();
+        Tensor& grads = host_grads.defined() ? host_grads : model_->flat_grads();
         for (std::int64_t c = 0; c < b / mb; ++c) {
           run_chunk(base + static_cast<std::size_t>(c * mb), 1.0f, {});
-          m.exact->add(model_->flat_grads().data<float>());
+          if (host_grads.defined()) host_grads.copy_from(model_->flat_grads());
+          m.exact->add(grads.data<float>());
         }
         const auto t_comm = Clock::now();
-        m.exact->allreduce_into(comm_, model_->flat_grads().data<float>(), 1.0 / static_cast<double>(big_b));
+        m.exact->allreduce_into(comm_, grads.data<float>(), 1.0 / static_cast<double>(big_b));
         comm_seconds += seconds_since(t_comm);
+        if (host_grads.defined()) model_->flat_grads().copy_from(host_grads);
         m.opt->step(model_->flat_params(), model_->flat_grads(), lr);
       } else {
-        m.buckets->begin_step(model_->flat_grads().data<float>());
+        m.buckets->begin_step(static_cast<float*>(model_->flat_grads().raw()));
         run_chunk(base, 1.0f / static_cast<float>(b), [&](std::size_t layer) {
           const auto range = model_->layer_param_range(layer);
           if (range.second > range.first) m.buckets->mark_ready(range.second);

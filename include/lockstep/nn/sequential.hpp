@@ -37,6 +37,10 @@ class Sequential {
   // Deterministic initialisation from (seed, layer, element); biases start at zero.
   void initialize(std::uint64_t seed, Init init);
 
+  // Moves parameters and gradients to `device` (e.g. the rank's GPU); activations follow.
+  void to(Device device);
+  Device device() const { return params_.device(); }
+
   // Moves the flat buffers to memory the caller provides (num_params() floats each, 64-byte
   // aligned, outliving the model), e.g. a window shared by the ranks of a node. copy_params:
   // copy the current values there (only one rank should, if several share `params`).
