@@ -519,7 +519,7 @@ std::vector<EpochMetrics> Trainer::run() {
     const std::int64_t first_step = epoch == m.start_epoch ? m.start_step : 0;
     double loss_sum = epoch == m.start_epoch ? m.resume_loss_sum : 0.0;
     std::int64_t loss_count = epoch == m.start_epoch ? m.resume_loss_count : 0;
-    double comm_seconds = 0.0;
+    double comm_seconds = 0.0, copy_seconds = 0.0;
     double lr = 0.0;
     m.progress->start_epoch(epoch + 1, t.epochs, m.steps_per_epoch);
     const auto t_loop = Clock::now();
@@ -532,7 +532,11 @@ std::vector<EpochMetrics> Trainer::run() {
       const std::size_t base = static_cast<std::size_t>(s * b);
       auto run_chunk = [&](std::size_t begin, float scale, const std::function<void(std::size_t)>& hook) {
         fill_batch(m.epoch_rows, begin, static_cast<std::size_t>(mb), m.epoch_positions, x, y, ids);
-        if (xd.raw() != x.raw()) xd.copy_from(x);
+        if (xd.raw() != x.raw()) {
+          const auto t_copy = Clock::now();
+          xd.copy_from(x);
+          copy_seconds += seconds_since(t_copy);
+        }
         ctx.sample_ids = ids.data();
         const Tensor& out = model_->forward(xd, ctx);
         const Tensor target = loss_target(m.loss, y, mb, out.dim(1), dev);
@@ -615,17 +619,19 @@ std::vector<EpochMetrics> Trainer::run() {
     m.progress->end_epoch();
 
     // ---- end of epoch: metrics over all ranks, evaluation, checkpoint ----
-    double sums[4] = {loss_sum, static_cast<double>(loss_count), comm_seconds, loop_seconds + data_seconds};
-    comm_.allreduce(std::span<double>(sums, 4), comm::ReduceOp::kSum);
+    double sums[5] = {loss_sum, static_cast<double>(loss_count), comm_seconds, loop_seconds + data_seconds,
+                      copy_seconds};
+    comm_.allreduce(std::span<double>(sums, 5), comm::ReduceOp::kSum);
     const double epoch_seconds = comm_.allreduce<double>(loop_seconds + data_seconds, comm::ReduceOp::kMax);
     EpochMetrics em;
     em.epoch = epoch + 1;
     em.step = m.global_step;
     em.train_loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
     em.comm_seconds = sums[2] / np;
+    em.copy_seconds = sums[4] / np;
     em.data_seconds = comm_.allreduce<double>(data_seconds, comm::ReduceOp::kMax);
     em.epoch_seconds = epoch_seconds;
-    em.compute_seconds = std::max(0.0, epoch_seconds - em.comm_seconds - em.data_seconds);
+    em.compute_seconds = std::max(0.0, epoch_seconds - em.comm_seconds - em.data_seconds - em.copy_seconds);
     em.samples_per_sec = static_cast<double>((m.steps_per_epoch - first_step) * big_b) / std::max(epoch_seconds, 1e-9);
     em.lr = lr;
     const EvalResult ev = evaluate(comm_, *model_, m.loss, m.test, t.eval_batch);
@@ -648,6 +654,7 @@ std::vector<EpochMetrics> Trainer::run() {
          << ",\"comm_seconds\":" << json_number(em.comm_seconds)
          << ",\"compute_seconds\":" << json_number(em.compute_seconds)
          << ",\"data_seconds\":" << json_number(em.data_seconds)
+         << ",\"copy_seconds\":" << json_number(em.copy_seconds)
          << ",\"epoch_seconds\":" << json_number(em.epoch_seconds) << ",\"lr\":" << json_number(em.lr)
          << ",\"world_size\":" << np << ",\"deterministic\":" << (t.deterministic ? "true" : "false") << "}\n";
     }

@@ -34,6 +34,7 @@ struct EpochMetrics {
   double comm_seconds = 0.0;     // exposed (not hidden) gradient communication
   double compute_seconds = 0.0;  // forward, backward, optimizer and batch assembly
   double data_seconds = 0.0;     // the epoch's shuffle (repartition)
+  double copy_seconds = 0.0;     // host-to-device copies of the batches (0 on the CPU)
   double epoch_seconds = 0.0;    // training loop wall time
   double lr = 0.0;
 };
