@@ -16,6 +16,12 @@ RuntimeInfo runtime_info() {
 int device_count() { return 0; }
 void init_device(int) { throw Error(runtime_info().error); }
 void synchronize() {}
+void* allocate_pinned(std::size_t) { throw Error(runtime_info().error); }
+void free_pinned(void*) noexcept {}
+CopyStream::CopyStream(int) { throw Error(runtime_info().error); }
+CopyStream::~CopyStream() = default;
+void CopyStream::copy_async(int, void*, const void*, std::size_t) {}
+void CopyStream::compute_waits_for(int) {}
 
 }  // namespace lockstep::backend::cuda
 #endif

@@ -2,6 +2,7 @@
 #include "lockstep/train/trainer.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -400,6 +401,27 @@ std::vector<EpochMetrics> Trainer::run() {
   Tensor dout({mb, model_->output_features()}, DType::kF32, dev);
   Tensor host_grads;  // deterministic mode on a GPU: the exact sum runs on the host
   if (t.deterministic && dev != Device::kCpu) host_grads = Tensor({model_->num_params()});
+
+  // GPU input pipeline (default mode): two pinned host buffers feeding two device buffers. The
+  // batch of step s+1 is assembled and its copy enqueued on the copy stream while step s's
+  // backward and gradient reduction run; the compute stream waits for the copy through an event.
+  struct Stage {
+    std::unique_ptr<void, void (*)(void*)> pinned{nullptr, [](void* p) { backend::cuda::free_pinned(p); }};
+    Tensor host_x, dev_x, y;
+    std::vector<std::int64_t> ids;
+  };
+  const bool pipelined = dev != Device::kCpu && !t.deterministic;
+  std::array<Stage, 2> stages;
+  std::unique_ptr<backend::cuda::CopyStream> copier;
+  if (pipelined) {
+    copier = std::make_unique<backend::cuda::CopyStream>(2);
+    for (auto& st : stages) {
+      st.pinned.reset(backend::cuda::allocate_pinned(static_cast<std::size_t>(mb * f) * sizeof(float)));
+      st.host_x = Tensor::borrow(st.pinned.get(), {mb, f});
+      st.dev_x = Tensor({mb, f}, DType::kF32, dev);
+      st.y = Tensor({mb});
+    }
+  }
   std::vector<std::int64_t> ids;
   std::vector<EpochMetrics> history;
   const std::string metrics_path = (std::filesystem::path(cfg_.output.dir) / "metrics.jsonl").string();
@@ -547,7 +569,38 @@ std::vector<EpochMetrics> Trainer::run() {
         model_->backward(dout, hook);
       };
 
-      if (m.use_shm) {
+      auto stage = [&](std::int64_t step, int slot) {  // host assembly + an asynchronous copy
+        const auto t_copy = Clock::now();
+        auto& st = stages[static_cast<std::size_t>(slot)];
+        fill_batch(m.epoch_rows, static_cast<std::size_t>(step * b), static_cast<std::size_t>(mb), m.epoch_positions,
+                   st.host_x, st.y, st.ids);
+        copier->copy_async(slot, st.dev_x.raw(), st.host_x.raw(), st.host_x.bytes());
+        copy_seconds += seconds_since(t_copy);
+      };
+
+      if (pipelined) {
+        const int slot = static_cast<int>(s % 2);
+        if (s == first_step) stage(s, slot);
+        copier->compute_waits_for(slot);
+        auto& st = stages[static_cast<std::size_t>(slot)];
+        ctx.sample_ids = st.ids.data();
+        const Tensor& out = model_->forward(st.dev_x, ctx);
+        const Tensor target = loss_target(m.loss, st.y, mb, out.dim(1), dev);
+        const auto r = nn::compute_loss(m.loss, out, target, 1.0f / static_cast<float>(b), &dout);
+        loss_sum += r.loss;
+        local_loss_window += r.loss;
+        local_rows_window += mb;
+        m.buckets->begin_step(static_cast<float*>(model_->flat_grads().raw()));
+        model_->backward(dout, [&](std::size_t layer) {
+          const auto range = model_->layer_param_range(layer);
+          if (range.second > range.first) m.buckets->mark_ready(range.second);
+        });
+        // The other slot's last use (step s-1) finished: this step's loss read-back synchronised
+        // the compute stream. Fill it for step s+1 while backward and NCCL run.
+        if (s + 1 < m.steps_per_epoch) stage(s + 1, 1 - slot);
+        comm_seconds += m.buckets->finish();
+        m.opt->step(model_->flat_params(), model_->flat_grads(), lr, 1.0 / np);
+      } else if (m.use_shm) {
         run_chunk(base, 1.0f / static_cast<float>(b), {});
         const auto t_wait = Clock::now();
         m.shm->fence();  // every rank's gradients are in the window

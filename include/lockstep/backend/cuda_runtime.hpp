@@ -37,4 +37,26 @@ void init_device(int device);
 // Waits for the device's work; rethrows any asynchronous kernel error.
 void synchronize();
 
+// Page-locked host memory, which the GPU's copy engines read directly (a copy from pageable
+// memory goes through a staging buffer and cannot overlap compute). Throws lockstep::Error.
+void* allocate_pinned(std::size_t bytes);
+void free_pinned(void* p) noexcept;
+
+// Host-to-device copies on a stream of their own, so the copy of the next batch overlaps the
+// current step's kernels. Each copy is tagged with a slot; compute_waits_for(slot) makes the
+// compute stream wait for that slot's latest copy without blocking the host.
+class CopyStream {
+ public:
+  explicit CopyStream(int slots);
+  ~CopyStream();
+  CopyStream(const CopyStream&) = delete;
+  CopyStream& operator=(const CopyStream&) = delete;
+  void copy_async(int slot, void* device_dst, const void* pinned_src, std::size_t bytes);
+  void compute_waits_for(int slot);
+
+ private:
+  void* stream_ = nullptr;
+  std::vector<void*> events_;
+};
+
 }  // namespace lockstep::backend::cuda

@@ -145,4 +145,42 @@ void init_device(int device) {
 
 void synchronize() { LOCKSTEP_CUDA_CHECK(cudaDeviceSynchronize()); }
 
+void* allocate_pinned(std::size_t bytes) {
+  void* p = nullptr;
+  LOCKSTEP_CUDA_CHECK(cudaHostAlloc(&p, bytes == 0 ? 1 : bytes, cudaHostAllocDefault));
+  return p;
+}
+
+void free_pinned(void* p) noexcept {
+  if (p) cudaFreeHost(p);
+}
+
+CopyStream::CopyStream(int slots) {
+  cudaStream_t s = nullptr;
+  LOCKSTEP_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  stream_ = s;
+  for (int i = 0; i < slots; ++i) {
+    cudaEvent_t e = nullptr;
+    LOCKSTEP_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    events_.push_back(e);
+  }
+}
+
+CopyStream::~CopyStream() {
+  for (void* e : events_) cudaEventDestroy(static_cast<cudaEvent_t>(e));
+  if (stream_) cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
+}
+
+void CopyStream::copy_async(int slot, void* device_dst, const void* pinned_src, std::size_t bytes) {
+  auto* s = static_cast<cudaStream_t>(stream_);
+  LOCKSTEP_CUDA_CHECK(cudaMemcpyAsync(device_dst, pinned_src, bytes, cudaMemcpyHostToDevice, s));
+  LOCKSTEP_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_.at(static_cast<std::size_t>(slot))), s));
+}
+
+void CopyStream::compute_waits_for(int slot) {
+  // Kernels run on the legacy default stream; it waits for the copy's event, the host does not.
+  LOCKSTEP_CUDA_CHECK(
+      cudaStreamWaitEvent(cudaStreamLegacy, static_cast<cudaEvent_t>(events_.at(static_cast<std::size_t>(slot))), 0));
+}
+
 }  // namespace lockstep::backend::cuda
