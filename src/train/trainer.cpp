@@ -387,6 +387,138 @@ void Trainer::resume_from(const std::string& path) {
             std::to_string(st.step_in_epoch) + " (global step " + std::to_string(st.global_step) + ")");
 }
 
+void Trainer::setup_shared_window() {
+  auto& m = *impl_;
+  const int np = comm_.size(), rank = comm_.rank();
+  // All ranks on one node: one copy of the parameters and the optimizer state, and each rank's
+  // gradients, in a window every rank maps. A step then needs no message: each rank sums its
+  // 1/np shard of the gradients across the ranks and applies the optimizer to that shard.
+  // Rank 0's values (identical everywhere after the broadcast or resume) seed the window.
+  const std::int64_t n = model_->num_params();
+  const std::int64_t stride = (n + 15) / 16 * 16;  // 64-byte aligned sub-buffers
+  auto state = m.opt->state();
+  const std::size_t buffers = 1 + state.size() + static_cast<std::size_t>(np);
+  m.shm = comm_.allocate_shared(buffers * static_cast<std::size_t>(stride) * sizeof(float));
+  float* base = static_cast<float*>(m.shm->data());
+  std::size_t k = 1;
+  for (auto& [name, tensor] : state) {
+    float* dst = base + k++ * static_cast<std::size_t>(stride);
+    if (rank == 0) std::copy(tensor->data<float>(), tensor->data<float>() + n, dst);
+    *tensor = Tensor::borrow(dst, {n});
+  }
+  m.shm_grads_base = base + k * static_cast<std::size_t>(stride);
+  m.shm_stride = stride;
+  model_->relocate(base, m.shm_grads_base + rank * stride, rank == 0);
+  m.shm->fence();
+}
+
+void Trainer::save_checkpoint(std::int64_t next_epoch, std::int64_t next_step, double loss_sum,
+                              std::int64_t loss_count) {
+  auto& m = *impl_;
+  const auto& t = cfg_.training;
+  const int np = comm_.size(), rank = comm_.rank();
+  // The running loss is a sum over ranks; only rank 0 writes, so agree on it first.
+  double sums[2] = {loss_sum, static_cast<double>(loss_count)};
+  comm_.allreduce(std::span<double>(sums, 2), comm::ReduceOp::kSum);
+  comm_.collectively([&] {
+    if (rank != 0) return;
+    io::CheckpointState st;
+    auto host = [](const Tensor& t) {
+      const Tensor h = t.device() == Device::kCpu ? t : t.clone(Device::kCpu);
+      return std::vector<float>(h.data<float>(), h.data<float>() + h.numel());
+    };
+    st.params = host(model_->flat_params());
+    for (auto& [name, tensor] : m.opt->state()) st.optimizer_state[name] = host(*tensor);
+    st.optimizer_type = cfg_.optimizer.type;
+    st.optimizer_steps = m.opt->steps();
+    st.epoch = next_epoch;
+    st.step_in_epoch = next_step;
+    st.global_step = m.global_step;
+    st.epoch_loss_sum = sums[0];
+    st.epoch_loss_count = static_cast<std::int64_t>(sums[1]);
+    st.config_hash = m.hash;
+    st.seed = t.seed;
+    st.world_size = np;
+    st.deterministic = t.deterministic;
+    st.config_yaml = io::to_yaml(cfg_);
+    st.layout = param_layout(*model_);
+    io::save_checkpoint(checkpoint_path(), st);
+  });
+}
+
+// This epoch's rows, moved to the ranks that train on them, in step order.
+void Trainer::prepare_epoch(std::int64_t epoch) {
+  auto& m = *impl_;
+  const auto& t = cfg_.training;
+  const int rank = comm_.rank();
+  const std::int64_t big_b = m.batch, b = m.local_batch;
+  const std::int64_t n = m.train.num_rows, used = m.steps_per_epoch * m.batch;
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  CounterRng rng(t.seed, RngStream::kPermutation, static_cast<std::uint64_t>(epoch));
+  for (std::int64_t i = n - 1; i > 0; --i) {
+    std::swap(order[static_cast<std::size_t>(i)], order[rng.below(static_cast<std::uint64_t>(i + 1))]);
+  }
+  std::vector<std::int64_t> pos_of(static_cast<std::size_t>(n));
+  for (std::int64_t p = 0; p < n; ++p) pos_of[static_cast<std::size_t>(order[static_cast<std::size_t>(p)])] = p;
+  // Only rows that change rank travel: the rows this rank keeps are used in place from the
+  // cached partition, and rows past the last full batch (not trained on this epoch) are dropped.
+  auto owner = [&](std::int64_t global_row) {
+    const std::int64_t pos = pos_of[static_cast<std::size_t>(global_row)];
+    return pos < used ? static_cast<int>((pos % big_b) / b) : -1;
+  };
+  m.epoch_rows.clear();
+  m.epoch_data.reset();  // free last epoch's rows first, so the allocator reuses their memory
+  m.epoch_data = m.indexed->repartition([&](const std::pair<std::int64_t, data::Example>& r) {
+    const int dest = owner(r.first);
+    return dest == rank ? -1 : dest;
+  });
+  std::vector<std::pair<std::int64_t, const data::Example*>> arrived;
+  arrived.reserve(static_cast<std::size_t>(m.steps_per_epoch * b));
+  for (const auto& r : *m.indexed->cached_local()) {
+    if (owner(r.first) == rank) arrived.emplace_back(pos_of[static_cast<std::size_t>(r.first)], &r.second);
+  }
+  for (const auto& r : *m.epoch_data->cached_local()) {
+    arrived.emplace_back(pos_of[static_cast<std::size_t>(r.first)], &r.second);
+  }
+  std::sort(arrived.begin(), arrived.end(),
+            [](const auto& a, const auto& c) { return a.first < c.first; });
+  m.epoch_rows.clear();
+  m.epoch_positions.clear();
+  for (const auto& [pos, row] : arrived) {
+    m.epoch_rows.push_back(row);
+    m.epoch_positions.push_back(pos);
+  }
+  LOCKSTEP_CHECK(static_cast<std::int64_t>(m.epoch_rows.size()) == m.steps_per_epoch * b, Error,
+                 "epoch shuffle delivered ", m.epoch_rows.size(), " rows to rank ", rank, ", expected ",
+                 m.steps_per_epoch * b);
+}
+
+// Rank 0: the summary line (terminal and train.log) and the JSON line of metrics.jsonl.
+void Trainer::report_epoch(const EpochMetrics& em, const std::string& metrics_path) {
+  if (comm_.rank() != 0) return;
+  auto& m = *impl_;
+  const auto& t = cfg_.training;
+  const int np = comm_.size();
+  char line[400];
+  std::snprintf(line, sizeof line,
+                "epoch %lld/%lld  train_loss %.4f  test_loss %.4f  test_acc %.4f  %.0f samples/s  "
+                "(compute %.2fs, comm %.2fs, shuffle %.2fs)",
+                static_cast<long long>(em.epoch), static_cast<long long>(t.epochs), em.train_loss, em.test_loss,
+                em.test_accuracy, em.samples_per_sec, em.compute_seconds, em.comm_seconds, em.data_seconds);
+  m.progress->line(line);
+  std::ofstream js(metrics_path, std::ios::app);
+  js << "{\"epoch\":" << em.epoch << ",\"step\":" << em.step << ",\"train_loss\":" << json_number(em.train_loss)
+     << ",\"test_loss\":" << json_number(em.test_loss) << ",\"test_accuracy\":" << json_number(em.test_accuracy)
+     << ",\"samples_per_sec\":" << json_number(em.samples_per_sec)
+     << ",\"comm_seconds\":" << json_number(em.comm_seconds)
+     << ",\"compute_seconds\":" << json_number(em.compute_seconds)
+     << ",\"data_seconds\":" << json_number(em.data_seconds)
+     << ",\"copy_seconds\":" << json_number(em.copy_seconds)
+     << ",\"epoch_seconds\":" << json_number(em.epoch_seconds) << ",\"lr\":" << json_number(em.lr)
+     << ",\"world_size\":" << np << ",\"deterministic\":" << (t.deterministic ? "true" : "false") << "}\n";
+}
+
 std::vector<EpochMetrics> Trainer::run() {
   auto& m = *impl_;
   const auto& t = cfg_.training;
@@ -424,29 +556,9 @@ std::vector<EpochMetrics> Trainer::run() {
   }
   std::vector<std::int64_t> ids;
   std::vector<EpochMetrics> history;
+  const std::int64_t big_b = m.batch, b = m.local_batch;
   const std::string metrics_path = (std::filesystem::path(cfg_.output.dir) / "metrics.jsonl").string();
-  if (m.use_shm && !m.shm) {
-    // All ranks on one node: one copy of the parameters and the optimizer state, and each rank's
-    // gradients, in a window every rank maps. A step then needs no message: each rank sums its
-    // 1/np shard of the gradients across the ranks and applies the optimizer to that shard.
-    // Rank 0's values (identical everywhere after the broadcast or resume) seed the window.
-    const std::int64_t n = model_->num_params();
-    const std::int64_t stride = (n + 15) / 16 * 16;  // 64-byte aligned sub-buffers
-    auto state = m.opt->state();
-    const std::size_t buffers = 1 + state.size() + static_cast<std::size_t>(np);
-    m.shm = comm_.allocate_shared(buffers * static_cast<std::size_t>(stride) * sizeof(float));
-    float* base = static_cast<float*>(m.shm->data());
-    std::size_t k = 1;
-    for (auto& [name, tensor] : state) {
-      float* dst = base + k++ * static_cast<std::size_t>(stride);
-      if (rank == 0) std::copy(tensor->data<float>(), tensor->data<float>() + n, dst);
-      *tensor = Tensor::borrow(dst, {n});
-    }
-    m.shm_grads_base = base + k * static_cast<std::size_t>(stride);
-    m.shm_stride = stride;
-    model_->relocate(base, m.shm_grads_base + rank * stride, rank == 0);
-    m.shm->fence();
-  }
+  if (m.use_shm && !m.shm) setup_shared_window();
   if (!m.resumed && m.start_epoch == 0) {
     // A new run in a used output.dir: keep the previous run's metrics and log as *.prev rather
     // than mixing two runs in one file.
@@ -461,80 +573,9 @@ std::vector<EpochMetrics> Trainer::run() {
     });
   }
 
-  auto save = [&](std::int64_t next_epoch, std::int64_t next_step, double loss_sum, std::int64_t loss_count) {
-    // The running loss is a sum over ranks; only rank 0 writes, so agree on it first.
-    double sums[2] = {loss_sum, static_cast<double>(loss_count)};
-    comm_.allreduce(std::span<double>(sums, 2), comm::ReduceOp::kSum);
-    comm_.collectively([&] {
-      if (rank != 0) return;
-      io::CheckpointState st;
-      auto host = [](const Tensor& t) {
-        const Tensor h = t.device() == Device::kCpu ? t : t.clone(Device::kCpu);
-        return std::vector<float>(h.data<float>(), h.data<float>() + h.numel());
-      };
-      st.params = host(model_->flat_params());
-      for (auto& [name, tensor] : m.opt->state()) st.optimizer_state[name] = host(*tensor);
-      st.optimizer_type = cfg_.optimizer.type;
-      st.optimizer_steps = m.opt->steps();
-      st.epoch = next_epoch;
-      st.step_in_epoch = next_step;
-      st.global_step = m.global_step;
-      st.epoch_loss_sum = sums[0];
-      st.epoch_loss_count = static_cast<std::int64_t>(sums[1]);
-      st.config_hash = m.hash;
-      st.seed = t.seed;
-      st.world_size = np;
-      st.deterministic = t.deterministic;
-      st.config_yaml = io::to_yaml(cfg_);
-      st.layout = param_layout(*model_);
-      io::save_checkpoint(checkpoint_path(), st);
-    });
-  };
-
   for (std::int64_t epoch = m.start_epoch; epoch < t.epochs; ++epoch) {
     const auto t_epoch = Clock::now();
-    // ---- this epoch's rows, moved to the ranks that train on them, in step order ----
-    const std::int64_t n = m.train.num_rows, used = m.steps_per_epoch * m.batch;
-    std::vector<std::int64_t> order(static_cast<std::size_t>(n));
-    std::iota(order.begin(), order.end(), 0);
-    CounterRng rng(t.seed, RngStream::kPermutation, static_cast<std::uint64_t>(epoch));
-    for (std::int64_t i = n - 1; i > 0; --i) {
-      std::swap(order[static_cast<std::size_t>(i)], order[rng.below(static_cast<std::uint64_t>(i + 1))]);
-    }
-    std::vector<std::int64_t> pos_of(static_cast<std::size_t>(n));
-    for (std::int64_t p = 0; p < n; ++p) pos_of[static_cast<std::size_t>(order[static_cast<std::size_t>(p)])] = p;
-    const std::int64_t big_b = m.batch, b = m.local_batch;
-    // Only rows that change rank travel: the rows this rank keeps are used in place from the
-    // cached partition, and rows past the last full batch (not trained on this epoch) are dropped.
-    auto owner = [&](std::int64_t global_row) {
-      const std::int64_t pos = pos_of[static_cast<std::size_t>(global_row)];
-      return pos < used ? static_cast<int>((pos % big_b) / b) : -1;
-    };
-    m.epoch_rows.clear();
-    m.epoch_data.reset();  // free last epoch's rows first, so the allocator reuses their memory
-    m.epoch_data = m.indexed->repartition([&](const std::pair<std::int64_t, data::Example>& r) {
-      const int dest = owner(r.first);
-      return dest == rank ? -1 : dest;
-    });
-    std::vector<std::pair<std::int64_t, const data::Example*>> arrived;
-    arrived.reserve(static_cast<std::size_t>(m.steps_per_epoch * b));
-    for (const auto& r : *m.indexed->cached_local()) {
-      if (owner(r.first) == rank) arrived.emplace_back(pos_of[static_cast<std::size_t>(r.first)], &r.second);
-    }
-    for (const auto& r : *m.epoch_data->cached_local()) {
-      arrived.emplace_back(pos_of[static_cast<std::size_t>(r.first)], &r.second);
-    }
-    std::sort(arrived.begin(), arrived.end(),
-              [](const auto& a, const auto& c) { return a.first < c.first; });
-    m.epoch_rows.clear();
-    m.epoch_positions.clear();
-    for (const auto& [pos, row] : arrived) {
-      m.epoch_rows.push_back(row);
-      m.epoch_positions.push_back(pos);
-    }
-    LOCKSTEP_CHECK(static_cast<std::int64_t>(m.epoch_rows.size()) == m.steps_per_epoch * b, Error,
-                   "epoch shuffle delivered ", m.epoch_rows.size(), " rows to rank ", rank, ", expected ",
-                   m.steps_per_epoch * b);
+    prepare_epoch(epoch);
     const double data_seconds = seconds_since(t_epoch);
 
     // ---- steps ----
@@ -659,7 +700,7 @@ std::vector<EpochMetrics> Trainer::run() {
       const bool stop = m.max_steps > 0 && m.global_step >= m.max_steps;
       if (s + 1 < m.steps_per_epoch &&
           (stop || (cfg_.checkpoint.every_steps > 0 && m.global_step % cfg_.checkpoint.every_steps == 0))) {
-        save(epoch, s + 1, loss_sum, loss_count);
+        save_checkpoint(epoch, s + 1, loss_sum, loss_count);
       }
       if (stop && s + 1 < m.steps_per_epoch) {
         m.progress->end_epoch();
@@ -692,27 +733,9 @@ std::vector<EpochMetrics> Trainer::run() {
     em.test_accuracy = ev.accuracy;
     history.push_back(em);
 
-    if (rank == 0) {
-      char line[400];
-      std::snprintf(line, sizeof line,
-                    "epoch %lld/%lld  train_loss %.4f  test_loss %.4f  test_acc %.4f  %.0f samples/s  "
-                    "(compute %.2fs, comm %.2fs, shuffle %.2fs)",
-                    static_cast<long long>(em.epoch), static_cast<long long>(t.epochs), em.train_loss, em.test_loss,
-                    em.test_accuracy, em.samples_per_sec, em.compute_seconds, em.comm_seconds, em.data_seconds);
-      m.progress->line(line);
-      std::ofstream js(metrics_path, std::ios::app);
-      js << "{\"epoch\":" << em.epoch << ",\"step\":" << em.step << ",\"train_loss\":" << json_number(em.train_loss)
-         << ",\"test_loss\":" << json_number(em.test_loss) << ",\"test_accuracy\":" << json_number(em.test_accuracy)
-         << ",\"samples_per_sec\":" << json_number(em.samples_per_sec)
-         << ",\"comm_seconds\":" << json_number(em.comm_seconds)
-         << ",\"compute_seconds\":" << json_number(em.compute_seconds)
-         << ",\"data_seconds\":" << json_number(em.data_seconds)
-         << ",\"copy_seconds\":" << json_number(em.copy_seconds)
-         << ",\"epoch_seconds\":" << json_number(em.epoch_seconds) << ",\"lr\":" << json_number(em.lr)
-         << ",\"world_size\":" << np << ",\"deterministic\":" << (t.deterministic ? "true" : "false") << "}\n";
-    }
+    report_epoch(em, metrics_path);
     const bool stop_here = m.max_steps > 0 && m.global_step >= m.max_steps;
-    if (cfg_.checkpoint.at_epoch_end || stop_here) save(epoch + 1, 0, 0.0, 0);
+    if (cfg_.checkpoint.at_epoch_end || stop_here) save_checkpoint(epoch + 1, 0, 0.0, 0);
     if (stop_here && epoch + 1 < t.epochs) {
       m.progress->line("stopped at global step " + std::to_string(m.global_step) + " (max steps); continue with --resume");
       m.stopped = true;

@@ -80,6 +80,11 @@ class Trainer {
   std::string checkpoint_path() const;
 
  private:
+  void setup_shared_window();
+  void prepare_epoch(std::int64_t epoch);
+  void save_checkpoint(std::int64_t next_epoch, std::int64_t next_step, double loss_sum, std::int64_t loss_count);
+  void report_epoch(const EpochMetrics& em, const std::string& metrics_path);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
   comm::Communicator& comm_;
