@@ -21,18 +21,13 @@ int run_predict(comm::Communicator& comm, const ConfigArgs& args, const std::str
   train::load_parameters(comm, checkpoint, *model);
   const auto loss = nn::parse_loss(cfg.training.loss);
 
-  const auto* rows = data.rows.cached_local();
-  std::vector<data::Example> owned;
-  if (!rows) {
-    owned = data.rows.local();
-    rows = &owned;
-  }
-  const std::int64_t first = comm.exscan(static_cast<std::int64_t>(rows->size()));
+  const auto& rows = train::local_rows(data);
+  const std::int64_t first = comm.exscan(static_cast<std::int64_t>(rows.size()));
   const std::int64_t k = model->output_features();
   std::ostringstream csv;
   std::optional<std::string> err;
   try {
-    train::forward_rows(*model, *rows, cfg.training.eval_batch,
+    train::forward_rows(*model, rows, cfg.training.eval_batch,
                         [&](std::int64_t b, std::int64_t m, const Tensor& device_out, const Tensor&) {
       const Tensor out = device_out.device() == Device::kCpu ? device_out : device_out.clone(Device::kCpu);
       for (std::int64_t i = 0; i < m; ++i) {

@@ -242,46 +242,40 @@ Partitioned<Example> read_idx(comm::Communicator& comm, const std::string& image
   collectively(comm, [&] {
     GzFile images = open_gz(images_path);
     const IdxHeader ih = read_header(images.get(), images_path);
-    if (labels_path.empty()) {  // unlabeled images (prediction): every label is 0
-      check_plain_size(ih, images_path);
-      const Range r = split_range(ih.records, comm.rank(), comm.size());
-      const std::vector<float> x = read_records(images.get(), ih, images_path, r.begin, r.end, options.scale);
-      if ((r.end == ih.records && r.size() > 0) || (ih.records == 0 && comm.rank() == 0))
-        check_no_trailing_data(images.get(), ih, images_path);
-      const auto d = static_cast<std::size_t>(ih.values_per_record);
-      rows.resize(static_cast<std::size_t>(r.size()));
-      for (std::size_t i = 0; i < rows.size(); ++i)
-        rows[i].features.assign(x.begin() + static_cast<std::ptrdiff_t>(i * d),
-                                x.begin() + static_cast<std::ptrdiff_t>((i + 1) * d));
-      return;
-    }
-    GzFile labels = open_gz(labels_path);
-    const IdxHeader lh = read_header(labels.get(), labels_path);
-    if (lh.values_per_record != 1) {
-      throw DataError(labels_path + ": expected one label per record, got dimensions " + dims_text(lh.dims));
-    }
-    if (lh.records != ih.records) {
-      throw DataError(labels_path + ": expected " + std::to_string(ih.records) + " records (as many as " + images_path +
-                      " has), got " + std::to_string(lh.records));
-    }
     check_plain_size(ih, images_path);
-    check_plain_size(lh, labels_path);
+    // Without a labels file (prediction on unlabeled images) every label is 0.
+    const bool labelled = !labels_path.empty();
+    GzFile labels;
+    IdxHeader lh{};
+    if (labelled) {
+      labels = open_gz(labels_path);
+      lh = read_header(labels.get(), labels_path);
+      if (lh.values_per_record != 1) {
+        throw DataError(labels_path + ": expected one label per record, got dimensions " + dims_text(lh.dims));
+      }
+      if (lh.records != ih.records) {
+        throw DataError(labels_path + ": expected " + std::to_string(ih.records) + " records (as many as " +
+                        images_path + " has), got " + std::to_string(lh.records));
+      }
+      check_plain_size(lh, labels_path);
+    }
 
     const Range r = split_range(ih.records, comm.rank(), comm.size());
     const std::vector<float> x = read_records(images.get(), ih, images_path, r.begin, r.end, options.scale);
-    const std::vector<float> y = read_records(labels.get(), lh, labels_path, r.begin, r.end, 1.0f);
+    const std::vector<float> y =
+        labelled ? read_records(labels.get(), lh, labels_path, r.begin, r.end, 1.0f) : std::vector<float>();
     // One rank looks past the data for leftovers: the owner of the last record, or rank 0 when
     // there are no records at all.
     if ((r.end == ih.records && r.size() > 0) || (ih.records == 0 && comm.rank() == 0)) {
       check_no_trailing_data(images.get(), ih, images_path);
-      check_no_trailing_data(labels.get(), lh, labels_path);
+      if (labelled) check_no_trailing_data(labels.get(), lh, labels_path);
     }
 
     const auto d = static_cast<std::size_t>(ih.values_per_record);
     rows.resize(static_cast<std::size_t>(r.size()));
     for (std::size_t i = 0; i < rows.size(); ++i) {
       rows[i].features.assign(x.begin() + static_cast<std::ptrdiff_t>(i * d), x.begin() + static_cast<std::ptrdiff_t>((i + 1) * d));
-      rows[i].label = y[i];
+      rows[i].label = labelled ? y[i] : 0.0f;
     }
   });
   return Partitioned<Example>::from_local(comm, std::move(rows));

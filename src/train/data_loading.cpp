@@ -11,21 +11,16 @@ namespace lockstep::train {
 namespace {
 
 Dataset finish(comm::Communicator& comm, data::Partitioned<data::Example> rows, std::string description) {
-  Dataset d{rows, 0, 0, 0, std::move(description)};
-  const auto* local = rows.cached_local();
+  // The sources return cached partitions; cache() makes that a guarantee (a no-op for them).
+  Dataset d{rows.cache(), 0, 0, 0, std::move(description)};
   std::int64_t width = -1;
   double max_label = -1.0;
-  std::int64_t n = 0;
-  auto visit = [&](const data::Example& e) {
+  const auto& local = local_rows(d);
+  for (const auto& e : local) {
     if (width < 0) width = static_cast<std::int64_t>(e.features.size());
     max_label = std::max(max_label, static_cast<double>(e.label));
-    ++n;
-  };
-  if (local) {
-    for (const auto& e : *local) visit(e);
-  } else {
-    rows.for_each_local([&](data::Example&& e) { visit(e); });
   }
+  const auto n = static_cast<std::int64_t>(local.size());
   d.num_rows = comm.allreduce<std::int64_t>(n, comm::ReduceOp::kSum);
   d.num_features = comm.allreduce<std::int64_t>(width, comm::ReduceOp::kMax);
   d.num_classes = static_cast<std::int64_t>(comm.allreduce<double>(max_label, comm::ReduceOp::kMax)) + 1;
@@ -90,6 +85,12 @@ Dataset load_split(comm::Communicator& comm, const io::DataConfig& cfg, Split sp
   }
   if (paths.features.empty()) throw_agreed<ConfigError>(std::string("data.") + name + ".features: missing (a file path)");
   return finish(comm, read(comm, cfg, paths.features, paths.labels), paths.features);
+}
+
+const std::vector<data::Example>& local_rows(const Dataset& d) {
+  const auto* rows = d.rows.cached_local();
+  LOCKSTEP_CHECK(rows != nullptr, Error, d.description, ": dataset rows are not cached");
+  return *rows;
 }
 
 Dataset load_file(comm::Communicator& comm, const io::DataConfig& cfg, const std::string& features,

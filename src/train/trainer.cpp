@@ -103,16 +103,11 @@ void forward_rows(nn::Sequential& model, const std::vector<data::Example>& rows,
 
 EvalResult evaluate(comm::Communicator& comm, nn::Sequential& model, nn::LossKind loss, const Dataset& data,
                     std::int64_t eval_batch) {
-  const auto* rows = data.rows.cached_local();
-  std::vector<data::Example> owned;
-  if (!rows) {
-    owned = data.rows.local();
-    rows = &owned;
-  }
+  const auto& rows = local_rows(data);
   double sums[3] = {0.0, 0.0, 0.0};  // loss, correct, rows
   std::optional<std::string> err;
   try {
-    forward_rows(model, *rows, eval_batch, [&](std::int64_t, std::int64_t m, const Tensor& full, const Tensor& labels) {
+    forward_rows(model, rows, eval_batch, [&](std::int64_t, std::int64_t m, const Tensor& full, const Tensor& labels) {
       const Tensor out = full.rows(0, m);
       const Tensor target = loss_target(loss, labels, m, out.dim(1), out.device());
       const auto r = nn::compute_loss(loss, out, target, 1.0f, nullptr);
@@ -483,7 +478,6 @@ void Trainer::prepare_epoch(std::int64_t epoch) {
   }
   std::sort(arrived.begin(), arrived.end(),
             [](const auto& a, const auto& c) { return a.first < c.first; });
-  m.epoch_rows.clear();
   m.epoch_positions.clear();
   for (const auto& [pos, row] : arrived) {
     m.epoch_rows.push_back(row);
@@ -693,7 +687,7 @@ std::vector<EpochMetrics> Trainer::run() {
       const double elapsed = seconds_since(t_loop);
       m.progress->step(s + 1, local_loss_window / std::max<std::int64_t>(local_rows_window, 1),
                        static_cast<double>((s + 1 - first_step) * big_b) / std::max(elapsed, 1e-9));
-      if (m.progress && (s + 1) % cfg_.output.log_every_steps == 0) {
+      if ((s + 1) % cfg_.output.log_every_steps == 0) {
         local_loss_window = 0.0;
         local_rows_window = 0;
       }

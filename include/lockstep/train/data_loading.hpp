@@ -19,6 +19,9 @@ struct Dataset {
   std::string description;
 };
 
+// This rank's rows. Every loader returns a cached partition, so this is a reference, not a copy.
+const std::vector<data::Example>& local_rows(const Dataset& d);
+
 enum class Split { kTrain, kTest };
 // Reads one split. With data.synthetic_fallback and missing IDX files, falls back to the built-in
 // synthetic set (every rank warns once). Collective.

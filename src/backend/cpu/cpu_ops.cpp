@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backend/accuracy.hpp"
 #include "lockstep/backend/functors.hpp"
 
 namespace lockstep::backend::cpu {
@@ -183,15 +184,7 @@ LossSum mean_squared_error(const Tensor& o, const Tensor& t, float scale, Tensor
     out.loss += e * e / static_cast<double>(k);
     if (d) d[i] = static_cast<float>(2.0 * e / static_cast<double>(k)) * scale;
   }
-  // Accuracy for one-hot (or any) targets: the arg-max of the output matches the target's.
-  for (std::int64_t i = 0; i < rows; ++i) {
-    std::int64_t ao = 0, at = 0;
-    for (std::int64_t j = 1; j < k; ++j) {
-      if (po[i * k + j] > po[i * k + ao]) ao = j;
-      if (pt[i * k + j] > pt[i * k + at]) at = j;
-    }
-    out.correct += ao == at;
-  }
+  out.correct = accuracy::argmax_matches(po, pt, rows, k);
   return out;
 }
 
@@ -202,16 +195,11 @@ LossSum bce_with_logits(const Tensor& z, const Tensor& t, float scale, Tensor* d
   float* d = dz && dz->defined() ? dz->data<float>() : nullptr;
   const fn::BceWithLogits f;
   LossSum out;
-  for (std::int64_t i = 0; i < rows; ++i) {
-    bool all_right = true;
-    for (std::int64_t j = 0; j < k; ++j) {
-      const float x = pz[i * k + j], y = pt[i * k + j];
-      out.loss += static_cast<double>(f.loss(x, y)) / static_cast<double>(k);
-      if (d) d[i * k + j] = f.grad(x, y) / static_cast<float>(k) * scale;
-      all_right = all_right && ((x > 0.0f) == (y > 0.5f));
-    }
-    out.correct += all_right;
+  for (std::int64_t i = 0; i < rows * k; ++i) {
+    out.loss += static_cast<double>(f.loss(pz[i], pt[i])) / static_cast<double>(k);
+    if (d) d[i] = f.grad(pz[i], pt[i]) / static_cast<float>(k) * scale;
   }
+  out.correct = accuracy::all_signs_match(pz, pt, rows, k);
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/accuracy.hpp"
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/cuda_ops.hpp"
 #include "lockstep/backend/functors.hpp"
@@ -249,22 +250,8 @@ LossSum dense_loss(const Tensor& o, const Tensor& t, float scale, Tensor* d, L l
   const auto ht = to_host(t.data<float>(), n);
   LossSum out;
   for (std::int64_t i = 0; i < n; ++i) out.loss += per[static_cast<std::size_t>(i)];
-  for (std::int64_t i = 0; i < rows; ++i) {  // the same accuracy rules as the CPU backend
-    const float* oi = ho.data() + i * k;
-    const float* ti = ht.data() + i * k;
-    if (argmax_accuracy) {
-      std::int64_t ao = 0, at = 0;
-      for (std::int64_t j = 1; j < k; ++j) {
-        if (oi[j] > oi[ao]) ao = j;
-        if (ti[j] > ti[at]) at = j;
-      }
-      out.correct += ao == at;
-    } else {
-      bool all = true;
-      for (std::int64_t j = 0; j < k; ++j) all = all && ((oi[j] > 0.0f) == (ti[j] > 0.5f));
-      out.correct += all;
-    }
-  }
+  out.correct = argmax_accuracy ? accuracy::argmax_matches(ho.data(), ht.data(), rows, k)
+                                : accuracy::all_signs_match(ho.data(), ht.data(), rows, k);
   return out;
 }
 }  // namespace
