@@ -34,6 +34,7 @@ bool on_cpu(const char* op, std::initializer_list<const Tensor*> ts) {
 #define LOCKSTEP_DISPATCH(op, tensors, ...) (on_cpu(#op, tensors), cpu::op(__VA_ARGS__))
 #endif
 
+void cast(const Tensor& src, Tensor& dst) { LOCKSTEP_DISPATCH(cast, (TL{&src, &dst}), src, dst); }
 void gemm(bool ta, bool tb, float alpha, const Tensor& a, const Tensor& b, float beta, Tensor& c) {
   LOCKSTEP_DISPATCH(gemm, (TL{&a, &b, &c}), ta, tb, alpha, a, b, beta, c);
 }

@@ -13,6 +13,7 @@ std::size_t comm_type_size(CommType t) {
     case CommType::kI64: return 8;
     case CommType::kU8: return 1;
     case CommType::kI128: return 16;
+    case CommType::kBF16: return 2;
   }
   return 0;
 }

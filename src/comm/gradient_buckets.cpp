@@ -9,13 +9,13 @@ namespace lockstep::comm {
 
 GradientBuckets::GradientBuckets(Communicator& comm, std::int64_t total,
                                  const std::vector<std::pair<std::int64_t, std::int64_t>>& param_ranges,
-                                 std::size_t bucket_bytes, bool overlap, ReduceOp op)
-    : comm_(comm), overlap_(overlap), op_(op) {
+                                 std::size_t bucket_bytes, bool overlap, ReduceOp op, CommType type)
+    : comm_(comm), overlap_(overlap), op_(op), type_(type) {
   // Parameter boundaries sorted by offset; a bucket closes once it holds bucket_bytes.
   std::vector<std::int64_t> cuts;
   for (const auto& r : param_ranges) cuts.push_back(r.second);
   std::sort(cuts.begin(), cuts.end());
-  const auto cap = static_cast<std::int64_t>(std::max<std::size_t>(bucket_bytes / sizeof(float), 1));
+  const auto cap = static_cast<std::int64_t>(std::max<std::size_t>(bucket_bytes / comm_type_size(type), 1));
   std::int64_t begin = 0;
   for (auto c : cuts) {
     if (c - begin >= cap) {
@@ -26,15 +26,16 @@ GradientBuckets::GradientBuckets(Communicator& comm, std::int64_t total,
   if (begin < total) buckets_.push_back({begin, total});
 }
 
-void GradientBuckets::begin_step(float* grads) {
-  grads_ = grads;
+void GradientBuckets::begin_step(void* grads) {
+  grads_ = static_cast<char*>(grads);
   next_ = 0;
   pending_.clear();
 }
 
 void GradientBuckets::start(std::size_t i) {
   const auto& b = buckets_[i];
-  pending_.push_back(comm_.iallreduce(grads_ + b.begin, static_cast<std::size_t>(b.end - b.begin), CommType::kF32, op_));
+  pending_.push_back(comm_.iallreduce(grads_ + b.begin * static_cast<std::int64_t>(comm_type_size(type_)),
+                                      static_cast<std::size_t>(b.end - b.begin), type_, op_));
 }
 
 void GradientBuckets::mark_ready(std::int64_t ready_end) {

@@ -59,8 +59,9 @@ MPI_Datatype mpi_type(CommType t) {
     case CommType::kI64: return MPI_INT64_T;
     case CommType::kU8: return MPI_UINT8_T;
     case CommType::kI128: return g_int128;
+    case CommType::kBF16: break;
   }
-  return MPI_DATATYPE_NULL;
+  throw CommError("MPI has no bfloat16 type: bf16 gradients are reduced by NCCL only (training.reduce_precision)");
 }
 
 MPI_Op mpi_op(CommType t, ReduceOp op) {

@@ -30,6 +30,7 @@ ncclDataType_t nccl_type(CommType t) {
     case CommType::kI32: return ncclInt32;
     case CommType::kI64: return ncclInt64;
     case CommType::kU8: return ncclUint8;
+    case CommType::kBF16: return ncclBfloat16;
     case CommType::kI128: break;
   }
   throw CommError("NCCL has no 128-bit integer type; exact sums use int64 words (ExactGradientSum)");

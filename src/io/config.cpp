@@ -250,6 +250,8 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
   t.get<double>("bucket_mb", tr.bucket_mb, positive<double>(), "a number > 0 (MiB)");
   t.get<bool>("overlap", tr.overlap);
   t.get<bool>("shared_memory", tr.shared_memory);
+  t.get<std::string>("precision", tr.precision, one_of({"fp32", "bf16"}), "one of fp32, bf16");
+  t.get<std::string>("reduce_precision", tr.reduce_precision, one_of({"fp32", "bf16"}), "one of fp32, bf16");
   t.get<std::int64_t>("eval_batch", tr.eval_batch, positive<std::int64_t>(), "an integer > 0");
   t.finish();
 
@@ -350,7 +352,8 @@ std::string to_yaml(const Config& c) {
     << YAML::Key << "loss" << YAML::Value << t.loss << YAML::Key << "device" << YAML::Value << t.device << YAML::Key
     << "deterministic" << YAML::Value << t.deterministic << YAML::Key << "micro_batch" << YAML::Value << t.micro_batch
     << YAML::Key << "bucket_mb" << YAML::Value << t.bucket_mb << YAML::Key << "overlap" << YAML::Value << t.overlap
-    << YAML::Key << "shared_memory" << YAML::Value << t.shared_memory
+    << YAML::Key << "shared_memory" << YAML::Value << t.shared_memory << YAML::Key << "precision" << YAML::Value
+    << t.precision << YAML::Key << "reduce_precision" << YAML::Value << t.reduce_precision
     << YAML::Key << "eval_batch" << YAML::Value << t.eval_batch << YAML::EndMap;
 
   e << YAML::Key << "checkpoint" << YAML::Value << YAML::BeginMap << YAML::Key << "every_steps" << YAML::Value

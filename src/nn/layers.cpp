@@ -16,14 +16,14 @@ void Dense::bind(std::vector<Parameter*> params) {
 
 void Dense::forward(const Tensor& x, Tensor& y, const ForwardContext& ctx) {
   x_ = x;  // a view; the model keeps the activation alive until backward
-  backend::gemm(false, false, 1.0f, x, weight_->value, 0.0f, y);
-  if (bias_) backend::add_row_vector(y, bias_->value);
+  backend::gemm(false, false, 1.0f, x, weight_->compute, 0.0f, y);
+  if (bias_) backend::add_row_vector(y, bias_->compute);
 }
 
 void Dense::backward(const Tensor& dy, Tensor* dx) {
   backend::gemm(true, false, 1.0f, x_, dy, 0.0f, weight_->grad);  // dW = x^T dy
   if (bias_) backend::sum_rows(dy, 0.0f, bias_->grad);
-  if (dx) backend::gemm(false, true, 1.0f, dy, weight_->value, 0.0f, *dx);  // dx = dy W^T
+  if (dx) backend::gemm(false, true, 1.0f, dy, weight_->compute, 0.0f, *dx);  // dx = dy W^T
 }
 
 std::string ActivationLayer::type() const {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "lockstep/backend/ops.hpp"
 #include "lockstep/core/rng.hpp"
 #include "lockstep/nn/layers.hpp"
 
@@ -82,14 +83,13 @@ Sequential::Sequential(std::int64_t input_features, const std::vector<LayerSpec>
       const std::int64_t off = offsets[li][k];
       Parameter p;
       p.name = layers_[li]->type() + std::to_string(li) + "." + ps.name;
-      p.value = Tensor::borrow(params_.data<float>() + off, ps.shape);
-      p.grad = Tensor::borrow(grads_.data<float>() + off, ps.shape);
       p.offset = off;
       p.spec = ps;
       index[li].push_back(parameters_.size());
       parameters_.push_back(std::move(p));
     }
   }
+  bind_views();
   for (std::size_t li = 0; li < layers_.size(); ++li) {
     std::vector<Parameter*> ptrs;
     for (auto k : index[li]) ptrs.push_back(&parameters_[k]);
@@ -97,25 +97,49 @@ Sequential::Sequential(std::int64_t input_features, const std::vector<LayerSpec>
   }
 }
 
+void Sequential::bind_views() {
+  // The layers hold Parameter pointers, so rebinding the views here is all a move needs.
+  const Device dev = params_.device();
+  const auto view = [&](const Tensor& flat, const Parameter& p) {
+    return Tensor::borrow(static_cast<char*>(flat.raw()) + p.offset * static_cast<std::int64_t>(dtype_size(flat.dtype())),
+                          p.spec.shape, flat.dtype(), dev);
+  };
+  for (auto& p : parameters_) {
+    p.value = view(params_, p);
+    p.grad = view(grads_, p);
+    p.compute = compute_ == DType::kF32 ? p.value : view(compute_params_, p);
+  }
+}
+
+void Sequential::set_precision(DType compute, DType grads) {
+  LOCKSTEP_CHECK((compute == DType::kF32 || compute == DType::kBF16) && (grads == DType::kF32 || grads == DType::kBF16),
+                 ConfigError, "precision: expected fp32 or bf16");
+  LOCKSTEP_CHECK(grads == DType::kF32 || compute == DType::kBF16, ConfigError,
+                 "bf16 gradients need bf16 compute (training.precision: bf16)");
+  const Device dev = params_.device();
+  compute_ = compute;
+  if (grads_.dtype() != grads) grads_ = Tensor(grads_.shape(), grads, dev);
+  compute_params_ = compute == DType::kBF16 ? Tensor(params_.shape(), DType::kBF16, dev) : Tensor();
+  bind_views();
+  rows_ = -1;  // activation buffers take the new dtype
+}
+
 void Sequential::relocate(float* params, float* grads, bool copy_params) {
+  LOCKSTEP_CHECK(grads_.dtype() == DType::kF32 && params_.device() == Device::kCpu, Error,
+                 "Sequential::relocate: needs float32 gradients on the host");
   const std::int64_t n = params_.numel();
   if (copy_params) std::copy(params_.data<float>(), params_.data<float>() + n, params);
   params_ = Tensor::borrow(params, {n});
   grads_ = Tensor::borrow(grads, {n});
-  for (auto& p : parameters_) {  // the layers hold Parameter pointers, so rebinding here is enough
-    p.value = Tensor::borrow(params + p.offset, p.spec.shape);
-    p.grad = Tensor::borrow(grads + p.offset, p.spec.shape);
-  }
+  bind_views();
 }
 
 void Sequential::to(Device device) {
   if (params_.device() == device) return;
   params_ = params_.clone(device);
-  grads_ = Tensor(grads_.shape(), DType::kF32, device);
-  for (auto& p : parameters_) {
-    p.value = Tensor::borrow(static_cast<float*>(params_.raw()) + p.offset, p.spec.shape, DType::kF32, device);
-    p.grad = Tensor::borrow(static_cast<float*>(grads_.raw()) + p.offset, p.spec.shape, DType::kF32, device);
-  }
+  grads_ = Tensor(grads_.shape(), grads_.dtype(), device);
+  if (compute_params_.defined()) compute_params_ = Tensor(compute_params_.shape(), DType::kBF16, device);
+  bind_views();
   rows_ = -1;  // activation buffers are reallocated on the new device
 }
 
@@ -151,9 +175,10 @@ void Sequential::ensure_buffers(std::int64_t rows) {
   acts_.clear();
   dacts_.clear();
   for (auto w : widths_) {
-    acts_.emplace_back(Shape{rows, w}, DType::kF32, params_.device());
-    dacts_.emplace_back(Shape{rows, w}, DType::kF32, params_.device());
+    acts_.emplace_back(Shape{rows, w}, compute_, params_.device());
+    dacts_.emplace_back(Shape{rows, w}, compute_, params_.device());
   }
+  if (compute_ == DType::kBF16) input_cast_ = Tensor({rows, input_}, DType::kBF16, params_.device());
 }
 
 const Tensor& Sequential::forward(const Tensor& x, const ForwardContext& ctx) {
@@ -163,6 +188,13 @@ const Tensor& Sequential::forward(const Tensor& x, const ForwardContext& ctx) {
                  " features, got shape ", shape_str(x.shape()));
   ensure_buffers(x.dim(0));
   input_view_ = x;
+  if (compute_ == DType::kBF16) {  // this step's bf16 weights and input (as autocast does)
+    backend::cast(params_, compute_params_);
+    if (x.dtype() != DType::kBF16) {
+      backend::cast(x, input_cast_);
+      input_view_ = input_cast_;
+    }
+  }
   const Tensor* in = &input_view_;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     layers_[i]->forward(*in, acts_[i], ctx);
@@ -192,7 +224,9 @@ std::string Sequential::summary() const {
     if (widths_[i] != w) os << "(" << widths_[i] << ")";
     w = widths_[i];
   }
-  os << "  [" << params_.numel() << " parameters]";
+  os << "  [" << params_.numel() << " parameters";
+  if (compute_ == DType::kBF16) os << ", bf16 compute, " << (grads_.dtype() == DType::kBF16 ? "bf16" : "fp32") << " gradients";
+  os << "]";
   return os.str();
 }
 

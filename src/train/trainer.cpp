@@ -14,6 +14,7 @@
 #include <tuple>
 
 #include "lockstep/backend/cuda_runtime.hpp"
+#include "lockstep/backend/ops.hpp"
 #include "lockstep/comm/gradient_buckets.hpp"
 #include "lockstep/comm/nccl_communicator.hpp"
 #include "lockstep/core/log.hpp"
@@ -68,7 +69,10 @@ std::string json_number(double v) {
 std::unique_ptr<nn::Sequential> build_model(const io::Config& cfg, std::int64_t input_features) {
   std::vector<nn::LayerSpec> specs;
   for (const auto& l : cfg.model.layers) specs.push_back({l.type, l.units, l.rate, l.bias});
-  return std::make_unique<nn::Sequential>(input_features, specs);
+  auto model = std::make_unique<nn::Sequential>(input_features, specs);
+  const auto dtype = [](const std::string& p) { return p == "bf16" ? DType::kBF16 : DType::kF32; };
+  model->set_precision(dtype(cfg.training.precision), dtype(cfg.training.reduce_precision));
+  return model;
 }
 
 std::vector<io::ParamInfo> param_layout(const nn::Sequential& model) {
@@ -83,6 +87,7 @@ void forward_rows(nn::Sequential& model, const std::vector<data::Example>& rows,
   const std::int64_t f = model.input_features();
   Tensor x({chunk, f}), y({chunk});
   Tensor xd = model.device() == Device::kCpu ? x : Tensor({chunk, f}, DType::kF32, model.device());
+  Tensor out_f32;  // bf16 models: the outputs handed on in float32
   for (std::int64_t b = 0; b < n; b += chunk) {
     const std::int64_t m = std::min(chunk, n - b);
     if (m < chunk) {
@@ -97,7 +102,14 @@ void forward_rows(nn::Sequential& model, const std::vector<data::Example>& rows,
       y.data<float>()[i] = e.label;
     }
     if (xd.raw() != x.raw()) xd.copy_from(x);
-    fn(b, m, model.forward(xd, nn::ForwardContext{}), y);
+    const Tensor& out = model.forward(xd, nn::ForwardContext{});
+    if (out.dtype() == DType::kF32) {
+      fn(b, m, out, y);
+    } else {
+      if (!out_f32.defined()) out_f32 = Tensor(out.shape(), DType::kF32, out.device());
+      backend::cast(out, out_f32);
+      fn(b, m, out_f32, y);
+    }
   }
 }
 
@@ -195,6 +207,7 @@ struct Trainer::Impl {
   nn::LossKind loss{};
   std::unique_ptr<nn::Optimizer> opt;
   std::unique_ptr<comm::Communicator> nccl;  // device: cuda only
+  double grad_scale = 1.0;                   // multiplies the reduced gradients in the update
   std::unique_ptr<comm::GradientBuckets> buckets;
   std::unique_ptr<comm::ExactGradientSum> exact;
   std::optional<data::Partitioned<std::pair<std::int64_t, data::Example>>> indexed;
@@ -246,6 +259,13 @@ Trainer::Trainer(comm::Communicator& comm, io::Config cfg, Dataset train, Datase
                      t.batch_size, " / ", np, " ranks); deterministic mode needs micro-batches of one fixed size");
     }
     m.loss = nn::parse_loss(t.loss);
+    if (t.reduce_precision == "bf16") {
+      LOCKSTEP_CHECK(t.precision == "bf16", ConfigError, cfg_.source,
+                     ": training.reduce_precision: bf16 gradients need training.precision: bf16");
+      LOCKSTEP_CHECK(t.device == "cuda" && !t.deterministic, ConfigError, cfg_.source,
+                     ": training.reduce_precision: bf16 gradients are reduced by NCCL, so they need device: cuda and "
+                     "deterministic: false (MPI has no bfloat16 sum, and the exact sum is float32)");
+    }
   });
   m.batch = t.batch_size;
   m.local_batch = t.batch_size / np;
@@ -277,9 +297,13 @@ Trainer::Trainer(comm::Communicator& comm, io::Config cfg, Dataset train, Datase
   }
   std::vector<std::pair<std::int64_t, std::int64_t>> ranges;
   for (const auto& p : model_->parameters()) ranges.emplace_back(p.offset, p.offset + p.value.numel());
-  m.buckets = std::make_unique<comm::GradientBuckets>(*grad_comm, model_->num_params(), ranges,
-                                                      static_cast<std::size_t>(t.bucket_mb * 1024 * 1024), t.overlap,
-                                                      comm::ReduceOp::kSum);
+  // MPI buckets sum and the update divides by np on the way in (one pass fewer over the buffer);
+  // NCCL averages in the reduction itself (ncclAvg), which also keeps bf16 sums in range.
+  m.grad_scale = m.nccl ? 1.0 : 1.0 / np;
+  m.buckets = std::make_unique<comm::GradientBuckets>(
+      *grad_comm, model_->num_params(), ranges, static_cast<std::size_t>(t.bucket_mb * 1024 * 1024), t.overlap,
+      m.nccl ? comm::ReduceOp::kAvg : comm::ReduceOp::kSum,
+      model_->grad_dtype() == DType::kBF16 ? comm::CommType::kBF16 : comm::CommType::kF32);
   if (t.deterministic) m.exact = std::make_unique<comm::ExactGradientSum>(model_->num_params());
   m.use_shm = !t.deterministic && t.shared_memory && np > 1 && comm_.local_size() == np && t.device == "cpu";
   m.hash = io::config_hash(cfg_);
@@ -510,7 +534,8 @@ void Trainer::report_epoch(const EpochMetrics& em, const std::string& metrics_pa
      << ",\"data_seconds\":" << json_number(em.data_seconds)
      << ",\"copy_seconds\":" << json_number(em.copy_seconds)
      << ",\"epoch_seconds\":" << json_number(em.epoch_seconds) << ",\"lr\":" << json_number(em.lr)
-     << ",\"world_size\":" << np << ",\"deterministic\":" << (t.deterministic ? "true" : "false") << "}\n";
+     << ",\"world_size\":" << np << ",\"deterministic\":" << (t.deterministic ? "true" : "false")
+     << ",\"precision\":\"" << t.precision << "\"}\n";
 }
 
 std::vector<EpochMetrics> Trainer::run() {
@@ -524,7 +549,7 @@ std::vector<EpochMetrics> Trainer::run() {
   const Device dev = model_->device();
   Tensor x({mb, f}), y({mb});
   Tensor xd = dev == Device::kCpu ? x : Tensor({mb, f}, DType::kF32, dev);
-  Tensor dout({mb, model_->output_features()}, DType::kF32, dev);
+  Tensor dout({mb, model_->output_features()}, model_->compute_dtype(), dev);
   Tensor host_grads;  // deterministic mode on a GPU: the exact sum runs on the host
   if (t.deterministic && dev != Device::kCpu) host_grads = Tensor({model_->num_params()});
 
@@ -625,7 +650,7 @@ std::vector<EpochMetrics> Trainer::run() {
         loss_sum += r.loss;
         local_loss_window += r.loss;
         local_rows_window += mb;
-        m.buckets->begin_step(static_cast<float*>(model_->flat_grads().raw()));
+        m.buckets->begin_step(model_->flat_grads().raw());
         model_->backward(dout, [&](std::size_t layer) {
           const auto range = model_->layer_param_range(layer);
           if (range.second > range.first) m.buckets->mark_ready(range.second);
@@ -634,7 +659,7 @@ std::vector<EpochMetrics> Trainer::run() {
         // the compute stream. Fill it for step s+1 while backward and NCCL run.
         if (s + 1 < m.steps_per_epoch) stage(s + 1, 1 - slot);
         comm_seconds += m.buckets->finish();
-        m.opt->step(model_->flat_params(), model_->flat_grads(), lr, 1.0 / np);
+        m.opt->step(model_->flat_params(), model_->flat_grads(), lr, m.grad_scale);
       } else if (m.use_shm) {
         run_chunk(base, 1.0f / static_cast<float>(b), {});
         const auto t_wait = Clock::now();
@@ -672,14 +697,14 @@ std::vector<EpochMetrics> Trainer::run() {
         if (host_grads.defined()) model_->flat_grads().copy_from(host_grads);
         m.opt->step(model_->flat_params(), model_->flat_grads(), lr);
       } else {
-        m.buckets->begin_step(static_cast<float*>(model_->flat_grads().raw()));
+        m.buckets->begin_step(model_->flat_grads().raw());
         run_chunk(base, 1.0f / static_cast<float>(b), [&](std::size_t layer) {
           const auto range = model_->layer_param_range(layer);
           if (range.second > range.first) m.buckets->mark_ready(range.second);
         });
         comm_seconds += m.buckets->finish();
-        // The buckets reduced a sum of per-rank means; the update divides by np on the way in.
-        m.opt->step(model_->flat_params(), model_->flat_grads(), lr, 1.0 / np);
+        // The buckets reduced a sum (MPI) or the mean (NCCL) of per-rank means.
+        m.opt->step(model_->flat_params(), model_->flat_grads(), lr, m.grad_scale);
       }
       loss_count += b;
       ++m.global_step;

@@ -132,6 +132,99 @@ TEST_F(CudaVsCpu, OptimizerUpdates) {
   expect_close(s, gsq, kElementwiseRtol, "adamw second moment");
 }
 
+// bf16: the GPU stores bf16 and computes in float32, which is what the CPU backend emulates, so
+// the two agree to one bf16 rounding step (results near a rounding midpoint may land on either
+// side when the float32 values differ in their last bits). Tolerance: 2^-7 relative to the scale.
+constexpr double kBf16Rtol = 1.0 / 128;
+
+Tensor bf16_of(const Tensor& t) {
+  Tensor b(t.shape(), DType::kBF16, t.device());
+  backend::cast(t, b);
+  return b;
+}
+Tensor f32_of(const Tensor& t) {  // to the host, as float32
+  Tensor h = t.clone(Device::kCpu), f(t.shape());
+  backend::cast(h, f);
+  return f;
+}
+
+TEST_F(CudaVsCpu, Bf16CastIsBitIdentical) {
+  const Tensor x = random_tensor({1000}, 20, -100.0f, 100.0f);
+  const Tensor c = bf16_of(x), g = bf16_of(on_gpu(x));
+  expect_close(f32_of(c), f32_of(g), 0.0, "cast to bf16");
+}
+
+TEST_F(CudaVsCpu, Bf16GemmEveryOutputTypeAndTransposition) {
+  for (DType out : {DType::kBF16, DType::kF32}) {
+    for (bool ta : {false, true}) {
+      for (bool tb : {false, true}) {
+        const Tensor a = bf16_of(random_tensor(ta ? Shape{70, 17} : Shape{17, 70}, 21));
+        const Tensor b = bf16_of(random_tensor(tb ? Shape{9, 70} : Shape{70, 9}, 22));
+        Tensor c({17, 9}, out), gc({17, 9}, out, Device::kCuda);
+        backend::gemm(ta, tb, 1.0f, a, b, 0.0f, c);
+        backend::gemm(ta, tb, 1.0f, on_gpu(a), on_gpu(b), 0.0f, gc);
+        expect_close(f32_of(c), f32_of(gc), out == DType::kBF16 ? kBf16Rtol : kGemmRtol, "bf16 gemm");
+      }
+    }
+  }
+}
+
+TEST_F(CudaVsCpu, Bf16ElementwiseLossesAndUpdates) {
+  Tensor y = bf16_of(random_tensor({13, 7}, 23)), gy = on_gpu(y);
+  const Tensor bias = bf16_of(random_tensor({7}, 24));
+  backend::add_row_vector(y, bias);
+  backend::add_row_vector(gy, on_gpu(bias));
+  expect_close(f32_of(y), f32_of(gy), 0.0, "bf16 add_row_vector");  // one float add, one rounding
+  for (DType out : {DType::kBF16, DType::kF32}) {
+    Tensor s({7}, out), gs({7}, out, Device::kCuda);
+    backend::sum_rows(y, 0.0f, s);
+    backend::sum_rows(gy, 0.0f, gs);
+    expect_close(f32_of(s), f32_of(gs), kBf16Rtol, "bf16 sum_rows");
+  }
+  const Tensor dy = bf16_of(random_tensor({13, 7}, 25));
+  for (auto act : {backend::Activation::kRelu, backend::Activation::kSigmoid, backend::Activation::kTanh}) {
+    Tensor o({13, 7}, DType::kBF16), go({13, 7}, DType::kBF16, Device::kCuda);
+    Tensor dx({13, 7}, DType::kBF16), gdx({13, 7}, DType::kBF16, Device::kCuda);
+    backend::activation_forward(act, y, o);
+    backend::activation_forward(act, gy, go);
+    expect_close(f32_of(o), f32_of(go), kBf16Rtol, "bf16 activation_forward");
+    backend::activation_backward(act, y, o, dy, dx);
+    backend::activation_backward(act, gy, go, on_gpu(dy), gdx);
+    expect_close(f32_of(dx), f32_of(gdx), kBf16Rtol, "bf16 activation_backward");
+  }
+  std::vector<std::int64_t> ids(13);
+  for (std::int64_t i = 0; i < 13; ++i) ids[static_cast<std::size_t>(i)] = 100 + i;
+  Tensor mask({13, 7}), gmask({13, 7}, DType::kF32, Device::kCuda);
+  Tensor dr({13, 7}, DType::kBF16), gdr({13, 7}, DType::kBF16, Device::kCuda);
+  backend::dropout_forward(y, ids.data(), 4, 1, 2, 0.25f, mask, dr);
+  backend::dropout_forward(gy, ids.data(), 4, 1, 2, 0.25f, gmask, gdr);
+  expect_close(mask, gmask, 0.0, "bf16 dropout mask");
+  expect_close(f32_of(dr), f32_of(gdr), kBf16Rtol, "bf16 dropout");
+  Tensor mu({13, 7}, DType::kBF16), gmu({13, 7}, DType::kBF16, Device::kCuda);
+  backend::mul(dy, mask, mu);
+  backend::mul(on_gpu(dy), gmask, gmu);
+  expect_close(f32_of(mu), f32_of(gmu), kBf16Rtol, "bf16 mul");
+
+  Tensor labels({13});
+  for (std::int64_t i = 0; i < 13; ++i) labels.data<float>()[i] = static_cast<float>(i % 7);
+  Tensor d({13, 7}, DType::kBF16), gd({13, 7}, DType::kBF16, Device::kCuda);
+  const auto c = backend::softmax_cross_entropy(y, labels, 0.5f, &d);
+  const auto g = backend::softmax_cross_entropy(gy, on_gpu(labels), 0.5f, &gd);
+  EXPECT_NEAR(c.loss, g.loss, 1e-9 * std::max(1.0, std::fabs(c.loss)));
+  EXPECT_EQ(c.correct, g.correct);
+  expect_close(f32_of(d), f32_of(gd), kBf16Rtol, "bf16 softmax_cross_entropy gradient");
+
+  const Tensor grad = bf16_of(random_tensor({1000}, 26));
+  Tensor w = random_tensor({1000}, 27), v({1000}), gw = on_gpu(w), gv = on_gpu(v);
+  backend::sgd_update(w, grad, v, 0.05f, 0.9f, 1e-4f, true, 1.0f);
+  backend::sgd_update(gw, on_gpu(grad), gv, 0.05f, 0.9f, 1e-4f, true, 1.0f);
+  expect_close(w, gw, kElementwiseRtol, "sgd with bf16 gradients");
+  Tensor m({1000}), s({1000}), gm = on_gpu(m), gsq = on_gpu(s);
+  backend::adam_update(w, grad, m, s, 1e-3, 0.9, 0.999, 1e-8, 0.01, true, 1, 1.0);
+  backend::adam_update(gw, on_gpu(grad), gm, gsq, 1e-3, 0.9, 0.999, 1e-8, 0.01, true, 1, 1.0);
+  expect_close(w, gw, kElementwiseRtol, "adamw with bf16 gradients");
+}
+
 TEST(CudaRuntime, ReportsWhatItIs) {
   const auto info = backend::cuda::runtime_info();
   EXPECT_TRUE(info.built);

@@ -49,6 +49,17 @@ TEST_F(Nccl, AllreduceSumAverageMax) {
   EXPECT_FLOAT_EQ(m.clone(Device::kCpu).data<float>()[3], static_cast<float>(p - 1));
 }
 
+TEST_F(Nccl, Bf16AverageForGradients) {
+  // bf16 gradient buckets: ncclAvg over bfloat16. Values r + 1 are exact in bf16, and so is their
+  // mean (p + 1) / 2 for p <= 4.
+  const int p = world().size(), r = world().rank();
+  Tensor h({64}, DType::kBF16);
+  for (auto& x : h.span<bf16>()) x = bf16::from_float(static_cast<float>(r + 1));
+  Tensor t = h.clone(Device::kCuda);
+  nccl_->iallreduce(t.raw(), 64, comm::CommType::kBF16, comm::ReduceOp::kAvg)->wait();
+  EXPECT_EQ(t.clone(Device::kCpu).data<bf16>()[63].to_float(), (p + 1) / 2.0f);
+}
+
 TEST_F(Nccl, BroadcastGatherAlltoall) {
   const int p = world().size(), r = world().rank();
   Tensor b = device_filled(16, static_cast<float>(r == 0 ? 7 : -1));

@@ -31,6 +31,7 @@ Parameter make_param(const std::string& name, const Shape& shape, const std::vec
   p.name = name;
   p.value = make_tensor(shape, values);
   p.grad = Tensor(shape);
+  p.compute = p.value;  // float32 compute reads the master weights themselves
   return p;
 }
 

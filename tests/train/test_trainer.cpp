@@ -56,6 +56,13 @@ std::vector<float> train_once(comm::Communicator& comm, const io::Config& cfg, s
   return std::vector<float>(p.data<float>(), p.data<float>() + p.numel());
 }
 
+std::vector<train::EpochMetrics> train_history(comm::Communicator& comm, const io::Config& cfg) {
+  auto tr = train::load_split(comm, cfg.data, train::Split::kTrain);
+  auto te = train::load_split(comm, cfg.data, train::Split::kTest);
+  train::Trainer trainer(comm, cfg, std::move(tr), std::move(te));
+  return trainer.run();
+}
+
 std::uint64_t digest(const std::vector<float>& v) {
   std::uint64_t h = 1469598103934665603ull;
   const auto* b = reinterpret_cast<const unsigned char*>(v.data());
@@ -171,6 +178,27 @@ TEST(Trainer, ResumeAfterStopIsBitIdentical) {
   }
 }
 
+TEST(Trainer, Bf16MixedPrecisionTracksFloat32) {
+  // bf16 forward/backward with float32 master weights and float32 gradient reduction (the CPU
+  // backend emulates bf16 storage): the loss curve follows the float32 run's to within bf16
+  // rounding, and the replicas stay identical.
+  auto& w = world();
+  const auto dir = lockstep::testing::shared_temp_dir("bf16");
+  const auto h32 = train_history(w, make_config((dir / "fp32").string(), {"training.epochs=4"}));
+  const auto h16 = train_history(w, make_config((dir / "bf16").string(), {"training.epochs=4", "training.precision=bf16"}));
+  ASSERT_EQ(h16.size(), h32.size());
+  for (std::size_t e = 0; e < h32.size(); ++e) {
+    EXPECT_NEAR(h16[e].train_loss, h32[e].train_loss, 0.05 * h32[e].train_loss + 0.01) << "epoch " << e + 1;
+    EXPECT_NEAR(h16[e].test_loss, h32[e].test_loss, 0.05 * h32[e].test_loss + 0.01) << "epoch " << e + 1;
+    EXPECT_NEAR(h16[e].test_accuracy, h32[e].test_accuracy, 0.03) << "epoch " << e + 1;
+  }
+  EXPECT_LT(h16.back().train_loss, 0.8 * h16.front().train_loss) << "bf16 training did not learn";
+  // The replicas of a bf16 run stay bit-identical.
+  const auto p = train_once(w, make_config((dir / "bf16b").string(), {"training.epochs=1", "training.precision=bf16"}));
+  const auto all = w.allgather<std::uint64_t>(digest(p));
+  for (int rank = 0; rank < w.size(); ++rank) EXPECT_EQ(all[static_cast<std::size_t>(rank)], all[0]) << rank;
+}
+
 TEST(Trainer, BadSetupFailsOnEveryRank) {
   auto& w = world();
   const auto dir = lockstep::testing::shared_temp_dir("bad");
@@ -184,6 +212,15 @@ TEST(Trainer, BadSetupFailsOnEveryRank) {
     FAIL() << "a 2-output model trained on 3 classes";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("model.layers"), std::string::npos) << e.what();
+  }
+  // bf16 gradient reduction needs NCCL (and bf16 compute).
+  for (const char* bad : {"training.precision=fp32", "training.precision=bf16"}) {
+    try {
+      train_once(w, make_config(dir.string(), {bad, "training.reduce_precision=bf16"}));
+      FAIL() << "reduce_precision: bf16 accepted with " << bad << " on the CPU";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("training.reduce_precision"), std::string::npos) << e.what();
+    }
   }
   // device: cuda in a CPU-only build.
   EXPECT_THROW(train_once(w, make_config(dir.string(), {"training.device=cuda"})), Error);

@@ -1,6 +1,9 @@
 // The math the layers, losses and optimizers need, over Tensors. Each function dispatches on the
 // tensors' device: the CPU backend (Eigen) or, in CUDA builds, the CUDA backend (cuBLAS and
-// kernels over the functors in functors.hpp). All tensors are row-major float32.
+// kernels over the functors in functors.hpp). Tensors are row-major. Data tensors (activations,
+// their gradients, weight copies, parameter gradients) may be float32 or bfloat16 (`precision:
+// bf16`); the arithmetic is float32 either way and a bf16 result is rounded once, when stored.
+// Labels, targets, dropout masks, master weights and optimizer state are float32.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +14,10 @@ namespace lockstep::backend {
 
 enum class Activation : std::uint8_t { kRelu, kSigmoid, kTanh };
 
-// c = alpha * op(a) @ op(b) + beta * c, 2-D.
+// dst = src converted (float32 <-> bfloat16, or a plain copy when the dtypes match).
+void cast(const Tensor& src, Tensor& dst);
+// c = alpha * op(a) @ op(b) + beta * c, 2-D. a and b share a dtype; c may be float32 when they
+// are bf16 (cuBLAS: bf16 inputs, float32 accumulation).
 void gemm(bool trans_a, bool trans_b, float alpha, const Tensor& a, const Tensor& b, float beta, Tensor& c);
 // y[i, :] += bias
 void add_row_vector(Tensor& y, const Tensor& bias);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lockstep/core/error.hpp"
+#include "lockstep/core/bfloat16.hpp"
 #include "lockstep/core/int128.hpp"
 
 namespace lockstep::comm {
@@ -20,7 +21,8 @@ namespace lockstep::comm {
 // Element types a collective understands. kI128 is a 128-bit signed fixed-point integer
 // (two int64 words, little-endian): its sum is exact and associative, which is what makes the
 // deterministic gradient reduction independent of the number of ranks.
-enum class CommType : std::uint8_t { kF32, kF64, kI32, kI64, kU8, kI128 };
+// kBF16 (bfloat16 gradients) is reduced by NCCL only; MPI has no bfloat16 type.
+enum class CommType : std::uint8_t { kF32, kF64, kI32, kI64, kU8, kI128, kBF16 };
 enum class ReduceOp : std::uint8_t { kSum, kAvg, kMin, kMax };
 
 std::size_t comm_type_size(CommType t);
@@ -32,6 +34,7 @@ template <typename T> constexpr CommType comm_type_of() {
   else if constexpr (std::is_same_v<T, std::int64_t>) return CommType::kI64;
   else if constexpr (std::is_same_v<T, std::uint8_t>) return CommType::kU8;
   else if constexpr (std::is_same_v<T, lockstep::int128>) return CommType::kI128;
+  else if constexpr (std::is_same_v<T, lockstep::bf16>) return CommType::kBF16;
   else static_assert(sizeof(T) == 0, "unsupported element type for a collective");
 }
 

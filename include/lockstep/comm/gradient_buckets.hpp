@@ -25,11 +25,11 @@ class GradientBuckets {
   // between parameters. overlap=false reduces everything in finish().
   GradientBuckets(Communicator& comm, std::int64_t total_elements,
                   const std::vector<std::pair<std::int64_t, std::int64_t>>& param_ranges, std::size_t bucket_bytes,
-                  bool overlap, ReduceOp op = ReduceOp::kAvg);
+                  bool overlap, ReduceOp op = ReduceOp::kAvg, CommType type = CommType::kF32);
 
   const std::vector<Bucket>& buckets() const { return buckets_; }
 
-  void begin_step(float* grads);
+  void begin_step(void* grads);  // the flat gradient buffer, of the constructor's type
   // Elements [0, ready_end) hold final gradients for this step.
   void mark_ready(std::int64_t ready_end);
   double finish();
@@ -41,7 +41,8 @@ class GradientBuckets {
   std::vector<Bucket> buckets_;
   bool overlap_;
   ReduceOp op_;
-  float* grads_ = nullptr;
+  CommType type_;
+  char* grads_ = nullptr;
   std::size_t next_ = 0;
   std::vector<std::unique_ptr<Request>> pending_;
 };

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "lockstep/core/bfloat16.hpp"
 #include "lockstep/core/error.hpp"
 
 namespace lockstep {
@@ -29,6 +30,7 @@ template <> constexpr DType dtype_of<double>() { return DType::kF64; }
 template <> constexpr DType dtype_of<std::int32_t>() { return DType::kI32; }
 template <> constexpr DType dtype_of<std::int64_t>() { return DType::kI64; }
 template <> constexpr DType dtype_of<std::uint8_t>() { return DType::kU8; }
+template <> constexpr DType dtype_of<bf16>() { return DType::kBF16; }
 
 using Shape = std::vector<std::int64_t>;
 std::int64_t shape_numel(const Shape& s);

@@ -81,6 +81,8 @@ struct TrainingConfig {
   double bucket_mb = 1.0;         // gradient bucket size in MiB
   bool overlap = true;            // start each bucket's allreduce during backward
   bool shared_memory = true;      // one node: reduce through a shared window, shard the update
+  std::string precision = "fp32";         // fp32 | bf16: forward/backward in bf16, fp32 master weights
+  std::string reduce_precision = "fp32";  // fp32 | bf16: the dtype gradients are reduced in
   std::int64_t eval_batch = 1000;
 };
 

@@ -37,6 +37,16 @@ class Sequential {
   // Deterministic initialisation from (seed, layer, element); biases start at zero.
   void initialize(std::uint64_t seed, Init init);
 
+  // Mixed precision. compute = kBF16 keeps the float32 parameters as master weights (the optimizer
+  // updates them, checkpoints hold them) and runs forward and backward in bf16: every forward pass
+  // starts by rounding the parameters into a bf16 copy, the input and every activation are bf16,
+  // and products accumulate in float32. grads is the dtype of the flat gradient buffer, which is
+  // the dtype gradients are reduced in: kF32 (products write float32 gradients) or kBF16. Call it
+  // before relocate().
+  void set_precision(DType compute, DType grads);
+  DType compute_dtype() const { return compute_; }
+  DType grad_dtype() const { return grads_.dtype(); }
+
   // Moves parameters and gradients to `device` (e.g. the rank's GPU); activations follow.
   void to(Device device);
   Device device() const { return params_.device(); }
@@ -63,6 +73,7 @@ class Sequential {
 
  private:
   void ensure_buffers(std::int64_t rows);
+  void bind_views();  // points every Parameter's value, grad and compute into the flat buffers
 
   std::int64_t input_;
   std::vector<std::unique_ptr<Layer>> layers_;
@@ -70,6 +81,9 @@ class Sequential {
   std::vector<Parameter> parameters_;
   std::vector<std::pair<std::int64_t, std::int64_t>> layer_ranges_;
   Tensor params_, grads_;
+  DType compute_ = DType::kF32;
+  Tensor compute_params_;  // bf16 copy of params_ (bf16 compute only)
+  Tensor input_cast_;      // the input rounded to bf16 (bf16 compute only)
   std::int64_t rows_ = -1;
   std::vector<Tensor> acts_;   // acts_[i] = output of layer i
   std::vector<Tensor> dacts_;  // gradient w.r.t. the output of layer i

@@ -54,9 +54,48 @@ template <typename F> void backward3(const Tensor& x, const Tensor& y, const Ten
   for (std::int64_t i = 0; i < n; ++i) pdx[i] = f(px[i], py[i], pdy[i]);
 }
 
+// bf16 operands: the CPU has no bf16 arithmetic, so such a call runs the float32 kernel on float
+// copies and rounds its outputs back to bf16 once. That is what the CUDA backend computes (bf16
+// storage, float32 arithmetic), which lets the CPU tests check bf16 training and the GPU's
+// kernels against it. It is an emulation for checking, not a fast path.
+bool any_bf16(std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts)
+    if (t && t->defined() && t->dtype() == DType::kBF16) return true;
+  return false;
+}
+Tensor as_f32(const Tensor& t) {
+  if (!t.defined() || t.dtype() == DType::kF32) return t;
+  Tensor f(t.shape());
+  cast(t, f);
+  return f;
+}
+// Writes the float32 result back into the caller's tensor when that one is bf16.
+void store_back(const Tensor& f, Tensor& t) {
+  if (t.defined() && t.raw() != f.raw()) cast(f, t);
+}
+
 }  // namespace
 
+void cast(const Tensor& src, Tensor& dst) {
+  LOCKSTEP_CHECK(src.numel() == dst.numel(), Error, "backend::cast: ", shape_str(src.shape()), " into ",
+                 shape_str(dst.shape()));
+  const std::int64_t n = src.numel();
+  const auto conv = [n](const auto* in, auto* out) {
+    for (std::int64_t i = 0; i < n; ++i) store_f(out, i, load_f(in, i));
+  };
+  const bool sb = src.dtype() == DType::kBF16, db = dst.dtype() == DType::kBF16;
+  if (sb == db) return dst.copy_from(src);
+  if (sb) conv(src.data<bf16>(), dst.data<float>());
+  else conv(src.data<float>(), dst.data<bf16>());
+}
+
 void gemm(bool ta, bool tb, float alpha, const Tensor& a, const Tensor& b, float beta, Tensor& c) {
+  if (any_bf16({&a, &b, &c})) {
+    LOCKSTEP_CHECK(a.dtype() == b.dtype(), Error, "backend::gemm: operands of different dtypes");
+    Tensor fc = as_f32(c);
+    cpu::gemm(ta, tb, alpha, as_f32(a), as_f32(b), beta, fc);
+    return store_back(fc, c);
+  }
   auto A = cmat(a);
   auto B = cmat(b);
   auto C = mmat(c);
@@ -79,6 +118,11 @@ void gemm(bool ta, bool tb, float alpha, const Tensor& a, const Tensor& b, float
 }
 
 void add_row_vector(Tensor& y, const Tensor& bias) {
+  if (any_bf16({&y, &bias})) {
+    Tensor fy = as_f32(y);
+    cpu::add_row_vector(fy, as_f32(bias));
+    return store_back(fy, y);
+  }
   auto Y = mmat(y);
   LOCKSTEP_CHECK(bias.numel() == Y.cols(), Error, "backend::add_row_vector: bias ", shape_str(bias.shape()),
                  " for ", shape_str(y.shape()));
@@ -87,6 +131,11 @@ void add_row_vector(Tensor& y, const Tensor& bias) {
 }
 
 void sum_rows(const Tensor& x, float beta, Tensor& out) {
+  if (any_bf16({&x, &out})) {
+    Tensor fo = as_f32(out);
+    cpu::sum_rows(as_f32(x), beta, fo);
+    return store_back(fo, out);
+  }
   auto X = cmat(x);
   Eigen::Map<Eigen::RowVectorXf> o(out.data<float>(), X.cols());
   if (beta == 0.0f) {
@@ -97,6 +146,11 @@ void sum_rows(const Tensor& x, float beta, Tensor& out) {
 }
 
 void activation_forward(Activation a, const Tensor& x, Tensor& y) {
+  if (any_bf16({&x, &y})) {
+    Tensor fy = as_f32(y);
+    cpu::activation_forward(a, as_f32(x), fy);
+    return store_back(fy, y);
+  }
   switch (a) {
     case Activation::kRelu: return unary(x, y, fn::ReluForward{});
     case Activation::kSigmoid: return unary(x, y, fn::SigmoidForward{});
@@ -105,6 +159,11 @@ void activation_forward(Activation a, const Tensor& x, Tensor& y) {
 }
 
 void activation_backward(Activation a, const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
+  if (any_bf16({&x, &y, &dy, &dx})) {
+    Tensor fdx = as_f32(dx);
+    cpu::activation_backward(a, as_f32(x), as_f32(y), as_f32(dy), fdx);
+    return store_back(fdx, dx);
+  }
   switch (a) {
     case Activation::kRelu: return backward3(x, y, dy, dx, fn::ReluBackward{});
     case Activation::kSigmoid: return backward3(x, y, dy, dx, fn::SigmoidBackward{});
@@ -114,6 +173,11 @@ void activation_backward(Activation a, const Tensor& x, const Tensor& y, const T
 
 void dropout_forward(const Tensor& x, const std::int64_t* ids, std::uint64_t seed, std::uint64_t epoch,
                      std::uint32_t layer, float p, Tensor& mask, Tensor& y) {
+  if (any_bf16({&x, &y})) {
+    Tensor fy = as_f32(y);
+    cpu::dropout_forward(as_f32(x), ids, seed, epoch, layer, p, mask, fy);
+    return store_back(fy, y);
+  }
   const fn::DropoutMask dm{seed, epoch, layer, p};
   const std::int64_t rows = rows_of(x), cols = cols_of(x);
   const float* px = x.data<float>();
@@ -129,6 +193,11 @@ void dropout_forward(const Tensor& x, const std::int64_t* ids, std::uint64_t see
 }
 
 void mul(const Tensor& a, const Tensor& b, Tensor& out) {
+  if (any_bf16({&a, &b, &out})) {
+    Tensor fo = as_f32(out);
+    cpu::mul(as_f32(a), as_f32(b), fo);
+    return store_back(fo, out);
+  }
   check_same(a, b, "mul");
   const float *pa = a.data<float>(), *pb = b.data<float>();
   float* po = out.data<float>();
@@ -136,6 +205,12 @@ void mul(const Tensor& a, const Tensor& b, Tensor& out) {
 }
 
 LossSum softmax_cross_entropy(const Tensor& logits, const Tensor& labels, float scale, Tensor* dlogits) {
+  if (any_bf16({&logits, dlogits})) {
+    Tensor fd = dlogits ? as_f32(*dlogits) : Tensor();
+    const LossSum r = cpu::softmax_cross_entropy(as_f32(logits), labels, scale, dlogits ? &fd : nullptr);
+    if (dlogits) store_back(fd, *dlogits);
+    return r;
+  }
   const std::int64_t rows = rows_of(logits), k = cols_of(logits);
   LOCKSTEP_CHECK(labels.numel() == rows, Error, "softmax_cross_entropy: ", labels.numel(), " labels for ", rows,
                  " rows");
@@ -173,6 +248,12 @@ LossSum softmax_cross_entropy(const Tensor& logits, const Tensor& labels, float 
 }
 
 LossSum mean_squared_error(const Tensor& o, const Tensor& t, float scale, Tensor* dout) {
+  if (any_bf16({&o, dout})) {
+    Tensor fd = dout ? as_f32(*dout) : Tensor();
+    const LossSum r = cpu::mean_squared_error(as_f32(o), t, scale, dout ? &fd : nullptr);
+    if (dout) store_back(fd, *dout);
+    return r;
+  }
   check_same(o, t, "mean_squared_error");
   const std::int64_t rows = rows_of(o), k = cols_of(o);
   const float *po = o.data<float>(), *pt = t.data<float>();
@@ -189,6 +270,12 @@ LossSum mean_squared_error(const Tensor& o, const Tensor& t, float scale, Tensor
 }
 
 LossSum bce_with_logits(const Tensor& z, const Tensor& t, float scale, Tensor* dz) {
+  if (any_bf16({&z, dz})) {
+    Tensor fd = dz ? as_f32(*dz) : Tensor();
+    const LossSum r = cpu::bce_with_logits(as_f32(z), t, scale, dz ? &fd : nullptr);
+    if (dz) store_back(fd, *dz);
+    return r;
+  }
   check_same(z, t, "bce_with_logits");
   const std::int64_t rows = rows_of(z), k = cols_of(z);
   const float *pz = z.data<float>(), *pt = t.data<float>();
@@ -205,6 +292,7 @@ LossSum bce_with_logits(const Tensor& z, const Tensor& t, float scale, Tensor* d
 
 void sgd_update(Tensor& w, const Tensor& g, Tensor& vel, float lr, float momentum, float wd, bool nesterov,
                 float grad_scale) {
+  if (any_bf16({&g})) return sgd_update(w, as_f32(g), vel, lr, momentum, wd, nesterov, grad_scale);
   float* pw = w.data<float>();
   const float* pg = g.data<float>();
   float* pv = vel.data<float>();
@@ -220,6 +308,7 @@ void sgd_update(Tensor& w, const Tensor& g, Tensor& vel, float lr, float momentu
 
 void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr, double b1, double b2, double eps,
                  double wd, bool decoupled, std::int64_t step, double grad_scale) {
+  if (any_bf16({&g})) return adam_update(w, as_f32(g), m, v, lr, b1, b2, eps, wd, decoupled, step, grad_scale);
   const auto u = fn::AdamUpdate::make(lr, b1, b2, eps, wd, decoupled, step, grad_scale);
   float* pw = w.data<float>();
   const float* pg = g.data<float>();

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "backend/accuracy.hpp"
@@ -27,45 +28,58 @@ std::int64_t rows_of(const Tensor& t) { return t.ndim() == 1 ? 1 : t.dim(0); }
 std::int64_t cols_of(const Tensor& t) { return t.ndim() == 1 ? t.dim(0) : t.numel() / (t.dim(0) > 0 ? t.dim(0) : 1); }
 
 // Grid-stride loops: any n with a bounded grid.
-template <typename F> __global__ void unary_kernel(const float* x, float* y, std::int64_t n, F f) {
+// Storage types T (float or bf16) are read and written through load_f/store_f; arithmetic is float.
+template <typename T, typename F> __global__ void unary_kernel(const T* x, T* y, std::int64_t n, F f) {
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(blockDim.x) * gridDim.x)
-    y[i] = f(x[i]);
+    store_f(y, i, f(load_f(x, i)));
 }
-template <typename F>
-__global__ void backward_kernel(const float* x, const float* y, const float* dy, float* dx, std::int64_t n, F f) {
+template <typename T, typename F>
+__global__ void backward_kernel(const T* x, const T* y, const T* dy, T* dx, std::int64_t n, F f) {
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(blockDim.x) * gridDim.x)
-    dx[i] = f(x[i], y[i], dy[i]);
+    store_f(dx, i, f(load_f(x, i), load_f(y, i), load_f(dy, i)));
 }
-__global__ void add_row_vector_kernel(float* y, const float* b, std::int64_t rows, std::int64_t cols) {
+template <typename T> __global__ void cast_kernel(const T* in, float* out, std::int64_t n) {
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(blockDim.x) * gridDim.x)
+    out[i] = load_f(in, i);
+}
+__global__ void round_kernel(const float* in, bf16* out, std::int64_t n) {
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(blockDim.x) * gridDim.x)
+    out[i] = bf16::from_float(in[i]);
+}
+template <typename T> __global__ void add_row_vector_kernel(T* y, const T* b, std::int64_t rows, std::int64_t cols) {
   const std::int64_t n = rows * cols;
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(blockDim.x) * gridDim.x)
-    y[i] += b[i % cols];
+    store_f(y, i, load_f(y, i) + load_f(b, i % cols));
 }
 // One thread per column, rows in order: the same summation order as a sequential loop.
-__global__ void sum_rows_kernel(const float* x, float* out, std::int64_t rows, std::int64_t cols, float beta) {
+template <typename T, typename O>
+__global__ void sum_rows_kernel(const T* x, O* out, std::int64_t rows, std::int64_t cols, float beta) {
   for (std::int64_t j = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; j < cols;
        j += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
     float s = 0.0f;
-    for (std::int64_t i = 0; i < rows; ++i) s += x[i * cols + j];
-    out[j] = beta == 0.0f ? s : beta * out[j] + s;
+    for (std::int64_t i = 0; i < rows; ++i) s += load_f(x, i * cols + j);
+    store_f(out, j, beta == 0.0f ? s : beta * load_f(out, j) + s);
   }
 }
-__global__ void mul_kernel(const float* a, const float* b, float* out, std::int64_t n) {
+template <typename T> __global__ void mul_kernel(const T* a, const float* b, T* out, std::int64_t n) {
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(blockDim.x) * gridDim.x)
-    out[i] = a[i] * b[i];
+    store_f(out, i, load_f(a, i) * b[i]);
 }
-__global__ void dropout_kernel(const float* x, const std::int64_t* ids, fn::DropoutMask dm, float* mask, float* y,
+template <typename T>
+__global__ void dropout_kernel(const T* x, const std::int64_t* ids, fn::DropoutMask dm, float* mask, T* y,
                                std::int64_t rows, std::int64_t cols) {
   const std::int64_t n = rows * cols;
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
     const float m = dm(ids[i / cols], i % cols);
     mask[i] = m;
-    y[i] = x[i] * m;
+    store_f(y, i, load_f(x, i) * m);
   }
 }
 // One thread per row; k (the number of classes) is small. loss[i] and correct[i] per row.
@@ -121,15 +135,34 @@ struct Bce {
     return fn::BceWithLogits{}.grad(x, t) / static_cast<float>(k);
   }
 };
-template <typename U> __global__ void sgd_kernel(float* w, const float* g, float* v, std::int64_t n, U u) {
+template <typename G, typename U> __global__ void sgd_kernel(float* w, const G* g, float* v, std::int64_t n, U u) {
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(blockDim.x) * gridDim.x)
-    u(w[i], g[i], v[i]);
+    u(w[i], load_f(g, i), v[i]);
 }
-__global__ void adam_kernel(float* w, const float* g, float* m, float* v, std::int64_t n, fn::AdamUpdate u) {
+template <typename G>
+__global__ void adam_kernel(float* w, const G* g, float* m, float* v, std::int64_t n, fn::AdamUpdate u) {
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(blockDim.x) * gridDim.x)
-    u(w[i], g[i], m[i], v[i]);
+    u(w[i], load_f(g, i), m[i], v[i]);
+}
+
+// Calls f with the tensor's data as float* or bf16*; the other dtypes are not data tensors.
+template <typename F> void typed(const Tensor& t, F&& f) {
+  if (t.dtype() == DType::kBF16) return f(static_cast<bf16*>(t.raw()));
+  return f(t.data<float>());
+}
+template <typename T> T* same(const Tensor& t, const char* op) {
+  LOCKSTEP_CHECK(t.dtype() == dtype_of<T>(), Error, "backend::", op, " (cuda): expected ", dtype_name(dtype_of<T>()),
+                 ", got ", dtype_name(t.dtype()));
+  return static_cast<T*>(t.raw());
+}
+// A float32 copy of a bf16 tensor (or the tensor itself), for the losses, which read few values.
+Tensor as_f32(const Tensor& t) {
+  if (!t.defined() || t.dtype() == DType::kF32) return t;
+  Tensor f(t.shape(), DType::kF32, Device::kCuda);
+  cast(t, f);
+  return f;
 }
 
 template <typename T> std::vector<T> to_host(const T* p, std::int64_t n) {
@@ -145,50 +178,90 @@ template <typename T> T* device_scratch(std::int64_t n, Tensor& holder, DType dt
 
 }  // namespace
 
+void cast(const Tensor& src, Tensor& dst) {
+  LOCKSTEP_CHECK(src.numel() == dst.numel(), Error, "backend::cast (cuda): ", shape_str(src.shape()), " into ",
+                 shape_str(dst.shape()));
+  const std::int64_t n = src.numel();
+  if (src.dtype() == dst.dtype()) return dst.copy_from(src);
+  if (src.dtype() == DType::kBF16) {
+    cast_kernel<<<blocks_for(n), kThreads>>>(same<bf16>(src, "cast"), same<float>(dst, "cast"), n);
+  } else {
+    round_kernel<<<blocks_for(n), kThreads>>>(same<float>(src, "cast"), same<bf16>(dst, "cast"), n);
+  }
+  check_launch();
+}
+
 void gemm(bool ta, bool tb, float alpha, const Tensor& a, const Tensor& b, float beta, Tensor& c) {
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands, keep the
   // transposition flags, and cuBLAS needs no copies.
   const std::int64_t ar = rows_of(a), ac = cols_of(a), br = rows_of(b), bc = cols_of(b);
   const std::int64_t m = ta ? ac : ar, k = ta ? ar : ac, kb = tb ? bc : br, n = tb ? br : bc;
-  LOCKSTEP_CHECK(k == kb && rows_of(c) == m && cols_of(c) == n, Error, "backend::gemm (cuda): ", shape_str(a.shape()),
-                 ta ? "^T" : "", " @ ", shape_str(b.shape()), tb ? "^T" : "", " into ", shape_str(c.shape()));
-  LOCKSTEP_CUBLAS_CHECK(cublasSgemm(blas(), tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                    static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha,
-                                    b.data<float>(), static_cast<int>(bc), a.data<float>(), static_cast<int>(ac), &beta,
-                                    c.data<float>(), static_cast<int>(n)));
+  LOCKSTEP_CHECK(k == kb && rows_of(c) == m && cols_of(c) == n && a.dtype() == b.dtype(), Error,
+                 "backend::gemm (cuda): ", shape_str(a.shape()), ta ? "^T" : "", " @ ", shape_str(b.shape()),
+                 tb ? "^T" : "", " into ", shape_str(c.shape()), " (", dtype_name(a.dtype()), ", ",
+                 dtype_name(b.dtype()), ")");
+  const auto opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if (a.dtype() == DType::kF32) {
+    LOCKSTEP_CUBLAS_CHECK(cublasSgemm(blas(), opb, opa, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k),
+                                      &alpha, b.data<float>(), static_cast<int>(bc), a.data<float>(),
+                                      static_cast<int>(ac), &beta, same<float>(c, "gemm"), static_cast<int>(n)));
+    return;
+  }
+  // bf16 operands, float32 accumulation (tensor cores); the product is stored as bf16 or float32.
+  same<bf16>(a, "gemm");
+  const cudaDataType_t ct = c.dtype() == DType::kBF16 ? CUDA_R_16BF : CUDA_R_32F;
+  LOCKSTEP_CHECK(c.dtype() == DType::kBF16 || c.dtype() == DType::kF32, Error, "backend::gemm (cuda): output ",
+                 dtype_name(c.dtype()));
+  LOCKSTEP_CUBLAS_CHECK(cublasGemmEx(blas(), opb, opa, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k),
+                                     &alpha, b.raw(), CUDA_R_16BF, static_cast<int>(bc), a.raw(), CUDA_R_16BF,
+                                     static_cast<int>(ac), &beta, c.raw(), ct, static_cast<int>(n), CUBLAS_COMPUTE_32F,
+                                     CUBLAS_GEMM_DEFAULT));
 }
 
 void add_row_vector(Tensor& y, const Tensor& bias) {
   const std::int64_t rows = rows_of(y), cols = cols_of(y);
-  add_row_vector_kernel<<<blocks_for(rows * cols), kThreads>>>(y.data<float>(), bias.data<float>(), rows, cols);
+  typed(y, [&](auto* py) {
+    using T = std::remove_pointer_t<decltype(py)>;
+    add_row_vector_kernel<<<blocks_for(rows * cols), kThreads>>>(py, same<T>(bias, "add_row_vector"), rows, cols);
+  });
   check_launch();
 }
 
 void sum_rows(const Tensor& x, float beta, Tensor& out) {
   const std::int64_t rows = rows_of(x), cols = cols_of(x);
-  sum_rows_kernel<<<blocks_for(cols), kThreads>>>(x.data<float>(), out.data<float>(), rows, cols, beta);
+  typed(x, [&](auto* px) {
+    typed(out, [&](auto* po) { sum_rows_kernel<<<blocks_for(cols), kThreads>>>(px, po, rows, cols, beta); });
+  });
   check_launch();
 }
 
 void activation_forward(Activation a, const Tensor& x, Tensor& y) {
   const std::int64_t n = x.numel();
-  switch (a) {
-    case Activation::kRelu: unary_kernel<<<blocks_for(n), kThreads>>>(x.data<float>(), y.data<float>(), n, fn::ReluForward{}); break;
-    case Activation::kSigmoid: unary_kernel<<<blocks_for(n), kThreads>>>(x.data<float>(), y.data<float>(), n, fn::SigmoidForward{}); break;
-    case Activation::kTanh: unary_kernel<<<blocks_for(n), kThreads>>>(x.data<float>(), y.data<float>(), n, fn::TanhForward{}); break;
-  }
+  typed(x, [&](auto* px) {
+    using T = std::remove_pointer_t<decltype(px)>;
+    T* py = same<T>(y, "activation_forward");
+    switch (a) {
+      case Activation::kRelu: unary_kernel<<<blocks_for(n), kThreads>>>(px, py, n, fn::ReluForward{}); break;
+      case Activation::kSigmoid: unary_kernel<<<blocks_for(n), kThreads>>>(px, py, n, fn::SigmoidForward{}); break;
+      case Activation::kTanh: unary_kernel<<<blocks_for(n), kThreads>>>(px, py, n, fn::TanhForward{}); break;
+    }
+  });
   check_launch();
 }
 
 void activation_backward(Activation a, const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
   const std::int64_t n = x.numel();
-  const float *px = x.data<float>(), *py = y.data<float>(), *pdy = dy.data<float>();
-  float* pdx = dx.data<float>();
-  switch (a) {
-    case Activation::kRelu: backward_kernel<<<blocks_for(n), kThreads>>>(px, py, pdy, pdx, n, fn::ReluBackward{}); break;
-    case Activation::kSigmoid: backward_kernel<<<blocks_for(n), kThreads>>>(px, py, pdy, pdx, n, fn::SigmoidBackward{}); break;
-    case Activation::kTanh: backward_kernel<<<blocks_for(n), kThreads>>>(px, py, pdy, pdx, n, fn::TanhBackward{}); break;
-  }
+  typed(x, [&](auto* px) {
+    using T = std::remove_pointer_t<decltype(px)>;
+    const char* op = "activation_backward";
+    const T *py = same<T>(y, op), *pdy = same<T>(dy, op);
+    T* pdx = same<T>(dx, op);
+    switch (a) {
+      case Activation::kRelu: backward_kernel<<<blocks_for(n), kThreads>>>(px, py, pdy, pdx, n, fn::ReluBackward{}); break;
+      case Activation::kSigmoid: backward_kernel<<<blocks_for(n), kThreads>>>(px, py, pdy, pdx, n, fn::SigmoidBackward{}); break;
+      case Activation::kTanh: backward_kernel<<<blocks_for(n), kThreads>>>(px, py, pdy, pdx, n, fn::TanhBackward{}); break;
+    }
+  });
   check_launch();
 }
 
@@ -199,19 +272,31 @@ void dropout_forward(const Tensor& x, const std::int64_t* sample_ids, std::uint6
   Tensor ids({rows}, DType::kI64, Device::kCuda);
   LOCKSTEP_CUDA_CHECK(cudaMemcpy(ids.raw(), sample_ids, static_cast<std::size_t>(rows) * sizeof(std::int64_t),
                                  cudaMemcpyHostToDevice));
-  dropout_kernel<<<blocks_for(rows * cols), kThreads>>>(x.data<float>(), ids.data<std::int64_t>(),
-                                                         fn::DropoutMask{seed, epoch, layer, p}, mask.data<float>(),
-                                                         y.data<float>(), rows, cols);
+  typed(x, [&](auto* px) {
+    using T = std::remove_pointer_t<decltype(px)>;
+    dropout_kernel<<<blocks_for(rows * cols), kThreads>>>(px, ids.data<std::int64_t>(),
+                                                           fn::DropoutMask{seed, epoch, layer, p}, mask.data<float>(),
+                                                           same<T>(y, "dropout_forward"), rows, cols);
+  });
   check_launch();
 }
 
 void mul(const Tensor& a, const Tensor& b, Tensor& out) {
   const std::int64_t n = a.numel();
-  mul_kernel<<<blocks_for(n), kThreads>>>(a.data<float>(), b.data<float>(), out.data<float>(), n);
+  typed(a, [&](auto* pa) {
+    using T = std::remove_pointer_t<decltype(pa)>;
+    mul_kernel<<<blocks_for(n), kThreads>>>(pa, b.data<float>(), same<T>(out, "mul"), n);
+  });
   check_launch();
 }
 
 LossSum softmax_cross_entropy(const Tensor& logits, const Tensor& labels, float scale, Tensor* dlogits) {
+  if (logits.dtype() == DType::kBF16) {  // the loss reads few values: float32 copies, one rounding back
+    Tensor fd = dlogits && dlogits->defined() ? as_f32(*dlogits) : Tensor();
+    const LossSum r = cuda::softmax_cross_entropy(as_f32(logits), labels, scale, fd.defined() ? &fd : nullptr);
+    if (fd.defined()) cast(fd, *dlogits);
+    return r;
+  }
   const std::int64_t rows = rows_of(logits), k = cols_of(logits);
   LOCKSTEP_CHECK(labels.numel() == rows, Error, "softmax_cross_entropy: ", labels.numel(), " labels for ", rows, " rows");
   Tensor lh, ch, bh;
@@ -257,18 +342,32 @@ LossSum dense_loss(const Tensor& o, const Tensor& t, float scale, Tensor* d, L l
 }  // namespace
 
 LossSum mean_squared_error(const Tensor& out, const Tensor& target, float scale, Tensor* dout) {
+  if (out.dtype() == DType::kBF16) {
+    Tensor fd = dout && dout->defined() ? as_f32(*dout) : Tensor();
+    const LossSum r = cuda::mean_squared_error(as_f32(out), target, scale, fd.defined() ? &fd : nullptr);
+    if (fd.defined()) cast(fd, *dout);
+    return r;
+  }
   return dense_loss(out, target, scale, dout, Mse{}, true);
 }
 
 LossSum bce_with_logits(const Tensor& logits, const Tensor& target, float scale, Tensor* dlogits) {
+  if (logits.dtype() == DType::kBF16) {
+    Tensor fd = dlogits && dlogits->defined() ? as_f32(*dlogits) : Tensor();
+    const LossSum r = cuda::bce_with_logits(as_f32(logits), target, scale, fd.defined() ? &fd : nullptr);
+    if (fd.defined()) cast(fd, *dlogits);
+    return r;
+  }
   return dense_loss(logits, target, scale, dlogits, Bce{}, false);
 }
 
 void sgd_update(Tensor& w, const Tensor& g, Tensor& vel, float lr, float momentum, float wd, bool nesterov,
                 float grad_scale) {
   const std::int64_t n = w.numel();
-  sgd_kernel<<<blocks_for(n), kThreads>>>(w.data<float>(), g.data<float>(), vel.data<float>(), n,
-                                          fn::SgdUpdate{lr, momentum, wd, nesterov, grad_scale});
+  typed(g, [&](auto* pg) {
+    sgd_kernel<<<blocks_for(n), kThreads>>>(w.data<float>(), pg, vel.data<float>(), n,
+                                            fn::SgdUpdate{lr, momentum, wd, nesterov, grad_scale});
+  });
   check_launch();
 }
 
@@ -276,7 +375,9 @@ void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr, do
                  double wd, bool decoupled, std::int64_t step, double grad_scale) {
   const auto u = fn::AdamUpdate::make(lr, b1, b2, eps, wd, decoupled, step, grad_scale);
   const std::int64_t n = w.numel();
-  adam_kernel<<<blocks_for(n), kThreads>>>(w.data<float>(), g.data<float>(), m.data<float>(), v.data<float>(), n, u);
+  typed(g, [&](auto* pg) {
+    adam_kernel<<<blocks_for(n), kThreads>>>(w.data<float>(), pg, m.data<float>(), v.data<float>(), n, u);
+  });
   check_launch();
 }
 
