@@ -1,0 +1,85 @@
+// Frame: the table that ML estimators and the trainer both consume. Each rank holds a contiguous
+// shard of the rows: a feature block (dense row-major float32, or CSR), a label column and a weight
+// column (all ones unless given), and the names of the feature columns. Rows keep their global
+// order (rank order, then row order), so a row's global index — the key of every random choice an
+// estimator makes about it — does not depend on the number of ranks.
+#pragma once
+
+#include <Eigen/Core>
+#include <Eigen/SparseCore>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lockstep/comm/communicator.hpp"
+#include "lockstep/data/example.hpp"
+#include "lockstep/data/partitioned.hpp"
+
+namespace lockstep::ml {
+
+using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using CsrMatrix = Eigen::SparseMatrix<float, Eigen::RowMajor, std::int64_t>;
+using Vec = Eigen::VectorXd;
+using Mat = Eigen::MatrixXd;  // small, replicated matrices (coefficients, Gram matrices): double
+
+class Frame {
+ public:
+  Frame() = default;
+  // Collective (the global row count and offsets are agreed). names: one per feature column, or
+  // empty for f0, f1, ...; weight: empty for all ones.
+  static Frame dense(comm::Communicator& comm, RowMatrix x, Vec label, Vec weight = {},
+                     std::vector<std::string> names = {});
+  static Frame sparse(comm::Communicator& comm, CsrMatrix x, Vec label, Vec weight = {},
+                      std::vector<std::string> names = {});
+  // From the foundation's sources (every rank its own split, in file order).
+  static Frame from_examples(const data::Partitioned<data::Example>& rows, std::vector<std::string> names = {});
+  static Frame from_sparse_examples(const data::Partitioned<data::SparseExample>& rows, std::int64_t num_features);
+
+  comm::Communicator& comm() const { return *comm_; }
+  std::int64_t rows() const { return static_cast<std::int64_t>(label_.size()); }  // on this rank
+  std::int64_t global_rows() const { return global_rows_; }
+  std::int64_t row_offset() const { return row_offset_; }  // global index of this rank's first row
+  std::int64_t num_features() const { return num_features_; }
+  bool is_sparse() const { return sparse_; }
+  const RowMatrix& dense_features() const { return dense_; }
+  const CsrMatrix& sparse_features() const { return csr_; }
+  const Vec& label() const { return label_; }
+  const Vec& weight() const { return weight_; }
+  bool has_weight() const { return has_weight_; }
+  const std::vector<std::string>& feature_names() const { return names_; }
+  // Index of a feature column by name; throws ConfigError naming the known columns.
+  std::int64_t column(const std::string& name) const;
+
+  // Calls f with the feature block, dense or CSR: the estimators are written once over both.
+  template <typename F> decltype(auto) visit(F&& f) const { return sparse_ ? f(csr_) : f(dense_); }
+
+  // VectorAssembler: a frame whose features are the named columns, in that order. weight_column
+  // (optional) moves a column into the weight; label_column (optional) into the label.
+  Frame assemble(const std::vector<std::string>& feature_columns, const std::string& label_column = "",
+                 const std::string& weight_column = "") const;
+  // The same rows (labels, weights) with new features, e.g. a transformer's output.
+  Frame with_features(RowMatrix x, std::vector<std::string> names = {}) const;
+  Frame with_label(Vec label) const;
+  // Dense copy of the features (CSR frames are densified).
+  RowMatrix to_dense() const;
+  // The frame's rows as the trainer's examples (features as float32, label).
+  std::vector<data::Example> to_examples() const;
+
+ private:
+  void finish(comm::Communicator& comm);
+  comm::Communicator* comm_ = nullptr;
+  bool sparse_ = false;
+  RowMatrix dense_;
+  CsrMatrix csr_;
+  Vec label_, weight_;
+  bool has_weight_ = false;
+  std::vector<std::string> names_;
+  std::int64_t num_features_ = 0, global_rows_ = 0, row_offset_ = 0;
+};
+
+// The class count of integer labels 0..K-1, agreed over ranks: K = 1 + the largest label. A
+// label that is negative, fractional or not finite is a DataError on every rank naming its
+// global row; so is a count above max_classes.
+std::int64_t num_classes(const Frame& f, std::int64_t max_classes = 1 << 20);
+
+}  // namespace lockstep::ml

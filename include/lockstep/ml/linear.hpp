@@ -1,0 +1,92 @@
+// Linear models fitted by collectives, with Spark MLlib's parameters and defaults:
+//   LinearRegression   squared error; normal equations from an allreduced Gram matrix (closed
+//                      form for L2, coordinate descent on the Gram matrix for L1/elastic net) when
+//                      the feature count allows, L-BFGS / OWL-QN over the data otherwise;
+//   LogisticRegression binomial (sigmoid) or multinomial (softmax), L-BFGS, OWL-QN with L1;
+//   LinearSVC          hinge loss, L-BFGS; one-vs-rest for more than two classes.
+// Objectives (W = sum of row weights w_i; beta excludes the intercept, which is never penalised):
+//   (1/W) sum_i w_i loss_i(beta, b) + regParam * (elasticNetParam * |beta|_1
+//                                                 + (1 - elasticNetParam) / 2 * |beta|_2^2)
+// With standardization (the default) the penalty applies to the coefficients of the features
+// divided by their standard deviations, as in Spark; coefficients are always reported on the
+// original scale. docs/ml.md lists where this differs from scikit-learn.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "lockstep/ml/frame.hpp"
+#include "lockstep/ml/optim.hpp"
+
+namespace lockstep::ml {
+
+// What a fitted classifier or regressor says about this rank's rows.
+struct Predictions {
+  Vec prediction;   // class index or regression value, one per row
+  Mat probability;  // rows x classes (classifiers with probabilities; empty otherwise)
+  Mat raw;          // rows x outputs: margins, votes or distances (empty when not meaningful)
+};
+
+struct LinearRegressionParams {
+  int max_iter = 100;
+  double reg_param = 0.0;
+  double elastic_net_param = 0.0;
+  double tol = 1e-6;
+  bool fit_intercept = true;
+  bool standardization = true;
+  std::string solver = "auto";  // auto | normal | l-bfgs
+  std::int64_t max_normal_features = 4096;  // auto picks normal equations up to this many features
+};
+
+struct LinearModel {
+  Mat coefficients;  // outputs x features, on the original feature scale
+  Vec intercept;     // one per output
+  int iterations = 0;
+  std::vector<double> objective_history;
+  std::string solver;  // what actually ran
+  Mat margins(const Frame& f) const;  // local rows x outputs: X beta^T + b
+};
+
+struct LinearRegressionModel : LinearModel {
+  Predictions predict(const Frame& f) const;
+};
+LinearRegressionModel fit_linear_regression(const Frame& f, const LinearRegressionParams& p);
+
+struct LogisticRegressionParams {
+  int max_iter = 100;
+  double reg_param = 0.0;
+  double elastic_net_param = 0.0;
+  double tol = 1e-6;
+  bool fit_intercept = true;
+  bool standardization = true;
+  std::string family = "auto";  // auto | binomial | multinomial
+  double threshold = 0.5;       // binomial: predict 1 when P(1) > threshold
+  std::vector<double> thresholds;  // any: predict argmax p_k / t_k (overrides threshold)
+};
+
+struct LogisticRegressionModel : LinearModel {
+  std::int64_t num_classes = 2;
+  bool binomial = true;  // one coefficient row, P(1) = sigmoid(margin)
+  double threshold = 0.5;
+  std::vector<double> thresholds;
+  Predictions predict(const Frame& f) const;
+};
+LogisticRegressionModel fit_logistic_regression(const Frame& f, const LogisticRegressionParams& p);
+
+struct LinearSvcParams {
+  int max_iter = 100;
+  double reg_param = 0.0;
+  double tol = 1e-6;
+  bool fit_intercept = true;
+  bool standardization = true;
+  double threshold = 0.0;  // binary: predict 1 when the margin > threshold
+};
+
+struct LinearSvcModel : LinearModel {
+  std::int64_t num_classes = 2;
+  double threshold = 0.0;
+  Predictions predict(const Frame& f) const;  // several classes: the largest one-vs-rest margin
+};
+LinearSvcModel fit_linear_svc(const Frame& f, const LinearSvcParams& p);
+
+}  // namespace lockstep::ml

@@ -1,0 +1,493 @@
+// Linear and logistic regression and the linear SVM. One engine serves all three: coefficients
+// live in the standardized space (features divided by their standard deviation, which is folded
+// into the coefficients instead of copying the data), each objective evaluation is one pass over
+// this rank's rows in blocks (a float32 GEMM for the margins, the loss and its derivative per
+// row, a float32 GEMM for the gradient, accumulated in double) and one allreduce.
+#include "lockstep/ml/linear.hpp"
+
+#include <Eigen/Cholesky>
+#include <cmath>
+#include <sstream>
+
+#include "lockstep/core/log.hpp"
+#include "lockstep/ml/stats.hpp"
+
+namespace lockstep::ml {
+namespace {
+
+using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+constexpr std::int64_t kBlock = 4096;
+
+// Visits the frame's rows in blocks: fn(first_row, features_block).
+template <typename F> void for_blocks(const Frame& f, F&& fn) {
+  f.visit([&](const auto& x) {
+    for (std::int64_t r0 = 0; r0 < f.rows(); r0 += kBlock) {
+      const std::int64_t m = std::min(kBlock, f.rows() - r0);
+      fn(r0, x.middleRows(r0, m));
+    }
+  });
+}
+
+// One evaluation: margins = X Wt + b per block; block_loss turns the margins into their
+// (weighted) loss derivative in place and returns the block's (weighted) loss. Returns the
+// allreduced [loss, G (d x K, column-major), gb (K)] with G = X^T dM, gb = column sums of dM.
+template <typename BlockLoss>
+Vec linear_pass(const Frame& f, const Eigen::MatrixXf& Wt, const Eigen::RowVectorXf& b, BlockLoss&& block_loss) {
+  const std::int64_t d = Wt.rows(), K = Wt.cols();
+  Vec out = Vec::Zero(1 + d * K + K);
+  Eigen::Map<Mat> G(out.data() + 1, d, K);
+  MatF M;
+  Eigen::MatrixXf tmp(d, K);
+  for_blocks(f, [&](std::int64_t r0, const auto& xb) {
+    M.noalias() = xb * Wt;
+    M.rowwise() += b;
+    out[0] += block_loss(r0, M);
+    tmp.noalias() = xb.transpose() * M;
+    G += tmp.cast<double>();
+    out.tail(K) += M.colwise().sum().transpose().cast<double>();
+  });
+  f.comm().allreduce(std::span<double>(out.data(), static_cast<std::size_t>(out.size())), comm::ReduceOp::kSum);
+  return out;
+}
+
+// The standardized-space problem shared by the three estimators.
+struct Problem {
+  std::int64_t d = 0, K = 1;
+  bool fit_intercept = true;
+  double weight_sum = 0.0;
+  Vec inv_std;      // 1/sigma_j, 0 for constant columns (their coefficient stays 0)
+  Vec pen1, pen2;   // per-feature L1 and L2 penalty weights in the standardized space
+  double l1 = 0.0, l2 = 0.0;  // regParam * alpha, regParam * (1 - alpha)
+
+  Problem(const Summary& s, std::int64_t outputs, bool intercept, bool standardization, double reg, double alpha)
+      : d(s.mean.size()), K(outputs), fit_intercept(intercept), weight_sum(s.weight_sum) {
+    const Vec sd = s.std();
+    inv_std.resize(d), pen1.resize(d), pen2.resize(d);
+    for (std::int64_t j = 0; j < d; ++j) {
+      inv_std[j] = sd[j] > 0 ? 1.0 / sd[j] : 0.0;
+      pen1[j] = standardization || sd[j] == 0 ? 1.0 : inv_std[j];
+      pen2[j] = standardization || sd[j] == 0 ? 1.0 : inv_std[j] * inv_std[j];
+    }
+    l1 = reg * alpha;
+    l2 = reg * (1.0 - alpha);
+  }
+  std::int64_t size() const { return d * K + K; }
+  // Coefficients for the data as it is: beta'_j / sigma_j, float32 for the GEMM.
+  Eigen::MatrixXf effective(const Vec& x) const {
+    const Eigen::Map<const Mat> B(x.data(), d, K);
+    return (inv_std.asDiagonal() * B).cast<float>();
+  }
+  Eigen::RowVectorXf intercepts(const Vec& x) const {
+    return fit_intercept ? Eigen::RowVectorXf(x.tail(K).transpose().cast<float>()) : Eigen::RowVectorXf::Zero(K);
+  }
+  // value and gradient from a pass's [loss, G, gb]; adds the L2 term.
+  double finish(const Vec& pass, const Vec& x, Vec& grad) const {
+    const Eigen::Map<const Mat> G(pass.data() + 1, d, K);
+    const Eigen::Map<const Mat> B(x.data(), d, K);
+    Eigen::Map<Mat> gB(grad.data(), d, K);
+    gB = inv_std.asDiagonal() * G / weight_sum;
+    double value = pass[0] / weight_sum;
+    if (l2 > 0) {
+      gB += l2 * (pen2.asDiagonal() * B);
+      value += 0.5 * l2 * (pen2.asDiagonal() * B.cwiseAbs2()).sum();
+    }
+    if (fit_intercept) {
+      grad.tail(K) = pass.tail(K) / weight_sum;
+    } else {
+      grad.tail(K).setZero();
+    }
+    return value;
+  }
+  Vec l1_weights() const {
+    if (l1 <= 0) return Vec();
+    Vec w = Vec::Zero(size());
+    for (std::int64_t k = 0; k < K; ++k) w.segment(k * d, d) = l1 * pen1;
+    return w;
+  }
+  // Into a model: coefficients (K x d) on the original scale, intercepts.
+  void to_model(const Vec& x, LinearModel& m) const {
+    const Eigen::Map<const Mat> B(x.data(), d, K);
+    m.coefficients = (inv_std.asDiagonal() * B).transpose();
+    m.intercept = fit_intercept ? Vec(x.tail(K)) : Vec(Vec::Zero(K));
+  }
+};
+
+void check_weights(const Frame& f) {
+  std::int64_t bad = INT64_MAX;
+  for (std::int64_t i = 0; i < f.rows(); ++i)
+    if (!(f.weight()[i] >= 0) || !std::isfinite(f.weight()[i])) {
+      bad = f.row_offset() + i;
+      break;
+    }
+  bad = f.comm().allreduce<std::int64_t>(bad, comm::ReduceOp::kMin);
+  if (bad != INT64_MAX)
+    f.comm().agree("weight at row " + std::to_string(bad) + " is negative or not finite (expected a weight >= 0)",
+                   comm::Communicator::ErrorKind::kData);
+  if (f.global_rows() == 0) f.comm().agree(std::string("the training frame has no rows"), comm::Communicator::ErrorKind::kData);
+}
+
+void check_params(int max_iter, double reg, double alpha, double tol) {
+  LOCKSTEP_CHECK(max_iter >= 0, ConfigError, "maxIter: expected an integer >= 0, got ", max_iter);
+  LOCKSTEP_CHECK(reg >= 0 && std::isfinite(reg), ConfigError, "regParam: expected a number >= 0, got ", reg);
+  LOCKSTEP_CHECK(alpha >= 0 && alpha <= 1, ConfigError, "elasticNetParam: expected a number in [0, 1], got ", alpha);
+  LOCKSTEP_CHECK(tol >= 0, ConfigError, "tol: expected a number >= 0, got ", tol);
+}
+
+void check_labels_finite(const Frame& f) {
+  std::int64_t bad = INT64_MAX;
+  for (std::int64_t i = 0; i < f.rows(); ++i)
+    if (!std::isfinite(f.label()[i])) {
+      bad = f.row_offset() + i;
+      break;
+    }
+  bad = f.comm().allreduce<std::int64_t>(bad, comm::ReduceOp::kMin);
+  if (bad != INT64_MAX)
+    f.comm().agree("label at row " + std::to_string(bad) + " is NaN or infinite", comm::Communicator::ErrorKind::kData);
+}
+
+void warn_constant_columns(const Frame& f, const Summary& s, const char* who) {
+  std::int64_t n = 0;
+  std::string first;
+  for (std::int64_t j = 0; j < s.variance.size(); ++j)
+    if (!(s.variance[j] > 0)) {
+      if (n++ == 0) first = f.feature_names()[static_cast<std::size_t>(j)];
+    }
+  if (n > 0 && f.comm().rank() == 0)
+    log::warn(std::string(who) + ": " + std::to_string(n) + " constant feature column(s) (first: \"" + first +
+              "\") get coefficient 0, as in Spark");
+}
+
+// Weighted class counts.
+Vec class_counts(const Frame& f, std::int64_t K) {
+  Vec c = Vec::Zero(K);
+  for (std::int64_t i = 0; i < f.rows(); ++i) c[static_cast<std::int64_t>(f.label()[i])] += f.weight()[i];
+  f.comm().allreduce(std::span<double>(c.data(), static_cast<std::size_t>(K)), comm::ReduceOp::kSum);
+  return c;
+}
+
+}  // namespace
+
+Mat LinearModel::margins(const Frame& f) const {
+  LOCKSTEP_CHECK(f.num_features() == coefficients.cols(), DataError, "the model expects ", coefficients.cols(),
+                 " features, the data has ", f.num_features());
+  const Eigen::MatrixXf Wt = coefficients.transpose().cast<float>();
+  const Eigen::RowVectorXf b = intercept.transpose().cast<float>();
+  Mat out(f.rows(), coefficients.rows());
+  MatF M;
+  for_blocks(f, [&](std::int64_t r0, const auto& xb) {
+    M.noalias() = xb * Wt;
+    M.rowwise() += b;
+    out.middleRows(r0, M.rows()) = M.cast<double>();
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------- linear regression
+
+LinearRegressionModel fit_linear_regression(const Frame& f, const LinearRegressionParams& p) {
+  check_params(p.max_iter, p.reg_param, p.elastic_net_param, p.tol);
+  LOCKSTEP_CHECK(p.solver == "auto" || p.solver == "normal" || p.solver == "l-bfgs", ConfigError,
+                 "solver: expected one of auto, normal, l-bfgs; got \"", p.solver, "\"");
+  check_weights(f);
+  check_labels_finite(f);
+  const Summary s = summarize(f);
+  warn_constant_columns(f, s, "LinearRegression");
+  Problem pr(s, 1, p.fit_intercept, p.standardization, p.reg_param, p.elastic_net_param);
+  const std::int64_t d = pr.d;
+  const double W = s.weight_sum;
+  LinearRegressionModel model;
+  const bool normal = p.solver == "normal" || (p.solver == "auto" && d <= p.max_normal_features);
+  if (normal) {
+    // Allreduced weighted moments, in double: [X^T W X (d x d), X^T W y, sum w y, sum w y^2].
+    Vec buf = Vec::Zero(d * d + d + 2);
+    Eigen::Map<Mat> A(buf.data(), d, d);
+    Eigen::Map<Vec> xy(buf.data() + d * d, d);
+    Mat xd;
+    for_blocks(f, [&](std::int64_t r0, const auto& xb) {
+      xd = Mat(xb.template cast<double>());
+      const auto w = f.weight().segment(r0, xd.rows());
+      const auto y = f.label().segment(r0, xd.rows());
+      A.selfadjointView<Eigen::Lower>().rankUpdate(xd.transpose() * w.cwiseSqrt().asDiagonal());
+      xy.noalias() += xd.transpose() * w.cwiseProduct(y);
+      buf[d * d + d] += w.dot(y);
+      buf[d * d + d + 1] += w.dot(y.cwiseAbs2());
+    });
+    f.comm().allreduce(std::span<double>(buf.data(), static_cast<std::size_t>(buf.size())), comm::ReduceOp::kSum);
+    Mat C = A.selfadjointView<Eigen::Lower>();
+    C /= W;
+    Vec c = xy / W;
+    const double ybar = buf[d * d + d] / W;
+    if (p.fit_intercept) {
+      C -= s.mean * s.mean.transpose();
+      c -= s.mean * ybar;
+    }
+    // Standardized space: beta' = sigma beta.
+    const Mat Cs = pr.inv_std.asDiagonal() * C * pr.inv_std.asDiagonal();
+    const Vec cs = pr.inv_std.asDiagonal() * c;
+    Vec beta = Vec::Zero(d);
+    if (pr.l1 <= 0) {
+      Mat H = Cs;
+      H.diagonal() += pr.l2 * pr.pen2;
+      for (std::int64_t j = 0; j < d; ++j)
+        if (pr.inv_std[j] == 0) H(j, j) = 1.0;  // constant column: coefficient 0
+      Eigen::LDLT<Mat> ldlt(H);
+      beta = ldlt.solve(cs);
+      const double resid = (H * beta - cs).norm() / std::max(cs.norm(), 1e-300);
+      LOCKSTEP_CHECK(ldlt.info() == Eigen::Success && beta.allFinite() && resid < 1e-6, DataError,
+                     "LinearRegression: the normal equations are singular (collinear features); set regParam > 0 "
+                     "or solver: l-bfgs");
+      model.iterations = 1;
+    } else {
+      // Coordinate descent on the Gram matrix (glmnet's covariance updates).
+      Vec grad = -cs;  // gradient of 1/2 b'Cb - c'b at b = 0
+      int sweep = 0;
+      for (; sweep < std::max(p.max_iter, 1); ++sweep) {
+        double max_change = 0.0, max_beta = 0.0;
+        for (std::int64_t j = 0; j < d; ++j) {
+          if (pr.inv_std[j] == 0) continue;
+          const double hjj = Cs(j, j) + pr.l2 * pr.pen2[j];
+          const double z = hjj * beta[j] - grad[j];
+          const double t = pr.l1 * pr.pen1[j];
+          const double nb = (z > t ? z - t : (z < -t ? z + t : 0.0)) / hjj;
+          const double delta = nb - beta[j];
+          if (delta != 0.0) {
+            grad += delta * Cs.col(j);
+            grad[j] += delta * pr.l2 * pr.pen2[j];
+            beta[j] = nb;
+          }
+          max_change = std::max(max_change, std::fabs(delta));
+          max_beta = std::max(max_beta, std::fabs(nb));
+        }
+        if (max_change <= p.tol * std::max(1.0, max_beta)) {
+          ++sweep;
+          break;
+        }
+      }
+      model.iterations = sweep;
+    }
+    Vec x(d + 1);
+    x.head(d) = beta;
+    pr.to_model(x, model);
+    model.intercept[0] = p.fit_intercept ? ybar - model.coefficients.row(0).dot(s.mean) : 0.0;
+    // Objective at the solution, from the moments: 1/2 b'Cb - c'b + 1/2 var(y) + penalties.
+    const double yy = buf[d * d + d + 1] / W - (p.fit_intercept ? ybar * ybar : 0.0);
+    const double obj = 0.5 * beta.dot(Cs * beta) - cs.dot(beta) + 0.5 * yy + pr.l1 * pr.pen1.dot(beta.cwiseAbs()) +
+                       0.5 * pr.l2 * pr.pen2.dot(beta.cwiseAbs2());
+    model.objective_history = {obj};
+    model.solver = "normal";
+    return model;
+  }
+  // L-BFGS / OWL-QN over the data.
+  Vec x0 = Vec::Zero(d + 1);
+  const double ybar = f.comm().allreduce<double>(f.weight().dot(f.label()), comm::ReduceOp::kSum) / W;
+  if (p.fit_intercept) x0[d] = ybar;
+  const Objective obj = [&](const Vec& x, Vec& grad) {
+    const Vec pass = linear_pass(f, pr.effective(x), pr.intercepts(x), [&](std::int64_t r0, MatF& M) {
+      double loss = 0.0;
+      for (std::int64_t i = 0; i < M.rows(); ++i) {
+        const double w = f.weight()[r0 + i], e = static_cast<double>(M(i, 0)) - f.label()[r0 + i];
+        loss += 0.5 * w * e * e;
+        M(i, 0) = static_cast<float>(w * e);
+      }
+      return loss;
+    });
+    return pr.finish(pass, x, grad);
+  };
+  const auto r = minimize(obj, x0, {p.max_iter, p.tol, 10}, pr.l1_weights());
+  pr.to_model(r.x, model);
+  model.iterations = r.iterations;
+  model.objective_history = r.history;
+  model.solver = "l-bfgs";
+  return model;
+}
+
+Predictions LinearRegressionModel::predict(const Frame& f) const {
+  Predictions out;
+  out.prediction = margins(f).col(0);
+  return out;
+}
+
+// ---------------------------------------------------------------- logistic regression
+
+LogisticRegressionModel fit_logistic_regression(const Frame& f, const LogisticRegressionParams& p) {
+  check_params(p.max_iter, p.reg_param, p.elastic_net_param, p.tol);
+  LOCKSTEP_CHECK(p.family == "auto" || p.family == "binomial" || p.family == "multinomial", ConfigError,
+                 "family: expected one of auto, binomial, multinomial; got \"", p.family, "\"");
+  LOCKSTEP_CHECK(p.threshold >= 0 && p.threshold <= 1, ConfigError, "threshold: expected a number in [0, 1], got ",
+                 p.threshold);
+  check_weights(f);
+  std::int64_t K = num_classes(f);
+  if (p.family == "binomial") {
+    if (K > 2)
+      f.comm().agree("family: binomial needs labels 0 and 1, but the labels go up to " + std::to_string(K - 1),
+                     comm::Communicator::ErrorKind::kData);
+    K = 2;
+  }
+  K = std::max<std::int64_t>(K, 2);
+  if (!p.thresholds.empty()) {
+    LOCKSTEP_CHECK(static_cast<std::int64_t>(p.thresholds.size()) == K, ConfigError, "thresholds: expected ", K,
+                   " values (one per class), got ", p.thresholds.size());
+  }
+  const bool binomial = p.family == "binomial" || (p.family == "auto" && K == 2);
+  const std::int64_t outputs = binomial ? 1 : K;
+  const Summary s = summarize(f);
+  warn_constant_columns(f, s, "LogisticRegression");
+  Problem pr(s, outputs, p.fit_intercept, p.standardization, p.reg_param, p.elastic_net_param);
+  const std::int64_t d = pr.d;
+  const Vec counts = class_counts(f, K);
+  Vec x0 = Vec::Zero(pr.size());
+  if (p.fit_intercept) {  // start from the class priors, as Spark does
+    if (binomial) {
+      x0[d] = std::log((counts[1] + 0.5) / (counts[0] + 0.5));
+    } else {
+      Vec lc = (counts.array() + 0.5).log();
+      x0.tail(K) = lc.array() - lc.mean();
+    }
+  }
+  const Vec& y = f.label();
+  const Vec& w = f.weight();
+  const Objective obj = [&](const Vec& x, Vec& grad) {
+    const Vec pass = linear_pass(f, pr.effective(x), pr.intercepts(x), [&](std::int64_t r0, MatF& M) {
+      double loss = 0.0;
+      if (binomial) {
+        for (std::int64_t i = 0; i < M.rows(); ++i) {
+          const double m = M(i, 0), yi = y[r0 + i], wi = w[r0 + i];
+          // log(1 + e^m) - y m, stably; d/dm = sigmoid(m) - y
+          loss += wi * ((m > 0 ? m + std::log1p(std::exp(-m)) : std::log1p(std::exp(m))) - yi * m);
+          M(i, 0) = static_cast<float>(wi * (1.0 / (1.0 + std::exp(-m)) - yi));
+        }
+      } else {
+        for (std::int64_t i = 0; i < M.rows(); ++i) {
+          float* mi = M.row(i).data();
+          const auto yi = static_cast<std::int64_t>(y[r0 + i]);
+          const double wi = w[r0 + i];
+          float mx = mi[0];
+          for (std::int64_t k = 1; k < K; ++k) mx = std::max(mx, mi[k]);
+          double sum = 0.0;
+          for (std::int64_t k = 0; k < K; ++k) sum += std::exp(static_cast<double>(mi[k] - mx));
+          const double lse = std::log(sum) + mx;
+          loss += wi * (lse - mi[yi]);
+          for (std::int64_t k = 0; k < K; ++k)
+            mi[k] = static_cast<float>(wi * (std::exp(static_cast<double>(mi[k]) - lse) - (k == yi ? 1.0 : 0.0)));
+        }
+      }
+      return loss;
+    });
+    return pr.finish(pass, x, grad);
+  };
+  auto r = minimize(obj, x0, {p.max_iter, p.tol, 10}, pr.l1_weights());
+  if (!binomial && p.reg_param == 0.0) {
+    // Without a penalty, softmax coefficients are defined up to a shift shared by the classes:
+    // report the centred solution (Spark does the same).
+    Eigen::Map<Mat> B(r.x.data(), d, K);
+    const Vec mean = B.rowwise().mean();
+    B.colwise() -= mean;
+    if (p.fit_intercept) r.x.tail(K).array() -= r.x.tail(K).mean();
+  }
+  LogisticRegressionModel model;
+  pr.to_model(r.x, model);
+  model.iterations = r.iterations;
+  model.objective_history = r.history;
+  model.solver = pr.l1 > 0 ? "owl-qn" : "l-bfgs";
+  model.num_classes = K;
+  model.binomial = binomial;
+  model.threshold = p.threshold;
+  model.thresholds = p.thresholds;
+  return model;
+}
+
+Predictions LogisticRegressionModel::predict(const Frame& f) const {
+  Predictions out;
+  out.raw = margins(f);
+  const std::int64_t n = f.rows();
+  out.probability.resize(n, num_classes);
+  out.prediction.resize(n);
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (binomial) {
+      const double p1 = 1.0 / (1.0 + std::exp(-out.raw(i, 0)));
+      out.probability(i, 0) = 1.0 - p1;
+      out.probability(i, 1) = p1;
+    } else {
+      const double mx = out.raw.row(i).maxCoeff();
+      const Eigen::RowVectorXd e = (out.raw.row(i).array() - mx).exp();
+      out.probability.row(i) = e / e.sum();
+    }
+    if (!thresholds.empty()) {
+      std::int64_t best = 0;
+      double best_v = -1.0;
+      for (std::int64_t k = 0; k < num_classes; ++k) {
+        const double t = thresholds[static_cast<std::size_t>(k)];
+        const double v = t == 0.0 ? INFINITY : out.probability(i, k) / t;
+        if (v > best_v) best_v = v, best = k;
+      }
+      out.prediction[i] = static_cast<double>(best);
+    } else if (binomial) {
+      out.prediction[i] = out.probability(i, 1) > threshold ? 1.0 : 0.0;
+    } else {
+      Eigen::Index k = 0;
+      out.probability.row(i).maxCoeff(&k);
+      out.prediction[i] = static_cast<double>(k);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- linear SVM
+
+LinearSvcModel fit_linear_svc(const Frame& f, const LinearSvcParams& p) {
+  check_params(p.max_iter, p.reg_param, 0.0, p.tol);
+  check_weights(f);
+  const std::int64_t K = std::max<std::int64_t>(num_classes(f), 2);
+  const std::int64_t outputs = K == 2 ? 1 : K;  // one-vs-rest: one hinge problem per class
+  const Summary s = summarize(f);
+  warn_constant_columns(f, s, "LinearSVC");
+  Problem pr(s, outputs, p.fit_intercept, p.standardization, p.reg_param, 0.0);
+  const Vec& y = f.label();
+  const Vec& w = f.weight();
+  // The one-vs-rest problems are independent; their sum is minimised jointly, which shares each
+  // pass over the data (one GEMM computes every class's margins) and has the same minimiser.
+  const Objective obj = [&](const Vec& x, Vec& grad) {
+    const Vec pass = linear_pass(f, pr.effective(x), pr.intercepts(x), [&](std::int64_t r0, MatF& M) {
+      double loss = 0.0;
+      for (std::int64_t i = 0; i < M.rows(); ++i) {
+        const auto yi = static_cast<std::int64_t>(y[r0 + i]);
+        const double wi = w[r0 + i];
+        for (std::int64_t k = 0; k < outputs; ++k) {
+          const double t = outputs == 1 ? (yi == 1 ? 1.0 : -1.0) : (yi == k ? 1.0 : -1.0);
+          const double h = 1.0 - t * M(i, k);
+          loss += h > 0 ? wi * h : 0.0;
+          M(i, k) = h > 0 ? static_cast<float>(-wi * t) : 0.0f;
+        }
+      }
+      return loss;
+    });
+    return pr.finish(pass, x, grad);
+  };
+  const auto r = minimize(obj, Vec::Zero(pr.size()), {p.max_iter, p.tol, 10});
+  LinearSvcModel model;
+  pr.to_model(r.x, model);
+  model.iterations = r.iterations;
+  model.objective_history = r.history;
+  model.solver = "l-bfgs";
+  model.num_classes = K;
+  model.threshold = p.threshold;
+  return model;
+}
+
+Predictions LinearSvcModel::predict(const Frame& f) const {
+  Predictions out;
+  out.raw = margins(f);
+  out.prediction.resize(f.rows());
+  for (std::int64_t i = 0; i < f.rows(); ++i) {
+    if (out.raw.cols() == 1) {
+      out.prediction[i] = out.raw(i, 0) > threshold ? 1.0 : 0.0;
+    } else {
+      Eigen::Index k = 0;
+      out.raw.row(i).maxCoeff(&k);
+      out.prediction[i] = static_cast<double>(k);
+    }
+  }
+  return out;
+}
+
+}  // namespace lockstep::ml
