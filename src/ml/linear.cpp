@@ -17,12 +17,16 @@ namespace {
 
 using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 constexpr std::int64_t kBlock = 4096;
+// The objective's pass reads each block twice (margins, then gradient): blocks of this many rows
+// stay in L2 between the two products, so the data streams from memory once per evaluation
+// (Fashion-MNIST, 30k rows a rank: 22 ms an evaluation against 34 ms with 4096-row blocks).
+constexpr std::int64_t kFusedBlock = 192;
 
 // Visits the frame's rows in blocks: fn(first_row, features_block).
-template <typename F> void for_blocks(const Frame& f, F&& fn) {
+template <typename F> void for_blocks(const Frame& f, F&& fn, std::int64_t block = kBlock) {
   f.visit([&](const auto& x) {
-    for (std::int64_t r0 = 0; r0 < f.rows(); r0 += kBlock) {
-      const std::int64_t m = std::min(kBlock, f.rows() - r0);
+    for (std::int64_t r0 = 0; r0 < f.rows(); r0 += block) {
+      const std::int64_t m = std::min(block, f.rows() - r0);
       fn(r0, x.middleRows(r0, m));
     }
   });
@@ -37,15 +41,25 @@ Vec linear_pass(const Frame& f, const Eigen::MatrixXf& Wt, const Eigen::RowVecto
   Vec out = Vec::Zero(1 + d * K + K);
   Eigen::Map<Mat> G(out.data() + 1, d, K);
   MatF M;
-  Eigen::MatrixXf tmp(d, K);
+  Eigen::MatrixXf tmp = Eigen::MatrixXf::Zero(d, K);  // float partial sums, flushed to double
+  Eigen::RowVectorXf colsum = Eigen::RowVectorXf::Zero(K);
+  std::int64_t since_flush = 0;
+  const auto flush = [&] {
+    G += tmp.cast<double>();
+    out.tail(K) += colsum.transpose().cast<double>();
+    tmp.setZero();
+    colsum.setZero();
+    since_flush = 0;
+  };
   for_blocks(f, [&](std::int64_t r0, const auto& xb) {
     M.noalias() = xb * Wt;
     M.rowwise() += b;
     out[0] += block_loss(r0, M);
-    tmp.noalias() = xb.transpose() * M;
-    G += tmp.cast<double>();
-    out.tail(K) += M.colwise().sum().transpose().cast<double>();
-  });
+    tmp.noalias() += xb.transpose() * M;
+    colsum += M.colwise().sum();
+    if ((since_flush += M.rows()) >= kBlock) flush();  // bound float accumulation to ~4k rows
+  }, f.is_sparse() ? kBlock : kFusedBlock);
+  flush();
   f.comm().allreduce(std::span<double>(out.data(), static_cast<std::size_t>(out.size())), comm::ReduceOp::kSum);
   return out;
 }
@@ -55,19 +69,21 @@ struct Problem {
   std::int64_t d = 0, K = 1;
   bool fit_intercept = true;
   double weight_sum = 0.0;
-  Vec inv_std;      // 1/sigma_j, 0 for constant columns (their coefficient stays 0)
-  Vec pen1, pen2;   // per-feature L1 and L2 penalty weights in the standardized space
+  Vec inv_std;      // the scale of the working space: 1/sigma_j with standardization (0 for a
+                    // constant column, whose coefficient then stays 0), else 1
+  Vec pen1, pen2;   // per-feature L1 and L2 penalty weights in the working space
   double l1 = 0.0, l2 = 0.0;  // regParam * alpha, regParam * (1 - alpha)
 
   Problem(const Summary& s, std::int64_t outputs, bool intercept, bool standardization, double reg, double alpha)
       : d(s.mean.size()), K(outputs), fit_intercept(intercept), weight_sum(s.weight_sum) {
+    // With standardization the optimiser works on sigma_j * beta_j (better conditioned, and the
+    // penalty applies there); without, on beta itself: moving there with a 1/sigma^2 penalty
+    // weight, as Spark does, conditions the problem badly when some sigma is tiny (border pixels).
     const Vec sd = s.std();
-    inv_std.resize(d), pen1.resize(d), pen2.resize(d);
-    for (std::int64_t j = 0; j < d; ++j) {
-      inv_std[j] = sd[j] > 0 ? 1.0 / sd[j] : 0.0;
-      pen1[j] = standardization || sd[j] == 0 ? 1.0 : inv_std[j];
-      pen2[j] = standardization || sd[j] == 0 ? 1.0 : inv_std[j] * inv_std[j];
-    }
+    inv_std.resize(d);
+    for (std::int64_t j = 0; j < d; ++j) inv_std[j] = !standardization ? 1.0 : (sd[j] > 0 ? 1.0 / sd[j] : 0.0);
+    pen1 = Vec::Ones(d);
+    pen2 = Vec::Ones(d);
     l1 = reg * alpha;
     l2 = reg * (1.0 - alpha);
   }
@@ -191,7 +207,7 @@ LinearRegressionModel fit_linear_regression(const Frame& f, const LinearRegressi
   check_weights(f);
   check_labels_finite(f);
   const Summary s = summarize(f);
-  warn_constant_columns(f, s, "LinearRegression");
+  if (p.standardization) warn_constant_columns(f, s, "LinearRegression");
   Problem pr(s, 1, p.fit_intercept, p.standardization, p.reg_param, p.elastic_net_param);
   const std::int64_t d = pr.d;
   const double W = s.weight_sum;
@@ -296,6 +312,7 @@ LinearRegressionModel fit_linear_regression(const Frame& f, const LinearRegressi
   const auto r = minimize(obj, x0, {p.max_iter, p.tol, 10}, pr.l1_weights());
   pr.to_model(r.x, model);
   model.iterations = r.iterations;
+  model.evaluations = r.evaluations;
   model.objective_history = r.history;
   model.solver = "l-bfgs";
   return model;
@@ -331,7 +348,7 @@ LogisticRegressionModel fit_logistic_regression(const Frame& f, const LogisticRe
   const bool binomial = p.family == "binomial" || (p.family == "auto" && K == 2);
   const std::int64_t outputs = binomial ? 1 : K;
   const Summary s = summarize(f);
-  warn_constant_columns(f, s, "LogisticRegression");
+  if (p.standardization) warn_constant_columns(f, s, "LogisticRegression");
   Problem pr(s, outputs, p.fit_intercept, p.standardization, p.reg_param, p.elastic_net_param);
   const std::int64_t d = pr.d;
   const Vec counts = class_counts(f, K);
@@ -387,6 +404,7 @@ LogisticRegressionModel fit_logistic_regression(const Frame& f, const LogisticRe
   LogisticRegressionModel model;
   pr.to_model(r.x, model);
   model.iterations = r.iterations;
+  model.evaluations = r.evaluations;
   model.objective_history = r.history;
   model.solver = pr.l1 > 0 ? "owl-qn" : "l-bfgs";
   model.num_classes = K;
@@ -440,7 +458,7 @@ LinearSvcModel fit_linear_svc(const Frame& f, const LinearSvcParams& p) {
   const std::int64_t K = std::max<std::int64_t>(num_classes(f), 2);
   const std::int64_t outputs = K == 2 ? 1 : K;  // one-vs-rest: one hinge problem per class
   const Summary s = summarize(f);
-  warn_constant_columns(f, s, "LinearSVC");
+  if (p.standardization) warn_constant_columns(f, s, "LinearSVC");
   Problem pr(s, outputs, p.fit_intercept, p.standardization, p.reg_param, 0.0);
   const Vec& y = f.label();
   const Vec& w = f.weight();
@@ -467,6 +485,7 @@ LinearSvcModel fit_linear_svc(const Frame& f, const LinearSvcParams& p) {
   LinearSvcModel model;
   pr.to_model(r.x, model);
   model.iterations = r.iterations;
+  model.evaluations = r.evaluations;
   model.objective_history = r.history;
   model.solver = "l-bfgs";
   model.num_classes = K;

@@ -39,6 +39,7 @@ QuasiNewtonResult minimize(const Objective& f, Vec x, const QuasiNewtonOptions& 
   QuasiNewtonResult r;
   Vec g(x.size());
   double fx = f(x, g) + l1_term(x, pen);
+  r.evaluations = 1;
   r.history.push_back(fx);
   std::deque<Vec> S, Y;
   std::deque<double> rho;
@@ -92,6 +93,7 @@ QuasiNewtonResult minimize(const Objective& f, Vec x, const QuasiNewtonOptions& 
           if (sign(xn[i]) != orthant[i]) xn[i] = 0.0;
       }
       fn = f(xn, gn) + l1_term(xn, pen);
+      ++r.evaluations;
       // Armijo on the (projected) step actually taken.
       const double decrease = owl ? pg.dot(xn - x) : step * slope;
       if (std::isfinite(fn) && fn <= fx + 1e-4 * decrease) {

@@ -42,6 +42,7 @@ struct LinearModel {
   Mat coefficients;  // outputs x features, on the original feature scale
   Vec intercept;     // one per output
   int iterations = 0;
+  int evaluations = 0;  // passes over the data
   std::vector<double> objective_history;
   std::string solver;  // what actually ran
   Mat margins(const Frame& f) const;  // local rows x outputs: X beta^T + b

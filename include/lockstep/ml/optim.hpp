@@ -24,6 +24,7 @@ struct QuasiNewtonResult {
   Vec x;
   double value = 0.0;
   int iterations = 0;
+  int evaluations = 0;  // objective evaluations (passes over the data), line searches included
   bool converged = false;
   std::vector<double> history;  // objective after each iteration (the first entry: at x0)
 };
