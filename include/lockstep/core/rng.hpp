@@ -43,7 +43,16 @@ struct Philox4x32 {
 
 // Streams of randomness: each purpose gets its own stream id so that, for example, dropout masks
 // and the data permutation never share counters.
-enum class RngStream : std::uint32_t { kPermutation = 1, kInit = 2, kDropout = 3, kSynthetic = 4, kUser = 100 };
+enum class RngStream : std::uint32_t {
+  kPermutation = 1,
+  kInit = 2,
+  kDropout = 3,
+  kSynthetic = 4,
+  kKMeans = 5,     // k-means|| sampling, keyed by (seed, step, global row)
+  kForest = 6,     // bootstrap weights and feature subsets, keyed by (seed, tree, row or node)
+  kSplit = 7,      // random splits (train/validation, cross-validation folds), keyed by (seed, row)
+  kUser = 100
+};
 
 // A sequential generator over one (seed, stream, a, b) tuple; cheap to create per sample.
 class CounterRng {
