@@ -9,7 +9,11 @@
 #include <string>
 
 #include "lockstep/data/sources.hpp"
+#include "lockstep/ml/clustering.hpp"
+#include "lockstep/ml/feature.hpp"
 #include "lockstep/ml/linear.hpp"
+#include "lockstep/ml/tree.hpp"
+#include "lockstep/core/rng.hpp"
 
 using namespace lockstep;
 using Clock = std::chrono::steady_clock;
@@ -73,6 +77,68 @@ int main(int argc, char** argv) {
       iters = m.iterations;
       evals = m.evaluations;
     }
+  }
+  if (est == "forest" || est == "gbt" || est == "kmeans" || est == "pca") {
+    const auto train = fmnist(c, true), test = fmnist(c, false);
+    c.barrier();
+    const auto t0 = Clock::now();
+    if (est == "forest") {
+      ml::ForestParams p;
+      p.num_trees = static_cast<int>(num("numTrees", 20));
+      p.max_depth = static_cast<int>(num("maxDepth", 10));
+      p.max_bins = static_cast<int>(num("maxBins", 32));
+      p.seed = static_cast<std::uint64_t>(num("seed", 1));
+      const auto m = ml::fit_random_forest(train, p, true);
+      fit_s = std::chrono::duration<double>(Clock::now() - t0).count();
+      quality = accuracy(test, m.predict(test).prediction);
+    } else if (est == "kmeans") {
+      ml::KMeansParams p;
+      p.k = static_cast<std::int64_t>(num("k", 10));
+      p.max_iter = static_cast<int>(num("maxIter", 20));
+      p.tol = num("tol", 1e-4);
+      p.seed = static_cast<std::uint64_t>(num("seed", 1));
+      const auto m = ml::fit_kmeans(train, p);
+      fit_s = std::chrono::duration<double>(Clock::now() - t0).count();
+      metric = "cost";
+      quality = m.training_cost;
+      iters = m.iterations;
+    } else if (est == "pca") {
+      const auto m = ml::fit_pca(train, {static_cast<std::int64_t>(num("k", 50))});
+      fit_s = std::chrono::duration<double>(Clock::now() - t0).count();
+      metric = "explained_variance_ratio";
+      quality = m.explained_variance_ratio.sum();
+    }
+  }
+  if (est == "linear") {
+    // Synthetic regression: rows x features, y = x.beta + noise, every row keyed by its index.
+    const auto rows = static_cast<std::int64_t>(num("rows", 1000000)), d = static_cast<std::int64_t>(num("features", 100));
+    const auto r = data::split_range(rows, c.rank(), c.size());
+    ml::RowMatrix x(r.end - r.begin, d);
+    Eigen::VectorXd y(r.end - r.begin);
+    for (std::int64_t i = r.begin; i < r.end; ++i) {
+      CounterRng g(7, RngStream::kUser, static_cast<std::uint64_t>(i));
+      double yi = 3.0;
+      for (std::int64_t j = 0; j < d; ++j) {
+        const float v = static_cast<float>(g.normal());
+        x(i - r.begin, j) = v;
+        yi += v * (j % 3 == 0 ? 1.0 : 0.1 * static_cast<double>(j % 7));
+      }
+      y[i - r.begin] = yi + g.normal();
+    }
+    const auto f = ml::Frame::dense(c, std::move(x), std::move(y));
+    c.barrier();
+    const auto t0 = Clock::now();
+    ml::LinearRegressionParams p;
+    p.reg_param = num("regParam", 0.0);
+    p.elastic_net_param = num("elasticNetParam", 0.0);
+    p.solver = str("solver", "auto");
+    const auto m = ml::fit_linear_regression(f, p);
+    fit_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    metric = "train_rmse";
+    const Eigen::VectorXd pred = m.predict(f).prediction;
+    double se = (pred - f.label()).squaredNorm();
+    se = c.allreduce<double>(se, comm::ReduceOp::kSum);
+    quality = std::sqrt(se / static_cast<double>(rows));
   }
   if (c.rank() == 0)
     std::printf("{\"estimator\":\"%s\",\"ranks\":%d,\"fit_seconds\":%.4f,\"%s\":%.6f,\"iterations\":%d,\"evaluations\":%d}\n",

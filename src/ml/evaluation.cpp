@@ -1,0 +1,151 @@
+// Distributed evaluators.
+#include "lockstep/ml/evaluation.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "lockstep/data/partitioned.hpp"
+
+namespace lockstep::ml {
+
+MulticlassMetrics evaluate_multiclass(const Frame& t, const Predictions& p) {
+  auto& comm = t.comm();
+  LOCKSTEP_CHECK(p.prediction.size() == t.rows(), Error, "evaluate: ", p.prediction.size(), " predictions for ",
+                 t.rows(), " rows");
+  double top = -1.0;
+  for (std::int64_t i = 0; i < t.rows(); ++i) top = std::max({top, t.label()[i], p.prediction[i]});
+  const auto K = static_cast<std::int64_t>(comm.allreduce<double>(top, comm::ReduceOp::kMax)) + 1;
+  const bool probs = comm.allreduce<std::int32_t>(p.probability.size() > 0 || t.rows() == 0 ? 1 : 0, comm::ReduceOp::kMin) == 1 &&
+                     comm.allreduce<std::int32_t>(p.probability.size() > 0 ? 1 : 0, comm::ReduceOp::kMax) == 1;
+  Vec buf = Vec::Zero(K * K + 1);
+  Eigen::Map<Mat> C(buf.data(), K, K);
+  for (std::int64_t i = 0; i < t.rows(); ++i) {
+    const auto y = static_cast<std::int64_t>(t.label()[i]), q = static_cast<std::int64_t>(p.prediction[i]);
+    C(y, q) += t.weight()[i];
+    if (probs) {
+      const double py = y < p.probability.cols() ? p.probability(i, y) : 0.0;
+      buf[K * K] -= t.weight()[i] * std::log(std::max(py, 1e-15));
+    }
+  }
+  comm.allreduce(std::span<double>(buf.data(), static_cast<std::size_t>(buf.size())), comm::ReduceOp::kSum);
+  MulticlassMetrics m;
+  m.confusion = C;
+  const double W = C.sum();
+  const Vec actual = C.rowwise().sum(), predicted = C.colwise().sum().transpose();
+  m.precision = m.recall = m.f1 = Vec::Zero(K);
+  for (std::int64_t k = 0; k < K; ++k) {
+    const double tp = C(k, k);
+    m.precision[k] = predicted[k] > 0 ? tp / predicted[k] : 0.0;
+    m.recall[k] = actual[k] > 0 ? tp / actual[k] : 0.0;
+    const double s = m.precision[k] + m.recall[k];
+    m.f1[k] = s > 0 ? 2 * m.precision[k] * m.recall[k] / s : 0.0;
+    if (W > 0) {
+      m.weighted_precision += actual[k] / W * m.precision[k];
+      m.weighted_recall += actual[k] / W * m.recall[k];
+      m.weighted_f1 += actual[k] / W * m.f1[k];
+    }
+  }
+  m.accuracy = W > 0 ? C.diagonal().sum() / W : 0.0;
+  m.log_loss = probs && W > 0 ? buf[K * K] / W : NAN;
+  return m;
+}
+
+namespace {
+struct Scored {
+  double score, pos, neg;  // pos/neg: the row's weight if its label is 1/0
+};
+}  // namespace
+
+BinaryMetrics evaluate_binary(const Frame& t, const Vec& scores) {
+  auto& comm = t.comm();
+  LOCKSTEP_CHECK(scores.size() == t.rows(), Error, "evaluate: ", scores.size(), " scores for ", t.rows(), " rows");
+  std::vector<Scored> mine;
+  std::int64_t bad = INT64_MAX;
+  for (std::int64_t i = 0; i < t.rows(); ++i) {
+    const double y = t.label()[i];
+    if ((y != 0.0 && y != 1.0) || !std::isfinite(scores[i])) bad = std::min(bad, t.row_offset() + i);
+    mine.push_back({scores[i], y == 1.0 ? t.weight()[i] : 0.0, y == 1.0 ? 0.0 : t.weight()[i]});
+  }
+  bad = comm.allreduce<std::int64_t>(bad, comm::ReduceOp::kMin);
+  if (bad != INT64_MAX)
+    comm.agree("binary evaluation: row " + std::to_string(bad) + " has a label other than 0/1 or a score that is not finite",
+               comm::Communicator::ErrorKind::kData);
+  // Sample sort: 64 samples a rank give np - 1 splitters; equal scores land on one rank.
+  std::vector<double> sorted;
+  for (const auto& s : mine) sorted.push_back(s.score);
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<double> samples;
+  for (int q = 1; q <= 64 && !sorted.empty(); ++q)
+    samples.push_back(sorted[static_cast<std::size_t>((sorted.size() - 1) * q / 64)]);
+  auto all = data::Partitioned<double>::from_local(comm, samples).collect();
+  std::sort(all.begin(), all.end());
+  std::vector<double> splitters;
+  const int np = comm.size();
+  for (int r = 1; r < np && !all.empty(); ++r) splitters.push_back(all[all.size() * static_cast<std::size_t>(r) / static_cast<std::size_t>(np)]);
+  auto moved = data::Partitioned<Scored>::from_local(comm, std::move(mine))
+                   .repartition([&](const Scored& s) {
+                     return static_cast<int>(std::upper_bound(splitters.begin(), splitters.end(), s.score) - splitters.begin());
+                   })
+                   .local();
+  // Rank r holds a score range above rank r-1's: walk from the top (highest rank, highest score).
+  std::sort(moved.begin(), moved.end(), [](const Scored& a, const Scored& b) { return a.score > b.score; });
+  std::vector<Scored> groups;  // equal scores merged
+  for (const auto& s : moved) {
+    if (!groups.empty() && groups.back().score == s.score) {
+      groups.back().pos += s.pos, groups.back().neg += s.neg;
+    } else {
+      groups.push_back(s);
+    }
+  }
+  double local[2] = {0.0, 0.0};
+  for (const auto& g : groups) local[0] += g.pos, local[1] += g.neg;
+  struct Tot {
+    double pos, neg;
+  };
+  const auto totals = comm.allgather(Tot{local[0], local[1]});
+  double P = 0.0, N = 0.0, tp = 0.0, fp = 0.0;
+  for (int r = 0; r < np; ++r) {
+    P += totals[static_cast<std::size_t>(r)].pos, N += totals[static_cast<std::size_t>(r)].neg;
+    if (r > comm.rank()) tp += totals[static_cast<std::size_t>(r)].pos, fp += totals[static_cast<std::size_t>(r)].neg;
+  }
+  double sums[2] = {0.0, 0.0};  // ROC area (unnormalised), PR area
+  for (const auto& g : groups) {
+    sums[0] += g.neg * (tp + 0.5 * g.pos);
+    const double prev_recall = P > 0 ? tp / P : 0.0;
+    const double ntp = tp + g.pos, nfp = fp + g.neg;
+    const double prec = ntp + nfp > 0 ? ntp / (ntp + nfp) : 1.0;
+    const double prev_prec = tp + fp > 0 ? tp / (tp + fp) : prec;  // the curve starts at (0, first precision)
+    const double recall = P > 0 ? ntp / P : 0.0;
+    sums[1] += (recall - prev_recall) * 0.5 * (prec + prev_prec);
+    tp = ntp, fp = nfp;
+  }
+  comm.allreduce(std::span<double>(sums, 2), comm::ReduceOp::kSum);
+  BinaryMetrics m;
+  m.area_under_roc = P > 0 && N > 0 ? sums[0] / (P * N) : NAN;
+  m.area_under_pr = P > 0 ? sums[1] : NAN;
+  return m;
+}
+
+RegressionMetrics evaluate_regression(const Frame& t, const Vec& pred) {
+  LOCKSTEP_CHECK(pred.size() == t.rows(), Error, "evaluate: ", pred.size(), " predictions for ", t.rows(), " rows");
+  double s[5] = {0, 0, 0, 0, 0};  // W, sum w e^2, sum w |e|, sum w y, sum w y^2
+  for (std::int64_t i = 0; i < t.rows(); ++i) {
+    const double w = t.weight()[i], y = t.label()[i], e = pred[i] - y;
+    s[0] += w, s[1] += w * e * e, s[2] += w * std::fabs(e), s[3] += w * y, s[4] += w * y * y;
+  }
+  t.comm().allreduce(std::span<double>(s, 5), comm::ReduceOp::kSum);
+  const double ybar = s[3] / s[0];
+  double ev = 0.0;
+  for (std::int64_t i = 0; i < t.rows(); ++i) ev += t.weight()[i] * (pred[i] - ybar) * (pred[i] - ybar);
+  ev = t.comm().allreduce<double>(ev, comm::ReduceOp::kSum);
+  RegressionMetrics m;
+  m.mse = s[1] / s[0];
+  m.rmse = std::sqrt(m.mse);
+  m.mae = s[2] / s[0];
+  const double sst = s[4] - s[0] * ybar * ybar;
+  m.r2 = sst > 0 ? 1.0 - s[1] / sst : NAN;
+  m.explained_variance = ev / s[0];
+  return m;
+}
+
+}  // namespace lockstep::ml
