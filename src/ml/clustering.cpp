@@ -220,36 +220,31 @@ KMeansModel fit_kmeans(const Frame& f, const KMeansParams& p) {
     centers = all.topRows(std::min<std::int64_t>(k, all.rows()));
   }
 
-  // Lloyd's iterations.
+  // Lloyd's iterations. Cluster sums accumulate in double (row-major, so each row's add is a
+  // contiguous sweep); the allreduce carries [sums, counts, cost].
   KMeansModel model;
   Vec buf(k * d + k + 1);
-  MatF sums_f(k, d);
+  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> sums(k, d);
   int it = 0;
   for (; it < p.max_iter; ++it) {
     buf.setZero();
-    Eigen::Map<Mat> sums(buf.data(), k, d);  // column-major k x d
+    sums.setZero();
     Eigen::Map<Vec> cnt(buf.data() + k * d, k);
     double cost = 0.0;
-    sums_f.setZero();
-    std::int64_t pending = 0;
     nearest(f, xn, centers, [&](std::int64_t i, std::int64_t c, double d2, const auto& xb, std::int64_t bi) {
       const double wi = f.weight()[i];
-      sums_f.row(c) += static_cast<float>(wi) * xb.row(bi);
+      sums.row(c) += wi * xb.row(bi).template cast<double>();
       cnt[c] += wi;
       cost += wi * d2;
-      if (++pending == kBlock) {  // keep float partial sums short
-        sums += sums_f.cast<double>();
-        sums_f.setZero();
-        pending = 0;
-      }
     });
-    sums += sums_f.cast<double>();
+    std::copy(sums.data(), sums.data() + k * d, buf.data());
     buf[k * d + k] = cost;
     comm.allreduce(std::span<double>(buf.data(), static_cast<std::size_t>(buf.size())), comm::ReduceOp::kSum);
+    const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> total(buf.data(), k, d);
     double moved = 0.0;
     for (std::int64_t c = 0; c < k; ++c) {
       if (cnt[c] <= 0) continue;  // an empty cluster keeps its centre (as Spark)
-      const Eigen::RowVectorXd nc = sums.row(c) / cnt[c];
+      const Eigen::RowVectorXd nc = total.row(c) / cnt[c];
       moved = std::max(moved, (nc - centers.row(c)).norm());
       centers.row(c) = nc;
     }

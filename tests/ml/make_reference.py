@@ -18,7 +18,11 @@ import sklearn
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
+from sklearn.metrics import (accuracy_score, f1_score, log_loss, mean_absolute_error, mean_squared_error,
+                             precision_score, r2_score, recall_score, roc_auc_score)
+from sklearn.naive_bayes import BernoulliNB, GaussianNB, MultinomialNB
 from sklearn.svm import LinearSVC
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "data", "ml")
 
@@ -38,6 +42,27 @@ def write_csv(name, X, y, w=None):
 
 def vec(v):
     return "[" + ", ".join(repr(float(x)) for x in np.ravel(v)) + "]"
+
+
+def spark_pr_area(y, score):
+    """Spark's areaUnderPR: trapezoids over (recall, precision) per distinct threshold, descending,
+    starting at (0, precision of the first threshold)."""
+    order = np.argsort(-score, kind="stable")
+    s, t = score[order], y[order]
+    P = t.sum()
+    tp = fp = 0.0
+    points = []
+    i = 0
+    while i < len(s):
+        j = i
+        while j < len(s) and s[j] == s[i]:
+            tp += t[j]
+            fp += 1 - t[j]
+            j += 1
+        points.append((tp / P, tp / (tp + fp)))
+        i = j
+    points.insert(0, (0.0, points[0][1]))
+    return float(sum((r1 - r0) * (p0 + p1) / 2 for (r0, p0), (r1, p1) in zip(points, points[1:])))
 
 
 def main():
@@ -108,6 +133,40 @@ def main():
     order = np.lexsort(km.cluster_centers_.T[::-1])
     lines.append("clustering:")
     lines += [f"  kmeans4: {{cost: {km.inertia_!r}, centers: {vec(km.cluster_centers_[order])}}}"]
+
+    # ---- naive Bayes on the classification fixture
+    lines.append("naive_bayes:")
+    g = GaussianNB().fit(Xc, yc)
+    lines += [f"  gaussian: {{theta: {vec(g.theta_)}, var: {vec(g.var_)}, accuracy: {g.score(Xc, yc)!r}}}"]
+    A = np.abs(Xc)
+    mn = MultinomialNB(alpha=1.0).fit(A, yc)
+    lines += [f"  multinomial_abs: {{feature_log_prob: {vec(mn.feature_log_prob_)}, accuracy: {mn.score(A, yc)!r}}}"]
+    B = (Xc > 0).astype(np.float64)
+    bn = BernoulliNB(alpha=1.0).fit(B, yc)
+    lines += [f"  bernoulli_positive: {{feature_log_prob: {vec(bn.feature_log_prob_)}, accuracy: {bn.score(B, yc)!r}}}"]
+
+    # ---- trees: scikit-learn's training accuracy / R^2 at depth 5 (exact thresholds; ours are binned)
+    lines.append("trees:")
+    dt = DecisionTreeClassifier(max_depth=5, random_state=0).fit(Xc, yc)
+    lines += [f"  classifier_depth5_train_accuracy: {dt.score(Xc, yc)!r}"]
+    dr = DecisionTreeRegressor(max_depth=5, random_state=0).fit(X, y)
+    lines += [f"  regressor_depth5_train_r2: {dr.score(X, y)!r}"]
+
+    # ---- evaluators on fixed predictions
+    lines.append("evaluation:")
+    score = np.round(Xb[:, 0], 1)  # ties on purpose
+    lines += [f"  binary_x0_rounded: {{auc: {roc_auc_score(yb, score)!r}, pr_area: {spark_pr_area(yb, score)!r}}}"]
+    z = Xc[:, :3]
+    pred = z.argmax(axis=1)
+    prob = np.exp(z - z.max(axis=1, keepdims=True))
+    prob /= prob.sum(axis=1, keepdims=True)
+    lines += [f"  multiclass_argmax_x012: {{accuracy: {accuracy_score(yc, pred)!r}, "
+              f"weighted_f1: {f1_score(yc, pred, average='weighted')!r}, "
+              f"weighted_precision: {precision_score(yc, pred, average='weighted', zero_division=0)!r}, "
+              f"weighted_recall: {recall_score(yc, pred, average='weighted')!r}, log_loss: {log_loss(yc, prob, eps=1e-15)!r}}}"]
+    rp = X[:, 0] + X[:, 1]
+    lines += [f"  regression_x0_plus_x1: {{rmse: {mean_squared_error(y, rp) ** 0.5!r}, mae: {mean_absolute_error(y, rp)!r}, "
+              f"r2: {r2_score(y, rp)!r}}}"]
 
     with open(os.path.join(OUT, "reference.yaml"), "w") as f:
         f.write("\n".join(lines) + "\n")
