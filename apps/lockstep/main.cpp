@@ -12,12 +12,13 @@
 int main(int argc, char** argv) {
   using namespace lockstep;
   CLI::App cli{"lockstep: data-parallel deep learning and ML on MPI.\n"
-               "Launch with mpirun/srun: mpirun -np 4 lockstep train configs/fmnist_mlp.yaml"};
+               "Launch with mpirun/srun: mpirun -np 4 lockstep train configs/fmnist_mlp.yaml\n"
+               "ML pipelines: mpirun -np 2 lockstep fit configs/fmnist_logreg.yaml"};
   cli.require_subcommand(1);
   app::ConfigArgs cfg;
   bool resume = false;
   std::int64_t max_steps = 0;
-  std::string checkpoint, input, labels, output;
+  std::string checkpoint, model, input, labels, output;
 
   auto add_config = [&](CLI::App* sub) {
     sub->add_option("config", cfg.path, "YAML run configuration")->required();
@@ -38,13 +39,27 @@ int main(int argc, char** argv) {
 
   auto* predict = cli.add_subcommand("predict", "Predict for a data file; each rank predicts its split");
   add_config(predict);
-  predict->add_option("--checkpoint", checkpoint, "Checkpoint file (HDF5) written by lockstep train")->required();
+  auto* ck = predict->add_option("--checkpoint", checkpoint, "Checkpoint file (HDF5) written by lockstep train");
+  auto* md = predict->add_option("--model", model, "Pipeline model (HDF5) written by lockstep fit");
+  ck->excludes(md);
   predict->add_option("--input", input, "Features file, in the config's data.format")->required();
   predict->add_option("--labels", labels,
                       "IDX labels file (optional: without it the images are read unlabeled; CSV, LIBSVM and "
                       "HDF5 inputs carry their own label column, which predict ignores)");
-  predict->add_option("--output", output, "Output CSV: index,prediction,score_0..score_{k-1}, input order")
+  predict->add_option("--output", output,
+                      "Output CSV in input order: index,prediction,score_0..score_{k-1} (--checkpoint) or "
+                      "index,prediction,probability_0.. (--model)")
       ->required();
+
+  auto* fit = cli.add_subcommand("fit", "Fit the config's ML pipeline (tuned if it says so) and save it to "
+                                        "output.dir/model.h5");
+  add_config(fit);
+  auto* transform = cli.add_subcommand("transform", "Apply a fitted pipeline's transformers to a data file");
+  add_config(transform);
+  transform->add_option("--model", model, "Pipeline model (HDF5) written by lockstep fit")->required();
+  transform->add_option("--input", input, "Features file, in the config's data.format")->required();
+  transform->add_option("--labels", labels, "IDX labels file (optional)");
+  transform->add_option("--output", output, "Output CSV: index,label,features..., input order")->required();
 
   auto* info = cli.add_subcommand("info", "Version, MPI library, CUDA/NCCL support, ranks and hosts");
   info->add_option("--checkpoint", checkpoint, "Also describe a checkpoint: counters, config hash, parameter digest");
@@ -62,7 +77,11 @@ int main(int argc, char** argv) {
   try {
     if (*train) status = app::run_train(*world, cfg, resume, max_steps);
     else if (*evaluate) status = app::run_evaluate(*world, cfg, checkpoint);
+    else if (*predict && !model.empty()) status = app::run_predict_pipeline(*world, cfg, model, input, labels, output);
+    else if (*predict && checkpoint.empty()) throw ConfigError("predict: give --checkpoint (lockstep train) or --model (lockstep fit)");
     else if (*predict) status = app::run_predict(*world, cfg, checkpoint, input, labels, output);
+    else if (*fit) status = app::run_fit(*world, cfg);
+    else if (*transform) status = app::run_transform(*world, cfg, model, input, labels, output);
     else if (*info) status = app::run_info(*world, checkpoint);
   } catch (const Error& e) {
     if (e.agreed()) {  // every rank has it: say it once, end normally everywhere

@@ -10,6 +10,8 @@ namespace lockstep::app {
 
 int run_train(comm::Communicator& comm, const ConfigArgs& args, bool resume, std::int64_t max_steps) {
   io::Config cfg = load_config_everywhere(comm, args);
+  if (!cfg.pipeline.empty())
+    throw ConfigError(args.path + ": this config has a pipeline: run it with lockstep fit");
   const std::string yaml = io::to_yaml(cfg);
   log::info("lockstep train: " + args.path + " on " + std::to_string(comm.size()) + " rank(s), config hash " +
             io::hex64(io::config_hash(cfg)));

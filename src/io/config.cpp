@@ -144,16 +144,16 @@ void apply_override(YAML::Node root, const std::string& text) {
 }
 
 void parse_layers(const YAML::Node& n, const std::string* source, const std::set<std::string>* overridden,
-                  std::vector<LayerConfig>& out) {
+                  std::vector<LayerConfig>& out, const std::string& path = "model.layers") {
   if (!n || !n.IsSequence() || n.size() == 0) {
     std::ostringstream os;
     os << *source;
     if (n && n.Mark().line >= 0) os << ':' << (n.Mark().line + 1);
-    os << ": model.layers: expected a non-empty list of layers";
+    os << ": " << path << ": expected a non-empty list of layers";
     throw ConfigError(os.str());
   }
   for (std::size_t i = 0; i < n.size(); ++i) {
-    Section s(n[i], "model.layers[" + std::to_string(i) + "]", source, overridden);
+    Section s(n[i], path + "[" + std::to_string(i) + "]", source, overridden);
     LayerConfig spec;
     s.get<std::string>("type", spec.type, one_of({"dense", "relu", "sigmoid", "tanh", "dropout"}),
                        "one of dense, relu, sigmoid, tanh, dropout");
@@ -168,6 +168,120 @@ void parse_layers(const YAML::Node& n, const std::string* source, const std::set
     s.finish();
     out.push_back(spec);
   }
+}
+
+// The sections of a neural network (model, optimizer, schedule, training), under `top`: the file's
+// top level for `lockstep train`, or a NeuralNetwork stage of a pipeline.
+void parse_nn(Section& top, const std::string* src, const std::set<std::string>& overridden, Config& c,
+              bool require_layers = true) {
+  Section m = top.child("model");
+  const YAML::Node layers = m.raw("layers");
+  if (require_layers || (layers && !layers.IsNull())) parse_layers(m.raw("layers"), src, &overridden, c.model.layers, m.key_path("layers"));
+  m.get<std::string>("init", c.model.init, one_of({"he_uniform", "he_normal", "xavier_uniform", "xavier_normal"}),
+                     "one of he_uniform, he_normal, xavier_uniform, xavier_normal");
+  m.finish();
+
+  Section o = top.child("optimizer");
+  auto& op = c.optimizer;
+  o.get<std::string>("type", op.type, one_of({"sgd", "adam", "adamw"}), "one of sgd, adam, adamw");
+  o.get<double>("lr", op.lr, positive<double>(), "a number > 0");
+  o.get<double>("momentum", op.momentum, [](const double& v) { return v >= 0.0 && v < 1.0; }, "a number in [0, 1)");
+  o.get<bool>("nesterov", op.nesterov);
+  o.get<double>("weight_decay", op.weight_decay, non_negative<double>(), "a number >= 0");
+  o.get<double>("beta1", op.beta1, [](const double& v) { return v >= 0.0 && v < 1.0; }, "a number in [0, 1)");
+  o.get<double>("beta2", op.beta2, [](const double& v) { return v >= 0.0 && v < 1.0; }, "a number in [0, 1)");
+  o.get<double>("eps", op.eps, positive<double>(), "a number > 0");
+  o.finish();
+  if (op.nesterov && op.momentum == 0.0)
+    o.fail(o.key_path("nesterov"), YAML::Node(), "Nesterov momentum needs momentum > 0");
+
+  Section s = top.child("schedule");
+  s.get<std::string>("type", c.schedule.type, one_of({"constant", "step", "cosine"}), "one of constant, step, cosine");
+  s.get<std::int64_t>("warmup_steps", c.schedule.warmup_steps, non_negative<std::int64_t>(), "an integer >= 0");
+  s.get<std::int64_t>("step_size", c.schedule.step_size, positive<std::int64_t>(), "an integer > 0 (epochs)");
+  s.get<double>("gamma", c.schedule.gamma, positive<double>(), "a number > 0");
+  s.get<double>("min_lr", c.schedule.min_lr, non_negative<double>(), "a number >= 0");
+  s.finish();
+
+  Section t = top.child("training");
+  auto& tr = c.training;
+  t.get<std::int64_t>("epochs", tr.epochs, positive<std::int64_t>(), "an integer > 0");
+  t.get<std::int64_t>("batch_size", tr.batch_size, positive<std::int64_t>(), "an integer > 0");
+  t.get<std::uint64_t>("seed", tr.seed);
+  t.get<std::string>("loss", tr.loss,
+                     one_of({"softmax_cross_entropy", "cross_entropy", "mse", "mean_squared_error", "bce_with_logits"}),
+                     "one of softmax_cross_entropy (alias cross_entropy), mse (alias mean_squared_error), "
+                     "bce_with_logits");
+  t.get<std::string>("device", tr.device, one_of({"cpu", "cuda"}), "one of cpu, cuda");
+  t.get<bool>("deterministic", tr.deterministic);
+  t.get<std::int64_t>("micro_batch", tr.micro_batch, positive<std::int64_t>(), "an integer > 0");
+  t.get<double>("bucket_mb", tr.bucket_mb, positive<double>(), "a number > 0 (MiB)");
+  t.get<bool>("overlap", tr.overlap);
+  t.get<bool>("shared_memory", tr.shared_memory);
+  t.get<std::string>("precision", tr.precision, one_of({"fp32", "bf16"}), "one of fp32, bf16");
+  t.get<std::string>("reduce_precision", tr.reduce_precision, one_of({"fp32", "bf16"}), "one of fp32, bf16");
+  t.get<std::int64_t>("eval_batch", tr.eval_batch, positive<std::int64_t>(), "an integer > 0");
+  t.finish();
+
+}
+
+StageParam stage_param(const YAML::Node& v, const std::string& where) {
+  StageParam p;
+  p.where = where;
+  if (v.IsSequence()) {
+    p.is_list = true;
+    for (const auto& e : v) {
+      if (!e.IsScalar()) throw ConfigError(where + ": expected a scalar or a list of scalars");
+      p.values.push_back(e.Scalar());
+    }
+  } else if (v.IsScalar()) {
+    p.values.push_back(v.Scalar());
+  } else if (v.IsNull()) {
+    p.values.push_back("");
+  } else {
+    throw ConfigError(where + ": expected a scalar or a list of scalars");
+  }
+  return p;
+}
+
+std::string mark(const std::string& source, const YAML::Node& n, const std::set<std::string>& overridden,
+                 const std::string& key) {
+  for (const auto& o : overridden)
+    if (key == o || key.rfind(o + ".", 0) == 0 || key.rfind(o + "[", 0) == 0 || o.rfind(key, 0) == 0 || o == "pipeline")
+      return source + ": --set: " + key;
+  return source + (n && n.Mark().line >= 0 ? ":" + std::to_string(n.Mark().line + 1) : std::string()) + ": " + key;
+}
+
+StageConfig parse_stage(const YAML::Node& n, const std::string& path, const std::string* src,
+                        const std::set<std::string>& overridden) {
+  if (!n.IsMap() || n.size() != 1)
+    throw ConfigError(mark(*src, n, overridden, path) +
+                      ": expected a mapping with one key, the stage type (e.g. {LogisticRegression: {regParam: 0.01}})");
+  StageConfig st;
+  const auto kv = *n.begin();
+  st.type = kv.first.as<std::string>();
+  const std::string here = path + "." + st.type;
+  st.where = mark(*src, kv.first, overridden, here);
+  const YAML::Node body = kv.second;
+  if (body && !body.IsNull() && !body.IsMap()) throw ConfigError(st.where + ": expected a mapping of parameters");
+  if (st.type == "NeuralNetwork") {
+    st.nn = std::make_shared<Config>();
+    st.nn->source = *src;
+    Section s(body, here, src, &overridden);
+    parse_nn(s, src, overridden, *st.nn);
+    s.finish();
+    return st;
+  }
+  if (!body || body.IsNull()) return st;
+  for (const auto& p : body) {
+    const std::string key = p.first.as<std::string>();
+    if (st.type == "FeatureSelector" && key == "estimator") {
+      st.inner.push_back(parse_stage(p.second, here + ".estimator", src, overridden));
+      continue;
+    }
+    st.params[key] = stage_param(p.second, mark(*src, p.first, overridden, here + "." + key));
+  }
+  return st;
 }
 
 Config from_yaml(YAML::Node root, const std::string& source, const std::set<std::string>& overridden) {
@@ -207,53 +321,9 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
   if (c.data.format != "synthetic" && c.data.train.features.empty())
     throw ConfigError(source + ": data.train.features: missing (the training data file)");
 
-  Section m = top.child("model");
-  parse_layers(m.raw("layers"), src, &overridden, c.model.layers);
-  m.get<std::string>("init", c.model.init, one_of({"he_uniform", "he_normal", "xavier_uniform", "xavier_normal"}),
-                     "one of he_uniform, he_normal, xavier_uniform, xavier_normal");
-  m.finish();
-
-  Section o = top.child("optimizer");
-  auto& op = c.optimizer;
-  o.get<std::string>("type", op.type, one_of({"sgd", "adam", "adamw"}), "one of sgd, adam, adamw");
-  o.get<double>("lr", op.lr, positive<double>(), "a number > 0");
-  o.get<double>("momentum", op.momentum, [](const double& v) { return v >= 0.0 && v < 1.0; }, "a number in [0, 1)");
-  o.get<bool>("nesterov", op.nesterov);
-  o.get<double>("weight_decay", op.weight_decay, non_negative<double>(), "a number >= 0");
-  o.get<double>("beta1", op.beta1, [](const double& v) { return v >= 0.0 && v < 1.0; }, "a number in [0, 1)");
-  o.get<double>("beta2", op.beta2, [](const double& v) { return v >= 0.0 && v < 1.0; }, "a number in [0, 1)");
-  o.get<double>("eps", op.eps, positive<double>(), "a number > 0");
-  o.finish();
-  if (op.nesterov && op.momentum == 0.0)
-    throw ConfigError(source + ": optimizer.nesterov: Nesterov momentum needs optimizer.momentum > 0");
-
-  Section s = top.child("schedule");
-  s.get<std::string>("type", c.schedule.type, one_of({"constant", "step", "cosine"}), "one of constant, step, cosine");
-  s.get<std::int64_t>("warmup_steps", c.schedule.warmup_steps, non_negative<std::int64_t>(), "an integer >= 0");
-  s.get<std::int64_t>("step_size", c.schedule.step_size, positive<std::int64_t>(), "an integer > 0 (epochs)");
-  s.get<double>("gamma", c.schedule.gamma, positive<double>(), "a number > 0");
-  s.get<double>("min_lr", c.schedule.min_lr, non_negative<double>(), "a number >= 0");
-  s.finish();
-
-  Section t = top.child("training");
-  auto& tr = c.training;
-  t.get<std::int64_t>("epochs", tr.epochs, positive<std::int64_t>(), "an integer > 0");
-  t.get<std::int64_t>("batch_size", tr.batch_size, positive<std::int64_t>(), "an integer > 0");
-  t.get<std::uint64_t>("seed", tr.seed);
-  t.get<std::string>("loss", tr.loss,
-                     one_of({"softmax_cross_entropy", "cross_entropy", "mse", "mean_squared_error", "bce_with_logits"}),
-                     "one of softmax_cross_entropy (alias cross_entropy), mse (alias mean_squared_error), "
-                     "bce_with_logits");
-  t.get<std::string>("device", tr.device, one_of({"cpu", "cuda"}), "one of cpu, cuda");
-  t.get<bool>("deterministic", tr.deterministic);
-  t.get<std::int64_t>("micro_batch", tr.micro_batch, positive<std::int64_t>(), "an integer > 0");
-  t.get<double>("bucket_mb", tr.bucket_mb, positive<double>(), "a number > 0 (MiB)");
-  t.get<bool>("overlap", tr.overlap);
-  t.get<bool>("shared_memory", tr.shared_memory);
-  t.get<std::string>("precision", tr.precision, one_of({"fp32", "bf16"}), "one of fp32, bf16");
-  t.get<std::string>("reduce_precision", tr.reduce_precision, one_of({"fp32", "bf16"}), "one of fp32, bf16");
-  t.get<std::int64_t>("eval_batch", tr.eval_batch, positive<std::int64_t>(), "an integer > 0");
-  t.finish();
+  // A pipeline config (`lockstep fit`) needs no top-level model.
+  const YAML::Node pipeline_node = YAML::Node(root)["pipeline"];
+  parse_nn(top, src, overridden, c, !(pipeline_node && !pipeline_node.IsNull()));
 
   Section k = top.child("checkpoint");
   k.get<std::int64_t>("every_steps", c.checkpoint.every_steps, non_negative<std::int64_t>(), "an integer >= 0");
@@ -266,6 +336,44 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
                        "one of auto, bar, lines, none");
   out.get<std::int64_t>("log_every_steps", c.output.log_every_steps, positive<std::int64_t>(), "an integer > 0");
   out.finish();
+
+  const YAML::Node pipe = top.raw("pipeline");
+  if (pipe && !pipe.IsNull()) {
+    if (!pipe.IsSequence() || pipe.size() == 0)
+      throw ConfigError(mark(source, pipe, overridden, "pipeline") + ": expected a non-empty list of stages");
+    for (std::size_t i = 0; i < pipe.size(); ++i)
+      c.pipeline.push_back(parse_stage(pipe[i], "pipeline[" + std::to_string(i) + "]", src, overridden));
+  }
+  Section tu = top.child("tuning");
+  auto& tn = c.tuning;
+  tu.get<std::string>("type", tn.type, one_of({"none", "CrossValidator", "TrainValidationSplit"}),
+                      "one of none, CrossValidator, TrainValidationSplit");
+  tu.get<std::int64_t>("numFolds", tn.num_folds, [](const std::int64_t& v) { return v >= 2; }, "an integer >= 2");
+  tu.get<double>("trainRatio", tn.train_ratio, [](const double& v) { return v > 0 && v < 1; }, "a number in (0, 1)");
+  tu.get<std::uint64_t>("seed", tn.seed);
+  tu.get<std::string>("metric", tn.metric,
+                      one_of({"accuracy", "f1", "weightedPrecision", "weightedRecall", "logLoss", "areaUnderROC",
+                              "areaUnderPR", "rmse", "mse", "mae", "r2", "cost"}),
+                      "one of accuracy, f1, weightedPrecision, weightedRecall, logLoss, areaUnderROC, areaUnderPR, "
+                      "rmse, mse, mae, r2, cost");
+  const YAML::Node grid = tu.raw("grid");
+  if (grid && !grid.IsNull()) {
+    if (!grid.IsMap()) throw ConfigError(mark(source, grid, overridden, "tuning.grid") + ": expected a mapping of Stage.param: [values]");
+    for (const auto& g : grid) {
+      const std::string key = g.first.as<std::string>();
+      tn.grid.emplace_back(key, stage_param(g.second, mark(source, g.first, overridden, "tuning.grid." + key)));
+    }
+  }
+  tn.where = mark(source, top.raw("tuning"), overridden, "tuning");
+  tu.finish();
+  if (pipe || top.raw("tuning")) {
+    YAML::Node keep;
+    if (pipe) keep["pipeline"] = pipe;
+    if (top.raw("tuning")) keep["tuning"] = top.raw("tuning");
+    YAML::Emitter em;
+    em << keep;
+    c.pipeline_yaml = em.c_str();
+  }
 
   top.finish();
   return c;
@@ -362,6 +470,10 @@ std::string to_yaml(const Config& c) {
   e << YAML::Key << "output" << YAML::Value << YAML::BeginMap << YAML::Key << "dir" << YAML::Value << c.output.dir
     << YAML::Key << "progress" << YAML::Value << c.output.progress << YAML::Key << "log_every_steps" << YAML::Value
     << c.output.log_every_steps << YAML::EndMap;
+  if (!c.pipeline_yaml.empty()) {
+    const YAML::Node extra = YAML::Load(c.pipeline_yaml);
+    for (const auto& kv : extra) e << YAML::Key << kv.first << YAML::Value << kv.second;
+  }
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }

@@ -116,15 +116,18 @@ Mat local_kmeans(const Mat& pts, const Vec& w, std::int64_t k, std::uint64_t see
 Predictions KMeansModel::predict(const Frame& f) const {
   LOCKSTEP_CHECK(f.num_features() == centers.cols(), DataError, "KMeans: the model has ", centers.cols(),
                  " features, the data ", f.num_features());
+  // Row by row in double, so a row's cluster does not depend on the number of ranks.
   Predictions out;
   out.prediction.resize(f.rows());
   out.raw.resize(f.rows(), centers.rows());
-  const Vec xn = row_norms(f);
-  const Vec cn = centers.rowwise().squaredNorm();
-  nearest(f, xn, centers, [&](std::int64_t i, std::int64_t c, double, const auto& xb, std::int64_t bi) {
-    out.prediction[i] = static_cast<double>(c);
-    for (std::int64_t j = 0; j < centers.rows(); ++j)
-      out.raw(i, j) = std::max(0.0, xn[i] - 2.0 * xb.row(bi).template cast<double>().dot(centers.row(j)) + cn[j]);
+  f.visit([&](const auto& x) {
+    for (std::int64_t i = 0; i < f.rows(); ++i) {
+      const Eigen::RowVectorXd xi = x.row(i).template cast<double>();
+      Eigen::Index best = 0;
+      out.raw.row(i) = (centers.rowwise() - xi).rowwise().squaredNorm().transpose();
+      out.raw.row(i).minCoeff(&best);
+      out.prediction[i] = static_cast<double>(best);
+    }
   });
   return out;
 }

@@ -192,8 +192,8 @@ Frame PcaModel::transform(const Frame& f) const {
   const Eigen::MatrixXf Ct = components.transpose().cast<float>();
   const Eigen::RowVectorXf shift = (mean.transpose() * components.transpose()).cast<float>();
   RowMatrix out(f.rows(), components.rows());
-  f.visit([&](const auto& x) {
-    out.noalias() = x * Ct;
+  f.visit([&](const auto& x) {  // row by row: the same bits at any number of ranks
+    for (std::int64_t i = 0; i < f.rows(); ++i) out.row(i).noalias() = x.row(i) * Ct;
   });
   out.rowwise() -= shift;
   std::vector<std::string> names;

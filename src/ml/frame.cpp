@@ -146,6 +146,23 @@ Frame Frame::with_label(Vec label) const {
   return f;
 }
 
+Frame Frame::subset(const std::vector<std::int64_t>& keep) const {
+  const auto n = static_cast<std::int64_t>(keep.size());
+  Vec y(n), w(n);
+  for (std::int64_t k = 0; k < n; ++k) y[k] = label_[keep[static_cast<std::size_t>(k)]], w[k] = weight_[keep[static_cast<std::size_t>(k)]];
+  if (sparse_) {
+    std::vector<Eigen::Triplet<float, std::int64_t>> t;
+    for (std::int64_t k = 0; k < n; ++k)
+      for (CsrMatrix::InnerIterator it(csr_, keep[static_cast<std::size_t>(k)]); it; ++it) t.emplace_back(k, it.col(), it.value());
+    CsrMatrix x(n, num_features_);
+    x.setFromTriplets(t.begin(), t.end());
+    return sparse(*comm_, std::move(x), std::move(y), has_weight_ ? w : Vec(), names_);
+  }
+  RowMatrix x(n, num_features_);
+  for (std::int64_t k = 0; k < n; ++k) x.row(k) = dense_.row(keep[static_cast<std::size_t>(k)]);
+  return dense(*comm_, std::move(x), std::move(y), has_weight_ ? w : Vec(), names_);
+}
+
 RowMatrix Frame::to_dense() const { return sparse_ ? RowMatrix(csr_) : dense_; }
 
 std::vector<data::Example> Frame::to_examples() const {

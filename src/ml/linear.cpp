@@ -186,14 +186,17 @@ Vec class_counts(const Frame& f, std::int64_t K) {
 Mat LinearModel::margins(const Frame& f) const {
   LOCKSTEP_CHECK(f.num_features() == coefficients.cols(), DataError, "the model expects ", coefficients.cols(),
                  " features, the data has ", f.num_features());
+  // One row at a time: a row's margins then depend on that row alone, not on where it falls in a
+  // block, so predictions are the same bits at any number of ranks.
   const Eigen::MatrixXf Wt = coefficients.transpose().cast<float>();
   const Eigen::RowVectorXf b = intercept.transpose().cast<float>();
   Mat out(f.rows(), coefficients.rows());
-  MatF M;
-  for_blocks(f, [&](std::int64_t r0, const auto& xb) {
-    M.noalias() = xb * Wt;
-    M.rowwise() += b;
-    out.middleRows(r0, M.rows()) = M.cast<double>();
+  Eigen::RowVectorXf m(coefficients.rows());
+  f.visit([&](const auto& x) {
+    for (std::int64_t i = 0; i < f.rows(); ++i) {
+      m.noalias() = x.row(i) * Wt;
+      out.row(i) = (m + b).cast<double>();
+    }
   });
   return out;
 }

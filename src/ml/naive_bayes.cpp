@@ -103,13 +103,12 @@ Predictions NaiveBayesModel::predict(const Frame& f) const {
   Predictions out;
   out.raw.resize(n, K);
   if (model_type == "multinomial") {
-    out.raw = x.cast<double>() * theta.transpose();
-    out.raw.rowwise() += pi.transpose();
+    for (std::int64_t i = 0; i < n; ++i) out.raw.row(i) = x.row(i).cast<double>() * theta.transpose() + pi.transpose();
   } else if (model_type == "bernoulli") {
     const Mat neg = (1.0 - theta.array().exp()).log();  // log(1 - p)
-    const Mat xd = x.cast<double>();
-    out.raw = xd * (theta - neg).transpose();
-    out.raw.rowwise() += (pi + neg.rowwise().sum()).transpose();
+    const Mat diff = (theta - neg).transpose();
+    const Eigen::RowVectorXd base = (pi + neg.rowwise().sum()).transpose();
+    for (std::int64_t i = 0; i < n; ++i) out.raw.row(i) = x.row(i).cast<double>() * diff + base;
   } else {
     const Vec norm = -0.5 * (2.0 * M_PI * sigma.array()).log().matrix().rowwise().sum();
     for (std::int64_t i = 0; i < n; ++i) {

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -97,6 +99,31 @@ struct OutputConfig {
   std::int64_t log_every_steps = 100;  // plain progress lines (non-terminal)
 };
 
+// ML pipelines (`lockstep fit`). io/ keeps stage parameters as YAML scalars; ml/ converts and
+// validates them, naming `where` (file:line: key path) in its errors.
+struct StageParam {
+  std::vector<std::string> values;  // one for a scalar, any number for a list
+  bool is_list = false;
+  std::string where;                // "file.yaml:12: pipeline[1].LogisticRegression.regParam"
+};
+struct Config;
+struct StageConfig {
+  std::string type;   // LogisticRegression, StandardScaler, ..., NeuralNetwork, FeatureSelector
+  std::string where;  // "file.yaml:10: pipeline[1].LogisticRegression"
+  std::map<std::string, StageParam> params;
+  std::shared_ptr<Config> nn;        // NeuralNetwork: its model, optimizer, schedule and training
+  std::vector<StageConfig> inner;    // FeatureSelector: the estimator whose importances select
+};
+struct TuningConfig {
+  std::string type = "none";  // none | CrossValidator | TrainValidationSplit
+  std::int64_t num_folds = 3;
+  double train_ratio = 0.75;
+  std::uint64_t seed = 42;
+  std::string metric;  // empty: accuracy (classifiers), rmse (regressors), cost (KMeans)
+  std::vector<std::pair<std::string, StageParam>> grid;  // "Stage.param" -> candidate values
+  std::string where;
+};
+
 struct Config {
   DataConfig data;
   ModelConfig model;
@@ -105,6 +132,9 @@ struct Config {
   TrainingConfig training;
   CheckpointConfig checkpoint;
   OutputConfig output;
+  std::vector<StageConfig> pipeline;
+  std::string pipeline_yaml;  // the pipeline and tuning sections as given (config.yaml, the hash)
+  TuningConfig tuning;
   std::string source;  // file it came from, for messages
 };
 

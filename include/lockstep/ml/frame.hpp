@@ -60,6 +60,9 @@ class Frame {
   // The same rows (labels, weights) with new features, e.g. a transformer's output.
   Frame with_features(RowMatrix x, std::vector<std::string> names = {}) const;
   Frame with_label(Vec label) const;
+  // The rows of this rank whose local indices are listed (ascending); collective, like every
+  // constructor. Cross-validation folds and train/validation splits are built with it.
+  Frame subset(const std::vector<std::int64_t>& local_rows) const;
   // Dense copy of the features (CSR frames are densified).
   RowMatrix to_dense() const;
   // The frame's rows as the trainer's examples (features as float32, label).

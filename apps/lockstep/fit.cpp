@@ -1,0 +1,188 @@
+// `lockstep fit CONFIG` fits the config's pipeline (optionally tuned by CrossValidator or
+// TrainValidationSplit), reports its metrics and saves it to output.dir/model.h5;
+// `lockstep transform` and `lockstep predict --model` apply a saved pipeline to a data file, each
+// rank its split, the output in input order.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common.hpp"
+#include "lockstep/core/log.hpp"
+#include "lockstep/io/checkpoint.hpp"
+#include "lockstep/ml/pipeline.hpp"
+#include "lockstep/train/data_loading.hpp"
+
+namespace lockstep::app {
+namespace {
+
+ml::Frame to_frame(const io::Config& cfg, const train::Dataset& d) {
+  std::vector<std::string> names;
+  if (cfg.data.format == "csv") names = cfg.data.feature_columns;
+  return ml::Frame::from_examples(d.rows, names);
+}
+
+std::string json_metrics(const std::string& split, const std::map<std::string, double>& m, double extra_seconds,
+                         int ranks) {
+  std::ostringstream os;
+  os.precision(9);
+  os << "{\"split\":\"" << split << "\"";
+  for (const auto& [k, v] : m) os << ",\"" << k << "\":" << (std::isfinite(v) ? std::to_string(v) : "null");
+  if (extra_seconds >= 0) os << ",\"fit_seconds\":" << extra_seconds;
+  os << ",\"world_size\":" << ranks << "}\n";
+  return os.str();
+}
+
+std::string describe(const std::map<std::string, double>& m) {
+  std::string s;
+  char buf[64];
+  for (const auto& [k, v] : m) {
+    std::snprintf(buf, sizeof buf, "%s %.4f", k.c_str(), v);
+    s += (s.empty() ? "" : ", ") + std::string(buf);
+  }
+  return s;
+}
+
+void write_rows_csv(comm::Communicator& comm, const std::string& header, const std::string& mine,
+                    const std::string& output) {
+  const auto parts = comm.allgather_strings(mine);
+  comm.collectively([&] {
+    if (comm.rank() != 0) return;
+    std::string all = header + "\n";
+    for (const auto& p : parts) all += p;
+    io::write_file_atomically(output, all);
+  }, comm::Communicator::ErrorKind::kIo);
+}
+
+}  // namespace
+
+int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
+  io::Config cfg = load_config_everywhere(comm, args);
+  if (cfg.pipeline.empty())
+    throw ConfigError(args.path + ": pipeline: missing (lockstep fit needs a `pipeline:` list of stages; a config "
+                      "with `model:` only is for lockstep train)");
+  const std::string yaml = io::to_yaml(cfg);
+  log::info("lockstep fit: " + args.path + " on " + std::to_string(comm.size()) + " rank(s), config hash " +
+            io::hex64(io::config_hash(cfg)));
+  const bool has_test = cfg.data.format == "synthetic" || !cfg.data.test.features.empty();
+  const auto train_ds = train::load_split(comm, cfg.data, train::Split::kTrain);
+  const ml::Frame train = to_frame(cfg, train_ds);
+  std::optional<ml::Frame> test;
+  if (has_test) test = to_frame(cfg, train::load_split(comm, cfg.data, train::Split::kTest));
+  log::info("data: train " + train_ds.description + " (" + std::to_string(train.global_rows()) + " rows, " +
+            std::to_string(train.num_features()) + " features)" +
+            (test ? ", test " + std::to_string(test->global_rows()) + " rows" : std::string(", no test split")));
+  const auto dir = std::filesystem::path(cfg.output.dir);
+  comm.collectively([&] {
+    if (comm.rank() != 0) return;
+    std::filesystem::create_directories(dir);
+    io::write_file_atomically((dir / "config.yaml").string(), yaml);
+    std::error_code ec;
+    if (std::filesystem::exists(dir / "metrics.jsonl")) std::filesystem::rename(dir / "metrics.jsonl", dir / "metrics.jsonl.prev", ec);
+  }, comm::Communicator::ErrorKind::kIo);
+  std::string jsonl;
+  ml::FitContext ctx{cfg.output.dir, cfg.output.progress, true};
+  auto stages = cfg.pipeline;
+  if (cfg.tuning.type != "none") {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = ml::tune(train, stages, cfg.tuning, ctx);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (const auto& [label, v] : r.candidates) {
+      std::ostringstream os;
+      os.precision(9);
+      os << "{\"tuning\":\"" << cfg.tuning.type << "\",\"params\":\"" << label << "\",\"" << r.metric << "\":" << v << "}\n";
+      jsonl += os.str();
+    }
+    char buf[128];
+    std::snprintf(buf, sizeof buf, " (best %s %.4f, %.1f s)", r.metric.c_str(), r.best, secs);
+    std::string best;
+    for (const auto& [k, v] : cfg.tuning.grid)
+      for (const auto& s : r.best_stages) {
+        const auto dot = k.find('.');
+        if (s.type == k.substr(0, dot) && s.params.count(k.substr(dot + 1)))
+          best += (best.empty() ? "" : ", ") + k + "=" + s.params.at(k.substr(dot + 1)).values[0];
+      }
+    log::info(cfg.tuning.type + " chose " + best + buf);
+    stages = r.best_stages;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const ml::PipelineModel model = ml::fit_pipeline(train, stages, ctx, test ? &*test : nullptr);
+  const double fit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (model.has_predictor()) {
+    const auto mtrain = ml::evaluate(train, model.predict(train), model.task());
+    log::info("train: " + describe(mtrain));
+    jsonl += json_metrics("train", mtrain, fit_seconds, comm.size());
+    if (test) {
+      const auto mtest = ml::evaluate(*test, model.predict(*test), model.task());
+      log::info("test: " + describe(mtest));
+      jsonl += json_metrics("test", mtest, -1, comm.size());
+    }
+  }
+  const std::string path = (dir / "model.h5").string();
+  model.save(comm, path, yaml);
+  comm.collectively([&] {
+    if (comm.rank() != 0) return;
+    std::ofstream js(dir / "metrics.jsonl", std::ios::app);
+    js << jsonl;
+  }, comm::Communicator::ErrorKind::kIo);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2f", fit_seconds);
+  log::info(std::string("done: pipeline fitted in ") + buf + " s; model " + path + ", metrics " +
+            (dir / "metrics.jsonl").string());
+  return 0;
+}
+
+int run_transform(comm::Communicator& comm, const ConfigArgs& args, const std::string& model_path,
+                  const std::string& input, const std::string& labels, const std::string& output) {
+  io::Config cfg = load_config_everywhere(comm, args);
+  const ml::PipelineModel model = ml::PipelineModel::load(comm, model_path);
+  const ml::Frame f = to_frame(cfg, train::load_file(comm, cfg.data, input, labels));
+  const ml::Frame t = model.transform(f);
+  const ml::RowMatrix x = t.to_dense();
+  std::ostringstream os;
+  char buf[32];
+  for (std::int64_t i = 0; i < t.rows(); ++i) {
+    os << (t.row_offset() + i);
+    std::snprintf(buf, sizeof buf, ",%.9g", t.label()[i]);
+    os << buf;
+    for (std::int64_t j = 0; j < x.cols(); ++j) {
+      std::snprintf(buf, sizeof buf, ",%.9g", static_cast<double>(x(i, j)));
+      os << buf;
+    }
+    os << '\n';
+  }
+  std::string header = "index,label";
+  for (const auto& n : t.feature_names()) header += "," + n;
+  write_rows_csv(comm, header, os.str(), output);
+  log::info("wrote " + std::to_string(t.global_rows()) + " rows of " + std::to_string(t.num_features()) +
+            " features to " + output);
+  return 0;
+}
+
+int run_predict_pipeline(comm::Communicator& comm, const ConfigArgs& args, const std::string& model_path,
+                         const std::string& input, const std::string& labels, const std::string& output) {
+  io::Config cfg = load_config_everywhere(comm, args);
+  const ml::PipelineModel model = ml::PipelineModel::load(comm, model_path);
+  const ml::Frame f = to_frame(cfg, train::load_file(comm, cfg.data, input, labels));
+  const ml::Predictions p = model.predict(f);
+  const std::int64_t k = p.probability.cols();
+  std::ostringstream os;
+  char buf[40];
+  for (std::int64_t i = 0; i < f.rows(); ++i) {
+    std::snprintf(buf, sizeof buf, "%lld,%.10g", static_cast<long long>(f.row_offset() + i), p.prediction[i]);
+    os << buf;
+    for (std::int64_t j = 0; j < k; ++j) {
+      std::snprintf(buf, sizeof buf, ",%.6g", p.probability(i, j));
+      os << buf;
+    }
+    os << '\n';
+  }
+  std::string header = "index,prediction";
+  for (std::int64_t j = 0; j < k; ++j) header += ",probability_" + std::to_string(j);
+  write_rows_csv(comm, header, os.str(), output);
+  log::info("wrote " + std::to_string(f.global_rows()) + " predictions to " + output);
+  return 0;
+}
+
+}  // namespace lockstep::app
