@@ -152,5 +152,58 @@ output: {dir: $WORK/svmrun, progress: none}
 YAML
 expect_fail "LIBSVM row with a bad index" "bad.svm:2" 2 train "$WORK/data/svm.yaml"
 
+# ---- ML pipelines: fit (tuned by cross-validation), predict and transform at other rank counts ----
+ML="$SRC/tests/data/ml"
+mkdir -p "$WORK/ml"
+cat >"$WORK/ml/pipe.yaml" <<YAML
+data: {format: csv, train: {features: $ML/classification.csv}, test: {features: $ML/classification.csv},
+       label_column: label, feature_columns: [x0, x1, x2, x3, x4]}
+pipeline:
+  - StandardScaler: {withMean: true}
+  - LogisticRegression: {maxIter: 200}
+tuning:
+  type: CrossValidator
+  numFolds: 3
+  seed: 7
+  grid: {LogisticRegression.regParam: [0.0, 0.01, 10.0]}
+output: {dir: $WORK/ml/run}
+YAML
+run 2 fit "$WORK/ml/pipe.yaml"
+if [ "$rc" = 0 ] && [ -f "$WORK/ml/run/model.h5" ] && [ "$(grep -c '"tuning"' "$WORK/ml/run/metrics.jsonl")" = 3 ] &&
+   grep -q '"split":"test"' "$WORK/ml/run/metrics.jsonl" && ! ls "$WORK/ml/run"/*.tmp >/dev/null 2>&1; then
+  ok "fit with CrossValidator: model.h5, 3 tuning lines and test metrics in metrics.jsonl, no .tmp"
+else bad "fit with CrossValidator (exit $rc)"; fi
+grep -q "CrossValidator chose LogisticRegression.regParam=0" "$WORK/out" && ok "cross-validation rejects regParam 10 (which underfits)" ||
+  bad "cross-validation chose an underfitting regParam"
+for np in 1 3; do run "$np" predict "$WORK/ml/pipe.yaml" --model "$WORK/ml/run/model.h5" --input "$ML/classification.csv" --output "$WORK/ml/pred$np.csv"; done
+if [ "$rc" = 0 ] && [ "$(wc -l <"$WORK/ml/pred1.csv")" = 401 ] && cmp -s "$WORK/ml/pred1.csv" "$WORK/ml/pred3.csv"; then
+  ok "a model fitted at np=2 predicts the same file at np=1 and np=3"
+else bad "pipeline predict across rank counts (exit $rc)"; fi
+run 4 transform "$WORK/ml/pipe.yaml" --model "$WORK/ml/run/model.h5" --input "$ML/classification.csv" --output "$WORK/ml/t.csv"
+if [ "$rc" = 0 ] && head -1 "$WORK/ml/t.csv" | grep -q "^index,label,x0,x1,x2,x3,x4$" && [ "$(wc -l <"$WORK/ml/t.csv")" = 401 ]; then
+  ok "transform writes the scaled features in input order"
+else bad "transform (exit $rc)"; fi
+cat >"$WORK/ml/bad_param.yaml" <<YAML
+data: {format: csv, train: {features: $ML/classification.csv}, label_column: label}
+pipeline:
+  - LogisticRegression: {maxIter: 10,
+                         regparam: 0.1}
+output: {dir: $WORK/ml/bad}
+YAML
+expect_fail "unknown stage parameter" "bad_param.yaml:4: pipeline\[0\].LogisticRegression.regparam: unknown parameter" 2 fit "$WORK/ml/bad_param.yaml"
+expect_fail "parameter out of range" "pipeline\[0\].LogisticRegression.*elasticNetParam" 2 fit "$WORK/ml/bad_param.yaml" --set 'pipeline=[{LogisticRegression: {elasticNetParam: 2}}]'
+expect_fail "k larger than the row count" "k = 1000 is larger than the number of rows (400)" 3 fit "$WORK/ml/bad_param.yaml" --set 'pipeline=[{KMeans: {k: 1000}}]'
+printf 'x0,x1,label\n1,2,0\n3,4,1\n5,6,2.5\n7,8,1\n' >"$WORK/ml/frac.csv"
+cat >"$WORK/ml/frac.yaml" <<YAML
+data: {format: csv, train: {features: $WORK/ml/frac.csv}, label_column: label}
+pipeline: [{RandomForestClassifier: {numTrees: 2}}]
+output: {dir: $WORK/ml/frac}
+YAML
+expect_fail "a label outside the class range" "label 2.5 at row 2 is not a class index" 2 fit "$WORK/ml/frac.yaml"
+printf 'x0,x1,label\n1,2,0\n3,nan,1\n5,6,0\n7,8,1\n' >"$WORK/ml/nan.csv"
+sed "s/frac/nan/g" "$WORK/ml/frac.yaml" >"$WORK/ml/nan.yaml"
+expect_fail "NaN in features" "NaN or infinite value at row 1, column 1" 2 fit "$WORK/ml/nan.yaml"
+expect_fail "a pipeline model is not a checkpoint" "not a lockstep pipeline model" 2 predict "$WORK/ml/pipe.yaml" --model "$WORK/run/checkpoint.h5" --input "$ML/classification.csv" --output "$WORK/ml/x.csv"
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
