@@ -2,6 +2,7 @@
 #include "lockstep/ml/tree.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <cmath>
 #include <numeric>
 
@@ -43,12 +44,15 @@ Bins make_bins(const Frame& f, const RowMatrix& x, int max_bins, std::uint64_t s
   b.d = d;
   b.thresholds.resize(static_cast<std::size_t>(d));
   const int splits = max_bins - 1;
+  // Each rank finds the thresholds of every np-th feature (a sort of the sample column), then
+  // they are shared: the same thresholds whatever rank computed them.
+  std::vector<double> mine_t;  // per owned feature: count, then thresholds
   std::vector<float> col(rows);
-  for (std::int64_t j = 0; j < d; ++j) {
+  for (std::int64_t j = comm.rank(); j < d; j += comm.size()) {
     for (std::size_t i = 0; i < rows; ++i) col[i] = sample[i * static_cast<std::size_t>(d) + static_cast<std::size_t>(j)];
     std::sort(col.begin(), col.end());
     std::vector<float> distinct(col.begin(), std::unique(col.begin(), col.end()));
-    auto& t = b.thresholds[static_cast<std::size_t>(j)];
+    std::vector<double> t;
     if (static_cast<int>(distinct.size()) - 1 <= splits) {
       // Few values: every distinct value but the largest is a threshold (Spark).
       for (std::size_t k = 0; k + 1 < distinct.size(); ++k) t.push_back(distinct[k]);
@@ -58,14 +62,48 @@ Bins make_bins(const Frame& f, const RowMatrix& x, int max_bins, std::uint64_t s
         if (v < distinct.back() && (t.empty() || v > t.back())) t.push_back(v);
       }
     }
+    mine_t.push_back(static_cast<double>(t.size()));
+    mine_t.insert(mine_t.end(), t.begin(), t.end());
+  }
+  std::vector<std::size_t> tcounts;
+  std::size_t ttotal = 0;
+  for (auto n : comm.allgather<std::int64_t>(static_cast<std::int64_t>(mine_t.size()))) {
+    tcounts.push_back(static_cast<std::size_t>(n) * sizeof(double));
+    ttotal += static_cast<std::size_t>(n);
+  }
+  std::vector<double> all_t(ttotal);
+  comm.allgatherv(mine_t.data(), all_t.data(), tcounts);
+  std::size_t pos = 0;
+  for (int r = 0; r < comm.size(); ++r)
+    for (std::int64_t j = r; j < d; j += comm.size()) {
+      const auto n = static_cast<std::size_t>(all_t[pos++]);
+      b.thresholds[static_cast<std::size_t>(j)].assign(all_t.begin() + static_cast<std::ptrdiff_t>(pos),
+                                                       all_t.begin() + static_cast<std::ptrdiff_t>(pos + n));
+      pos += n;
+    }
+  // Codes: the number of thresholds below x, counted branch-free against a padded table (one or
+  // two vector compares per value instead of a binary search).
+  const std::size_t W = static_cast<std::size_t>(max_bins);  // >= thresholds + 1
+  std::vector<float> table(static_cast<std::size_t>(d) * W, std::numeric_limits<float>::infinity());
+  for (std::int64_t j = 0; j < d; ++j) {
+    const auto& t = b.thresholds[static_cast<std::size_t>(j)];
+    for (std::size_t k = 0; k < t.size(); ++k) {
+      // Thresholds are sample values (floats); x > t in double equals x > float(t).
+      table[static_cast<std::size_t>(j) * W + k] = static_cast<float>(t[k]);
+    }
   }
   b.codes.resize(static_cast<std::size_t>(x.rows() * d));
-  for (std::int64_t i = 0; i < x.rows(); ++i)
+  for (std::int64_t i = 0; i < x.rows(); ++i) {
+    const float* xi = x.row(i).data();
+    std::uint8_t* out = b.codes.data() + i * d;
     for (std::int64_t j = 0; j < d; ++j) {
-      const auto& t = b.thresholds[static_cast<std::size_t>(j)];
-      b.codes[static_cast<std::size_t>(i * d + j)] =
-          static_cast<std::uint8_t>(std::lower_bound(t.begin(), t.end(), static_cast<double>(x(i, j))) - t.begin());
+      const float v = xi[j];
+      const float* tj = table.data() + static_cast<std::size_t>(j) * W;
+      unsigned c = 0;
+      for (std::size_t k = 0; k < W; ++k) c += v > tj[k];
+      out[j] = static_cast<std::uint8_t>(c);
     }
+  }
   return b;
 }
 
@@ -202,6 +240,7 @@ Grown grow(const Frame& f, const Bins& bins, const Targets& tg, const Stats& st0
   const double N = static_cast<double>(std::max<std::int64_t>(f.global_rows(), 1));
   const double wb = N * bounds[2] * bounds[0];
   st.scale = {fixed_scale(wb), fixed_scale(wb * bounds[1]), fixed_scale(wb * bounds[1] * bounds[1])};
+
   // Quantised contribution of row i with count c.
   auto contrib = [&](std::int64_t i, int c, std::int64_t* q) {
     const double w = c * (*tg.weight)[i];
