@@ -181,6 +181,13 @@ Vec class_counts(const Frame& f, std::int64_t K) {
   return c;
 }
 
+// The column of a row's largest entry (the first on ties), as a prediction.
+double argmax(const Eigen::Ref<const Eigen::RowVectorXd>& row) {
+  Eigen::Index k = 0;
+  row.maxCoeff(&k);
+  return static_cast<double>(k);
+}
+
 }  // namespace
 
 Mat LinearModel::margins(const Frame& f) const {
@@ -445,9 +452,7 @@ Predictions LogisticRegressionModel::predict(const Frame& f) const {
     } else if (binomial) {
       out.prediction[i] = out.probability(i, 1) > threshold ? 1.0 : 0.0;
     } else {
-      Eigen::Index k = 0;
-      out.probability.row(i).maxCoeff(&k);
-      out.prediction[i] = static_cast<double>(k);
+      out.prediction[i] = argmax(out.probability.row(i));
     }
   }
   return out;
@@ -504,9 +509,7 @@ Predictions LinearSvcModel::predict(const Frame& f) const {
     if (out.raw.cols() == 1) {
       out.prediction[i] = out.raw(i, 0) > threshold ? 1.0 : 0.0;
     } else {
-      Eigen::Index k = 0;
-      out.raw.row(i).maxCoeff(&k);
-      out.prediction[i] = static_cast<double>(k);
+      out.prediction[i] = argmax(out.raw.row(i));
     }
   }
   return out;

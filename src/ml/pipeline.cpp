@@ -109,6 +109,16 @@ void tree_params(Params& p, TreeParams& t) {
   p.get("maxMemoryInMB", t.max_memory_mb);
 }
 
+// The parameters the three linear estimators share (elasticNetParam where the estimator has it).
+template <typename P> void linear_params(Params& p, P& q) {
+  p.get("maxIter", q.max_iter);
+  p.get("regParam", q.reg_param);
+  if constexpr (requires { q.elastic_net_param; }) p.get("elasticNetParam", q.elastic_net_param);
+  p.get("tol", q.tol);
+  p.get("fitIntercept", q.fit_intercept);
+  p.get("standardization", q.standardization);
+}
+
 // HDF5 helpers for Eigen data (row-major double datasets).
 void put(H5File& h, const std::string& path, const Mat& m) {
   const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> r = m;
@@ -495,24 +505,14 @@ std::shared_ptr<Stage> fit_stage(const io::StageConfig& st, const Frame& f, cons
   }
   if (t == "LinearRegression") {
     LinearRegressionParams q;
-    p.get("maxIter", q.max_iter);
-    p.get("regParam", q.reg_param);
-    p.get("elasticNetParam", q.elastic_net_param);
-    p.get("tol", q.tol);
-    p.get("fitIntercept", q.fit_intercept);
-    p.get("standardization", q.standardization);
+    linear_params(p, q);
     p.get("solver", q.solver);
     p.finish();
     return done(std::make_shared<PredictorStage<LinearRegressionModel>>(t, "regression", with_where(st, [&] { return fit_linear_regression(f, q); })));
   }
   if (t == "LogisticRegression") {
     LogisticRegressionParams q;
-    p.get("maxIter", q.max_iter);
-    p.get("regParam", q.reg_param);
-    p.get("elasticNetParam", q.elastic_net_param);
-    p.get("tol", q.tol);
-    p.get("fitIntercept", q.fit_intercept);
-    p.get("standardization", q.standardization);
+    linear_params(p, q);
     p.get("family", q.family);
     p.get("threshold", q.threshold);
     p.get_list("thresholds", q.thresholds);
@@ -521,11 +521,7 @@ std::shared_ptr<Stage> fit_stage(const io::StageConfig& st, const Frame& f, cons
   }
   if (t == "LinearSVC") {
     LinearSvcParams q;
-    p.get("maxIter", q.max_iter);
-    p.get("regParam", q.reg_param);
-    p.get("tol", q.tol);
-    p.get("fitIntercept", q.fit_intercept);
-    p.get("standardization", q.standardization);
+    linear_params(p, q);
     p.get("threshold", q.threshold);
     p.finish();
     return done(std::make_shared<PredictorStage<LinearSvcModel>>(t, "classification", with_where(st, [&] { return fit_linear_svc(f, q); })));
