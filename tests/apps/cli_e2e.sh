@@ -175,6 +175,10 @@ if [ "$rc" = 0 ] && [ -f "$WORK/ml/run/model.h5" ] && [ "$(grep -c '"tuning"' "$
 else bad "fit with CrossValidator (exit $rc)"; fi
 grep -q "CrossValidator chose LogisticRegression.regParam=0" "$WORK/out" && ok "cross-validation rejects regParam 10 (which underfits)" ||
   bad "cross-validation chose an underfitting regParam"
+run 3 fit "$WORK/ml/pipe.yaml" --set tuning.type=TrainValidationSplit --set tuning.trainRatio=0.7 --set "output.dir=$WORK/ml/tvs"
+if [ "$rc" = 0 ] && [ "$(grep -c '"tuning":"TrainValidationSplit"' "$WORK/ml/tvs/metrics.jsonl")" = 3 ] && [ -f "$WORK/ml/tvs/model.h5" ]; then
+  ok "fit with TrainValidationSplit at np=3: 3 candidates scored, model saved"
+else bad "fit with TrainValidationSplit (exit $rc)"; fi
 for np in 1 3; do run "$np" predict "$WORK/ml/pipe.yaml" --model "$WORK/ml/run/model.h5" --input "$ML/classification.csv" --output "$WORK/ml/pred$np.csv"; done
 if [ "$rc" = 0 ] && [ "$(wc -l <"$WORK/ml/pred1.csv")" = 401 ] && cmp -s "$WORK/ml/pred1.csv" "$WORK/ml/pred3.csv"; then
   ok "a model fitted at np=2 predicts the same file at np=1 and np=3"
