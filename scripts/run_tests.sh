@@ -7,3 +7,5 @@ CMAKE_ARGS="${CMAKE_ARGS:-} -DLOCKSTEP_WERROR=ON" scripts/setup.sh
 source scripts/mpi_env.sh
 cd build
 ctest --output-on-failure -j"$(nproc)" --timeout 600
+# Skipped tests say why (the CUDA tests, on a machine without a GPU).
+grep -h -B1 "^no CUDA device" Testing/Temporary/LastTest.log | grep -v "^--$" | paste - - | sort -u | sed 's/^/skipped: /' || true
