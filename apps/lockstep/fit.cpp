@@ -2,6 +2,7 @@
 // TrainValidationSplit), reports its metrics and saves it to output.dir/model.h5;
 // `lockstep transform` and `lockstep predict --model` apply a saved pipeline to a data file, each
 // rank its split, the output in input order.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +11,7 @@
 
 #include "common.hpp"
 #include "lockstep/core/log.hpp"
+#include "lockstep/data/sources.hpp"
 #include "lockstep/io/checkpoint.hpp"
 #include "lockstep/ml/pipeline.hpp"
 #include "lockstep/train/data_loading.hpp"
@@ -17,10 +19,41 @@
 namespace lockstep::app {
 namespace {
 
-ml::Frame to_frame(const io::Config& cfg, const train::Dataset& d) {
-  std::vector<std::string> names;
-  if (cfg.data.format == "csv") names = cfg.data.feature_columns;
-  return ml::Frame::from_examples(d.rows, names);
+// A data file as a Frame. CSV keeps its column names, and its string_columns as text for
+// StringIndexer stages; the other formats go through the trainer's loaders.
+ml::Frame load_frame(comm::Communicator& comm, const io::Config& cfg, const std::string& path, const std::string& labels,
+                     std::optional<train::Split> split) {
+  if (cfg.data.format == "csv") {
+    data::CsvOptions o;
+    o.label_column = cfg.data.label_column;
+    o.feature_columns = cfg.data.feature_columns;
+    o.string_columns = cfg.data.string_columns;
+    std::vector<std::vector<std::string>> rows_text;
+    std::vector<std::string> header;
+    comm.collectively([&] {
+      if (path.empty()) throw ConfigError(cfg.source + ": data.train.features: missing (a file path)");
+      std::ifstream in(path);
+      std::string line;
+      if (in && std::getline(in, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        std::stringstream ss(line);
+        for (std::string c; std::getline(ss, c, ',');) header.push_back(c);
+      }
+    }, comm::Communicator::ErrorKind::kData);
+    auto rows = data::read_csv(comm, path, o, &rows_text).cache();
+    std::vector<std::string> names = cfg.data.feature_columns;
+    if (names.empty()) {  // every column but the label and the string columns, in file order
+      for (const auto& c : header)
+        if (c != o.label_column && std::find(o.string_columns.begin(), o.string_columns.end(), c) == o.string_columns.end())
+          names.push_back(c);
+    }
+    std::vector<std::vector<std::string>> columns(o.string_columns.size());
+    for (const auto& r : rows_text)
+      for (std::size_t c = 0; c < r.size(); ++c) columns[c].push_back(r[c]);
+    return ml::Frame::from_examples(rows, names).with_strings(o.string_columns, std::move(columns));
+  }
+  const train::Dataset d = split ? train::load_split(comm, cfg.data, *split) : train::load_file(comm, cfg.data, path, labels);
+  return ml::Frame::from_examples(d.rows);
 }
 
 std::string json_metrics(const std::string& split, const std::map<std::string, double>& m, double extra_seconds,
@@ -66,11 +99,11 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
   log::info("lockstep fit: " + args.path + " on " + std::to_string(comm.size()) + " rank(s), config hash " +
             io::hex64(io::config_hash(cfg)));
   const bool has_test = cfg.data.format == "synthetic" || !cfg.data.test.features.empty();
-  const auto train_ds = train::load_split(comm, cfg.data, train::Split::kTrain);
-  const ml::Frame train = to_frame(cfg, train_ds);
+  const ml::Frame train = load_frame(comm, cfg, cfg.data.train.features, cfg.data.train.labels, train::Split::kTrain);
   std::optional<ml::Frame> test;
-  if (has_test) test = to_frame(cfg, train::load_split(comm, cfg.data, train::Split::kTest));
-  log::info("data: train " + train_ds.description + " (" + std::to_string(train.global_rows()) + " rows, " +
+  if (has_test) test = load_frame(comm, cfg, cfg.data.test.features, cfg.data.test.labels, train::Split::kTest);
+  log::info("data: train " + (cfg.data.format == "synthetic" ? std::string("synthetic") : cfg.data.train.features) + " (" +
+            std::to_string(train.global_rows()) + " rows, " +
             std::to_string(train.num_features()) + " features)" +
             (test ? ", test " + std::to_string(test->global_rows()) + " rows" : std::string(", no test split")));
   const auto dir = std::filesystem::path(cfg.output.dir);
@@ -137,7 +170,7 @@ int run_transform(comm::Communicator& comm, const ConfigArgs& args, const std::s
                   const std::string& input, const std::string& labels, const std::string& output) {
   io::Config cfg = load_config_everywhere(comm, args);
   const ml::PipelineModel model = ml::PipelineModel::load(comm, model_path);
-  const ml::Frame f = to_frame(cfg, train::load_file(comm, cfg.data, input, labels));
+  const ml::Frame f = load_frame(comm, cfg, input, labels, std::nullopt);
   const ml::Frame t = model.transform(f);
   const ml::RowMatrix x = t.to_dense();
   std::ostringstream os;
@@ -164,7 +197,7 @@ int run_predict_pipeline(comm::Communicator& comm, const ConfigArgs& args, const
                          const std::string& input, const std::string& labels, const std::string& output) {
   io::Config cfg = load_config_everywhere(comm, args);
   const ml::PipelineModel model = ml::PipelineModel::load(comm, model_path);
-  const ml::Frame f = to_frame(cfg, train::load_file(comm, cfg.data, input, labels));
+  const ml::Frame f = load_frame(comm, cfg, input, labels, std::nullopt);
   const ml::Predictions p = model.predict(f);
   const std::int64_t k = p.probability.cols();
   std::ostringstream os;

@@ -60,6 +60,8 @@ struct Columns {
   std::vector<std::string> names;
   std::size_t label = 0;
   std::vector<std::size_t> features;
+  std::vector<std::size_t> strings;
+  bool label_is_string = false;
 };
 
 Columns resolve_columns(std::string header, const std::string& path, const CsvOptions& options) {
@@ -71,19 +73,28 @@ Columns resolve_columns(std::string header, const std::string& path, const CsvOp
   split_fields(header, options.delimiter, fields);
   for (const auto f : fields) c.names.emplace_back(unquote(f));
   c.label = find_column(c.names, options.label_column, path, "label column");
+  for (const auto& name : options.string_columns) c.strings.push_back(find_column(c.names, name, path, "string column"));
+  const auto is_string = [&](std::size_t i) { return std::find(c.strings.begin(), c.strings.end(), i) != c.strings.end(); };
+  c.label_is_string = is_string(c.label);
   if (options.feature_columns.empty()) {
     for (std::size_t i = 0; i < c.names.size(); ++i) {
-      if (i != c.label) c.features.push_back(i);
+      if (i != c.label && !is_string(i)) c.features.push_back(i);
     }
   } else {
-    for (const auto& name : options.feature_columns) c.features.push_back(find_column(c.names, name, path, "feature column"));
+    for (const auto& name : options.feature_columns) {
+      c.features.push_back(find_column(c.names, name, path, "feature column"));
+      if (is_string(c.features.back()))
+        throw ConfigError(path + ": column " + detail::quoted(name) + " is listed both as a feature and as a string column");
+    }
   }
   return c;
 }
 
 }  // namespace
 
-Partitioned<Example> read_csv(comm::Communicator& comm, const std::string& path, const CsvOptions& options) {
+Partitioned<Example> read_csv(comm::Communicator& comm, const std::string& path, const CsvOptions& options,
+                              std::vector<std::vector<std::string>>* strings) {
+  if (strings) strings->clear();
   Columns cols;
   std::string text;
   collectively(comm, [&] {
@@ -123,10 +134,15 @@ Partitioned<Example> read_csv(comm::Communicator& comm, const std::string& path,
         return v;
       };
       Example e;
-      e.label = number(cols.label);
+      e.label = cols.label_is_string ? 0.0f : number(cols.label);
       e.features.reserve(cols.features.size());
       for (const std::size_t c : cols.features) e.features.push_back(number(c));
       rows.push_back(std::move(e));
+      if (strings) {
+        std::vector<std::string> text;
+        for (const std::size_t c : cols.strings) text.emplace_back(unquote(fields[c]));
+        strings->push_back(std::move(text));
+      }
     });
   });
   return Partitioned<Example>::from_local(comm, std::move(rows));

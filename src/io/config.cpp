@@ -302,6 +302,7 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
   d.get<double>("scale", c.data.scale, positive<double>(), "a number > 0");
   d.get<std::string>("label_column", c.data.label_column);
   d.get<std::vector<std::string>>("feature_columns", c.data.feature_columns);
+  d.get<std::vector<std::string>>("string_columns", c.data.string_columns);
   d.get<std::int64_t>("num_features", c.data.num_features, non_negative<std::int64_t>(), "an integer >= 0");
   d.get<std::string>("features_dataset", c.data.features_dataset);
   d.get<std::string>("labels_dataset", c.data.labels_dataset);
@@ -418,6 +419,7 @@ std::string to_yaml(const Config& c) {
   e << YAML::Key << "scale" << YAML::Value << c.data.scale;
   e << YAML::Key << "label_column" << YAML::Value << c.data.label_column;
   e << YAML::Key << "feature_columns" << YAML::Value << YAML::Flow << c.data.feature_columns;
+  e << YAML::Key << "string_columns" << YAML::Value << YAML::Flow << c.data.string_columns;
   e << YAML::Key << "num_features" << YAML::Value << c.data.num_features;
   e << YAML::Key << "features_dataset" << YAML::Value << c.data.features_dataset;
   e << YAML::Key << "labels_dataset" << YAML::Value << c.data.labels_dataset;

@@ -4,7 +4,9 @@
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
+#include <unordered_map>
 
 #include "lockstep/ml/stats.hpp"
 
@@ -134,6 +136,111 @@ Frame OneHotEncoderModel::transform(const Frame& f) const {
     f.comm().agree("OneHotEncoder: row " + std::to_string(bad) + " has a category index the encoder has not seen",
                    comm::Communicator::ErrorKind::kData);
   return f.with_features(std::move(out), std::move(names));
+}
+
+StringIndexerModel fit_string_indexer(const Frame& f, const StringIndexerParams& p) {
+  LOCKSTEP_CHECK(!p.input_cols.empty(), ConfigError, "StringIndexer: inputCols is empty");
+  LOCKSTEP_CHECK(p.output_cols.size() == p.input_cols.size(), ConfigError, "StringIndexer: outputCols needs one name per "
+                 "input column (", p.input_cols.size(), "), got ", p.output_cols.size());
+  const std::string& order = p.string_order_type;
+  LOCKSTEP_CHECK(order == "frequencyDesc" || order == "frequencyAsc" || order == "alphabetDesc" || order == "alphabetAsc",
+                 ConfigError, "stringOrderType: expected frequencyDesc, frequencyAsc, alphabetDesc or alphabetAsc; got \"",
+                 order, "\"");
+  LOCKSTEP_CHECK(p.handle_invalid == "error" || p.handle_invalid == "skip" || p.handle_invalid == "keep", ConfigError,
+                 "handleInvalid: expected error, skip or keep; got \"", p.handle_invalid, "\"");
+  StringIndexerModel m{p.input_cols, p.output_cols, {}, p.handle_invalid};
+  for (const auto& col : p.input_cols) {
+    std::map<std::string, std::int64_t> local;
+    for (const auto& v : f.strings(col)) ++local[v];
+    std::string packed;  // value NUL count NUL ...
+    for (const auto& [v, c] : local) packed += v + '\0' + std::to_string(c) + '\0';
+    std::map<std::string, std::int64_t> all;
+    for (const auto& part : f.comm().allgather_strings(packed)) {
+      std::size_t pos = 0;
+      while (pos < part.size()) {
+        const auto a = part.find('\0', pos), b = part.find('\0', a + 1);
+        all[part.substr(pos, a - pos)] += std::stoll(part.substr(a + 1, b - a - 1));
+        pos = b + 1;
+      }
+    }
+    std::vector<std::pair<std::string, std::int64_t>> v(all.begin(), all.end());  // alphabetical
+    if (order == "frequencyDesc")
+      std::stable_sort(v.begin(), v.end(), [](const auto& x, const auto& y) { return x.second > y.second; });
+    else if (order == "frequencyAsc")
+      std::stable_sort(v.begin(), v.end(), [](const auto& x, const auto& y) { return x.second < y.second; });
+    else if (order == "alphabetDesc")
+      std::reverse(v.begin(), v.end());
+    std::vector<std::string> labels;
+    for (const auto& [s, c] : v) labels.push_back(s);
+    m.labels.push_back(std::move(labels));
+  }
+  return m;
+}
+
+Frame StringIndexerModel::transform(const Frame& f) const {
+  const std::int64_t n = f.rows();
+  std::vector<Vec> indexed;
+  std::vector<char> keep(static_cast<std::size_t>(n), 1);
+  std::int64_t bad_row = INT64_MAX;
+  std::string bad_value, bad_col;
+  for (std::size_t c = 0; c < input_cols.size(); ++c) {
+    std::unordered_map<std::string, double> index;
+    for (std::size_t k = 0; k < labels[c].size(); ++k) index[labels[c][k]] = static_cast<double>(k);
+    const auto& values = f.strings(input_cols[c]);
+    Vec out(n);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto it = index.find(values[static_cast<std::size_t>(i)]);
+      if (it != index.end()) {
+        out[i] = it->second;
+      } else if (handle_invalid == "keep") {
+        out[i] = static_cast<double>(labels[c].size());
+      } else if (handle_invalid == "skip") {
+        out[i] = 0.0;
+        keep[static_cast<std::size_t>(i)] = 0;
+      } else if (f.row_offset() + i < bad_row) {
+        bad_row = f.row_offset() + i, bad_value = values[static_cast<std::size_t>(i)], bad_col = input_cols[c];
+      }
+    }
+    indexed.push_back(std::move(out));
+  }
+  struct Bad {
+    std::int64_t row;
+    int rank;
+  };
+  Bad first{INT64_MAX, -1};
+  for (const auto& b : f.comm().allgather(Bad{bad_row, f.comm().rank()}))
+    if (b.row < first.row) first = b;
+  if (first.row != INT64_MAX) {
+    std::string msg = first.rank == f.comm().rank() ? "StringIndexer: column \"" + bad_col + "\" at row " +
+                                                          std::to_string(bad_row) + " has the value \"" + bad_value +
+                                                          "\", which the fit did not see (handleInvalid: error; use skip or keep)"
+                                                    : std::string();
+    f.comm().broadcast(msg, first.rank);
+    f.comm().agree(msg, comm::Communicator::ErrorKind::kData);
+  }
+  RowMatrix x = f.to_dense();
+  std::vector<std::string> names = f.feature_names();
+  Vec label = f.label();
+  std::vector<Vec> appended;
+  for (std::size_t c = 0; c < output_cols.size(); ++c) {
+    if (output_cols[c] == "label") {
+      label = indexed[c];
+    } else {
+      appended.push_back(indexed[c]);
+      names.push_back(output_cols[c]);
+    }
+  }
+  RowMatrix wide(n, x.cols() + static_cast<std::int64_t>(appended.size()));
+  wide.leftCols(x.cols()) = x;
+  for (std::size_t k = 0; k < appended.size(); ++k) wide.col(x.cols() + static_cast<std::int64_t>(k)) = appended[k].cast<float>();
+  Frame out = f.with_features(std::move(wide), std::move(names)).with_label(std::move(label));
+  if (handle_invalid == "skip") {
+    std::vector<std::int64_t> rows;
+    for (std::int64_t i = 0; i < n; ++i)
+      if (keep[static_cast<std::size_t>(i)]) rows.push_back(i);
+    out = out.subset(rows);
+  }
+  return out;
 }
 
 PcaModel fit_pca(const Frame& f, const PcaParams& p) {

@@ -133,11 +133,37 @@ Frame Frame::assemble(const std::vector<std::string>& cols, const std::string& l
   Vec y = label_, w = has_weight_ ? weight_ : Vec();
   if (!label_column.empty()) y = x.col(column(label_column)).cast<double>();
   if (!weight_column.empty()) w = x.col(column(weight_column)).cast<double>();
-  return dense(*comm_, std::move(out), std::move(y), std::move(w), cols);
+  Frame f = dense(*comm_, std::move(out), std::move(y), std::move(w), cols);
+  f.string_names_ = string_names_;
+  f.strings_ = strings_;
+  return f;
 }
 
 Frame Frame::with_features(RowMatrix x, std::vector<std::string> names) const {
-  return dense(*comm_, std::move(x), label_, has_weight_ ? weight_ : Vec(), std::move(names));
+  Frame f = dense(*comm_, std::move(x), label_, has_weight_ ? weight_ : Vec(), std::move(names));
+  f.string_names_ = string_names_;
+  f.strings_ = strings_;
+  return f;
+}
+
+const std::vector<std::string>& Frame::strings(const std::string& column) const {
+  for (std::size_t c = 0; c < string_names_.size(); ++c)
+    if (string_names_[c] == column) return strings_[c];
+  std::string known;
+  for (const auto& n : string_names_) known += (known.empty() ? "" : ", ") + n;
+  throw ConfigError("no string column \"" + column + "\" (the string columns are: " +
+                    (known.empty() ? "none; list them in data.string_columns" : known) + ")");
+}
+
+Frame Frame::with_strings(std::vector<std::string> names, std::vector<std::vector<std::string>> values) const {
+  std::optional<std::string> err;
+  for (const auto& v : values)
+    if (static_cast<std::int64_t>(v.size()) != rows()) err = "frame: a string column with " + std::to_string(v.size()) + " values for " + std::to_string(rows()) + " rows";
+  comm_->agree(err, comm::Communicator::ErrorKind::kData);
+  Frame f = *this;
+  f.string_names_ = std::move(names);
+  f.strings_ = std::move(values);
+  return f;
 }
 
 Frame Frame::with_label(Vec label) const {
@@ -147,6 +173,13 @@ Frame Frame::with_label(Vec label) const {
 }
 
 Frame Frame::subset(const std::vector<std::int64_t>& keep) const {
+  std::vector<std::vector<std::string>> kept(strings_.size());
+  for (std::size_t c = 0; c < strings_.size(); ++c)
+    for (auto i : keep) kept[c].push_back(strings_[c][static_cast<std::size_t>(i)]);
+  return subset_numeric(keep).with_strings(string_names_, std::move(kept));
+}
+
+Frame Frame::subset_numeric(const std::vector<std::int64_t>& keep) const {
   const auto n = static_cast<std::int64_t>(keep.size());
   Vec y(n), w(n);
   for (std::int64_t k = 0; k < n; ++k) y[k] = label_[keep[static_cast<std::size_t>(k)]], w[k] = weight_[keep[static_cast<std::size_t>(k)]];

@@ -202,6 +202,15 @@ template <> void TransformerStage<OneHotEncoderModel>::save(H5File& h, const std
   h.set_attr(g, "dropLast", static_cast<std::int64_t>(m_.drop_last));
   h.write<std::int64_t>(g + "/categories", m_.categories.data(), {static_cast<std::int64_t>(m_.categories.size())});
 }
+template <> void TransformerStage<StringIndexerModel>::save(H5File& h, const std::string& g) const {
+  h.set_attr(g, "inputCols", join(m_.input_cols));
+  h.set_attr(g, "outputCols", join(m_.output_cols));
+  h.set_attr(g, "handleInvalid", m_.handle_invalid);
+  for (std::size_t c = 0; c < m_.labels.size(); ++c) {
+    h.set_attr(g, "labels" + std::to_string(c), join(m_.labels[c]));
+    h.set_attr(g, "numLabels" + std::to_string(c), static_cast<std::int64_t>(m_.labels[c].size()));
+  }
+}
 template <> void TransformerStage<PcaModel>::save(H5File& h, const std::string& g) const {
   put(h, g + "/components", m_.components);
   put(h, g + "/explainedVariance", m_.explained_variance);
@@ -229,6 +238,16 @@ std::shared_ptr<Stage> load_transformer(const std::string& type, const H5File& h
     OneHotEncoderModel m{split_lines(h.attr_string(g, "inputCols")), h.read<std::int64_t>(g + "/categories"),
                          h.attr_int(g, "dropLast") != 0};
     return std::make_shared<TransformerStage<OneHotEncoderModel>>(type, m);
+  }
+  if (type == "StringIndexer") {
+    StringIndexerModel m{split_lines(h.attr_string(g, "inputCols")), split_lines(h.attr_string(g, "outputCols")), {},
+                         h.attr_string(g, "handleInvalid")};
+    for (std::size_t c = 0; c < m.input_cols.size(); ++c) {
+      auto labels = split_lines(h.attr_string(g, "labels" + std::to_string(c)));
+      labels.resize(static_cast<std::size_t>(h.attr_int(g, "numLabels" + std::to_string(c))));  // an empty label
+      m.labels.push_back(std::move(labels));
+    }
+    return std::make_shared<TransformerStage<StringIndexerModel>>(type, m);
   }
   if (type == "PCA") {
     PcaModel m{get_mat(h, g + "/components"), get_vec(h, g + "/explainedVariance"),
@@ -486,6 +505,20 @@ std::shared_ptr<Stage> fit_stage(const io::StageConfig& st, const Frame& f, cons
     p.finish();
     return std::make_shared<TransformerStage<OneHotEncoderModel>>(t, with_where(st, [&] { return fit_one_hot_encoder(f, q); }));
   }
+  if (t == "StringIndexer") {
+    StringIndexerParams q;
+    std::string in, out;
+    p.get("inputCol", in);
+    p.get("outputCol", out);
+    p.get_list("inputCols", q.input_cols);
+    p.get_list("outputCols", q.output_cols);
+    p.get("stringOrderType", q.string_order_type);
+    p.get("handleInvalid", q.handle_invalid);
+    p.finish();
+    if (!in.empty()) q.input_cols.push_back(in);
+    if (!out.empty()) q.output_cols.push_back(out);
+    return std::make_shared<TransformerStage<StringIndexerModel>>(t, with_where(st, [&] { return fit_string_indexer(f, q); }));
+  }
   if (t == "PCA") {
     PcaParams q;
     p.get("k", q.k);
@@ -586,7 +619,7 @@ std::shared_ptr<Stage> fit_stage(const io::StageConfig& st, const Frame& f, cons
                                                 std::vector<float>(params.data<float>(), params.data<float>() + params.numel()));
   }
   throw ConfigError(st.where + ": unknown stage type (known: StandardScaler, MinMaxScaler, MaxAbsScaler, Normalizer, "
-                    "OneHotEncoder, PCA, FeatureSelector, LinearRegression, LogisticRegression, LinearSVC, "
+                    "StringIndexer, OneHotEncoder, PCA, FeatureSelector, LinearRegression, LogisticRegression, LinearSVC, "
                     "DecisionTreeClassifier, DecisionTreeRegressor, RandomForestClassifier, RandomForestRegressor, "
                     "GBTClassifier, GBTRegressor, KMeans, NaiveBayes, NeuralNetwork)");
 }

@@ -207,6 +207,27 @@ expect_fail "a label outside the class range" "label 2.5 at row 2 is not a class
 printf 'x0,x1,label\n1,2,0\n3,nan,1\n5,6,0\n7,8,1\n' >"$WORK/ml/nan.csv"
 sed "s/frac/nan/g" "$WORK/ml/frac.yaml" >"$WORK/ml/nan.yaml"
 expect_fail "NaN in features" "NaN or infinite value at row 1, column 1" 2 fit "$WORK/ml/nan.yaml"
+# StringIndexer: a text feature one-hot encoded, and a text label, at np=2; predict at np=3.
+/usr/bin/awk -F, 'NR == 1 { print "kind,size,color"; next }
+  { c = ($1 > 0 ? "red" : "blue"); k = ($5 == 0 ? "cat" : ($5 == 1 ? "dog" : "eel")); print k "," $2 "," c }' \
+  "$ML/classification.csv" >"$WORK/ml/text.csv"
+cat >"$WORK/ml/text.yaml" <<YAML
+data: {format: csv, train: {features: $WORK/ml/text.csv}, test: {features: $WORK/ml/text.csv},
+       label_column: kind, string_columns: [kind, color]}
+pipeline:
+  - StringIndexer: {inputCols: [color, kind], outputCols: [color_index, label]}
+  - OneHotEncoder: {inputCols: [color_index]}
+  - LogisticRegression: {regParam: 0.01}
+output: {dir: $WORK/ml/text}
+YAML
+run 2 fit "$WORK/ml/text.yaml"
+for np in 1 3; do [ "$rc" = 0 ] && run "$np" predict "$WORK/ml/text.yaml" --model "$WORK/ml/text/model.h5" --input "$WORK/ml/text.csv" --output "$WORK/ml/textpred$np.csv"; done
+if [ "$rc" = 0 ] && grep -q '"split":"test"' "$WORK/ml/text/metrics.jsonl" && cmp -s "$WORK/ml/textpred1.csv" "$WORK/ml/textpred3.csv" &&
+   [ "$(wc -l <"$WORK/ml/textpred1.csv")" = 401 ]; then
+  ok "StringIndexer on a text feature and a text label; the saved model predicts the same at np=1 and 3"
+else bad "StringIndexer pipeline (exit $rc)"; fi
+printf 'kind,size,color\ncat,1,mauve\n' >"$WORK/ml/unseen.csv"
+expect_fail "a category the fit did not see" "has the value \"mauve\", which the fit did not see" 2 predict "$WORK/ml/text.yaml" --model "$WORK/ml/text/model.h5" --input "$WORK/ml/unseen.csv" --output "$WORK/ml/u.csv"
 expect_fail "a pipeline model is not a checkpoint" "not a lockstep pipeline model" 2 predict "$WORK/ml/pipe.yaml" --model "$WORK/run/checkpoint.h5" --input "$ML/classification.csv" --output "$WORK/ml/x.csv"
 
 echo "$passed passed, $failed failed"

@@ -288,3 +288,55 @@ TEST(Evaluators, MatchScikitLearn) {
   EXPECT_NEAR(rm.mae, rr["mae"].as<double>(), 1e-9);
   EXPECT_NEAR(rm.r2, rr["r2"].as<double>(), 1e-9);
 }
+
+TEST(StringIndexer, FrequencyOrderAcrossRanksAndInvalidValues) {
+  // 30 rows: "red" 15 times, "blue" 10, "green" 5 (ties never arise), plus one "amber" and one
+  // "cyan" (1 each: a tie, broken alphabetically). Rows are split over the ranks.
+  auto& w = world();
+  const std::int64_t N = 32;
+  const auto value = [](std::int64_t i) -> std::string {
+    if (i == 30) return "cyan";
+    if (i == 31) return "amber";
+    return i % 6 < 3 ? "red" : (i % 6 < 5 ? "blue" : "green");
+  };
+  const std::int64_t lo = N * w.rank() / w.size(), hi = N * (w.rank() + 1) / w.size();
+  RowMatrix x(hi - lo, 1);
+  Vec y(hi - lo);
+  std::vector<std::string> colors;
+  for (std::int64_t i = lo; i < hi; ++i) {
+    x(i - lo, 0) = static_cast<float>(i);
+    y[i - lo] = 0.0;
+    colors.push_back(value(i));
+  }
+  const Frame f = Frame::dense(w, x, y, {}, {"i"}).with_strings({"color"}, {colors});
+  const auto m = fit_string_indexer(f, {{"color"}, {"color_index"}, "frequencyDesc", "error"});
+  EXPECT_EQ(m.labels[0], (std::vector<std::string>{"red", "blue", "green", "amber", "cyan"}));
+  const Frame t = m.transform(f);
+  ASSERT_EQ(t.feature_names().back(), "color_index");
+  const RowMatrix tx = t.to_dense();
+  for (std::int64_t i = 0; i < t.rows(); ++i) {
+    const auto& labels = m.labels[0];
+    EXPECT_EQ(labels[static_cast<std::size_t>(tx(i, 1))], colors[static_cast<std::size_t>(i)]);
+  }
+  const auto alpha = fit_string_indexer(f, {{"color"}, {"label"}, "alphabetAsc", "error"});
+  EXPECT_EQ(alpha.labels[0], (std::vector<std::string>{"amber", "blue", "cyan", "green", "red"}));
+  const Frame tl = alpha.transform(f);
+  for (std::int64_t i = 0; i < tl.rows(); ++i) EXPECT_EQ(alpha.labels[0][static_cast<std::size_t>(tl.label()[i])], colors[static_cast<std::size_t>(i)]);
+  // A value the fit never saw (row 5 becomes "violet").
+  auto unseen = colors;
+  if (lo <= 5 && 5 < hi) unseen[static_cast<std::size_t>(5 - lo)] = "violet";
+  const Frame g = f.with_strings({"color"}, {unseen});
+  try {
+    m.transform(g);
+    FAIL() << "an unseen value passed with handleInvalid: error";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("row 5 has the value \"violet\""), std::string::npos) << e.what();
+  }
+  auto keep = m;
+  keep.handle_invalid = "keep";
+  const Frame kept = keep.transform(g);
+  EXPECT_EQ(kept.global_rows(), N);
+  auto skip = m;
+  skip.handle_invalid = "skip";
+  EXPECT_EQ(skip.transform(g).global_rows(), N - 1);
+}

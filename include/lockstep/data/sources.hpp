@@ -33,8 +33,13 @@ struct CsvOptions {
   std::string label_column = "label";
   std::vector<std::string> feature_columns;
   char delimiter = ',';
+  // Columns kept as text (for StringIndexer) rather than parsed as numbers. They are never
+  // features; when the label column is one of them, the rows' labels are 0 until indexed.
+  std::vector<std::string> string_columns = {};
 };
-Partitioned<Example> read_csv(comm::Communicator& comm, const std::string& path, const CsvOptions& options = {});
+// strings (optional): receives, for each of this rank's rows, its string_columns values in order.
+Partitioned<Example> read_csv(comm::Communicator& comm, const std::string& path, const CsvOptions& options = {},
+                              std::vector<std::vector<std::string>>* strings = nullptr);
 
 // LIBSVM / SVMlight: "label index:value ..." with 1-based, strictly increasing indices.
 // num_features = 0 infers it as the largest index seen on any rank.

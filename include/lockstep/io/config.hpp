@@ -36,6 +36,7 @@ struct DataConfig {
   double scale = 1.0 / 255.0;             // idx: pixel multiplier
   std::string label_column = "label";     // csv
   std::vector<std::string> feature_columns;  // csv
+  std::vector<std::string> string_columns;   // csv: text columns, for StringIndexer stages (lockstep fit)
   std::int64_t num_features = 0;          // libsvm (0: infer)
   std::string features_dataset = "/features", labels_dataset = "/labels";  // hdf5
   bool synthetic_fallback = false;        // idx: missing files -> synthetic data, with a warning

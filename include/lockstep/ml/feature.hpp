@@ -60,6 +60,24 @@ struct OneHotEncoderModel {
 };
 OneHotEncoderModel fit_one_hot_encoder(const Frame& f, const OneHotEncoderParams& p);
 
+// StringIndexer: text columns (CSV string_columns) become category indices, by Spark's rules:
+// stringOrderType frequencyDesc (ties alphabetical), frequencyAsc, alphabetDesc or alphabetAsc;
+// handleInvalid for values the fit did not see: error, skip (drop the row) or keep (index n).
+// An outputCol named "label" sets the label; any other is appended as a feature column.
+// The counts are per rank, gathered as (value, count) pairs: the dictionary, not the rows.
+struct StringIndexerParams {
+  std::vector<std::string> input_cols, output_cols;
+  std::string string_order_type = "frequencyDesc";
+  std::string handle_invalid = "error";
+};
+struct StringIndexerModel {
+  std::vector<std::string> input_cols, output_cols;
+  std::vector<std::vector<std::string>> labels;  // per input column, index order
+  std::string handle_invalid = "error";
+  Frame transform(const Frame& f) const;
+};
+StringIndexerModel fit_string_indexer(const Frame& f, const StringIndexerParams& p);
+
 struct PcaParams {
   std::int64_t k = 2;
 };

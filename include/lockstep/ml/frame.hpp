@@ -50,6 +50,12 @@ class Frame {
   // Index of a feature column by name; throws ConfigError naming the known columns.
   std::int64_t column(const std::string& name) const;
 
+  // Text columns (CSV string_columns), kept beside the features until a StringIndexer turns them
+  // into numbers: names, and for each column this rank's values.
+  const std::vector<std::string>& string_columns() const { return string_names_; }
+  const std::vector<std::string>& strings(const std::string& column) const;
+  Frame with_strings(std::vector<std::string> names, std::vector<std::vector<std::string>> values) const;
+
   // Calls f with the feature block, dense or CSR: the estimators are written once over both.
   template <typename F> decltype(auto) visit(F&& f) const { return sparse_ ? f(csr_) : f(dense_); }
 
@@ -70,6 +76,7 @@ class Frame {
 
  private:
   void finish(comm::Communicator& comm);
+  Frame subset_numeric(const std::vector<std::int64_t>& local_rows) const;
   comm::Communicator* comm_ = nullptr;
   bool sparse_ = false;
   RowMatrix dense_;
@@ -77,6 +84,8 @@ class Frame {
   Vec label_, weight_;
   bool has_weight_ = false;
   std::vector<std::string> names_;
+  std::vector<std::string> string_names_;
+  std::vector<std::vector<std::string>> strings_;  // [column][local row]
   std::int64_t num_features_ = 0, global_rows_ = 0, row_offset_ = 0;
 };
 
