@@ -52,6 +52,13 @@ ml::Frame load_frame(comm::Communicator& comm, const io::Config& cfg, const std:
       for (std::size_t c = 0; c < r.size(); ++c) columns[c].push_back(r[c]);
     return ml::Frame::from_examples(rows, names).with_strings(o.string_columns, std::move(columns));
   }
+  if (cfg.data.format == "libsvm") {  // stays sparse: the estimators take CSR blocks
+    comm.collectively([&] {
+      if (path.empty()) throw ConfigError(cfg.source + ": data.train.features: missing (a file path)");
+    }, comm::Communicator::ErrorKind::kConfig);
+    auto d = data::read_libsvm(comm, path, data::LibsvmOptions{cfg.data.num_features});
+    return ml::Frame::from_sparse_examples(d.rows, d.num_features);
+  }
   const train::Dataset d = split ? train::load_split(comm, cfg.data, *split) : train::load_file(comm, cfg.data, path, labels);
   return ml::Frame::from_examples(d.rows);
 }

@@ -228,6 +228,18 @@ if [ "$rc" = 0 ] && grep -q '"split":"test"' "$WORK/ml/text/metrics.jsonl" && cm
 else bad "StringIndexer pipeline (exit $rc)"; fi
 printf 'kind,size,color\ncat,1,mauve\n' >"$WORK/ml/unseen.csv"
 expect_fail "a category the fit did not see" "has the value \"mauve\", which the fit did not see" 2 predict "$WORK/ml/text.yaml" --model "$WORK/ml/text/model.h5" --input "$WORK/ml/unseen.csv" --output "$WORK/ml/u.csv"
+# LIBSVM stays sparse (CSR) through the estimators.
+/usr/bin/awk -F, 'NR > 1 { line = $6; for (j = 1; j <= 5; j++) if ($j != 0) line = line " " j ":" $j; print line }' \
+  "$ML/classification.csv" >"$WORK/ml/cls.svm"
+cat >"$WORK/ml/svm.yaml" <<YAML
+data: {format: libsvm, train: {features: $WORK/ml/cls.svm}, test: {features: $WORK/ml/cls.svm}}
+pipeline: [{LinearSVC: {regParam: 0.01}}]
+output: {dir: $WORK/ml/svmfit}
+YAML
+run 2 fit "$WORK/ml/svm.yaml"
+acc=$(grep '"split":"test"' "$WORK/ml/svmfit/metrics.jsonl" 2>/dev/null | sed 's/.*"accuracy":\([0-9.]*\).*/\1/')
+if [ "$rc" = 0 ] && awk -v a="${acc:-0}" 'BEGIN { exit !(a > 0.85) }'; then ok "LIBSVM (sparse) fit: LinearSVC test accuracy $acc";
+else bad "LIBSVM fit (exit $rc, accuracy ${acc:-none})"; fi
 expect_fail "a pipeline model is not a checkpoint" "not a lockstep pipeline model" 2 predict "$WORK/ml/pipe.yaml" --model "$WORK/run/checkpoint.h5" --input "$ML/classification.csv" --output "$WORK/ml/x.csv"
 
 echo "$passed passed, $failed failed"

@@ -362,3 +362,23 @@ TEST(LinearModels, ConstantColumnWithStandardizationGetsCoefficientZero) {
   EXPECT_EQ(m.coefficients(0, 2), 0.0);
   EXPECT_TRUE(m.coefficients.allFinite());
 }
+
+TEST(LinearModels, SparseFramesGiveTheDenseResults) {
+  // The same fixture as CSR: every estimator that reads features through Frame::visit must agree.
+  auto& w = world();
+  const Frame d = load_fixture(w, "classification.csv");
+  const RowMatrix x = d.to_dense();
+  CsrMatrix csr = x.sparseView();
+  const Frame s = Frame::sparse(w, csr, d.label(), {}, d.feature_names());
+  EXPECT_TRUE(s.is_sparse());
+  LogisticRegressionParams p;
+  p.reg_param = 0.01;
+  const auto a = fit_logistic_regression(d, p), b = fit_logistic_regression(s, p);
+  EXPECT_LT((a.coefficients - b.coefficients).cwiseAbs().maxCoeff(), 1e-5);
+  const auto pa = a.predict(d), pb = b.predict(s);
+  for (std::int64_t i = 0; i < d.rows(); ++i) EXPECT_EQ(pa.prediction[i], pb.prediction[i]);
+  LinearRegressionParams lr;
+  lr.reg_param = 0.1;
+  const auto ra = fit_linear_regression(d, lr), rb = fit_linear_regression(s, lr);
+  EXPECT_LT((ra.coefficients - rb.coefficients).cwiseAbs().maxCoeff(), 1e-9);
+}

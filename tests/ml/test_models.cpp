@@ -340,3 +340,18 @@ TEST(StringIndexer, FrequencyOrderAcrossRanksAndInvalidValues) {
   skip.handle_invalid = "skip";
   EXPECT_EQ(skip.transform(g).global_rows(), N - 1);
 }
+
+TEST(KMeans, SparseFramesGiveTheDenseResult) {
+  auto& w = world();
+  const Frame d = load_fixture(w, "blobs.csv");
+  const CsrMatrix csr = d.to_dense().sparseView();
+  const Frame s = Frame::sparse(w, csr, d.label(), {}, d.feature_names());
+  KMeansParams p;
+  p.k = 4;
+  p.seed = 3;
+  const auto a = fit_kmeans(d, p), b = fit_kmeans(s, p);
+  EXPECT_LT((a.centers - b.centers).cwiseAbs().maxCoeff(), 1e-6);
+  EXPECT_NEAR(a.training_cost, b.training_cost, 1e-6 * a.training_cost);
+  const auto pca_d = fit_pca(d, {2}), pca_s = fit_pca(s, {2});
+  EXPECT_LT((pca_d.components - pca_s.components).cwiseAbs().maxCoeff(), 1e-6);
+}
