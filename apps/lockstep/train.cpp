@@ -12,6 +12,9 @@ int run_train(comm::Communicator& comm, const ConfigArgs& args, bool resume, std
   io::Config cfg = load_config_everywhere(comm, args);
   if (!cfg.pipeline.empty())
     throw ConfigError(args.path + ": this config has a pipeline: run it with lockstep fit");
+  if (!cfg.data.string_columns.empty())
+    throw ConfigError(args.path + ": data.string_columns: text columns are read by lockstep fit only (index them with a "
+                      "StringIndexer stage)");
   const std::string yaml = io::to_yaml(cfg);
   log::info("lockstep train: " + args.path + " on " + std::to_string(comm.size()) + " rank(s), config hash " +
             io::hex64(io::config_hash(cfg)));
