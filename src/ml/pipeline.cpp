@@ -729,8 +729,7 @@ bool larger_is_better(const std::string& m) {
   return !(m == "rmse" || m == "mse" || m == "mae" || m == "logLoss" || m == "cost");
 }
 
-std::map<std::string, double> evaluate(const Frame& truth, const Predictions& p, const std::string& task,
-                                       const PipelineModel* model) {
+std::map<std::string, double> evaluate(const Frame& truth, const Predictions& p, const std::string& task) {
   std::map<std::string, double> out;
   if (task == "classification") {
     const auto m = evaluate_multiclass(truth, p);
@@ -754,7 +753,6 @@ std::map<std::string, double> evaluate(const Frame& truth, const Predictions& p,
     for (std::int64_t i = 0; i < truth.rows(); ++i) c += truth.weight()[i] * p.raw(i, static_cast<Eigen::Index>(p.prediction[i]));
     out["cost"] = truth.comm().allreduce<double>(c, comm::ReduceOp::kSum);
   }
-  (void)model;
   return out;
 }
 

@@ -56,8 +56,7 @@ PipelineModel fit_pipeline(const Frame& train, const std::vector<io::StageConfig
 // The metrics of the task on labelled rows: classification (accuracy, f1, weightedPrecision,
 // weightedRecall, logLoss with probabilities, areaUnderROC and areaUnderPR for two classes),
 // regression (rmse, mse, mae, r2), clustering (cost).
-std::map<std::string, double> evaluate(const Frame& truth, const Predictions& p, const std::string& task,
-                                       const PipelineModel* model = nullptr);
+std::map<std::string, double> evaluate(const Frame& truth, const Predictions& p, const std::string& task);
 bool larger_is_better(const std::string& metric);
 
 struct TuningResult {
