@@ -19,7 +19,12 @@ void check_finite(const Frame& f) {
             break;
           }
     } else {
-      if (x.allFinite()) return;
+      // One vectorisable sweep (NaN fails the comparison) before looking for the culprit.
+      const float* p = x.data();
+      const std::int64_t n = x.size();
+      bool bad = false;
+      for (std::int64_t i = 0; i < n; ++i) bad |= !(std::fabs(p[i]) <= std::numeric_limits<float>::max());
+      if (!bad) return;
       for (std::int64_t i = 0; i < x.rows() && bad_row == INT64_MAX; ++i)
         for (std::int64_t j = 0; j < x.cols(); ++j)
           if (!std::isfinite(x(i, j))) {
