@@ -8,25 +8,30 @@
 #include <map>
 #include <string>
 
+#include "lockstep/core/rng.hpp"
 #include "lockstep/data/sources.hpp"
 #include "lockstep/ml/clustering.hpp"
 #include "lockstep/ml/feature.hpp"
 #include "lockstep/ml/linear.hpp"
 #include "lockstep/ml/tree.hpp"
-#include "lockstep/core/rng.hpp"
 
 using namespace lockstep;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 std::map<std::string, std::string> g_args;
-double num(const std::string& k, double dflt) { return g_args.count(k) ? std::stod(g_args[k]) : dflt; }
-std::string str(const std::string& k, const std::string& dflt) { return g_args.count(k) ? g_args[k] : dflt; }
+double num(const std::string& k, double dflt) {
+  return g_args.count(k) ? std::stod(g_args[k]) : dflt;
+}
+std::string str(const std::string& k, const std::string& dflt) {
+  return g_args.count(k) ? g_args[k] : dflt;
+}
 
 ml::Frame fmnist(comm::Communicator& c, bool train) {
   const std::string dir = str("data", "/usr/share/datasets/fashion-mnist");
   const std::string p = train ? "train" : "t10k";
-  auto rows = data::read_idx(c, dir + "/" + p + "-images-idx3-ubyte.gz", dir + "/" + p + "-labels-idx1-ubyte.gz").cache();
+  auto rows =
+      data::read_idx(c, dir + "/" + p + "-images-idx3-ubyte.gz", dir + "/" + p + "-labels-idx1-ubyte.gz").cache();
   return ml::Frame::from_examples(rows);
 }
 
@@ -111,7 +116,8 @@ int main(int argc, char** argv) {
   }
   if (est == "linear") {
     // Synthetic regression: rows x features, y = x.beta + noise, every row keyed by its index.
-    const auto rows = static_cast<std::int64_t>(num("rows", 1000000)), d = static_cast<std::int64_t>(num("features", 100));
+    const auto rows = static_cast<std::int64_t>(num("rows", 1000000)),
+               d = static_cast<std::int64_t>(num("features", 100));
     const auto r = data::split_range(rows, c.rank(), c.size());
     ml::RowMatrix x(r.end - r.begin, d);
     Eigen::VectorXd y(r.end - r.begin);
@@ -141,8 +147,9 @@ int main(int argc, char** argv) {
     quality = std::sqrt(se / static_cast<double>(rows));
   }
   if (c.rank() == 0)
-    std::printf("{\"estimator\":\"%s\",\"ranks\":%d,\"fit_seconds\":%.4f,\"%s\":%.6f,\"iterations\":%d,\"evaluations\":%d}\n",
-                est.c_str(), c.size(), fit_s, metric.c_str(), quality, iters, evals);
+    std::printf(
+        "{\"estimator\":\"%s\",\"ranks\":%d,\"fit_seconds\":%.4f,\"%s\":%.6f,\"iterations\":%d,\"evaluations\":%d}\n",
+        est.c_str(), c.size(), fit_s, metric.c_str(), quality, iters, evals);
   world.reset();
   comm::finalize_mpi();
   return 0;

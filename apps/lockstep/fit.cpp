@@ -2,7 +2,6 @@
 // TrainValidationSplit), reports its metrics and saves it to output.dir/model.h5;
 // `lockstep transform` and `lockstep predict --model` apply a saved pipeline to a data file, each
 // rank its split, the output in input order.
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -21,45 +20,28 @@ namespace {
 
 // A data file as a Frame. CSV keeps its column names, and its string_columns as text for
 // StringIndexer stages; the other formats go through the trainer's loaders.
-ml::Frame load_frame(comm::Communicator& comm, const io::Config& cfg, const std::string& path, const std::string& labels,
-                     std::optional<train::Split> split) {
+ml::Frame load_frame(comm::Communicator& comm, const io::Config& cfg, const std::string& path,
+                     const std::string& labels, std::optional<train::Split> split) {
+  if ((cfg.data.format == "csv" || cfg.data.format == "libsvm") && path.empty())
+    throw_agreed<ConfigError>(cfg.source + ": data.train.features: missing (a file path)");
   if (cfg.data.format == "csv") {
     data::CsvOptions o;
     o.label_column = cfg.data.label_column;
     o.feature_columns = cfg.data.feature_columns;
     o.string_columns = cfg.data.string_columns;
-    std::vector<std::vector<std::string>> rows_text;
-    std::vector<std::string> header;
-    comm.collectively([&] {
-      if (path.empty()) throw ConfigError(cfg.source + ": data.train.features: missing (a file path)");
-      std::ifstream in(path);
-      std::string line;
-      if (in && std::getline(in, line)) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        std::stringstream ss(line);
-        for (std::string c; std::getline(ss, c, ',');) header.push_back(c);
-      }
-    }, comm::Communicator::ErrorKind::kData);
-    auto rows = data::read_csv(comm, path, o, &rows_text).cache();
-    std::vector<std::string> names = cfg.data.feature_columns;
-    if (names.empty()) {  // every column but the label and the string columns, in file order
-      for (const auto& c : header)
-        if (c != o.label_column && std::find(o.string_columns.begin(), o.string_columns.end(), c) == o.string_columns.end())
-          names.push_back(c);
-    }
+    data::CsvDetails details;
+    auto rows = data::read_csv(comm, path, o, &details).cache();
     std::vector<std::vector<std::string>> columns(o.string_columns.size());
-    for (const auto& r : rows_text)
+    for (const auto& r : details.strings)
       for (std::size_t c = 0; c < r.size(); ++c) columns[c].push_back(r[c]);
-    return ml::Frame::from_examples(rows, names).with_strings(o.string_columns, std::move(columns));
+    return ml::Frame::from_examples(rows, details.feature_names).with_strings(o.string_columns, std::move(columns));
   }
   if (cfg.data.format == "libsvm") {  // stays sparse: the estimators take CSR blocks
-    comm.collectively([&] {
-      if (path.empty()) throw ConfigError(cfg.source + ": data.train.features: missing (a file path)");
-    }, comm::Communicator::ErrorKind::kConfig);
     auto d = data::read_libsvm(comm, path, data::LibsvmOptions{cfg.data.num_features});
     return ml::Frame::from_sparse_examples(d.rows, d.num_features);
   }
-  const train::Dataset d = split ? train::load_split(comm, cfg.data, *split) : train::load_file(comm, cfg.data, path, labels);
+  const train::Dataset d =
+      split ? train::load_split(comm, cfg.data, *split) : train::load_file(comm, cfg.data, path, labels);
   return ml::Frame::from_examples(d.rows);
 }
 
@@ -87,12 +69,14 @@ std::string describe(const std::map<std::string, double>& m) {
 void write_rows_csv(comm::Communicator& comm, const std::string& header, const std::string& mine,
                     const std::string& output) {
   const auto parts = comm.allgather_strings(mine);
-  comm.collectively([&] {
-    if (comm.rank() != 0) return;
-    std::string all = header + "\n";
-    for (const auto& p : parts) all += p;
-    io::write_file_atomically(output, all);
-  }, comm::Communicator::ErrorKind::kIo);
+  comm.collectively(
+      [&] {
+        if (comm.rank() != 0) return;
+        std::string all = header + "\n";
+        for (const auto& p : parts) all += p;
+        io::write_file_atomically(output, all);
+      },
+      comm::Communicator::ErrorKind::kIo);
 }
 
 }  // namespace
@@ -100,7 +84,8 @@ void write_rows_csv(comm::Communicator& comm, const std::string& header, const s
 int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
   io::Config cfg = load_config_everywhere(comm, args);
   if (cfg.pipeline.empty())
-    throw ConfigError(args.path + ": pipeline: missing (lockstep fit needs a `pipeline:` list of stages; a config "
+    throw ConfigError(args.path +
+                      ": pipeline: missing (lockstep fit needs a `pipeline:` list of stages; a config "
                       "with `model:` only is for lockstep train)");
   const std::string yaml = io::to_yaml(cfg);
   log::info("lockstep fit: " + args.path + " on " + std::to_string(comm.size()) + " rank(s), config hash " +
@@ -109,18 +94,21 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
   const ml::Frame train = load_frame(comm, cfg, cfg.data.train.features, cfg.data.train.labels, train::Split::kTrain);
   std::optional<ml::Frame> test;
   if (has_test) test = load_frame(comm, cfg, cfg.data.test.features, cfg.data.test.labels, train::Split::kTest);
-  log::info("data: train " + (cfg.data.format == "synthetic" ? std::string("synthetic") : cfg.data.train.features) + " (" +
-            std::to_string(train.global_rows()) + " rows, " +
-            std::to_string(train.num_features()) + " features)" +
+  log::info("data: train " + (cfg.data.format == "synthetic" ? std::string("synthetic") : cfg.data.train.features) +
+            " (" + std::to_string(train.global_rows()) + " rows, " + std::to_string(train.num_features()) +
+            " features)" +
             (test ? ", test " + std::to_string(test->global_rows()) + " rows" : std::string(", no test split")));
   const auto dir = std::filesystem::path(cfg.output.dir);
-  comm.collectively([&] {
-    if (comm.rank() != 0) return;
-    std::filesystem::create_directories(dir);
-    io::write_file_atomically((dir / "config.yaml").string(), yaml);
-    std::error_code ec;
-    if (std::filesystem::exists(dir / "metrics.jsonl")) std::filesystem::rename(dir / "metrics.jsonl", dir / "metrics.jsonl.prev", ec);
-  }, comm::Communicator::ErrorKind::kIo);
+  comm.collectively(
+      [&] {
+        if (comm.rank() != 0) return;
+        std::filesystem::create_directories(dir);
+        io::write_file_atomically((dir / "config.yaml").string(), yaml);
+        std::error_code ec;
+        if (std::filesystem::exists(dir / "metrics.jsonl"))
+          std::filesystem::rename(dir / "metrics.jsonl", dir / "metrics.jsonl.prev", ec);
+      },
+      comm::Communicator::ErrorKind::kIo);
   std::string jsonl;
   ml::FitContext ctx{cfg.output.dir, cfg.output.progress, true};
   auto stages = cfg.pipeline;
@@ -131,7 +119,8 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
     for (const auto& [label, v] : r.candidates) {
       std::ostringstream os;
       os.precision(9);
-      os << "{\"tuning\":\"" << cfg.tuning.type << "\",\"params\":\"" << label << "\",\"" << r.metric << "\":" << v << "}\n";
+      os << "{\"tuning\":\"" << cfg.tuning.type << "\",\"params\":\"" << label << "\",\"" << r.metric << "\":" << v
+         << "}\n";
       jsonl += os.str();
     }
     char buf[128];
@@ -161,11 +150,13 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
   }
   const std::string path = (dir / "model.h5").string();
   model.save(comm, path, yaml);
-  comm.collectively([&] {
-    if (comm.rank() != 0) return;
-    std::ofstream js(dir / "metrics.jsonl", std::ios::app);
-    js << jsonl;
-  }, comm::Communicator::ErrorKind::kIo);
+  comm.collectively(
+      [&] {
+        if (comm.rank() != 0) return;
+        std::ofstream js(dir / "metrics.jsonl", std::ios::app);
+        js << jsonl;
+      },
+      comm::Communicator::ErrorKind::kIo);
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.2f", fit_seconds);
   log::info(std::string("done: pipeline fitted in ") + buf + " s; model " + path + ", metrics " +

@@ -93,8 +93,8 @@ Columns resolve_columns(std::string header, const std::string& path, const CsvOp
 }  // namespace
 
 Partitioned<Example> read_csv(comm::Communicator& comm, const std::string& path, const CsvOptions& options,
-                              std::vector<std::vector<std::string>>* strings) {
-  if (strings) strings->clear();
+                              CsvDetails* details) {
+  if (details) *details = CsvDetails{};
   Columns cols;
   std::string text;
   collectively(comm, [&] {
@@ -138,13 +138,15 @@ Partitioned<Example> read_csv(comm::Communicator& comm, const std::string& path,
       e.features.reserve(cols.features.size());
       for (const std::size_t c : cols.features) e.features.push_back(number(c));
       rows.push_back(std::move(e));
-      if (strings) {
+      if (details) {
         std::vector<std::string> text;
         for (const std::size_t c : cols.strings) text.emplace_back(unquote(fields[c]));
-        strings->push_back(std::move(text));
+        details->strings.push_back(std::move(text));
       }
     });
   });
+  if (details)
+    for (const std::size_t c : cols.features) details->feature_names.push_back(cols.names[c]);
   return Partitioned<Example>::from_local(comm, std::move(rows));
 }
 

@@ -25,7 +25,8 @@ Vec row_norms(const Frame& f) {
 
 // For every row: the nearest centre and the squared distance to it. visit(i, nearest, d2, block
 // row view) is called per row, in order. Distances: |x|^2 - 2 x.c + |c|^2 with a float32 GEMM.
-template <typename Visit> void nearest(const Frame& f, const Vec& xnorm, const Mat& centers, Visit&& visit) {
+template <typename Visit>
+void nearest(const Frame& f, const Vec& xnorm, const Mat& centers, Visit&& visit) {
   const Eigen::MatrixXf Ct = centers.transpose().cast<float>();
   const Vec cnorm = centers.rowwise().squaredNorm();
   MatF D;
@@ -57,14 +58,8 @@ Mat gather_rows(const Frame& f, const std::vector<std::int64_t>& local_rows) {
       mine.insert(mine.end(), r.data(), r.data() + d);
     }
   });
-  std::vector<std::size_t> counts;
-  for (auto n : f.comm().allgather<std::int64_t>(static_cast<std::int64_t>(mine.size())))
-    counts.push_back(static_cast<std::size_t>(n) * sizeof(double));
-  std::size_t total = 0;
-  for (auto c : counts) total += c / sizeof(double);
-  std::vector<double> all(total);
-  f.comm().allgatherv(mine.data(), all.data(), counts);
-  Mat out(static_cast<std::int64_t>(total) / std::max<std::int64_t>(d, 1), d);
+  const std::vector<double> all = f.comm().allgather_vector(mine);
+  Mat out(static_cast<std::int64_t>(all.size()) / std::max<std::int64_t>(d, 1), d);
   for (std::int64_t i = 0; i < out.rows(); ++i)
     for (std::int64_t j = 0; j < d; ++j) out(i, j) = all[static_cast<std::size_t>(i * d + j)];
   return out;
@@ -135,7 +130,8 @@ Predictions KMeansModel::predict(const Frame& f) const {
 double KMeansModel::cost(const Frame& f) const {
   double c = 0.0;
   const Vec xn = row_norms(f);
-  nearest(f, xn, centers, [&](std::int64_t i, std::int64_t, double d2, const auto&, std::int64_t) { c += f.weight()[i] * d2; });
+  nearest(f, xn, centers,
+          [&](std::int64_t i, std::int64_t, double d2, const auto&, std::int64_t) { c += f.weight()[i] * d2; });
   return f.comm().allreduce<double>(c, comm::ReduceOp::kSum);
 }
 
@@ -187,7 +183,8 @@ KMeansModel fit_kmeans(const Frame& f, const KMeansParams& p) {
       std::vector<std::int64_t> chosen;
       if (total > 0) {
         for (std::int64_t i = 0; i < f.rows(); ++i) {
-          CounterRng r(p.seed, RngStream::kKMeans, static_cast<std::uint64_t>(step + 1), static_cast<std::uint64_t>(lo + i));
+          CounterRng r(p.seed, RngStream::kKMeans, static_cast<std::uint64_t>(step + 1),
+                       static_cast<std::uint64_t>(lo + i));
           if (r.uniform_double() < 2.0 * static_cast<double>(k) * f.weight()[i] * cost[i] / total) chosen.push_back(i);
         }
       }
@@ -211,7 +208,8 @@ KMeansModel fit_kmeans(const Frame& f, const KMeansParams& p) {
     } else {
       // Weight each candidate by the rows closest to it, then k-means++ on the candidates.
       Vec wts = Vec::Zero(distinct.rows());
-      nearest(f, xn, distinct, [&](std::int64_t i, std::int64_t c, double, const auto&, std::int64_t) { wts[c] += f.weight()[i]; });
+      nearest(f, xn, distinct,
+              [&](std::int64_t i, std::int64_t c, double, const auto&, std::int64_t) { wts[c] += f.weight()[i]; });
       comm.allreduce(std::span<double>(wts.data(), static_cast<std::size_t>(wts.size())), comm::ReduceOp::kSum);
       centers = local_kmeans(distinct, wts, k, p.seed, 30);
     }
@@ -243,7 +241,8 @@ KMeansModel fit_kmeans(const Frame& f, const KMeansParams& p) {
     std::copy(sums.data(), sums.data() + k * d, buf.data());
     buf[k * d + k] = cost;
     comm.allreduce(std::span<double>(buf.data(), static_cast<std::size_t>(buf.size())), comm::ReduceOp::kSum);
-    const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> total(buf.data(), k, d);
+    const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> total(buf.data(), k,
+                                                                                                         d);
     double moved = 0.0;
     for (std::int64_t c = 0; c < k; ++c) {
       if (cnt[c] <= 0) continue;  // an empty cluster keeps its centre (as Spark)

@@ -15,8 +15,9 @@ MulticlassMetrics evaluate_multiclass(const Frame& t, const Predictions& p) {
   double top = -1.0;
   for (std::int64_t i = 0; i < t.rows(); ++i) top = std::max({top, t.label()[i], p.prediction[i]});
   const auto K = static_cast<std::int64_t>(comm.allreduce<double>(top, comm::ReduceOp::kMax)) + 1;
-  const bool probs = comm.allreduce<std::int32_t>(p.probability.size() > 0 || t.rows() == 0 ? 1 : 0, comm::ReduceOp::kMin) == 1 &&
-                     comm.allreduce<std::int32_t>(p.probability.size() > 0 ? 1 : 0, comm::ReduceOp::kMax) == 1;
+  const bool probs =
+      comm.allreduce<std::int32_t>(p.probability.size() > 0 || t.rows() == 0 ? 1 : 0, comm::ReduceOp::kMin) == 1 &&
+      comm.allreduce<std::int32_t>(p.probability.size() > 0 ? 1 : 0, comm::ReduceOp::kMax) == 1;
   Vec buf = Vec::Zero(K * K + 1);
   Eigen::Map<Mat> C(buf.data(), K, K);
   for (std::int64_t i = 0; i < t.rows(); ++i) {
@@ -66,10 +67,9 @@ BinaryMetrics evaluate_binary(const Frame& t, const Vec& scores) {
     if ((y != 0.0 && y != 1.0) || !std::isfinite(scores[i])) bad = std::min(bad, t.row_offset() + i);
     mine.push_back({scores[i], y == 1.0 ? t.weight()[i] : 0.0, y == 1.0 ? 0.0 : t.weight()[i]});
   }
-  bad = comm.allreduce<std::int64_t>(bad, comm::ReduceOp::kMin);
-  if (bad != INT64_MAX)
-    comm.agree("binary evaluation: row " + std::to_string(bad) + " has a label other than 0/1 or a score that is not finite",
-               comm::Communicator::ErrorKind::kData);
+  agree_on_first_bad_row(
+      comm, bad,
+      "binary evaluation: row " + std::to_string(bad) + " has a label other than 0/1 or a score that is not finite");
   // Sample sort: 64 samples a rank give np - 1 splitters; equal scores land on one rank.
   std::vector<double> sorted;
   for (const auto& s : mine) sorted.push_back(s.score);
@@ -81,12 +81,14 @@ BinaryMetrics evaluate_binary(const Frame& t, const Vec& scores) {
   std::sort(all.begin(), all.end());
   std::vector<double> splitters;
   const int np = comm.size();
-  for (int r = 1; r < np && !all.empty(); ++r) splitters.push_back(all[all.size() * static_cast<std::size_t>(r) / static_cast<std::size_t>(np)]);
-  auto moved = data::Partitioned<Scored>::from_local(comm, std::move(mine))
-                   .repartition([&](const Scored& s) {
-                     return static_cast<int>(std::upper_bound(splitters.begin(), splitters.end(), s.score) - splitters.begin());
-                   })
-                   .local();
+  for (int r = 1; r < np && !all.empty(); ++r)
+    splitters.push_back(all[all.size() * static_cast<std::size_t>(r) / static_cast<std::size_t>(np)]);
+  auto moved =
+      data::Partitioned<Scored>::from_local(comm, std::move(mine))
+          .repartition([&](const Scored& s) {
+            return static_cast<int>(std::upper_bound(splitters.begin(), splitters.end(), s.score) - splitters.begin());
+          })
+          .local();
   // Rank r holds a score range above rank r-1's: walk from the top (highest rank, highest score).
   std::sort(moved.begin(), moved.end(), [](const Scored& a, const Scored& b) { return a.score > b.score; });
   std::vector<Scored> groups;  // equal scores merged

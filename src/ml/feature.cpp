@@ -48,12 +48,13 @@ Frame MinMaxScalerModel::transform(const Frame& f) const {
   return f.with_features(std::move(x), f.feature_names());
 }
 
-MaxAbsScalerModel fit_max_abs_scaler(const Frame& f) { return {summarize(f).max_abs}; }
+MaxAbsScalerModel fit_max_abs_scaler(const Frame& f) {
+  return {summarize(f).max_abs};
+}
 
 Frame MaxAbsScalerModel::transform(const Frame& f) const {
   RowMatrix x = f.to_dense();
-  for (std::int64_t j = 0; j < x.cols(); ++j)
-    x.col(j) *= static_cast<float>(max_abs[j] > 0 ? 1.0 / max_abs[j] : 0.0);
+  for (std::int64_t j = 0; j < x.cols(); ++j) x.col(j) *= static_cast<float>(max_abs[j] > 0 ? 1.0 / max_abs[j] : 0.0);
   return f.with_features(std::move(x), f.feature_names());
 }
 
@@ -84,11 +85,9 @@ OneHotEncoderModel fit_one_hot_encoder(const Frame& f, const OneHotEncoderParams
       }
       top = std::max(top, v);
     }
-    bad = f.comm().allreduce<std::int64_t>(bad, comm::ReduceOp::kMin);
-    if (bad != INT64_MAX)
-      f.comm().agree("OneHotEncoder: column \"" + c + "\" at row " + std::to_string(bad) +
-                         " is not a category index (expected an integer >= 0)",
-                     comm::Communicator::ErrorKind::kData);
+    agree_on_first_bad_row(f.comm(), bad,
+                           "OneHotEncoder: column \"" + c + "\" at row " + std::to_string(bad) +
+                               " is not a category index (expected an integer >= 0)");
     m.categories.push_back(static_cast<std::int64_t>(f.comm().allreduce<double>(top, comm::ReduceOp::kMax)) + 1);
   }
   return m;
@@ -97,7 +96,8 @@ OneHotEncoderModel fit_one_hot_encoder(const Frame& f, const OneHotEncoderParams
 Frame OneHotEncoderModel::transform(const Frame& f) const {
   const RowMatrix x = f.to_dense();
   std::vector<std::int64_t> src(static_cast<std::size_t>(f.num_features()), -1);  // input col -> which encoder
-  for (std::size_t e = 0; e < input_cols.size(); ++e) src[static_cast<std::size_t>(f.column(input_cols[e]))] = static_cast<std::int64_t>(e);
+  for (std::size_t e = 0; e < input_cols.size(); ++e)
+    src[static_cast<std::size_t>(f.column(input_cols[e]))] = static_cast<std::int64_t>(e);
   std::vector<std::string> names;
   std::int64_t width = 0;
   for (std::int64_t j = 0; j < f.num_features(); ++j) {
@@ -108,7 +108,8 @@ Frame OneHotEncoderModel::transform(const Frame& f) const {
       continue;
     }
     const std::int64_t n = categories[static_cast<std::size_t>(e)] - (drop_last ? 1 : 0);
-    for (std::int64_t c = 0; c < n; ++c) names.push_back(f.feature_names()[static_cast<std::size_t>(j)] + "_" + std::to_string(c));
+    for (std::int64_t c = 0; c < n; ++c)
+      names.push_back(f.feature_names()[static_cast<std::size_t>(j)] + "_" + std::to_string(c));
     width += n;
   }
   RowMatrix out = RowMatrix::Zero(x.rows(), width);
@@ -131,21 +132,22 @@ Frame OneHotEncoderModel::transform(const Frame& f) const {
       o += n - (drop_last ? 1 : 0);
     }
   }
-  bad = f.comm().allreduce<std::int64_t>(bad, comm::ReduceOp::kMin);
-  if (bad != INT64_MAX)
-    f.comm().agree("OneHotEncoder: row " + std::to_string(bad) + " has a category index the encoder has not seen",
-                   comm::Communicator::ErrorKind::kData);
+  agree_on_first_bad_row(
+      f.comm(), bad, "OneHotEncoder: row " + std::to_string(bad) + " has a category index the encoder has not seen");
   return f.with_features(std::move(out), std::move(names));
 }
 
 StringIndexerModel fit_string_indexer(const Frame& f, const StringIndexerParams& p) {
   LOCKSTEP_CHECK(!p.input_cols.empty(), ConfigError, "StringIndexer: inputCols is empty");
-  LOCKSTEP_CHECK(p.output_cols.size() == p.input_cols.size(), ConfigError, "StringIndexer: outputCols needs one name per "
-                 "input column (", p.input_cols.size(), "), got ", p.output_cols.size());
+  LOCKSTEP_CHECK(p.output_cols.size() == p.input_cols.size(), ConfigError,
+                 "StringIndexer: outputCols needs one name per "
+                 "input column (",
+                 p.input_cols.size(), "), got ", p.output_cols.size());
   const std::string& order = p.string_order_type;
-  LOCKSTEP_CHECK(order == "frequencyDesc" || order == "frequencyAsc" || order == "alphabetDesc" || order == "alphabetAsc",
-                 ConfigError, "stringOrderType: expected frequencyDesc, frequencyAsc, alphabetDesc or alphabetAsc; got \"",
-                 order, "\"");
+  LOCKSTEP_CHECK(
+      order == "frequencyDesc" || order == "frequencyAsc" || order == "alphabetDesc" || order == "alphabetAsc",
+      ConfigError, "stringOrderType: expected frequencyDesc, frequencyAsc, alphabetDesc or alphabetAsc; got \"", order,
+      "\"");
   LOCKSTEP_CHECK(p.handle_invalid == "error" || p.handle_invalid == "skip" || p.handle_invalid == "keep", ConfigError,
                  "handleInvalid: expected error, skip or keep; got \"", p.handle_invalid, "\"");
   StringIndexerModel m{p.input_cols, p.output_cols, {}, p.handle_invalid};
@@ -203,21 +205,10 @@ Frame StringIndexerModel::transform(const Frame& f) const {
     }
     indexed.push_back(std::move(out));
   }
-  struct Bad {
-    std::int64_t row;
-    int rank;
-  };
-  Bad first{INT64_MAX, -1};
-  for (const auto& b : f.comm().allgather(Bad{bad_row, f.comm().rank()}))
-    if (b.row < first.row) first = b;
-  if (first.row != INT64_MAX) {
-    std::string msg = first.rank == f.comm().rank() ? "StringIndexer: column \"" + bad_col + "\" at row " +
-                                                          std::to_string(bad_row) + " has the value \"" + bad_value +
-                                                          "\", which the fit did not see (handleInvalid: error; use skip or keep)"
-                                                    : std::string();
-    f.comm().broadcast(msg, first.rank);
-    f.comm().agree(msg, comm::Communicator::ErrorKind::kData);
-  }
+  agree_on_first_bad_row(f.comm(), bad_row,
+                         "StringIndexer: column \"" + bad_col + "\" at row " + std::to_string(bad_row) +
+                             " has the value \"" + bad_value +
+                             "\", which the fit did not see (handleInvalid: error; use skip or keep)");
   RowMatrix x = f.to_dense();
   std::vector<std::string> names = f.feature_names();
   Vec label = f.label();
@@ -232,7 +223,8 @@ Frame StringIndexerModel::transform(const Frame& f) const {
   }
   RowMatrix wide(n, x.cols() + static_cast<std::int64_t>(appended.size()));
   wide.leftCols(x.cols()) = x;
-  for (std::size_t k = 0; k < appended.size(); ++k) wide.col(x.cols() + static_cast<std::int64_t>(k)) = appended[k].cast<float>();
+  for (std::size_t k = 0; k < appended.size(); ++k)
+    wide.col(x.cols() + static_cast<std::int64_t>(k)) = appended[k].cast<float>();
   Frame out = f.with_features(std::move(wide), std::move(names)).with_label(std::move(label));
   if (handle_invalid == "skip") {
     std::vector<std::int64_t> rows;

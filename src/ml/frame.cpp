@@ -42,8 +42,8 @@ void Frame::finish(comm::Communicator& comm) {
   }
   std::optional<std::string> name_err;
   if (static_cast<std::int64_t>(names_.size()) != num_features_)
-    name_err = "frame: " + std::to_string(names_.size()) + " column names for " + std::to_string(num_features_) +
-               " features";
+    name_err =
+        "frame: " + std::to_string(names_.size()) + " column names for " + std::to_string(num_features_) + " features";
   comm.agree(name_err, comm::Communicator::ErrorKind::kConfig);
 }
 
@@ -158,7 +158,9 @@ const std::vector<std::string>& Frame::strings(const std::string& column) const 
 Frame Frame::with_strings(std::vector<std::string> names, std::vector<std::vector<std::string>> values) const {
   std::optional<std::string> err;
   for (const auto& v : values)
-    if (static_cast<std::int64_t>(v.size()) != rows()) err = "frame: a string column with " + std::to_string(v.size()) + " values for " + std::to_string(rows()) + " rows";
+    if (static_cast<std::int64_t>(v.size()) != rows())
+      err =
+          "frame: a string column with " + std::to_string(v.size()) + " values for " + std::to_string(rows()) + " rows";
   comm_->agree(err, comm::Communicator::ErrorKind::kData);
   Frame f = *this;
   f.string_names_ = std::move(names);
@@ -182,11 +184,13 @@ Frame Frame::subset(const std::vector<std::int64_t>& keep) const {
 Frame Frame::subset_numeric(const std::vector<std::int64_t>& keep) const {
   const auto n = static_cast<std::int64_t>(keep.size());
   Vec y(n), w(n);
-  for (std::int64_t k = 0; k < n; ++k) y[k] = label_[keep[static_cast<std::size_t>(k)]], w[k] = weight_[keep[static_cast<std::size_t>(k)]];
+  for (std::int64_t k = 0; k < n; ++k)
+    y[k] = label_[keep[static_cast<std::size_t>(k)]], w[k] = weight_[keep[static_cast<std::size_t>(k)]];
   if (sparse_) {
     std::vector<Eigen::Triplet<float, std::int64_t>> t;
     for (std::int64_t k = 0; k < n; ++k)
-      for (CsrMatrix::InnerIterator it(csr_, keep[static_cast<std::size_t>(k)]); it; ++it) t.emplace_back(k, it.col(), it.value());
+      for (CsrMatrix::InnerIterator it(csr_, keep[static_cast<std::size_t>(k)]); it; ++it)
+        t.emplace_back(k, it.col(), it.value());
     CsrMatrix x(n, num_features_);
     x.setFromTriplets(t.begin(), t.end());
     return sparse(*comm_, std::move(x), std::move(y), has_weight_ ? w : Vec(), names_);
@@ -196,7 +200,9 @@ Frame Frame::subset_numeric(const std::vector<std::int64_t>& keep) const {
   return dense(*comm_, std::move(x), std::move(y), has_weight_ ? w : Vec(), names_);
 }
 
-RowMatrix Frame::to_dense() const { return sparse_ ? RowMatrix(csr_) : dense_; }
+RowMatrix Frame::to_dense() const {
+  return sparse_ ? RowMatrix(csr_) : dense_;
+}
 
 std::vector<data::Example> Frame::to_examples() const {
   const RowMatrix x = to_dense();
@@ -207,6 +213,18 @@ std::vector<data::Example> Frame::to_examples() const {
     e.label = static_cast<float>(label_[i]);
   }
   return out;
+}
+
+void agree_on_first_bad_row(comm::Communicator& comm, std::int64_t row, const std::string& message) {
+  const auto rows = comm.allgather<std::int64_t>(row);
+  int owner = -1;
+  std::int64_t lowest = INT64_MAX;
+  for (std::size_t r = 0; r < rows.size(); ++r)
+    if (rows[r] < lowest) lowest = rows[r], owner = static_cast<int>(r);
+  if (owner < 0) return;
+  std::string msg = comm.rank() == owner ? message : std::string();
+  comm.broadcast(msg, owner);
+  comm.agree(msg, comm::Communicator::ErrorKind::kData);
 }
 
 std::int64_t num_classes(const Frame& f, std::int64_t max_classes) {
@@ -221,21 +239,11 @@ std::int64_t num_classes(const Frame& f, std::int64_t max_classes) {
     }
     top = std::max(top, y);
   }
-  // The lowest bad global row wins, so every rank reports the same one.
-  struct Bad {
-    std::int64_t row;
-    double value;
-  };
-  const auto all = f.comm().allgather(Bad{bad_row < 0 ? INT64_MAX : bad_row, bad_value});
-  Bad first{INT64_MAX, 0.0};
-  for (const auto& b : all)
-    if (b.row < first.row) first = b;
-  if (first.row != INT64_MAX) {
-    std::ostringstream os;
-    os << "label " << first.value << " at row " << first.row << " is not a class index (expected an integer in [0, "
+  std::ostringstream os;
+  if (bad_row >= 0)
+    os << "label " << bad_value << " at row " << bad_row << " is not a class index (expected an integer in [0, "
        << max_classes << "))";
-    f.comm().agree(os.str(), comm::Communicator::ErrorKind::kData);
-  }
+  agree_on_first_bad_row(f.comm(), bad_row < 0 ? INT64_MAX : bad_row, os.str());
   const double k = f.comm().allreduce<double>(top, comm::ReduceOp::kMax) + 1.0;
   return static_cast<std::int64_t>(k);
 }

@@ -23,7 +23,8 @@ constexpr std::int64_t kBlock = 4096;
 constexpr std::int64_t kFusedBlock = 192;
 
 // Visits the frame's rows in blocks: fn(first_row, features_block).
-template <typename F> void for_blocks(const Frame& f, F&& fn, std::int64_t block = kBlock) {
+template <typename F>
+void for_blocks(const Frame& f, F&& fn, std::int64_t block = kBlock) {
   f.visit([&](const auto& x) {
     for (std::int64_t r0 = 0; r0 < f.rows(); r0 += block) {
       const std::int64_t m = std::min(block, f.rows() - r0);
@@ -51,14 +52,17 @@ Vec linear_pass(const Frame& f, const Eigen::MatrixXf& Wt, const Eigen::RowVecto
     colsum.setZero();
     since_flush = 0;
   };
-  for_blocks(f, [&](std::int64_t r0, const auto& xb) {
-    M.noalias() = xb * Wt;
-    M.rowwise() += b;
-    out[0] += block_loss(r0, M);
-    tmp.noalias() += xb.transpose() * M;
-    colsum += M.colwise().sum();
-    if ((since_flush += M.rows()) >= kBlock) flush();  // bound float accumulation to ~4k rows
-  }, f.is_sparse() ? kBlock : kFusedBlock);
+  for_blocks(
+      f,
+      [&](std::int64_t r0, const auto& xb) {
+        M.noalias() = xb * Wt;
+        M.rowwise() += b;
+        out[0] += block_loss(r0, M);
+        tmp.noalias() += xb.transpose() * M;
+        colsum += M.colwise().sum();
+        if ((since_flush += M.rows()) >= kBlock) flush();  // bound float accumulation to ~4k rows
+      },
+      f.is_sparse() ? kBlock : kFusedBlock);
   flush();
   f.comm().allreduce(std::span<double>(out.data(), static_cast<std::size_t>(out.size())), comm::ReduceOp::kSum);
   return out;
@@ -69,9 +73,9 @@ struct Problem {
   std::int64_t d = 0, K = 1;
   bool fit_intercept = true;
   double weight_sum = 0.0;
-  Vec inv_std;      // the scale of the working space: 1/sigma_j with standardization (0 for a
-                    // constant column, whose coefficient then stays 0), else 1
-  Vec pen1, pen2;   // per-feature L1 and L2 penalty weights in the working space
+  Vec inv_std;                // the scale of the working space: 1/sigma_j with standardization (0 for a
+                              // constant column, whose coefficient then stays 0), else 1
+  Vec pen1, pen2;             // per-feature L1 and L2 penalty weights in the working space
   double l1 = 0.0, l2 = 0.0;  // regParam * alpha, regParam * (1 - alpha)
 
   Problem(const Summary& s, std::int64_t outputs, bool intercept, bool standardization, double reg, double alpha)
@@ -135,11 +139,10 @@ void check_weights(const Frame& f) {
       bad = f.row_offset() + i;
       break;
     }
-  bad = f.comm().allreduce<std::int64_t>(bad, comm::ReduceOp::kMin);
-  if (bad != INT64_MAX)
-    f.comm().agree("weight at row " + std::to_string(bad) + " is negative or not finite (expected a weight >= 0)",
-                   comm::Communicator::ErrorKind::kData);
-  if (f.global_rows() == 0) f.comm().agree(std::string("the training frame has no rows"), comm::Communicator::ErrorKind::kData);
+  agree_on_first_bad_row(
+      f.comm(), bad, "weight at row " + std::to_string(bad) + " is negative or not finite (expected a weight >= 0)");
+  if (f.global_rows() == 0)
+    f.comm().agree(std::string("the training frame has no rows"), comm::Communicator::ErrorKind::kData);
 }
 
 void check_params(int max_iter, double reg, double alpha, double tol) {
@@ -156,9 +159,7 @@ void check_labels_finite(const Frame& f) {
       bad = f.row_offset() + i;
       break;
     }
-  bad = f.comm().allreduce<std::int64_t>(bad, comm::ReduceOp::kMin);
-  if (bad != INT64_MAX)
-    f.comm().agree("label at row " + std::to_string(bad) + " is NaN or infinite", comm::Communicator::ErrorKind::kData);
+  agree_on_first_bad_row(f.comm(), bad, "label at row " + std::to_string(bad) + " is NaN or infinite");
 }
 
 void warn_constant_columns(const Frame& f, const Summary& s, const char* who) {

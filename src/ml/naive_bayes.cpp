@@ -9,7 +9,8 @@ namespace lockstep::ml {
 
 NaiveBayesModel fit_naive_bayes(const Frame& f, const NaiveBayesParams& p) {
   LOCKSTEP_CHECK(p.model_type == "multinomial" || p.model_type == "bernoulli" || p.model_type == "gaussian",
-                 ConfigError, "modelType: expected one of multinomial, bernoulli, gaussian; got \"", p.model_type, "\"");
+                 ConfigError, "modelType: expected one of multinomial, bernoulli, gaussian; got \"", p.model_type,
+                 "\"");
   LOCKSTEP_CHECK(p.smoothing >= 0, ConfigError, "smoothing: expected a number >= 0, got ", p.smoothing);
   check_finite(f);
   const std::int64_t K = num_classes(f), d = f.num_features();
@@ -26,17 +27,10 @@ NaiveBayesModel fit_naive_bayes(const Frame& f, const NaiveBayesParams& p) {
         }
       }
   }
-  struct Bad {
-    std::int64_t row, col;
-  };
-  Bad first{INT64_MAX, -1};
-  for (const auto& b : f.comm().allgather(Bad{bad, bad_col}))
-    if (b.row < first.row) first = b;
-  if (first.row != INT64_MAX)
-    f.comm().agree("NaiveBayes (" + p.model_type + "): row " + std::to_string(first.row) + ", column " +
-                       std::to_string(first.col) + " is " +
-                       (p.model_type == "multinomial" ? "negative (expected counts >= 0)" : "not 0 or 1"),
-                   comm::Communicator::ErrorKind::kData);
+  agree_on_first_bad_row(f.comm(), bad,
+                         "NaiveBayes (" + p.model_type + "): row " + std::to_string(bad) + ", column " +
+                             std::to_string(bad_col) + " is " +
+                             (p.model_type == "multinomial" ? "negative (expected counts >= 0)" : "not 0 or 1"));
   // [class weight sums (K), per-class feature sums (K x d), per-class squared sums (K x d)]
   Vec buf = Vec::Zero(K + 2 * K * d);
   Eigen::Map<Vec> wk(buf.data(), K);
@@ -56,7 +50,8 @@ NaiveBayesModel fit_naive_bayes(const Frame& f, const NaiveBayesParams& p) {
       const auto c = static_cast<std::int64_t>(f.label()[i]);
       sxx.row(c) += f.weight()[i] * (x.row(i).cast<double>() - sx.row(c)).cwiseAbs2();
     }
-    f.comm().allreduce(std::span<double>(buf.data() + K + K * d, static_cast<std::size_t>(K * d)), comm::ReduceOp::kSum);
+    f.comm().allreduce(std::span<double>(buf.data() + K + K * d, static_cast<std::size_t>(K * d)),
+                       comm::ReduceOp::kSum);
   } else {
     for (std::int64_t i = 0; i < x.rows(); ++i) {
       const auto c = static_cast<std::int64_t>(f.label()[i]);

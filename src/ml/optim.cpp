@@ -7,7 +7,9 @@
 namespace lockstep::ml {
 namespace {
 
-double sign(double v) { return v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0); }
+double sign(double v) {
+  return v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0);
+}
 
 // The pseudo-gradient of f + sum l1_i |x_i| (the steepest-descent direction's negative).
 Vec pseudo_gradient(const Vec& x, const Vec& g, const Vec& l1) {
@@ -28,7 +30,9 @@ Vec pseudo_gradient(const Vec& x, const Vec& g, const Vec& l1) {
   return pg;
 }
 
-double l1_term(const Vec& x, const Vec& l1) { return l1.size() == 0 ? 0.0 : l1.cwiseProduct(x.cwiseAbs()).sum(); }
+double l1_term(const Vec& x, const Vec& l1) {
+  return l1.size() == 0 ? 0.0 : l1.cwiseProduct(x.cwiseAbs()).sum();
+}
 
 }  // namespace
 
@@ -57,7 +61,8 @@ QuasiNewtonResult minimize(const Objective& f, Vec x, const QuasiNewtonOptions& 
       alpha[k] = rho[k] * S[k].dot(q);
       q -= alpha[k] * Y[k];
     }
-    const double gamma = S.empty() ? 1.0 / std::max(pg.norm(), 1e-300) : S.back().dot(Y.back()) / Y.back().squaredNorm();
+    const double gamma =
+        S.empty() ? 1.0 / std::max(pg.norm(), 1e-300) : S.back().dot(Y.back()) / Y.back().squaredNorm();
     Vec d = gamma * q;
     for (std::size_t k = 0; k < S.size(); ++k) {
       const double beta = rho[k] * Y[k].dot(d);

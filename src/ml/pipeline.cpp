@@ -41,13 +41,15 @@ class Params {
     std::string got = p.is_list ? "a list" : "\"" + p.values[0] + "\"";
     throw ConfigError(p.where + ": expected " + expected + ", got " + got);
   }
-  template <typename T> void get(const std::string& k, T& out) {
+  template <typename T>
+  void get(const std::string& k, T& out) {
     const io::StageParam* p = find(k);
     if (!p) return;
     if (p->is_list) bad(*p, word<T>());
     out = parse<T>(*p, p->values[0]);
   }
-  template <typename T> void get_list(const std::string& k, std::vector<T>& out) {
+  template <typename T>
+  void get_list(const std::string& k, std::vector<T>& out) {
     const io::StageParam* p = find(k);
     if (!p) return;
     out.clear();
@@ -58,18 +60,25 @@ class Params {
       if (known_.count(k)) continue;
       std::string list;
       for (const auto& a : known_) list += (list.empty() ? "" : ", ") + a;
-      throw ConfigError(p.where + ": unknown parameter of " + st_.type + " (known: " + (list.empty() ? "none" : list) + ")");
+      throw ConfigError(p.where + ": unknown parameter of " + st_.type + " (known: " + (list.empty() ? "none" : list) +
+                        ")");
     }
   }
 
  private:
-  template <typename T> static const char* word() {
-    if constexpr (std::is_same_v<T, bool>) return "true or false";
-    else if constexpr (std::is_integral_v<T>) return "an integer";
-    else if constexpr (std::is_floating_point_v<T>) return "a number";
-    else return "a string";
+  template <typename T>
+  static const char* word() {
+    if constexpr (std::is_same_v<T, bool>)
+      return "true or false";
+    else if constexpr (std::is_integral_v<T>)
+      return "an integer";
+    else if constexpr (std::is_floating_point_v<T>)
+      return "a number";
+    else
+      return "a string";
   }
-  template <typename T> T parse(const io::StageParam& p, const std::string& v) const {
+  template <typename T>
+  T parse(const io::StageParam& p, const std::string& v) const {
     if constexpr (std::is_same_v<T, std::string>) {
       return v;
     } else if constexpr (std::is_same_v<T, bool>) {
@@ -91,7 +100,8 @@ class Params {
 };
 
 // Spark's parameter errors (maxIter: ...) are raised by the estimators; prefix the stage's place.
-template <typename F> auto with_where(const io::StageConfig& st, F&& f) {
+template <typename F>
+auto with_where(const io::StageConfig& st, F&& f) {
   try {
     return f();
   } catch (const ConfigError& e) {
@@ -110,7 +120,8 @@ void tree_params(Params& p, TreeParams& t) {
 }
 
 // The parameters the three linear estimators share (elasticNetParam where the estimator has it).
-template <typename P> void linear_params(Params& p, P& q) {
+template <typename P>
+void linear_params(Params& p, P& q) {
   p.get("maxIter", q.max_iter);
   p.get("regParam", q.reg_param);
   if constexpr (requires { q.elastic_net_param; }) p.get("elasticNetParam", q.elastic_net_param);
@@ -124,7 +135,9 @@ void put(H5File& h, const std::string& path, const Mat& m) {
   const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> r = m;
   h.write<double>(path, r.data(), {r.rows(), r.cols()});
 }
-void put(H5File& h, const std::string& path, const Vec& v) { h.write<double>(path, v.data(), {v.size()}); }
+void put(H5File& h, const std::string& path, const Vec& v) {
+  h.write<double>(path, v.data(), {v.size()});
+}
 Mat get_mat(const H5File& h, const std::string& path) {
   const auto shape = h.shape(path);
   const auto data = h.read<double>(path);
@@ -167,7 +180,8 @@ class Stage {
 
 namespace {
 
-template <typename M> class TransformerStage final : public Stage {
+template <typename M>
+class TransformerStage final : public Stage {
  public:
   TransformerStage(std::string type, M m) : type_(std::move(type)), m_(std::move(m)) {}
   std::string type() const override { return type_; }
@@ -181,28 +195,36 @@ template <typename M> class TransformerStage final : public Stage {
   M m_;
 };
 
-template <> void TransformerStage<StandardScalerModel>::save(H5File& h, const std::string& g) const {
+template <>
+void TransformerStage<StandardScalerModel>::save(H5File& h, const std::string& g) const {
   put(h, g + "/mean", m_.mean);
   put(h, g + "/std", m_.std);
   h.set_attr(g, "withMean", static_cast<std::int64_t>(m_.with_mean));
   h.set_attr(g, "withStd", static_cast<std::int64_t>(m_.with_std));
 }
-template <> void TransformerStage<MinMaxScalerModel>::save(H5File& h, const std::string& g) const {
+template <>
+void TransformerStage<MinMaxScalerModel>::save(H5File& h, const std::string& g) const {
   put(h, g + "/originalMin", m_.original_min);
   put(h, g + "/originalMax", m_.original_max);
   h.set_attr(g, "min", m_.min);
   h.set_attr(g, "max", m_.max);
 }
-template <> void TransformerStage<MaxAbsScalerModel>::save(H5File& h, const std::string& g) const {
+template <>
+void TransformerStage<MaxAbsScalerModel>::save(H5File& h, const std::string& g) const {
   put(h, g + "/maxAbs", m_.max_abs);
 }
-template <> void TransformerStage<Normalizer>::save(H5File& h, const std::string& g) const { h.set_attr(g, "p", m_.p); }
-template <> void TransformerStage<OneHotEncoderModel>::save(H5File& h, const std::string& g) const {
+template <>
+void TransformerStage<Normalizer>::save(H5File& h, const std::string& g) const {
+  h.set_attr(g, "p", m_.p);
+}
+template <>
+void TransformerStage<OneHotEncoderModel>::save(H5File& h, const std::string& g) const {
   h.set_attr(g, "inputCols", join(m_.input_cols));
   h.set_attr(g, "dropLast", static_cast<std::int64_t>(m_.drop_last));
   h.write<std::int64_t>(g + "/categories", m_.categories.data(), {static_cast<std::int64_t>(m_.categories.size())});
 }
-template <> void TransformerStage<StringIndexerModel>::save(H5File& h, const std::string& g) const {
+template <>
+void TransformerStage<StringIndexerModel>::save(H5File& h, const std::string& g) const {
   h.set_attr(g, "inputCols", join(m_.input_cols));
   h.set_attr(g, "outputCols", join(m_.output_cols));
   h.set_attr(g, "handleInvalid", m_.handle_invalid);
@@ -211,13 +233,15 @@ template <> void TransformerStage<StringIndexerModel>::save(H5File& h, const std
     h.set_attr(g, "numLabels" + std::to_string(c), static_cast<std::int64_t>(m_.labels[c].size()));
   }
 }
-template <> void TransformerStage<PcaModel>::save(H5File& h, const std::string& g) const {
+template <>
+void TransformerStage<PcaModel>::save(H5File& h, const std::string& g) const {
   put(h, g + "/components", m_.components);
   put(h, g + "/explainedVariance", m_.explained_variance);
   put(h, g + "/explainedVarianceRatio", m_.explained_variance_ratio);
   put(h, g + "/mean", m_.mean);
 }
-template <> void TransformerStage<ImportanceSelectorModel>::save(H5File& h, const std::string& g) const {
+template <>
+void TransformerStage<ImportanceSelectorModel>::save(H5File& h, const std::string& g) const {
   h.write<std::int64_t>(g + "/columns", m_.columns.data(), {static_cast<std::int64_t>(m_.columns.size())});
 }
 
@@ -232,15 +256,19 @@ std::shared_ptr<Stage> load_transformer(const std::string& type, const H5File& h
                         h.attr_double(g, "max")};
     return std::make_shared<TransformerStage<MinMaxScalerModel>>(type, m);
   }
-  if (type == "MaxAbsScaler") return std::make_shared<TransformerStage<MaxAbsScalerModel>>(type, MaxAbsScalerModel{get_vec(h, g + "/maxAbs")});
-  if (type == "Normalizer") return std::make_shared<TransformerStage<Normalizer>>(type, Normalizer{h.attr_double(g, "p")});
+  if (type == "MaxAbsScaler")
+    return std::make_shared<TransformerStage<MaxAbsScalerModel>>(type, MaxAbsScalerModel{get_vec(h, g + "/maxAbs")});
+  if (type == "Normalizer")
+    return std::make_shared<TransformerStage<Normalizer>>(type, Normalizer{h.attr_double(g, "p")});
   if (type == "OneHotEncoder") {
     OneHotEncoderModel m{split_lines(h.attr_string(g, "inputCols")), h.read<std::int64_t>(g + "/categories"),
                          h.attr_int(g, "dropLast") != 0};
     return std::make_shared<TransformerStage<OneHotEncoderModel>>(type, m);
   }
   if (type == "StringIndexer") {
-    StringIndexerModel m{split_lines(h.attr_string(g, "inputCols")), split_lines(h.attr_string(g, "outputCols")), {},
+    StringIndexerModel m{split_lines(h.attr_string(g, "inputCols")),
+                         split_lines(h.attr_string(g, "outputCols")),
+                         {},
                          h.attr_string(g, "handleInvalid")};
     for (std::size_t c = 0; c < m.input_cols.size(); ++c) {
       auto labels = split_lines(h.attr_string(g, "labels" + std::to_string(c)));
@@ -255,14 +283,17 @@ std::shared_ptr<Stage> load_transformer(const std::string& type, const H5File& h
     return std::make_shared<TransformerStage<PcaModel>>(type, m);
   }
   if (type == "FeatureSelector")
-    return std::make_shared<TransformerStage<ImportanceSelectorModel>>(type, ImportanceSelectorModel{h.read<std::int64_t>(g + "/columns")});
+    return std::make_shared<TransformerStage<ImportanceSelectorModel>>(
+        type, ImportanceSelectorModel{h.read<std::int64_t>(g + "/columns")});
   return nullptr;
 }
 
 // Linear models, trees, KMeans, naive Bayes.
-template <typename M> class PredictorStage final : public Stage {
+template <typename M>
+class PredictorStage final : public Stage {
  public:
-  PredictorStage(std::string type, std::string task, M m) : type_(std::move(type)), task_(std::move(task)), m_(std::move(m)) {}
+  PredictorStage(std::string type, std::string task, M m)
+      : type_(std::move(type)), task_(std::move(task)), m_(std::move(m)) {}
   std::string type() const override { return type_; }
   bool is_predictor() const override { return true; }
   std::string task() const override { return task_; }
@@ -289,30 +320,39 @@ void load_linear(const H5File& h, const std::string& g, LinearModel& m) {
   m.intercept = get_vec(h, g + "/intercept");
   m.iterations = static_cast<int>(h.attr_int(g, "iterations"));
 }
-template <> void PredictorStage<LinearRegressionModel>::save(H5File& h, const std::string& g) const { save_linear(h, g, m_); }
-template <> void PredictorStage<LogisticRegressionModel>::save(H5File& h, const std::string& g) const {
+template <>
+void PredictorStage<LinearRegressionModel>::save(H5File& h, const std::string& g) const {
+  save_linear(h, g, m_);
+}
+template <>
+void PredictorStage<LogisticRegressionModel>::save(H5File& h, const std::string& g) const {
   save_linear(h, g, m_);
   h.set_attr(g, "numClasses", m_.num_classes);
   h.set_attr(g, "binomial", static_cast<std::int64_t>(m_.binomial));
   h.set_attr(g, "threshold", m_.threshold);
-  if (!m_.thresholds.empty()) h.write<double>(g + "/thresholds", m_.thresholds.data(), {static_cast<std::int64_t>(m_.thresholds.size())});
+  if (!m_.thresholds.empty())
+    h.write<double>(g + "/thresholds", m_.thresholds.data(), {static_cast<std::int64_t>(m_.thresholds.size())});
 }
-template <> void PredictorStage<LinearSvcModel>::save(H5File& h, const std::string& g) const {
+template <>
+void PredictorStage<LinearSvcModel>::save(H5File& h, const std::string& g) const {
   save_linear(h, g, m_);
   h.set_attr(g, "numClasses", m_.num_classes);
   h.set_attr(g, "threshold", m_.threshold);
 }
-template <> void PredictorStage<KMeansModel>::save(H5File& h, const std::string& g) const {
+template <>
+void PredictorStage<KMeansModel>::save(H5File& h, const std::string& g) const {
   put(h, g + "/centers", m_.centers);
   h.set_attr(g, "trainingCost", m_.training_cost);
 }
-template <> void PredictorStage<NaiveBayesModel>::save(H5File& h, const std::string& g) const {
+template <>
+void PredictorStage<NaiveBayesModel>::save(H5File& h, const std::string& g) const {
   h.set_attr(g, "modelType", m_.model_type);
   put(h, g + "/pi", m_.pi);
   put(h, g + "/theta", m_.theta);
   if (m_.sigma.size()) put(h, g + "/sigma", m_.sigma);
 }
-template <> void PredictorStage<TreeEnsembleModel>::save(H5File& h, const std::string& g) const {
+template <>
+void PredictorStage<TreeEnsembleModel>::save(H5File& h, const std::string& g) const {
   h.set_attr(g, "classification", static_cast<std::int64_t>(m_.classification));
   h.set_attr(g, "numClasses", m_.num_classes);
   h.set_attr(g, "numFeatures", m_.num_features);
@@ -329,7 +369,8 @@ template <> void PredictorStage<TreeEnsembleModel>::save(H5File& h, const std::s
       ints.insert(ints.end(), {n.feature, n.left, n.right});
       reals.insert(reals.end(), {n.threshold, n.prediction, n.impurity, n.gain, n.weight});
       for (std::int64_t k = 0; k < K; ++k)
-        probs.push_back(static_cast<std::size_t>(k) < n.class_probs.size() ? n.class_probs[static_cast<std::size_t>(k)] : 0.0);
+        probs.push_back(static_cast<std::size_t>(k) < n.class_probs.size() ? n.class_probs[static_cast<std::size_t>(k)]
+                                                                           : 0.0);
     }
     offsets.push_back(offsets.back() + static_cast<std::int64_t>(t.nodes.size()));
   }
@@ -399,12 +440,14 @@ std::shared_ptr<Stage> load_predictor(const std::string& type, const H5File& h, 
         n.right = static_cast<std::int32_t>(ints[3 * u + 2]);
         n.threshold = reals[5 * u], n.prediction = reals[5 * u + 1], n.impurity = reals[5 * u + 2];
         n.gain = reals[5 * u + 3], n.weight = reals[5 * u + 4];
-        for (std::int64_t k = 0; k < K; ++k) n.class_probs.push_back(probs[u * static_cast<std::size_t>(K) + static_cast<std::size_t>(k)]);
+        for (std::int64_t k = 0; k < K; ++k)
+          n.class_probs.push_back(probs[u * static_cast<std::size_t>(K) + static_cast<std::size_t>(k)]);
         tree.nodes.push_back(std::move(n));
       }
       m.trees.push_back(std::move(tree));
     }
-    return std::make_shared<PredictorStage<TreeEnsembleModel>>(type, m.classification ? "classification" : "regression", m);
+    return std::make_shared<PredictorStage<TreeEnsembleModel>>(type, m.classification ? "classification" : "regression",
+                                                               m);
   }
   return nullptr;
 }
@@ -419,8 +462,8 @@ class NeuralNetworkStage final : public Stage {
   std::string task() const override { return "classification"; }
   Predictions predict(const Frame& f) const override {
     auto model = train::build_model(cfg_, features_);
-    LOCKSTEP_CHECK(static_cast<std::int64_t>(params_.size()) == model->num_params(), Error, "NeuralNetwork: ",
-                   params_.size(), " saved parameters for a model of ", model->num_params());
+    LOCKSTEP_CHECK(static_cast<std::int64_t>(params_.size()) == model->num_params(), Error,
+                   "NeuralNetwork: ", params_.size(), " saved parameters for a model of ", model->num_params());
     std::copy(params_.begin(), params_.end(), model->flat_params().data<float>());
     const auto rows = f.to_examples();
     const std::int64_t k = model->output_features();
@@ -485,7 +528,8 @@ std::shared_ptr<Stage> fit_stage(const io::StageConfig& st, const Frame& f, cons
     p.get("min", q.min);
     p.get("max", q.max);
     p.finish();
-    return std::make_shared<TransformerStage<MinMaxScalerModel>>(t, with_where(st, [&] { return fit_min_max_scaler(f, q); }));
+    return std::make_shared<TransformerStage<MinMaxScalerModel>>(
+        t, with_where(st, [&] { return fit_min_max_scaler(f, q); }));
   }
   if (t == "MaxAbsScaler") {
     p.finish();
@@ -503,7 +547,8 @@ std::shared_ptr<Stage> fit_stage(const io::StageConfig& st, const Frame& f, cons
     p.get_list("inputCols", q.input_cols);
     p.get("dropLast", q.drop_last);
     p.finish();
-    return std::make_shared<TransformerStage<OneHotEncoderModel>>(t, with_where(st, [&] { return fit_one_hot_encoder(f, q); }));
+    return std::make_shared<TransformerStage<OneHotEncoderModel>>(
+        t, with_where(st, [&] { return fit_one_hot_encoder(f, q); }));
   }
   if (t == "StringIndexer") {
     StringIndexerParams q;
@@ -517,7 +562,8 @@ std::shared_ptr<Stage> fit_stage(const io::StageConfig& st, const Frame& f, cons
     p.finish();
     if (!in.empty()) q.input_cols.push_back(in);
     if (!out.empty()) q.output_cols.push_back(out);
-    return std::make_shared<TransformerStage<StringIndexerModel>>(t, with_where(st, [&] { return fit_string_indexer(f, q); }));
+    return std::make_shared<TransformerStage<StringIndexerModel>>(
+        t, with_where(st, [&] { return fit_string_indexer(f, q); }));
   }
   if (t == "PCA") {
     PcaParams q;
@@ -529,19 +575,23 @@ std::shared_ptr<Stage> fit_stage(const io::StageConfig& st, const Frame& f, cons
     std::int64_t k = 0;
     p.get("numFeatures", k);
     p.finish();
-    if (st.inner.size() != 1) throw ConfigError(st.where + ": expected one estimator (estimator: {RandomForestClassifier: {...}})");
+    if (st.inner.size() != 1)
+      throw ConfigError(st.where + ": expected one estimator (estimator: {RandomForestClassifier: {...}})");
     LOCKSTEP_CHECK(k >= 1, ConfigError, st.where, ".numFeatures: expected an integer >= 1");
     const auto est = fit_stage(st.inner[0], f, nullptr, ctx);
     const Vec imp = est->importances();
-    if (imp.size() == 0) throw ConfigError(st.inner[0].where + ": FeatureSelector needs a tree estimator (feature importances)");
-    return std::make_shared<TransformerStage<ImportanceSelectorModel>>(t, with_where(st, [&] { return select_by_importance(imp, k); }));
+    if (imp.size() == 0)
+      throw ConfigError(st.inner[0].where + ": FeatureSelector needs a tree estimator (feature importances)");
+    return std::make_shared<TransformerStage<ImportanceSelectorModel>>(
+        t, with_where(st, [&] { return select_by_importance(imp, k); }));
   }
   if (t == "LinearRegression") {
     LinearRegressionParams q;
     linear_params(p, q);
     p.get("solver", q.solver);
     p.finish();
-    return done(std::make_shared<PredictorStage<LinearRegressionModel>>(t, "regression", with_where(st, [&] { return fit_linear_regression(f, q); })));
+    return done(std::make_shared<PredictorStage<LinearRegressionModel>>(
+        t, "regression", with_where(st, [&] { return fit_linear_regression(f, q); })));
   }
   if (t == "LogisticRegression") {
     LogisticRegressionParams q;
@@ -550,21 +600,24 @@ std::shared_ptr<Stage> fit_stage(const io::StageConfig& st, const Frame& f, cons
     p.get("threshold", q.threshold);
     p.get_list("thresholds", q.thresholds);
     p.finish();
-    return done(std::make_shared<PredictorStage<LogisticRegressionModel>>(t, "classification", with_where(st, [&] { return fit_logistic_regression(f, q); })));
+    return done(std::make_shared<PredictorStage<LogisticRegressionModel>>(
+        t, "classification", with_where(st, [&] { return fit_logistic_regression(f, q); })));
   }
   if (t == "LinearSVC") {
     LinearSvcParams q;
     linear_params(p, q);
     p.get("threshold", q.threshold);
     p.finish();
-    return done(std::make_shared<PredictorStage<LinearSvcModel>>(t, "classification", with_where(st, [&] { return fit_linear_svc(f, q); })));
+    return done(std::make_shared<PredictorStage<LinearSvcModel>>(t, "classification",
+                                                                 with_where(st, [&] { return fit_linear_svc(f, q); })));
   }
   if (t == "DecisionTreeClassifier" || t == "DecisionTreeRegressor") {
     TreeParams q;
     tree_params(p, q);
     p.finish();
     const bool cls = t == "DecisionTreeClassifier";
-    return done(std::make_shared<PredictorStage<TreeEnsembleModel>>(t, cls ? "classification" : "regression", with_where(st, [&] { return fit_decision_tree(f, q, cls); })));
+    return done(std::make_shared<PredictorStage<TreeEnsembleModel>>(
+        t, cls ? "classification" : "regression", with_where(st, [&] { return fit_decision_tree(f, q, cls); })));
   }
   if (t == "RandomForestClassifier" || t == "RandomForestRegressor") {
     ForestParams q;
@@ -575,7 +628,8 @@ std::shared_ptr<Stage> fit_stage(const io::StageConfig& st, const Frame& f, cons
     p.get("subsamplingRate", q.subsampling_rate);
     p.finish();
     const bool cls = t == "RandomForestClassifier";
-    return done(std::make_shared<PredictorStage<TreeEnsembleModel>>(t, cls ? "classification" : "regression", with_where(st, [&] { return fit_random_forest(f, q, cls); })));
+    return done(std::make_shared<PredictorStage<TreeEnsembleModel>>(
+        t, cls ? "classification" : "regression", with_where(st, [&] { return fit_random_forest(f, q, cls); })));
   }
   if (t == "GBTClassifier" || t == "GBTRegressor") {
     GbtParams q;
@@ -586,7 +640,8 @@ std::shared_ptr<Stage> fit_stage(const io::StageConfig& st, const Frame& f, cons
     p.get("subsamplingRate", q.subsampling_rate);
     p.finish();
     const bool cls = t == "GBTClassifier";
-    return done(std::make_shared<PredictorStage<TreeEnsembleModel>>(t, cls ? "classification" : "regression", with_where(st, [&] { return fit_gbt(f, q, cls); })));
+    return done(std::make_shared<PredictorStage<TreeEnsembleModel>>(
+        t, cls ? "classification" : "regression", with_where(st, [&] { return fit_gbt(f, q, cls); })));
   }
   if (t == "KMeans") {
     KMeansParams q;
@@ -597,14 +652,16 @@ std::shared_ptr<Stage> fit_stage(const io::StageConfig& st, const Frame& f, cons
     p.get("initMode", q.init_mode);
     p.get("initSteps", q.init_steps);
     p.finish();
-    return done(std::make_shared<PredictorStage<KMeansModel>>(t, "clustering", with_where(st, [&] { return fit_kmeans(f, q); })));
+    return done(std::make_shared<PredictorStage<KMeansModel>>(t, "clustering",
+                                                              with_where(st, [&] { return fit_kmeans(f, q); })));
   }
   if (t == "NaiveBayes") {
     NaiveBayesParams q;
     p.get("modelType", q.model_type);
     p.get("smoothing", q.smoothing);
     p.finish();
-    return done(std::make_shared<PredictorStage<NaiveBayesModel>>(t, "classification", with_where(st, [&] { return fit_naive_bayes(f, q); })));
+    return done(std::make_shared<PredictorStage<NaiveBayesModel>>(
+        t, "classification", with_where(st, [&] { return fit_naive_bayes(f, q); })));
   }
   if (t == "NeuralNetwork") {
     io::Config cfg = *st.nn;
@@ -615,13 +672,15 @@ std::shared_ptr<Stage> fit_stage(const io::StageConfig& st, const Frame& f, cons
                            as_dataset(val ? *val : f, val ? "pipeline features (test)" : "pipeline features (train)"));
     trainer.run();
     const Tensor params = trainer.model().flat_params().clone(Device::kCpu);
-    return std::make_shared<NeuralNetworkStage>(cfg, f.num_features(),
-                                                std::vector<float>(params.data<float>(), params.data<float>() + params.numel()));
+    return std::make_shared<NeuralNetworkStage>(
+        cfg, f.num_features(), std::vector<float>(params.data<float>(), params.data<float>() + params.numel()));
   }
-  throw ConfigError(st.where + ": unknown stage type (known: StandardScaler, MinMaxScaler, MaxAbsScaler, Normalizer, "
-                    "StringIndexer, OneHotEncoder, PCA, FeatureSelector, LinearRegression, LogisticRegression, LinearSVC, "
-                    "DecisionTreeClassifier, DecisionTreeRegressor, RandomForestClassifier, RandomForestRegressor, "
-                    "GBTClassifier, GBTRegressor, KMeans, NaiveBayes, NeuralNetwork)");
+  throw ConfigError(
+      st.where +
+      ": unknown stage type (known: StandardScaler, MinMaxScaler, MaxAbsScaler, Normalizer, "
+      "StringIndexer, OneHotEncoder, PCA, FeatureSelector, LinearRegression, LogisticRegression, LinearSVC, "
+      "DecisionTreeClassifier, DecisionTreeRegressor, RandomForestClassifier, RandomForestRegressor, "
+      "GBTClassifier, GBTRegressor, KMeans, NaiveBayes, NeuralNetwork)");
 }
 
 }  // namespace
@@ -633,10 +692,18 @@ PipelineModel::~PipelineModel() = default;
 PipelineModel::PipelineModel(PipelineModel&&) noexcept = default;
 PipelineModel& PipelineModel::operator=(PipelineModel&&) noexcept = default;
 
-std::size_t PipelineModel::size() const { return stages_.size(); }
-std::string PipelineModel::stage_type(std::size_t i) const { return stages_.at(i)->type(); }
-bool PipelineModel::has_predictor() const { return !stages_.empty() && stages_.back()->is_predictor(); }
-std::string PipelineModel::task() const { return has_predictor() ? stages_.back()->task() : ""; }
+std::size_t PipelineModel::size() const {
+  return stages_.size();
+}
+std::string PipelineModel::stage_type(std::size_t i) const {
+  return stages_.at(i)->type();
+}
+bool PipelineModel::has_predictor() const {
+  return !stages_.empty() && stages_.back()->is_predictor();
+}
+std::string PipelineModel::task() const {
+  return has_predictor() ? stages_.back()->task() : "";
+}
 
 Frame PipelineModel::transform(const Frame& f) const {
   Frame cur = f;
@@ -651,47 +718,56 @@ Predictions PipelineModel::predict(const Frame& f) const {
   return stages_.back()->predict(transform(f));
 }
 
-Vec PipelineModel::feature_importances() const { return has_predictor() ? stages_.back()->importances() : Vec(); }
+Vec PipelineModel::feature_importances() const {
+  return has_predictor() ? stages_.back()->importances() : Vec();
+}
 
 void PipelineModel::save(comm::Communicator& comm, const std::string& path, const std::string& config_yaml) const {
-  comm.collectively([&] {
-    if (comm.rank() != 0) return;
-    const std::string tmp = path + ".tmp";
-    {
-      H5File h = H5File::create(tmp);
-      h.create_group("/pipeline");
-      h.set_attr("/pipeline", "format", "lockstep-pipeline-1");
-      h.set_attr("/pipeline", "stages", static_cast<std::int64_t>(stages_.size()));
-      h.set_attr("/pipeline", "config", config_yaml);
-      for (std::size_t i = 0; i < stages_.size(); ++i) {
-        const std::string g = "/pipeline/stage" + std::to_string(i);
-        h.create_group(g);
-        h.set_attr(g, "type", stages_[i]->type());
-        stages_[i]->save(h, g);
-      }
-      h.close();
-    }
-    io::commit_file(tmp, path);
-  }, comm::Communicator::ErrorKind::kIo);
+  comm.collectively(
+      [&] {
+        if (comm.rank() != 0) return;
+        const std::string tmp = path + ".tmp";
+        {
+          H5File h = H5File::create(tmp);
+          h.create_group("/pipeline");
+          h.set_attr("/pipeline", "format", "lockstep-pipeline-1");
+          h.set_attr("/pipeline", "stages", static_cast<std::int64_t>(stages_.size()));
+          h.set_attr("/pipeline", "config", config_yaml);
+          for (std::size_t i = 0; i < stages_.size(); ++i) {
+            const std::string g = "/pipeline/stage" + std::to_string(i);
+            h.create_group(g);
+            h.set_attr(g, "type", stages_[i]->type());
+            stages_[i]->save(h, g);
+          }
+          h.close();
+        }
+        io::commit_file(tmp, path);
+      },
+      comm::Communicator::ErrorKind::kIo);
 }
 
 PipelineModel PipelineModel::load(comm::Communicator& comm, const std::string& path) {
   PipelineModel m;
-  comm.collectively([&] {
-    if (!std::filesystem::exists(path)) throw IoError(path + ": no such model file (write one with lockstep fit)");
-    const H5File h = H5File::open_read(path);
-    if (!h.exists("/pipeline"))
-      throw IoError(path + ": not a lockstep pipeline model (no /pipeline group; a training checkpoint goes to --checkpoint)");
-    const auto n = h.attr_int("/pipeline", "stages");
-    for (std::int64_t i = 0; i < n; ++i) {
-      const std::string g = "/pipeline/stage" + std::to_string(i);
-      const std::string type = h.attr_string(g, "type");
-      std::shared_ptr<Stage> s = type == "NeuralNetwork" ? NeuralNetworkStage::load(h, g) : load_transformer(type, h, g);
-      if (!s) s = load_predictor(type, h, g);
-      if (!s) throw IoError(path + ":" + g + ": unknown stage type \"" + type + "\"");
-      m.stages_.push_back(std::move(s));
-    }
-  }, comm::Communicator::ErrorKind::kIo);
+  comm.collectively(
+      [&] {
+        if (!std::filesystem::exists(path)) throw IoError(path + ": no such model file (write one with lockstep fit)");
+        const H5File h = H5File::open_read(path);
+        if (!h.exists("/pipeline"))
+          throw IoError(
+              path +
+              ": not a lockstep pipeline model (no /pipeline group; a training checkpoint goes to --checkpoint)");
+        const auto n = h.attr_int("/pipeline", "stages");
+        for (std::int64_t i = 0; i < n; ++i) {
+          const std::string g = "/pipeline/stage" + std::to_string(i);
+          const std::string type = h.attr_string(g, "type");
+          std::shared_ptr<Stage> s =
+              type == "NeuralNetwork" ? NeuralNetworkStage::load(h, g) : load_transformer(type, h, g);
+          if (!s) s = load_predictor(type, h, g);
+          if (!s) throw IoError(path + ":" + g + ": unknown stage type \"" + type + "\"");
+          m.stages_.push_back(std::move(s));
+        }
+      },
+      comm::Communicator::ErrorKind::kIo);
   return m;
 }
 
@@ -739,7 +815,8 @@ std::map<std::string, double> evaluate(const Frame& truth, const Predictions& p,
     out["weightedRecall"] = m.weighted_recall;
     if (std::isfinite(m.log_loss)) out["logLoss"] = m.log_loss;
     if (m.confusion.rows() <= 2) {
-      Vec score = p.probability.cols() == 2 ? Vec(p.probability.col(1)) : (p.raw.cols() >= 1 ? Vec(p.raw.col(p.raw.cols() - 1)) : p.prediction);
+      Vec score = p.probability.cols() == 2 ? Vec(p.probability.col(1))
+                                            : (p.raw.cols() >= 1 ? Vec(p.raw.col(p.raw.cols() - 1)) : p.prediction);
       if (score.size() != truth.rows()) score = p.prediction;
       const auto b = evaluate_binary(truth, score);
       out["areaUnderROC"] = b.area_under_roc;
@@ -750,7 +827,8 @@ std::map<std::string, double> evaluate(const Frame& truth, const Predictions& p,
     out["rmse"] = m.rmse, out["mse"] = m.mse, out["mae"] = m.mae, out["r2"] = m.r2;
   } else if (task == "clustering") {
     double c = 0.0;
-    for (std::int64_t i = 0; i < truth.rows(); ++i) c += truth.weight()[i] * p.raw(i, static_cast<Eigen::Index>(p.prediction[i]));
+    for (std::int64_t i = 0; i < truth.rows(); ++i)
+      c += truth.weight()[i] * p.raw(i, static_cast<Eigen::Index>(p.prediction[i]));
     out["cost"] = truth.comm().allreduce<double>(c, comm::ReduceOp::kSum);
   }
   return out;
@@ -762,12 +840,14 @@ namespace {
 void set_param(std::vector<io::StageConfig>& stages, const std::string& key, const std::string& value,
                const io::StageParam& where) {
   const auto dot = key.find('.');
-  if (dot == std::string::npos) throw ConfigError(where.where + ": expected Stage.param (e.g. LogisticRegression.regParam)");
+  if (dot == std::string::npos)
+    throw ConfigError(where.where + ": expected Stage.param (e.g. LogisticRegression.regParam)");
   const std::string type = key.substr(0, dot), param = key.substr(dot + 1);
   std::function<bool(std::vector<io::StageConfig>&)> apply = [&](std::vector<io::StageConfig>& v) {
     for (auto& s : v) {
       if (s.type == type) {
-        if (type == "NeuralNetwork") throw ConfigError(where.where + ": a grid over NeuralNetwork parameters is not supported");
+        if (type == "NeuralNetwork")
+          throw ConfigError(where.where + ": a grid over NeuralNetwork parameters is not supported");
         auto& p = s.params[param];
         p.values = {value};
         p.is_list = false;
@@ -807,7 +887,8 @@ TuningResult tune(const Frame& train, const std::vector<io::StageConfig>& stages
   for (std::int64_t i = 0; i < train.rows(); ++i) {
     CounterRng r(t.seed, RngStream::kSplit, static_cast<std::uint64_t>(train.row_offset() + i));
     const double u = r.uniform_double();
-    fold[static_cast<std::size_t>(i)] = t.type == "CrossValidator" ? std::min(folds - 1, static_cast<int>(u * folds)) : (u < t.train_ratio ? -1 : 0);
+    fold[static_cast<std::size_t>(i)] =
+        t.type == "CrossValidator" ? std::min(folds - 1, static_cast<int>(u * folds)) : (u < t.train_ratio ? -1 : 0);
   }
   FitContext quiet = ctx;
   quiet.verbose = false;

@@ -33,19 +33,11 @@ void check_finite(const Frame& f) {
           }
     }
   });
-  struct Bad {
-    std::int64_t row, col;
-  };
-  const auto all = f.comm().allgather(Bad{bad_row, bad_col});
-  Bad first{INT64_MAX, -1};
-  for (const auto& b : all)
-    if (b.row < first.row) first = b;
-  if (first.row != INT64_MAX) {
-    std::ostringstream os;
-    os << "features: NaN or infinite value at row " << first.row << ", column " << first.col << " (\""
-       << f.feature_names()[static_cast<std::size_t>(first.col)] << "\"); drop or impute such rows first";
-    f.comm().agree(os.str(), comm::Communicator::ErrorKind::kData);
-  }
+  std::ostringstream os;
+  if (bad_row != INT64_MAX)
+    os << "features: NaN or infinite value at row " << bad_row << ", column " << bad_col << " (\""
+       << f.feature_names()[static_cast<std::size_t>(bad_col)] << "\"); drop or impute such rows first";
+  agree_on_first_bad_row(f.comm(), bad_row, os.str());
 }
 
 Summary summarize(const Frame& f) {

@@ -2,8 +2,8 @@
 #include "lockstep/ml/tree.hpp"
 
 #include <algorithm>
-#include <limits>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "lockstep/core/rng.hpp"
@@ -31,15 +31,8 @@ Bins make_bins(const Frame& f, const RowMatrix& x, int max_bins, std::uint64_t s
     CounterRng r(seed, RngStream::kForest, 0xB1B1B1B1ull, static_cast<std::uint64_t>(f.row_offset() + i));
     if (rate >= 1.0 || r.uniform_double() < rate) mine.insert(mine.end(), x.row(i).data(), x.row(i).data() + d);
   }
-  std::vector<std::size_t> counts;
-  std::size_t total = 0;
-  for (auto n : comm.allgather<std::int64_t>(static_cast<std::int64_t>(mine.size()))) {
-    counts.push_back(static_cast<std::size_t>(n) * sizeof(float));
-    total += static_cast<std::size_t>(n);
-  }
-  std::vector<float> sample(total);
-  comm.allgatherv(mine.data(), sample.data(), counts);
-  const std::size_t rows = d > 0 ? total / static_cast<std::size_t>(d) : 0;
+  const std::vector<float> sample = comm.allgather_vector(mine);
+  const std::size_t rows = d > 0 ? sample.size() / static_cast<std::size_t>(d) : 0;
   Bins b;
   b.d = d;
   b.thresholds.resize(static_cast<std::size_t>(d));
@@ -49,7 +42,8 @@ Bins make_bins(const Frame& f, const RowMatrix& x, int max_bins, std::uint64_t s
   std::vector<double> mine_t;  // per owned feature: count, then thresholds
   std::vector<float> col(rows);
   for (std::int64_t j = comm.rank(); j < d; j += comm.size()) {
-    for (std::size_t i = 0; i < rows; ++i) col[i] = sample[i * static_cast<std::size_t>(d) + static_cast<std::size_t>(j)];
+    for (std::size_t i = 0; i < rows; ++i)
+      col[i] = sample[i * static_cast<std::size_t>(d) + static_cast<std::size_t>(j)];
     std::sort(col.begin(), col.end());
     std::vector<float> distinct(col.begin(), std::unique(col.begin(), col.end()));
     std::vector<double> t;
@@ -58,21 +52,15 @@ Bins make_bins(const Frame& f, const RowMatrix& x, int max_bins, std::uint64_t s
       for (std::size_t k = 0; k + 1 < distinct.size(); ++k) t.push_back(distinct[k]);
     } else {
       for (int q = 1; q <= splits; ++q) {
-        const float v = col[std::min(rows - 1, rows * static_cast<std::size_t>(q) / static_cast<std::size_t>(splits + 1))];
+        const float v =
+            col[std::min(rows - 1, rows * static_cast<std::size_t>(q) / static_cast<std::size_t>(splits + 1))];
         if (v < distinct.back() && (t.empty() || v > t.back())) t.push_back(v);
       }
     }
     mine_t.push_back(static_cast<double>(t.size()));
     mine_t.insert(mine_t.end(), t.begin(), t.end());
   }
-  std::vector<std::size_t> tcounts;
-  std::size_t ttotal = 0;
-  for (auto n : comm.allgather<std::int64_t>(static_cast<std::int64_t>(mine_t.size()))) {
-    tcounts.push_back(static_cast<std::size_t>(n) * sizeof(double));
-    ttotal += static_cast<std::size_t>(n);
-  }
-  std::vector<double> all_t(ttotal);
-  comm.allgatherv(mine_t.data(), all_t.data(), tcounts);
+  const std::vector<double> all_t = comm.allgather_vector(mine_t);
   std::size_t pos = 0;
   for (int r = 0; r < comm.size(); ++r)
     for (std::int64_t j = r; j < d; j += comm.size()) {
@@ -173,13 +161,16 @@ struct Targets {
 std::int64_t subset_size(const std::string& strategy, std::int64_t d) {
   if (strategy == "all") return d;
   if (strategy == "sqrt") return static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(d))));
-  if (strategy == "log2") return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(std::log2(static_cast<double>(d)))));
+  if (strategy == "log2")
+    return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(std::log2(static_cast<double>(d)))));
   if (strategy == "onethird") return static_cast<std::int64_t>(std::ceil(static_cast<double>(d) / 3.0));
   char* end = nullptr;
   const double v = std::strtod(strategy.c_str(), &end);
   const bool number = end && *end == '\0' && !strategy.empty();
-  LOCKSTEP_CHECK(number && v > 0, ConfigError, "featureSubsetStrategy: expected auto, all, sqrt, log2, onethird, an "
-                 "integer n or a fraction in (0, 1]; got \"", strategy, "\"");
+  LOCKSTEP_CHECK(number && v > 0, ConfigError,
+                 "featureSubsetStrategy: expected auto, all, sqrt, log2, onethird, an "
+                 "integer n or a fraction in (0, 1]; got \"",
+                 strategy, "\"");
   if (strategy.find('.') != std::string::npos) {
     LOCKSTEP_CHECK(v <= 1.0, ConfigError, "featureSubsetStrategy: a fraction must be in (0, 1], got ", v);
     return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(v * static_cast<double>(d))));
@@ -221,11 +212,13 @@ Grown grow(const Frame& f, const Bins& bins, const Targets& tg, const Stats& st0
   const int S = st0.S;
   Stats st = st0;
   // Per-tree sample counts.
-  std::vector<std::vector<std::uint8_t>> count(static_cast<std::size_t>(o.num_trees), std::vector<std::uint8_t>(static_cast<std::size_t>(n)));
+  std::vector<std::vector<std::uint8_t>> count(static_cast<std::size_t>(o.num_trees),
+                                               std::vector<std::uint8_t>(static_cast<std::size_t>(n)));
   std::int64_t cmax = 0;
   for (int t = 0; t < o.num_trees; ++t)
     for (std::int64_t i = 0; i < n; ++i) {
-      const auto c = sample_count(o.tree.seed + o.seed_offset, static_cast<std::uint64_t>(t), f.row_offset() + i, o.bootstrap, o.rate);
+      const auto c = sample_count(o.tree.seed + o.seed_offset, static_cast<std::uint64_t>(t), f.row_offset() + i,
+                                  o.bootstrap, o.rate);
       count[static_cast<std::size_t>(t)][static_cast<std::size_t>(i)] = c;
       cmax = std::max<std::int64_t>(cmax, c);
     }
@@ -265,7 +258,8 @@ Grown grow(const Frame& f, const Bins& bins, const Targets& tg, const Stats& st0
   g.trees.resize(static_cast<std::size_t>(o.num_trees));
   g.split_bin.resize(static_cast<std::size_t>(o.num_trees));
   std::vector<std::vector<std::int64_t>> node_stats(static_cast<std::size_t>(o.num_trees));  // S per node, flattened
-  std::vector<std::vector<std::int32_t>> node_of(static_cast<std::size_t>(o.num_trees), std::vector<std::int32_t>(static_cast<std::size_t>(n), 0));
+  std::vector<std::vector<std::int32_t>> node_of(static_cast<std::size_t>(o.num_trees),
+                                                 std::vector<std::int32_t>(static_cast<std::size_t>(n), 0));
   // Root statistics.
   {
     std::vector<std::int64_t> roots(static_cast<std::size_t>(o.num_trees * S), 0);
@@ -311,7 +305,9 @@ Grown grow(const Frame& f, const Bins& bins, const Targets& tg, const Stats& st0
     nd.impurity = st.impurity(q, o.impurity, &nd.weight);
     st.leaf(q, nd);
   };
-  const auto nbins = [&](std::int32_t j) { return static_cast<std::int64_t>(bins.thresholds[static_cast<std::size_t>(j)].size()) + 1; };
+  const auto nbins = [&](std::int32_t j) {
+    return static_cast<std::int64_t>(bins.thresholds[static_cast<std::size_t>(j)].size()) + 1;
+  };
   const std::size_t budget = static_cast<std::size_t>(o.tree.max_memory_mb * 1024 * 1024 / sizeof(std::int64_t));
 
   for (int depth = 0; depth < o.tree.max_depth && !open.empty(); ++depth) {
@@ -336,7 +332,9 @@ Grown grow(const Frame& f, const Bins& bins, const Targets& tg, const Stats& st0
         ++b1;
       }
       for (auto& s : slot) s.assign(g.trees[static_cast<std::size_t>(&s - slot.data())].nodes.size(), -1);
-      for (std::size_t k = b0; k < b1; ++k) slot[static_cast<std::size_t>(open[k].tree)][static_cast<std::size_t>(open[k].node)] = static_cast<std::int32_t>(k - b0);
+      for (std::size_t k = b0; k < b1; ++k)
+        slot[static_cast<std::size_t>(open[k].tree)][static_cast<std::size_t>(open[k].node)] =
+            static_cast<std::int32_t>(k - b0);
       std::vector<std::int64_t> hist(size, 0);
       std::int64_t q[3];
       for (std::int64_t i = 0; i < n; ++i) {
@@ -361,8 +359,9 @@ Grown grow(const Frame& f, const Bins& bins, const Targets& tg, const Stats& st0
         const Open& on = open[k];
         auto& tree = g.trees[static_cast<std::size_t>(on.tree)];
         // A copy: the children's statistics are appended to the same vector below.
-        const std::vector<std::int64_t> tot_copy(node_stats[static_cast<std::size_t>(on.tree)].begin() + on.node * S,
-                                                 node_stats[static_cast<std::size_t>(on.tree)].begin() + (on.node + 1) * S);
+        const std::vector<std::int64_t> tot_copy(
+            node_stats[static_cast<std::size_t>(on.tree)].begin() + on.node * S,
+            node_stats[static_cast<std::size_t>(on.tree)].begin() + (on.node + 1) * S);
         const std::int64_t* tot = tot_copy.data();
         double wtot = 0.0;
         const double imp = st.impurity(tot, o.impurity, &wtot);
@@ -377,9 +376,10 @@ Grown grow(const Frame& f, const Bins& bins, const Targets& tg, const Stats& st0
             for (int s = 0; s < S; ++s) left[static_cast<std::size_t>(s)] += h[b * S + s];
             for (int s = 0; s < S; ++s) right[static_cast<std::size_t>(s)] = tot[s] - left[static_cast<std::size_t>(s)];
             double wl = 0.0, wr = 0.0;
-            const double il = st.impurity(left.data(), o.impurity, &wl), ir = st.impurity(right.data(), o.impurity, &wr);
-            if (wl < static_cast<double>(o.tree.min_instances_per_node) || wr < static_cast<double>(o.tree.min_instances_per_node) ||
-                wl <= 0 || wr <= 0)
+            const double il = st.impurity(left.data(), o.impurity, &wl),
+                         ir = st.impurity(right.data(), o.impurity, &wr);
+            if (wl < static_cast<double>(o.tree.min_instances_per_node) ||
+                wr < static_cast<double>(o.tree.min_instances_per_node) || wl <= 0 || wr <= 0)
               continue;
             const double gain = imp - (wl / wtot) * il - (wr / wtot) * ir;
             if (gain > best_gain) best_gain = gain, best_f = j, best_b = static_cast<std::int32_t>(b), best_left = left;
@@ -396,7 +396,9 @@ Grown grow(const Frame& f, const Bins& bins, const Targets& tg, const Stats& st0
         for (int side = 0; side < 2; ++side) {
           tree.nodes.emplace_back();
           g.split_bin[static_cast<std::size_t>(on.tree)].push_back(-1);
-          for (int s = 0; s < S; ++s) stats.push_back(side == 0 ? best_left[static_cast<std::size_t>(s)] : tot[s] - best_left[static_cast<std::size_t>(s)]);
+          for (int s = 0; s < S; ++s)
+            stats.push_back(side == 0 ? best_left[static_cast<std::size_t>(s)]
+                                      : tot[s] - best_left[static_cast<std::size_t>(s)]);
         }
         auto& nd = tree.nodes[static_cast<std::size_t>(on.node)];
         nd.feature = best_f;
@@ -429,7 +431,8 @@ Grown grow(const Frame& f, const Bins& bins, const Targets& tg, const Stats& st0
           no[static_cast<std::size_t>(i)] = -1;
           continue;
         }
-        const bool go_left = bins.codes[static_cast<std::size_t>(i * d + node.feature)] <= sb[static_cast<std::size_t>(nd)];
+        const bool go_left =
+            bins.codes[static_cast<std::size_t>(i * d + node.feature)] <= sb[static_cast<std::size_t>(nd)];
         no[static_cast<std::size_t>(i)] = go_left ? node.left : node.right;
       }
     }
@@ -468,8 +471,8 @@ Impurity pick_impurity(const std::string& name, bool classification) {
   if (classification && name == "gini") return Impurity::kGini;
   if (classification && name == "entropy") return Impurity::kEntropy;
   if (!classification && name == "variance") return Impurity::kVariance;
-  throw ConfigError("impurity: expected " + std::string(classification ? "gini or entropy" : "variance") +
-                    " for " + (classification ? "classification" : "regression") + ", got \"" + name + "\"");
+  throw ConfigError("impurity: expected " + std::string(classification ? "gini or entropy" : "variance") + " for " +
+                    (classification ? "classification" : "regression") + ", got \"" + name + "\"");
 }
 
 struct Prepared {
@@ -482,7 +485,8 @@ struct Prepared {
 Prepared prepare(const Frame& f, const TreeParams& p, bool classification) {
   check_tree_params(p);
   check_finite(f);
-  if (f.global_rows() == 0) f.comm().agree(std::string("the training frame has no rows"), comm::Communicator::ErrorKind::kData);
+  if (f.global_rows() == 0)
+    f.comm().agree(std::string("the training frame has no rows"), comm::Communicator::ErrorKind::kData);
   Prepared pr;
   pr.x = f.to_dense();
   pr.bins = make_bins(f, pr.x, p.max_bins, p.seed);
@@ -493,10 +497,13 @@ Prepared prepare(const Frame& f, const TreeParams& p, bool classification) {
     for (std::int64_t i = 0; i < f.rows(); ++i) pr.tg.cls.push_back(static_cast<std::int32_t>(f.label()[i]));
   } else {
     pr.st = {false, 0, 3, {}};
+    std::int64_t bad = INT64_MAX;
     for (std::int64_t i = 0; i < f.rows(); ++i) {
-      LOCKSTEP_CHECK(std::isfinite(f.label()[i]), DataError, "label at row ", f.row_offset() + i, " is not finite");
+      if (!std::isfinite(f.label()[i]) && bad == INT64_MAX) bad = f.row_offset() + i;
       pr.tg.value.push_back(f.label()[i]);
     }
+    // Agreed, so a bad label on one rank cannot leave the others waiting in a collective.
+    agree_on_first_bad_row(f.comm(), bad, "label at row " + std::to_string(bad) + " is NaN or infinite");
   }
   return pr;
 }
@@ -508,7 +515,9 @@ Vec tree_values(const Tree& t, const std::vector<std::int32_t>& split_bin, const
     std::int32_t nd = 0;
     while (t.nodes[static_cast<std::size_t>(nd)].feature >= 0) {
       const auto& node = t.nodes[static_cast<std::size_t>(nd)];
-      nd = bins.codes[static_cast<std::size_t>(i * bins.d + node.feature)] <= split_bin[static_cast<std::size_t>(nd)] ? node.left : node.right;
+      nd = bins.codes[static_cast<std::size_t>(i * bins.d + node.feature)] <= split_bin[static_cast<std::size_t>(nd)]
+               ? node.left
+               : node.right;
     }
     v[i] = t.nodes[static_cast<std::size_t>(nd)].prediction;
   }

@@ -6,9 +6,7 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
-#include <fstream>
 #include <functional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -18,30 +16,25 @@
 
 namespace lockstep::testing {
 
-inline std::string ml_fixture(const std::string& name) { return std::string(LOCKSTEP_TEST_DATA) + "/ml/" + name; }
+inline std::string ml_fixture(const std::string& name) {
+  return std::string(LOCKSTEP_TEST_DATA) + "/ml/" + name;
+}
 
 inline const YAML::Node& ml_reference() {
   static const YAML::Node ref = YAML::LoadFile(ml_fixture("reference.yaml"));
   return ref;
 }
-inline std::vector<double> ref_vector(const YAML::Node& n) { return n.as<std::vector<double>>(); }
+inline std::vector<double> ref_vector(const YAML::Node& n) {
+  return n.as<std::vector<double>>();
+}
 
 // A fixture CSV as a Frame: columns x0.., optional weight column "w", label "label".
 inline ml::Frame load_fixture(comm::Communicator& comm, const std::string& name, bool use_weight = false) {
   data::CsvOptions o;
   o.label_column = "label";
-  auto rows = data::read_csv(comm, ml_fixture(name), o).cache();
-  // The CSV reader keeps every non-label column as a feature, in file order.
-  const std::string header = [&] {
-    std::ifstream in(ml_fixture(name));
-    std::string h;
-    std::getline(in, h);
-    return h;
-  }();
-  std::vector<std::string> names;
-  std::stringstream ss(header);
-  for (std::string c; std::getline(ss, c, ',');)
-    if (c != "label") names.push_back(c);
+  data::CsvDetails details;  // every non-label column is a feature, in file order
+  auto rows = data::read_csv(comm, ml_fixture(name), o, &details).cache();
+  const std::vector<std::string>& names = details.feature_names;
   ml::Frame f = ml::Frame::from_examples(rows, names);
   std::vector<std::string> features;
   for (const auto& c : names)
@@ -51,7 +44,8 @@ inline ml::Frame load_fixture(comm::Communicator& comm, const std::string& name,
 
 // Runs fit(comm) once per group size g dividing the world size (the world split into groups of
 // g ranks); returns {g, result} for every size, the largest first, the result of this rank's group.
-template <typename R> std::vector<std::pair<int, R>> at_every_rank_count(const std::function<R(comm::Communicator&)>& fit) {
+template <typename R>
+std::vector<std::pair<int, R>> at_every_rank_count(const std::function<R(comm::Communicator&)>& fit) {
   auto& w = world();
   std::vector<std::pair<int, R>> out;
   for (int g = w.size(); g >= 1; --g) {

@@ -22,11 +22,13 @@ Gathered gather_all(const Frame& f) {
   const RowMatrix x = f.to_dense();
   std::vector<std::size_t> counts;
   for (auto n : c.allgather<std::int64_t>(f.rows())) counts.push_back(static_cast<std::size_t>(n));
-  std::vector<double> flatx(static_cast<std::size_t>(f.global_rows() * f.num_features())), y(static_cast<std::size_t>(f.global_rows())),
-      w(y.size());
+  std::vector<double> flatx(static_cast<std::size_t>(f.global_rows() * f.num_features())),
+      y(static_cast<std::size_t>(f.global_rows())), w(y.size());
   std::vector<double> mine(x.data(), x.data() + x.size());
   std::vector<std::size_t> xcounts, bytes;
-  for (auto n : counts) xcounts.push_back(n * static_cast<std::size_t>(f.num_features()) * sizeof(double)), bytes.push_back(n * sizeof(double));
+  for (auto n : counts)
+    xcounts.push_back(n * static_cast<std::size_t>(f.num_features()) * sizeof(double)),
+        bytes.push_back(n * sizeof(double));
   c.allgatherv(mine.data(), flatx.data(), xcounts);
   c.allgatherv(f.label().data(), y.data(), bytes);
   c.allgatherv(f.weight().data(), w.data(), bytes);
@@ -102,7 +104,8 @@ TEST(LinearRegression, LbfgsReachesTheStationaryPointOfTheDocumentedObjective) {
   // Gradient of (1/2W) sum w (y - xb - c)^2 + reg/2 sum (sigma_j b_j)^2, by hand, on gathered data.
   const Gathered g = gather_all(f);
   const double W = g.w.sum();
-  const Eigen::VectorXd r = g.X * m.coefficients.row(0).transpose() + Eigen::VectorXd::Constant(g.X.rows(), m.intercept[0]) - g.y;
+  const Eigen::VectorXd r =
+      g.X * m.coefficients.row(0).transpose() + Eigen::VectorXd::Constant(g.X.rows(), m.intercept[0]) - g.y;
   Eigen::VectorXd sd(6);
   const Eigen::RowVectorXd mean = (g.w.transpose() * g.X) / W;
   for (int j = 0; j < 6; ++j) {
@@ -110,8 +113,8 @@ TEST(LinearRegression, LbfgsReachesTheStationaryPointOfTheDocumentedObjective) {
     const double W2 = g.w.squaredNorm();
     sd[j] = std::sqrt(g.w.dot(c.cwiseAbs2()) / (W - W2 / W));
   }
-  const Eigen::VectorXd grad = g.X.transpose() * g.w.cwiseProduct(r) / W +
-                               0.3 * sd.cwiseAbs2().cwiseProduct(m.coefficients.row(0).transpose());
+  const Eigen::VectorXd grad =
+      g.X.transpose() * g.w.cwiseProduct(r) / W + 0.3 * sd.cwiseAbs2().cwiseProduct(m.coefficients.row(0).transpose());
   // The iterative solvers evaluate margins and gradients in float32 (the data's precision, and
   // twice the GEMM speed of double), which bounds how close to zero the gradient gets: about
   // 1e-4 here, against an initial gradient of order 1 (y has mean 4, features unit variance).
@@ -121,7 +124,8 @@ TEST(LinearRegression, LbfgsReachesTheStationaryPointOfTheDocumentedObjective) {
   auto q = p;
   q.solver = "normal";
   const auto n = fit_linear_regression(f, q);
-  for (int j = 0; j < 6; ++j) EXPECT_NEAR(m.coefficients(0, j), n.coefficients(0, j), 1e-4 * std::max(1.0, std::fabs(n.coefficients(0, j))));
+  for (int j = 0; j < 6; ++j)
+    EXPECT_NEAR(m.coefficients(0, j), n.coefficients(0, j), 1e-4 * std::max(1.0, std::fabs(n.coefficients(0, j))));
 }
 
 // The documented objective, evaluated independently on the gathered data.
@@ -295,7 +299,8 @@ TEST(LinearModels, EmptyShardsGiveTheSameModel) {
   const Frame balanced = load_fixture(w, "classification.csv");
   const RowMatrix x = balanced.to_dense();
   std::vector<std::size_t> bytes;
-  for (auto n : w.allgather<std::int64_t>(balanced.rows())) bytes.push_back(static_cast<std::size_t>(n) * sizeof(float));
+  for (auto n : w.allgather<std::int64_t>(balanced.rows()))
+    bytes.push_back(static_cast<std::size_t>(n) * sizeof(float));
   RowMatrix all(balanced.global_rows(), balanced.num_features());
   // gather rows (float) onto every rank, then keep them only on the last one
   std::vector<std::size_t> xb;

@@ -26,7 +26,8 @@ std::vector<double> flatten(const TreeEnsembleModel& m) {
   std::vector<double> v;
   for (const auto& t : m.trees)
     for (const auto& n : t.nodes) {
-      v.insert(v.end(), {static_cast<double>(n.feature), n.threshold, static_cast<double>(n.left), n.prediction, n.gain});
+      v.insert(v.end(),
+               {static_cast<double>(n.feature), n.threshold, static_cast<double>(n.left), n.prediction, n.gain});
       v.insert(v.end(), n.class_probs.begin(), n.class_probs.end());
     }
   return v;
@@ -63,7 +64,8 @@ TEST(KMeans, FindsScikitLearnsClusteringAndCost) {
   });
   const auto want = ref_vector(ref["centers"]);
   for (int c = 0; c < 4; ++c)
-    for (int j = 0; j < 4; ++j) EXPECT_NEAR(rows[static_cast<std::size_t>(c)][j], want[static_cast<std::size_t>(c * 4 + j)], 1e-6);
+    for (int j = 0; j < 4; ++j)
+      EXPECT_NEAR(rows[static_cast<std::size_t>(c)][j], want[static_cast<std::size_t>(c * 4 + j)], 1e-6);
   // predict() agrees with cost().
   const auto pr = m.predict(f);
   double cost = 0.0;
@@ -89,7 +91,8 @@ TEST(KMeans, SameCentresAtEveryRankCountAndClearErrors) {
     fit_kmeans(load_fixture(w, "blobs.csv"), p);
     FAIL() << "k > rows accepted";
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("k = 501 is larger than the number of rows (500)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("k = 501 is larger than the number of rows (500)"), std::string::npos)
+        << e.what();
   }
 }
 
@@ -172,7 +175,8 @@ TEST(NaiveBayes, MatchesScikitLearn) {
   const Frame fb = f.with_features(b, f.feature_names());
   const auto bn = fit_naive_bayes(fb, {"bernoulli", 1.0});
   expect_near_vec(flat(bn.theta), ref_vector(ref["bernoulli_positive"]["feature_log_prob"]), 1e-9, "bernoulli");
-  EXPECT_NEAR(global_accuracy(fb, bn.predict(fb).prediction), ref["bernoulli_positive"]["accuracy"].as<double>(), 1e-12);
+  EXPECT_NEAR(global_accuracy(fb, bn.predict(fb).prediction), ref["bernoulli_positive"]["accuracy"].as<double>(),
+              1e-12);
   // Negative counts are refused, naming the first bad row and column.
   try {
     fit_naive_bayes(f, {"multinomial", 1.0});
@@ -321,7 +325,8 @@ TEST(StringIndexer, FrequencyOrderAcrossRanksAndInvalidValues) {
   const auto alpha = fit_string_indexer(f, {{"color"}, {"label"}, "alphabetAsc", "error"});
   EXPECT_EQ(alpha.labels[0], (std::vector<std::string>{"amber", "blue", "cyan", "green", "red"}));
   const Frame tl = alpha.transform(f);
-  for (std::int64_t i = 0; i < tl.rows(); ++i) EXPECT_EQ(alpha.labels[0][static_cast<std::size_t>(tl.label()[i])], colors[static_cast<std::size_t>(i)]);
+  for (std::int64_t i = 0; i < tl.rows(); ++i)
+    EXPECT_EQ(alpha.labels[0][static_cast<std::size_t>(tl.label()[i])], colors[static_cast<std::size_t>(i)]);
   // A value the fit never saw (row 5 becomes "violet").
   auto unseen = colors;
   if (lo <= 5 && 5 < hi) unseen[static_cast<std::size_t>(5 - lo)] = "violet";

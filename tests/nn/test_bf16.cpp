@@ -57,7 +57,8 @@ TEST(Bf16, RoundsToNearestTiesToEven) {
   EXPECT_TRUE(std::isnan(bf16::from_float(std::numeric_limits<float>::quiet_NaN()).to_float()));
   // A NaN whose payload sits in the low bits only must not round into infinity.
   EXPECT_TRUE(std::isnan(bf16::from_float(std::bit_cast<float>(0x7f800001u)).to_float()));
-  EXPECT_EQ(bf16::from_float(std::numeric_limits<float>::infinity()).to_float(), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(bf16::from_float(std::numeric_limits<float>::infinity()).to_float(),
+            std::numeric_limits<float>::infinity());
   EXPECT_EQ(bf16::from_float(std::numeric_limits<float>::max()).to_float(), std::numeric_limits<float>::infinity());
   // Every bf16 value survives a trip through float.
   for (std::uint32_t bits = 0; bits < 0x10000u; ++bits) {
@@ -82,8 +83,7 @@ TEST(Bf16, OpsComputeInFloatAndRoundTheStoredResultOnce) {
   for (std::int64_t i = 0; i < 6; ++i) {
     for (std::int64_t j = 0; j < 5; ++j) {
       double ref = 0.0;
-      for (std::int64_t k = 0; k < 40; ++k)
-        ref += double(ra.data<float>()[i * 40 + k]) * rb.data<float>()[k * 5 + j];
+      for (std::int64_t k = 0; k < 40; ++k) ref += double(ra.data<float>()[i * 40 + k]) * rb.data<float>()[k * 5 + j];
       EXPECT_NEAR(c32.data<float>()[i * 5 + j], ref, 1e-5) << i << "," << j;
       // One rounding: within half a bf16 step of the float32 result.
       const float f = c32.data<float>()[i * 5 + j];
@@ -121,8 +121,8 @@ TEST(Bf16, OptimizersTakeBf16GradientsIntoFloat32State) {
 }
 
 TEST(Bf16, MixedPrecisionModelTracksFloat32AndKeepsMasterWeights) {
-  const std::vector<LayerSpec> specs{{"dense", 32}, {"relu"}, {"dropout", 0, 0.25}, {"dense", 16},
-                                     {"tanh"},      {"dense", 5}};
+  const std::vector<LayerSpec> specs{{"dense", 32}, {"relu"}, {"dropout", 0, 0.25},
+                                     {"dense", 16}, {"tanh"}, {"dense", 5}};
   Sequential ref(20, specs);
   ref.initialize(5, Init::kHeUniform);
   for (DType grads : {DType::kF32, DType::kBF16}) {

@@ -109,6 +109,19 @@ class Communicator {
     allgather(&v, sizeof(T), out.data());
     return out;
   }
+  // Every rank's vector, concatenated in rank order, on every rank.
+  template <typename T> std::vector<T> allgather_vector(const std::vector<T>& mine) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    std::vector<std::size_t> bytes;
+    std::size_t total = 0;
+    for (const auto n : allgather<std::int64_t>(static_cast<std::int64_t>(mine.size()))) {
+      bytes.push_back(static_cast<std::size_t>(n) * sizeof(T));
+      total += static_cast<std::size_t>(n);
+    }
+    std::vector<T> out(total);
+    allgatherv(mine.data(), out.data(), bytes);
+    return out;
+  }
   template <typename T> void broadcast(T& v, int root) {
     static_assert(std::is_trivially_copyable_v<T>);
     broadcast(&v, sizeof(T), root);

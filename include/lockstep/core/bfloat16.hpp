@@ -44,11 +44,21 @@ struct bf16 {
 static_assert(sizeof(bf16) == 2);
 
 // Element access in float whatever the storage: the backends' kernels are written once over these.
-LOCKSTEP_HD float load_f(const float* p, std::int64_t i) { return p[i]; }
-LOCKSTEP_HD float load_f(const bf16* p, std::int64_t i) { return p[i].to_float(); }
-LOCKSTEP_HD void store_f(float* p, std::int64_t i, float v) { p[i] = v; }
-LOCKSTEP_HD void store_f(bf16* p, std::int64_t i, float v) { p[i] = bf16::from_float(v); }
+LOCKSTEP_HD float load_f(const float* p, std::int64_t i) {
+  return p[i];
+}
+LOCKSTEP_HD float load_f(const bf16* p, std::int64_t i) {
+  return p[i].to_float();
+}
+LOCKSTEP_HD void store_f(float* p, std::int64_t i, float v) {
+  p[i] = v;
+}
+LOCKSTEP_HD void store_f(bf16* p, std::int64_t i, float v) {
+  p[i] = bf16::from_float(v);
+}
 // The float that a value becomes when stored as bf16.
-LOCKSTEP_HD float round_bf16(float v) { return bf16::from_float(v).to_float(); }
+LOCKSTEP_HD float round_bf16(float v) {
+  return bf16::from_float(v).to_float();
+}
 
 }  // namespace lockstep

@@ -37,9 +37,14 @@ struct CsvOptions {
   // features; when the label column is one of them, the rows' labels are 0 until indexed.
   std::vector<std::string> string_columns = {};
 };
-// strings (optional): receives, for each of this rank's rows, its string_columns values in order.
+// What a CSV says beside the numbers: the names of the feature columns, in feature order, and for
+// each of this rank's rows its string_columns values, in order.
+struct CsvDetails {
+  std::vector<std::string> feature_names;
+  std::vector<std::vector<std::string>> strings;
+};
 Partitioned<Example> read_csv(comm::Communicator& comm, const std::string& path, const CsvOptions& options = {},
-                              std::vector<std::vector<std::string>>* strings = nullptr);
+                              CsvDetails* details = nullptr);
 
 // LIBSVM / SVMlight: "label index:value ..." with 1-based, strictly increasing indices.
 // num_features = 0 infers it as the largest index seen on any rank.

@@ -21,7 +21,7 @@ struct KMeansParams {
 };
 
 struct KMeansModel {
-  Mat centers;  // k x features
+  Mat centers;                 // k x features
   double training_cost = 0.0;  // sum of weighted squared distances to the nearest centre
   int iterations = 0;
   // prediction: the nearest centre; raw: squared distances to every centre.

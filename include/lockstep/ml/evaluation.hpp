@@ -11,7 +11,7 @@ namespace lockstep::ml {
 struct MulticlassMetrics {
   double accuracy = 0.0;
   double weighted_precision = 0.0, weighted_recall = 0.0, weighted_f1 = 0.0;
-  double log_loss = 0.0;  // NaN without probabilities
+  double log_loss = 0.0;      // NaN without probabilities
   Vec precision, recall, f1;  // per class (0 where undefined, as Spark)
   Mat confusion;              // rows: true class, columns: predicted class (weighted counts)
 };

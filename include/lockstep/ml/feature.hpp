@@ -82,8 +82,8 @@ struct PcaParams {
   std::int64_t k = 2;
 };
 struct PcaModel {
-  Mat components;              // k x features, unit rows; each row's largest-|.| entry is positive
-  Vec explained_variance;      // eigenvalues of the covariance, descending
+  Mat components;          // k x features, unit rows; each row's largest-|.| entry is positive
+  Vec explained_variance;  // eigenvalues of the covariance, descending
   Vec explained_variance_ratio;
   Vec mean;
   Frame transform(const Frame& f) const;  // (x - mean) components^T, columns pc0..pc{k-1}

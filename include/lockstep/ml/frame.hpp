@@ -57,7 +57,10 @@ class Frame {
   Frame with_strings(std::vector<std::string> names, std::vector<std::vector<std::string>> values) const;
 
   // Calls f with the feature block, dense or CSR: the estimators are written once over both.
-  template <typename F> decltype(auto) visit(F&& f) const { return sparse_ ? f(csr_) : f(dense_); }
+  template <typename F>
+  decltype(auto) visit(F&& f) const {
+    return sparse_ ? f(csr_) : f(dense_);
+  }
 
   // VectorAssembler: a frame whose features are the named columns, in that order. weight_column
   // (optional) moves a column into the weight; label_column (optional) into the label.
@@ -88,6 +91,11 @@ class Frame {
   std::vector<std::vector<std::string>> strings_;  // [column][local row]
   std::int64_t num_features_ = 0, global_rows_ = 0, row_offset_ = 0;
 };
+
+// Bad input that only some ranks can see: each rank passes the global row of the first offending
+// row it holds (INT64_MAX for none) and a message about that row. If any rank has one, every rank
+// throws the same agreed DataError, the message about the lowest row, whatever the rank count.
+void agree_on_first_bad_row(comm::Communicator& comm, std::int64_t row, const std::string& message);
 
 // The class count of integer labels 0..K-1, agreed over ranks: K = 1 + the largest label. A
 // label that is negative, fractional or not finite is a DataError on every rank naming its

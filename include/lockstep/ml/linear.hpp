@@ -34,7 +34,7 @@ struct LinearRegressionParams {
   double tol = 1e-6;
   bool fit_intercept = true;
   bool standardization = true;
-  std::string solver = "auto";  // auto | normal | l-bfgs
+  std::string solver = "auto";              // auto | normal | l-bfgs
   std::int64_t max_normal_features = 4096;  // auto picks normal equations up to this many features
 };
 
@@ -44,7 +44,7 @@ struct LinearModel {
   int iterations = 0;
   int evaluations = 0;  // passes over the data
   std::vector<double> objective_history;
-  std::string solver;  // what actually ran
+  std::string solver;                 // what actually ran
   Mat margins(const Frame& f) const;  // local rows x outputs: X beta^T + b
 };
 
@@ -60,8 +60,8 @@ struct LogisticRegressionParams {
   double tol = 1e-6;
   bool fit_intercept = true;
   bool standardization = true;
-  std::string family = "auto";  // auto | binomial | multinomial
-  double threshold = 0.5;       // binomial: predict 1 when P(1) > threshold
+  std::string family = "auto";     // auto | binomial | multinomial
+  double threshold = 0.5;          // binomial: predict 1 when P(1) > threshold
   std::vector<double> thresholds;  // any: predict argmax p_k / t_k (overrides threshold)
 };
 

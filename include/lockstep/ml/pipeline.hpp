@@ -19,9 +19,9 @@ namespace lockstep::ml {
 class Stage;  // a fitted stage (pipeline.cpp)
 
 struct FitContext {
-  std::string output_dir;        // NeuralNetwork stages log and checkpoint under <output_dir>/nn
+  std::string output_dir;  // NeuralNetwork stages log and checkpoint under <output_dir>/nn
   std::string progress = "auto";
-  bool verbose = true;           // rank 0 logs each stage's fit time
+  bool verbose = true;  // rank 0 logs each stage's fit time
 };
 
 class PipelineModel {
@@ -33,8 +33,8 @@ class PipelineModel {
 
   std::size_t size() const;
   std::string stage_type(std::size_t i) const;
-  bool has_predictor() const;        // the last stage predicts
-  std::string task() const;          // classification | regression | clustering | "" (transformers only)
+  bool has_predictor() const;                 // the last stage predicts
+  std::string task() const;                   // classification | regression | clustering | "" (transformers only)
   Frame transform(const Frame& f) const;      // every transformer stage
   Predictions predict(const Frame& f) const;  // transformers, then the predictor
   // Feature importances of a tree predictor (empty otherwise), over its input columns.

@@ -25,7 +25,7 @@ struct TreeParams {
   double min_info_gain = 0.0;
   std::string impurity = "auto";  // gini | entropy (classification), variance (regression); auto picks
   std::uint64_t seed = 1;
-  double max_memory_mb = 256.0;   // histogram memory per pass; more open nodes take more passes
+  double max_memory_mb = 256.0;  // histogram memory per pass; more open nodes take more passes
 };
 
 struct ForestParams : TreeParams {
@@ -46,7 +46,7 @@ struct TreeNode {
   std::int32_t feature = -1;  // -1: a leaf
   double threshold = 0.0;     // left when x[feature] <= threshold
   std::int32_t left = -1, right = -1;
-  double prediction = 0.0;    // class (classification) or value (regression)
+  double prediction = 0.0;  // class (classification) or value (regression)
   double impurity = 0.0, gain = 0.0, weight = 0.0;
   std::vector<double> class_probs;  // classification leaves
 };

@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "backend/accuracy.hpp"
+#include "backend/f32_detour.hpp"
 #include "lockstep/backend/functors.hpp"
 
 namespace lockstep::backend::cpu {
@@ -28,25 +29,35 @@ const bool kMallocTuned = [] {
 using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using ConstMapMat = Eigen::Map<const RowMat>;
 
-std::int64_t rows_of(const Tensor& t) { return t.ndim() == 1 ? 1 : t.dim(0); }
-std::int64_t cols_of(const Tensor& t) { return t.ndim() == 1 ? t.dim(0) : t.numel() / std::max<std::int64_t>(t.dim(0), 1); }
+std::int64_t rows_of(const Tensor& t) {
+  return t.ndim() == 1 ? 1 : t.dim(0);
+}
+std::int64_t cols_of(const Tensor& t) {
+  return t.ndim() == 1 ? t.dim(0) : t.numel() / std::max<std::int64_t>(t.dim(0), 1);
+}
 
-ConstMapMat cmat(const Tensor& t) { return ConstMapMat(t.data<float>(), rows_of(t), cols_of(t)); }
-Eigen::Map<RowMat> mmat(Tensor& t) { return Eigen::Map<RowMat>(t.data<float>(), rows_of(t), cols_of(t)); }
+ConstMapMat cmat(const Tensor& t) {
+  return ConstMapMat(t.data<float>(), rows_of(t), cols_of(t));
+}
+Eigen::Map<RowMat> mmat(Tensor& t) {
+  return Eigen::Map<RowMat>(t.data<float>(), rows_of(t), cols_of(t));
+}
 
 void check_same(const Tensor& a, const Tensor& b, const char* op) {
   LOCKSTEP_CHECK(a.numel() == b.numel(), Error, "backend::", op, ": ", shape_str(a.shape()), " vs ",
                  shape_str(b.shape()));
 }
 
-template <typename F> void unary(const Tensor& x, Tensor& y, F f) {
+template <typename F>
+void unary(const Tensor& x, Tensor& y, F f) {
   check_same(x, y, "unary");
   const float* px = x.data<float>();
   float* py = y.data<float>();
   const std::int64_t n = x.numel();
   for (std::int64_t i = 0; i < n; ++i) py[i] = f(px[i]);
 }
-template <typename F> void backward3(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx, F f) {
+template <typename F>
+void backward3(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx, F f) {
   check_same(x, dx, "backward");
   const float *px = x.data<float>(), *py = y.data<float>(), *pdy = dy.data<float>();
   float* pdx = dx.data<float>();
@@ -55,24 +66,12 @@ template <typename F> void backward3(const Tensor& x, const Tensor& y, const Ten
 }
 
 // bf16 operands: the CPU has no bf16 arithmetic, so such a call runs the float32 kernel on float
-// copies and rounds its outputs back to bf16 once. That is what the CUDA backend computes (bf16
-// storage, float32 arithmetic), which lets the CPU tests check bf16 training and the GPU's
-// kernels against it. It is an emulation for checking, not a fast path.
-bool any_bf16(std::initializer_list<const Tensor*> ts) {
-  for (const Tensor* t : ts)
-    if (t && t->defined() && t->dtype() == DType::kBF16) return true;
-  return false;
-}
-Tensor as_f32(const Tensor& t) {
-  if (!t.defined() || t.dtype() == DType::kF32) return t;
-  Tensor f(t.shape());
-  cast(t, f);
-  return f;
-}
-// Writes the float32 result back into the caller's tensor when that one is bf16.
-void store_back(const Tensor& f, Tensor& t) {
-  if (t.defined() && t.raw() != f.raw()) cast(f, t);
-}
+// copies and rounds its outputs back to bf16 once (backend/f32_detour.hpp). That is what the CUDA
+// backend computes (bf16 storage, float32 arithmetic), which lets the CPU tests check bf16
+// training and the GPU's kernels against it. It is an emulation for checking, not a fast path.
+using f32_detour::any_bf16;
+using f32_detour::as_f32;
+using f32_detour::store_back;
 
 }  // namespace
 
@@ -85,8 +84,10 @@ void cast(const Tensor& src, Tensor& dst) {
   };
   const bool sb = src.dtype() == DType::kBF16, db = dst.dtype() == DType::kBF16;
   if (sb == db) return dst.copy_from(src);
-  if (sb) conv(src.data<bf16>(), dst.data<float>());
-  else conv(src.data<float>(), dst.data<bf16>());
+  if (sb)
+    conv(src.data<bf16>(), dst.data<float>());
+  else
+    conv(src.data<float>(), dst.data<bf16>());
 }
 
 void gemm(bool ta, bool tb, float alpha, const Tensor& a, const Tensor& b, float beta, Tensor& c) {
@@ -104,17 +105,25 @@ void gemm(bool ta, bool tb, float alpha, const Tensor& a, const Tensor& b, float
   LOCKSTEP_CHECK(ka == kb && C.rows() == m && C.cols() == n, Error, "backend::gemm: ", shape_str(a.shape()),
                  ta ? "^T" : "", " @ ", shape_str(b.shape()), tb ? "^T" : "", " into ", shape_str(c.shape()));
   if (beta == 0.0f) {
-    if (!ta && !tb) C.noalias() = alpha * (A * B);
-    else if (ta && !tb) C.noalias() = alpha * (A.transpose() * B);
-    else if (!ta && tb) C.noalias() = alpha * (A * B.transpose());
-    else C.noalias() = alpha * (A.transpose() * B.transpose());
+    if (!ta && !tb)
+      C.noalias() = alpha * (A * B);
+    else if (ta && !tb)
+      C.noalias() = alpha * (A.transpose() * B);
+    else if (!ta && tb)
+      C.noalias() = alpha * (A * B.transpose());
+    else
+      C.noalias() = alpha * (A.transpose() * B.transpose());
     return;
   }
   if (beta != 1.0f) C *= beta;
-  if (!ta && !tb) C.noalias() += alpha * (A * B);
-  else if (ta && !tb) C.noalias() += alpha * (A.transpose() * B);
-  else if (!ta && tb) C.noalias() += alpha * (A * B.transpose());
-  else C.noalias() += alpha * (A.transpose() * B.transpose());
+  if (!ta && !tb)
+    C.noalias() += alpha * (A * B);
+  else if (ta && !tb)
+    C.noalias() += alpha * (A.transpose() * B);
+  else if (!ta && tb)
+    C.noalias() += alpha * (A * B.transpose());
+  else
+    C.noalias() += alpha * (A.transpose() * B.transpose());
 }
 
 void add_row_vector(Tensor& y, const Tensor& bias) {
@@ -124,8 +133,8 @@ void add_row_vector(Tensor& y, const Tensor& bias) {
     return store_back(fy, y);
   }
   auto Y = mmat(y);
-  LOCKSTEP_CHECK(bias.numel() == Y.cols(), Error, "backend::add_row_vector: bias ", shape_str(bias.shape()),
-                 " for ", shape_str(y.shape()));
+  LOCKSTEP_CHECK(bias.numel() == Y.cols(), Error, "backend::add_row_vector: bias ", shape_str(bias.shape()), " for ",
+                 shape_str(y.shape()));
   Eigen::Map<const Eigen::RowVectorXf> b(bias.data<float>(), Y.cols());
   Y.rowwise() += b;
 }
@@ -152,9 +161,12 @@ void activation_forward(Activation a, const Tensor& x, Tensor& y) {
     return store_back(fy, y);
   }
   switch (a) {
-    case Activation::kRelu: return unary(x, y, fn::ReluForward{});
-    case Activation::kSigmoid: return unary(x, y, fn::SigmoidForward{});
-    case Activation::kTanh: return unary(x, y, fn::TanhForward{});
+    case Activation::kRelu:
+      return unary(x, y, fn::ReluForward{});
+    case Activation::kSigmoid:
+      return unary(x, y, fn::SigmoidForward{});
+    case Activation::kTanh:
+      return unary(x, y, fn::TanhForward{});
   }
 }
 
@@ -165,9 +177,12 @@ void activation_backward(Activation a, const Tensor& x, const Tensor& y, const T
     return store_back(fdx, dx);
   }
   switch (a) {
-    case Activation::kRelu: return backward3(x, y, dy, dx, fn::ReluBackward{});
-    case Activation::kSigmoid: return backward3(x, y, dy, dx, fn::SigmoidBackward{});
-    case Activation::kTanh: return backward3(x, y, dy, dx, fn::TanhBackward{});
+    case Activation::kRelu:
+      return backward3(x, y, dy, dx, fn::ReluBackward{});
+    case Activation::kSigmoid:
+      return backward3(x, y, dy, dx, fn::SigmoidBackward{});
+    case Activation::kTanh:
+      return backward3(x, y, dy, dx, fn::TanhBackward{});
   }
 }
 
@@ -206,10 +221,9 @@ void mul(const Tensor& a, const Tensor& b, Tensor& out) {
 
 LossSum softmax_cross_entropy(const Tensor& logits, const Tensor& labels, float scale, Tensor* dlogits) {
   if (any_bf16({&logits, dlogits})) {
-    Tensor fd = dlogits ? as_f32(*dlogits) : Tensor();
-    const LossSum r = cpu::softmax_cross_entropy(as_f32(logits), labels, scale, dlogits ? &fd : nullptr);
-    if (dlogits) store_back(fd, *dlogits);
-    return r;
+    return f32_detour::loss(logits, dlogits, [&](const Tensor& fz, Tensor* fd) {
+      return cpu::softmax_cross_entropy(fz, labels, scale, fd);
+    });
   }
   const std::int64_t rows = rows_of(logits), k = cols_of(logits);
   LOCKSTEP_CHECK(labels.numel() == rows, Error, "softmax_cross_entropy: ", labels.numel(), " labels for ", rows,
@@ -249,10 +263,8 @@ LossSum softmax_cross_entropy(const Tensor& logits, const Tensor& labels, float 
 
 LossSum mean_squared_error(const Tensor& o, const Tensor& t, float scale, Tensor* dout) {
   if (any_bf16({&o, dout})) {
-    Tensor fd = dout ? as_f32(*dout) : Tensor();
-    const LossSum r = cpu::mean_squared_error(as_f32(o), t, scale, dout ? &fd : nullptr);
-    if (dout) store_back(fd, *dout);
-    return r;
+    return f32_detour::loss(o, dout,
+                            [&](const Tensor& fz, Tensor* fd) { return cpu::mean_squared_error(fz, t, scale, fd); });
   }
   check_same(o, t, "mean_squared_error");
   const std::int64_t rows = rows_of(o), k = cols_of(o);
@@ -271,10 +283,8 @@ LossSum mean_squared_error(const Tensor& o, const Tensor& t, float scale, Tensor
 
 LossSum bce_with_logits(const Tensor& z, const Tensor& t, float scale, Tensor* dz) {
   if (any_bf16({&z, dz})) {
-    Tensor fd = dz ? as_f32(*dz) : Tensor();
-    const LossSum r = cpu::bce_with_logits(as_f32(z), t, scale, dz ? &fd : nullptr);
-    if (dz) store_back(fd, *dz);
-    return r;
+    return f32_detour::loss(z, dz,
+                            [&](const Tensor& fz, Tensor* fd) { return cpu::bce_with_logits(fz, t, scale, fd); });
   }
   check_same(z, t, "bce_with_logits");
   const std::int64_t rows = rows_of(z), k = cols_of(z);
@@ -301,9 +311,12 @@ void sgd_update(Tensor& w, const Tensor& g, Tensor& vel, float lr, float momentu
   auto run = [&](const fn::SgdUpdate u) {
     for (std::int64_t i = 0; i < n; ++i) u(pw[i], pg[i], pv[i]);
   };
-  if (momentum == 0.0f) run(fn::SgdUpdate{lr, 0.0f, wd, false, grad_scale});
-  else if (nesterov) run(fn::SgdUpdate{lr, momentum, wd, true, grad_scale});
-  else run(fn::SgdUpdate{lr, momentum, wd, false, grad_scale});
+  if (momentum == 0.0f)
+    run(fn::SgdUpdate{lr, 0.0f, wd, false, grad_scale});
+  else if (nesterov)
+    run(fn::SgdUpdate{lr, momentum, wd, true, grad_scale});
+  else
+    run(fn::SgdUpdate{lr, momentum, wd, false, grad_scale});
 }
 
 void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr, double b1, double b2, double eps,

@@ -12,6 +12,7 @@
 #include "backend/accuracy.hpp"
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/cuda_ops.hpp"
+#include "backend/f32_detour.hpp"
 #include "lockstep/backend/functors.hpp"
 
 namespace lockstep::backend::cuda {
@@ -157,14 +158,6 @@ template <typename T> T* same(const Tensor& t, const char* op) {
                  ", got ", dtype_name(t.dtype()));
   return static_cast<T*>(t.raw());
 }
-// A float32 copy of a bf16 tensor (or the tensor itself), for the losses, which read few values.
-Tensor as_f32(const Tensor& t) {
-  if (!t.defined() || t.dtype() == DType::kF32) return t;
-  Tensor f(t.shape(), DType::kF32, Device::kCuda);
-  cast(t, f);
-  return f;
-}
-
 template <typename T> std::vector<T> to_host(const T* p, std::int64_t n) {
   std::vector<T> out(static_cast<std::size_t>(n));
   if (n > 0) LOCKSTEP_CUDA_CHECK(cudaMemcpy(out.data(), p, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDeviceToHost));
@@ -291,11 +284,9 @@ void mul(const Tensor& a, const Tensor& b, Tensor& out) {
 }
 
 LossSum softmax_cross_entropy(const Tensor& logits, const Tensor& labels, float scale, Tensor* dlogits) {
-  if (logits.dtype() == DType::kBF16) {  // the loss reads few values: float32 copies, one rounding back
-    Tensor fd = dlogits && dlogits->defined() ? as_f32(*dlogits) : Tensor();
-    const LossSum r = cuda::softmax_cross_entropy(as_f32(logits), labels, scale, fd.defined() ? &fd : nullptr);
-    if (fd.defined()) cast(fd, *dlogits);
-    return r;
+  if (f32_detour::any_bf16({&logits, dlogits})) {  // bf16: the loss reads few values, so float32 copies
+    return f32_detour::loss(logits, dlogits,
+                            [&](const Tensor& fz, Tensor* fd) { return cuda::softmax_cross_entropy(fz, labels, scale, fd); });
   }
   const std::int64_t rows = rows_of(logits), k = cols_of(logits);
   LOCKSTEP_CHECK(labels.numel() == rows, Error, "softmax_cross_entropy: ", labels.numel(), " labels for ", rows, " rows");
@@ -342,21 +333,17 @@ LossSum dense_loss(const Tensor& o, const Tensor& t, float scale, Tensor* d, L l
 }  // namespace
 
 LossSum mean_squared_error(const Tensor& out, const Tensor& target, float scale, Tensor* dout) {
-  if (out.dtype() == DType::kBF16) {
-    Tensor fd = dout && dout->defined() ? as_f32(*dout) : Tensor();
-    const LossSum r = cuda::mean_squared_error(as_f32(out), target, scale, fd.defined() ? &fd : nullptr);
-    if (fd.defined()) cast(fd, *dout);
-    return r;
+  if (f32_detour::any_bf16({&out, dout})) {  // bf16: the loss reads few values, so float32 copies
+    return f32_detour::loss(out, dout,
+                            [&](const Tensor& fz, Tensor* fd) { return cuda::mean_squared_error(fz, target, scale, fd); });
   }
   return dense_loss(out, target, scale, dout, Mse{}, true);
 }
 
 LossSum bce_with_logits(const Tensor& logits, const Tensor& target, float scale, Tensor* dlogits) {
-  if (logits.dtype() == DType::kBF16) {
-    Tensor fd = dlogits && dlogits->defined() ? as_f32(*dlogits) : Tensor();
-    const LossSum r = cuda::bce_with_logits(as_f32(logits), target, scale, fd.defined() ? &fd : nullptr);
-    if (fd.defined()) cast(fd, *dlogits);
-    return r;
+  if (f32_detour::any_bf16({&logits, dlogits})) {  // bf16: the loss reads few values, so float32 copies
+    return f32_detour::loss(logits, dlogits,
+                            [&](const Tensor& fz, Tensor* fd) { return cuda::bce_with_logits(fz, target, scale, fd); });
   }
   return dense_loss(logits, target, scale, dlogits, Bce{}, false);
 }
