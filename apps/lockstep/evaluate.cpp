@@ -1,34 +1,35 @@
-// `lockstep evaluate CONFIG --checkpoint FILE`: loss and accuracy on the config's test split.
-#include <filesystem>
-#include <fstream>
+// `lockstep evaluate CONFIG --checkpoint FILE`: the loss and the task's metrics (accuracy, ROC AUC
+// or RMSE and R^2) on the config's test split, printed and appended to output.dir/eval.jsonl.
 #include <sstream>
 
 #include "common.hpp"
 #include "lockstep/core/log.hpp"
-#include "lockstep/nn/loss.hpp"
-#include "lockstep/train/trainer.hpp"
+#include "lockstep/io/json_line.hpp"
+#include "lockstep/train/checkpointing.hpp"
+#include "lockstep/train/run_log.hpp"
 
 namespace lockstep::app {
 
 int run_evaluate(comm::Communicator& comm, const ConfigArgs& args, const std::string& checkpoint) {
   io::Config cfg = load_config_everywhere(comm, args);
+  const train::TrainerOptions options = train::trainer_options(cfg);
   auto test = train::load_split(comm, cfg.data, train::Split::kTest);
-  auto model = train::build_model(cfg, test.num_features);
+  auto model = train::build_model(options, test.num_features);
   train::load_parameters(comm, checkpoint, *model);
-  const auto r = train::evaluate(comm, *model, nn::parse_loss(cfg.training.loss), test, cfg.training.eval_batch);
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "test_loss %.6f test_accuracy %.6f rows %lld", r.loss, r.accuracy,
-                static_cast<long long>(r.rows));
+  const auto r = train::evaluate(comm, *model, train::model_head(options, *model), test, cfg.training.eval_batch);
   std::ostringstream line;  // not operator+ chains: GCC 12 warns falsely on them (-Wrestrict, PR 105329)
-  line << buf << "  (" << checkpoint << " on " << test.description << ")";
+  line << r.describe("test") << "  rows " << r.rows << "  (" << checkpoint << " on " << test.description << ")";
   log::info(line.str());
-  if (comm.rank() == 0) {
-    std::filesystem::create_directories(cfg.output.dir);
-    std::ofstream js(std::filesystem::path(cfg.output.dir) / "eval.jsonl", std::ios::app);
-    std::snprintf(buf, sizeof buf, "{\"test_loss\":%.9g,\"test_accuracy\":%.9g,\"rows\":%lld,", r.loss, r.accuracy,
-                  static_cast<long long>(r.rows));
-    js << buf << "\"checkpoint\":\"" << checkpoint << "\",\"world_size\":" << comm.size() << "}\n";
+  io::JsonLine js;
+  js.add("task", nn::task_name(r.task)).add("test_loss", r.loss);
+  if (r.task == nn::Task::kRegression) {
+    js.add("test_rmse", r.rmse).add("test_r2", r.r2);
+  } else {
+    js.add("test_accuracy", r.accuracy);
+    if (r.task == nn::Task::kBinary) js.add("test_auc", r.auc);
   }
+  js.add("rows", r.rows).add("checkpoint", checkpoint).add("world_size", comm.size());
+  train::RunLog(comm, cfg.output.dir).append("eval.jsonl", js.str());
   return 0;
 }
 

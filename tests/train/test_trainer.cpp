@@ -127,8 +127,9 @@ TEST(Trainer, DefaultModeIsReproducibleAndCloseAcrossRankCounts) {
       max_abs = std::max(max_abs, std::fabs(double(ref[i])));
     }
     EXPECT_LT(max_diff, 1e-3 * std::max(1.0, max_abs)) << "np=" << r.group_size << " vs np=1";
-    if (w.rank() == 0) std::printf("[ info ] default mode np=%d vs np=1: max |param diff| = %.3g (max |param| %.3g)\n",
-                                   r.group_size, max_diff, max_abs);
+    if (w.rank() == 0)
+      std::printf("[ info ] default mode np=%d vs np=1: max |param diff| = %.3g (max |param| %.3g)\n", r.group_size,
+                  max_diff, max_abs);
   }
 }
 
@@ -156,7 +157,8 @@ TEST(Trainer, SharedMemoryAndMessageReductionsAgree) {
 
 TEST(Trainer, ResumeAfterStopIsBitIdentical) {
   auto& w = world();
-  for (const char* mode : {"training.deterministic=false", "training.deterministic=true", "training.shared_memory=false"}) {
+  for (const char* mode :
+       {"training.deterministic=false", "training.deterministic=true", "training.shared_memory=false"}) {
     const std::string det = mode;
     const auto dir = lockstep::testing::shared_temp_dir("resume" + std::to_string(det.size()));
     const std::vector<std::string> ov{mode, "checkpoint.every_steps=7"};
@@ -185,12 +187,13 @@ TEST(Trainer, Bf16MixedPrecisionTracksFloat32) {
   auto& w = world();
   const auto dir = lockstep::testing::shared_temp_dir("bf16");
   const auto h32 = train_history(w, make_config((dir / "fp32").string(), {"training.epochs=4"}));
-  const auto h16 = train_history(w, make_config((dir / "bf16").string(), {"training.epochs=4", "training.precision=bf16"}));
+  const auto h16 =
+      train_history(w, make_config((dir / "bf16").string(), {"training.epochs=4", "training.precision=bf16"}));
   ASSERT_EQ(h16.size(), h32.size());
   for (std::size_t e = 0; e < h32.size(); ++e) {
     EXPECT_NEAR(h16[e].train_loss, h32[e].train_loss, 0.05 * h32[e].train_loss + 0.01) << "epoch " << e + 1;
-    EXPECT_NEAR(h16[e].test_loss, h32[e].test_loss, 0.05 * h32[e].test_loss + 0.01) << "epoch " << e + 1;
-    EXPECT_NEAR(h16[e].test_accuracy, h32[e].test_accuracy, 0.03) << "epoch " << e + 1;
+    EXPECT_NEAR(h16[e].test.loss, h32[e].test.loss, 0.05 * h32[e].test.loss + 0.01) << "epoch " << e + 1;
+    EXPECT_NEAR(h16[e].test.accuracy, h32[e].test.accuracy, 0.03) << "epoch " << e + 1;
   }
   EXPECT_LT(h16.back().train_loss, 0.8 * h16.front().train_loss) << "bf16 training did not learn";
   // The replicas of a bf16 run stay bit-identical.

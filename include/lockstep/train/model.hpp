@@ -1,0 +1,67 @@
+// The model a run describes, and how it is run over rows: building it from the options,
+// the parameter layout checkpoints record, a fixed-shape forward pass over a rank's rows, and
+// the collective evaluation of the task's metrics (accuracy for classifiers, accuracy and ROC AUC
+// for a binary head, RMSE and R^2 for regression).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lockstep/comm/communicator.hpp"
+#include "lockstep/io/checkpoint.hpp"
+#include "lockstep/io/config.hpp"
+#include "lockstep/nn/head.hpp"
+#include "lockstep/nn/sequential.hpp"
+#include "lockstep/train/data_loading.hpp"
+
+namespace lockstep::train {
+
+// What the trainer needs of a run's configuration: everything but the data section, plus the
+// run's identity (its resolved YAML and hash), which checkpoints record and resume compares.
+struct TrainerOptions {
+  io::ModelConfig model;
+  io::OptimizerConfig optimizer;
+  io::ScheduleConfig schedule;
+  io::TrainingConfig training;
+  io::CheckpointConfig checkpoint;
+  io::OutputConfig output;
+  std::string source;    // the config file, for messages
+  std::string run_yaml;  // the whole resolved config
+  std::uint64_t run_hash = 0;
+};
+TrainerOptions trainer_options(const io::Config& cfg);
+
+// Builds the model the options describe (no initialisation).
+std::unique_ptr<nn::Sequential> build_model(const TrainerOptions& options, std::int64_t input_features);
+std::unique_ptr<nn::Sequential> build_model(const io::Config& cfg, std::int64_t input_features);
+// What the model's outputs mean, from the loss and the output width.
+nn::Head model_head(const TrainerOptions& options, const nn::Sequential& model);
+// Layout of the flat parameter buffer, for checkpoints.
+std::vector<io::ParamInfo> param_layout(const nn::Sequential& model);
+
+// Forward pass over `rows` in chunks of exactly `chunk` rows (the last one zero-padded), so a row's
+// output does not depend on how many rows this rank holds: GEMM blocking depends on the matrix
+// shape, and a fixed shape gives the same bits at every rank count. fn(first, count, out, labels)
+// sees each chunk's first `count` rows.
+void forward_rows(nn::Sequential& model, const std::vector<data::Example>& rows, std::int64_t chunk,
+                  const std::function<void(std::int64_t, std::int64_t, const Tensor&, const Tensor&)>& fn);
+
+struct EvalResult {
+  nn::Task task = nn::Task::kClassification;
+  double loss = 0.0;
+  double accuracy = 0.0;  // classification and binary
+  double auc = 0.0;       // binary: ROC AUC
+  double rmse = 0.0;      // regression, over every target column
+  double r2 = 0.0;        // regression: 1 - SSE / (sum of squares about the mean)
+  std::int64_t rows = 0;
+  // "test_loss 0.3210 test_acc 0.8812" or "... test_rmse 54.1 test_r2 0.47".
+  std::string describe(const std::string& prefix) const;
+};
+// The loss and the task's metrics of `model` on a dataset, over every rank. Collective.
+EvalResult evaluate(comm::Communicator& comm, nn::Sequential& model, const nn::Head& head, const Dataset& data,
+                    std::int64_t eval_batch);
+
+}  // namespace lockstep::train

@@ -1,0 +1,172 @@
+// Reading, sharing and writing training checkpoints, and the resume policy (see checkpointing.hpp).
+#include "lockstep/train/checkpointing.hpp"
+
+#include <algorithm>
+#include <sstream>
+#include <tuple>
+
+#include "lockstep/core/log.hpp"
+
+namespace lockstep::train {
+namespace {
+
+// The parameters must be this model's, by name and shape, not merely by count.
+void check_layout(const std::string& path, const nn::Sequential& model, const io::CheckpointState& st) {
+  auto mine = param_layout(model);
+  std::sort(mine.begin(), mine.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::ostringstream diff;
+  if (mine.size() != st.layout.size()) diff << mine.size() << " tensors in the model, " << st.layout.size() << " saved";
+  for (std::size_t i = 0; diff.str().empty() && i < mine.size(); ++i) {
+    if (mine[i].name != st.layout[i].name || mine[i].shape != st.layout[i].shape) {
+      diff << "the model has " << mine[i].name << " " << shape_str(mine[i].shape) << ", the checkpoint "
+           << st.layout[i].name << " " << shape_str(st.layout[i].shape);
+    }
+  }
+  if (!diff.str().empty())
+    throw CheckpointError(path + ": written for a different model: " + diff.str() + " (check model.layers)");
+}
+
+// Rank 0 reads the checkpoint; every rank receives it. A failure on rank 0 is everyone's error.
+io::CheckpointState read_and_share(comm::Communicator& comm, const std::string& path, const nn::Sequential& model) {
+  io::CheckpointState st;
+  comm.collectively([&] {
+    if (comm.rank() != 0) return;
+    st = io::load_checkpoint(path);
+    check_layout(path, model, st);
+  });
+  std::uint64_t sizes[2] = {st.params.size(), st.optimizer_state.size()};
+  comm.broadcast(sizes, sizeof sizes, 0);
+  st.params.resize(sizes[0]);
+  comm.broadcast(st.params.data(), st.params.size() * sizeof(float), 0);
+  std::vector<std::string> keys;
+  for (auto& kv : st.optimizer_state) keys.push_back(kv.first);
+  keys.resize(sizes[1]);
+  for (std::size_t i = 0; i < sizes[1]; ++i) {
+    comm.broadcast(keys[i], 0);
+    auto& buf = st.optimizer_state[keys[i]];
+    buf.resize(sizes[0]);
+    comm.broadcast(buf.data(), buf.size() * sizeof(float), 0);
+  }
+  std::int64_t ints[7] = {st.optimizer_steps,  st.epoch,      st.step_in_epoch, st.global_step,
+                          st.epoch_loss_count, st.world_size, st.deterministic};
+  comm.broadcast(ints, sizeof ints, 0);
+  st.optimizer_steps = ints[0];
+  st.epoch = ints[1];
+  st.step_in_epoch = ints[2];
+  st.global_step = ints[3];
+  st.epoch_loss_count = ints[4];
+  st.world_size = ints[5];
+  st.deterministic = ints[6] != 0;
+  comm.broadcast(st.epoch_loss_sum, 0);
+  comm.broadcast(st.config_hash, 0);
+  comm.broadcast(st.seed, 0);
+  comm.broadcast(st.optimizer_type, 0);
+  comm.broadcast(st.config_yaml, 0);
+  return st;
+}
+
+// The keys of `now` that a resumed run may not change from `old`.
+std::vector<std::string> resume_conflicts(const io::Config& old, const io::Config& now) {
+  std::vector<std::string> changed;
+  auto check = [&](const char* key, const auto& a, const auto& b) {
+    if (!(a == b)) changed.push_back(key);
+  };
+  check("training.batch_size", old.training.batch_size, now.training.batch_size);
+  check("training.seed", old.training.seed, now.training.seed);
+  check("training.deterministic", old.training.deterministic, now.training.deterministic);
+  check("training.loss", old.training.loss, now.training.loss);
+  if (now.training.deterministic) check("training.micro_batch", old.training.micro_batch, now.training.micro_batch);
+  check("data.format", old.data.format, now.data.format);
+  check("data.train.features", old.data.train.features, now.data.train.features);
+  check("data.train.labels", old.data.train.labels, now.data.train.labels);
+  check("data.scale", old.data.scale, now.data.scale);
+  check("optimizer.type", old.optimizer.type, now.optimizer.type);
+  if (now.data.format == "synthetic") {
+    const auto &a = old.data.synthetic, &b = now.data.synthetic;
+    check("data.synthetic", std::tie(a.samples, a.features, a.classes, a.seed, a.noise),
+          std::tie(b.samples, b.features, b.classes, b.seed, b.noise));
+  }
+  return changed;
+}
+
+}  // namespace
+
+io::CheckpointState load_parameters(comm::Communicator& comm, const std::string& path, nn::Sequential& model) {
+  io::CheckpointState st = read_and_share(comm, path, model);
+  LOCKSTEP_CHECK(static_cast<std::int64_t>(st.params.size()) == model.num_params(), CheckpointError, path, ": holds ",
+                 st.params.size(), " parameters, the configured model has ", model.num_params(),
+                 " (was it written for a different model?)");
+  model.flat_params().copy_from(Tensor::borrow(st.params.data(), {static_cast<std::int64_t>(st.params.size())}));
+  return st;
+}
+
+void save_training_checkpoint(comm::Communicator& comm, const std::string& path, const nn::Sequential& model,
+                              nn::Optimizer& optimizer, const TrainingPosition& pos, const TrainerOptions& o) {
+  // The running loss is a sum over ranks; only rank 0 writes, so agree on it first.
+  double sums[2] = {pos.loss_sum, static_cast<double>(pos.loss_count)};
+  comm.allreduce(std::span<double>(sums, 2), comm::ReduceOp::kSum);
+  comm.collectively([&] {
+    if (comm.rank() != 0) return;
+    io::CheckpointState st;
+    auto host = [](const Tensor& t) {
+      const Tensor h = t.device() == Device::kCpu ? t : t.clone(Device::kCpu);
+      return std::vector<float>(h.data<float>(), h.data<float>() + h.numel());
+    };
+    st.params = host(const_cast<nn::Sequential&>(model).flat_params());
+    for (auto& [name, tensor] : optimizer.state()) st.optimizer_state[name] = host(*tensor);
+    st.optimizer_type = o.optimizer.type;
+    st.optimizer_steps = optimizer.steps();
+    st.epoch = pos.epoch;
+    st.step_in_epoch = pos.step_in_epoch;
+    st.global_step = pos.global_step;
+    st.epoch_loss_sum = sums[0];
+    st.epoch_loss_count = static_cast<std::int64_t>(sums[1]);
+    st.config_hash = o.run_hash;
+    st.seed = o.training.seed;
+    st.world_size = comm.size();
+    st.deterministic = o.training.deterministic;
+    st.config_yaml = o.run_yaml;
+    st.layout = param_layout(model);
+    io::save_checkpoint(path, st);
+  });
+}
+
+TrainingPosition resume_training(comm::Communicator& comm, const std::string& path, nn::Sequential& model,
+                                 nn::Optimizer& optimizer, const TrainerOptions& o) {
+  io::CheckpointState st = load_parameters(comm, path, model);
+  comm.collectively([&] {
+    LOCKSTEP_CHECK(st.optimizer_type == o.optimizer.type, CheckpointError, path, ": optimizer \"", st.optimizer_type,
+                   "\" in the checkpoint, \"", o.optimizer.type, "\" in the config");
+  });
+  for (auto& [name, tensor] : optimizer.state()) {
+    auto it = st.optimizer_state.find(name);
+    comm.collectively([&] {
+      LOCKSTEP_CHECK(it != st.optimizer_state.end(), CheckpointError, path, ": optimizer state \"", name,
+                     "\" is missing");
+    });
+    tensor->copy_from(Tensor::borrow(it->second.data(), {static_cast<std::int64_t>(it->second.size())}));
+  }
+  optimizer.set_steps(st.optimizer_steps);
+  if (st.config_hash != o.run_hash) {
+    const auto changed =
+        resume_conflicts(io::parse_config(st.config_yaml, path + ":/config"), io::parse_config(o.run_yaml, o.source));
+    if (!changed.empty()) {
+      std::string keys;
+      for (const auto& k : changed) keys += (keys.empty() ? "" : ", ") + k;
+      throw_agreed<CheckpointError>(path + ": cannot resume: the config differs from the checkpoint's in " + keys +
+                                    " (start a new run in another output.dir, or restore those keys)");
+    }
+    log::info("note: " + path + " was written with a different config (hash " + io::hex64(st.config_hash) + ", now " +
+              io::hex64(o.run_hash) + "); the keys that matter for resuming agree, continuing");
+  }
+  if (st.world_size != comm.size() && !o.training.deterministic) {
+    log::info("note: the checkpoint was written by " + std::to_string(st.world_size) + " ranks, this run has " +
+              std::to_string(comm.size()) + "; results match an uninterrupted run only up to rounding");
+  }
+  log::info("resumed from " + path + " at epoch " + std::to_string(st.epoch + 1) + ", step " +
+            std::to_string(st.step_in_epoch) + " (global step " + std::to_string(st.global_step) + ")");
+  const bool first = comm.rank() == 0;
+  return {st.epoch, st.step_in_epoch, st.global_step, first ? st.epoch_loss_sum : 0.0, first ? st.epoch_loss_count : 0};
+}
+
+}  // namespace lockstep::train

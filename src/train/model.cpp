@@ -1,0 +1,173 @@
+// Building the configured model and running it over a rank's rows (see model.hpp).
+#include "lockstep/train/model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+
+#include "lockstep/backend/ops.hpp"
+
+namespace lockstep::train {
+
+TrainerOptions trainer_options(const io::Config& cfg) {
+  return TrainerOptions{cfg.model,  cfg.optimizer, cfg.schedule,     cfg.training,        cfg.checkpoint,
+                        cfg.output, cfg.source,    io::to_yaml(cfg), io::config_hash(cfg)};
+}
+
+std::unique_ptr<nn::Sequential> build_model(const TrainerOptions& o, std::int64_t input_features) {
+  std::vector<nn::LayerSpec> specs;
+  for (const auto& l : o.model.layers) specs.push_back({l.type, l.units, l.rate, l.bias});
+  auto model = std::make_unique<nn::Sequential>(input_features, specs);
+  const auto dtype = [](const std::string& p) { return p == "bf16" ? DType::kBF16 : DType::kF32; };
+  model->set_precision(dtype(o.training.precision), dtype(o.training.reduce_precision));
+  return model;
+}
+
+std::unique_ptr<nn::Sequential> build_model(const io::Config& cfg, std::int64_t input_features) {
+  return build_model(trainer_options(cfg), input_features);
+}
+
+nn::Head model_head(const TrainerOptions& o, const nn::Sequential& model) {
+  return nn::Head(nn::parse_loss(o.training.loss), model.output_features());
+}
+
+std::vector<io::ParamInfo> param_layout(const nn::Sequential& model) {
+  std::vector<io::ParamInfo> out;
+  for (const auto& p : model.parameters()) out.push_back({p.name, p.value.shape(), p.offset});
+  return out;
+}
+
+void forward_rows(nn::Sequential& model, const std::vector<data::Example>& rows, std::int64_t chunk,
+                  const std::function<void(std::int64_t, std::int64_t, const Tensor&, const Tensor&)>& fn) {
+  const std::int64_t n = static_cast<std::int64_t>(rows.size());
+  const std::int64_t f = model.input_features();
+  Tensor x({chunk, f}), y({chunk});
+  Tensor xd = model.device() == Device::kCpu ? x : Tensor({chunk, f}, DType::kF32, model.device());
+  Tensor out_f32;  // bf16 models: the outputs handed on in float32
+  for (std::int64_t b = 0; b < n; b += chunk) {
+    const std::int64_t m = std::min(chunk, n - b);
+    if (m < chunk) {
+      x.zero_();
+      y.zero_();
+    }
+    for (std::int64_t i = 0; i < m; ++i) {
+      const auto& e = rows[static_cast<std::size_t>(b + i)];
+      LOCKSTEP_CHECK(static_cast<std::int64_t>(e.features.size()) == f, DataError, "row ", b + i, " of this rank has ",
+                     e.features.size(), " features, the model expects ", f);
+      std::copy(e.features.begin(), e.features.end(), x.data<float>() + i * f);
+      y.data<float>()[i] = e.label;
+    }
+    if (xd.raw() != x.raw()) xd.copy_from(x);
+    const Tensor& out = model.forward(xd, nn::ForwardContext{});
+    if (out.dtype() == DType::kF32) {
+      fn(b, m, out, y);
+    } else {
+      if (!out_f32.defined()) out_f32 = Tensor(out.shape(), DType::kF32, out.device());
+      backend::cast(out, out_f32);
+      fn(b, m, out_f32, y);
+    }
+  }
+}
+
+namespace {
+
+// Exact ROC AUC (ties count one half) of every rank's (score, label) pairs. The test split of a
+// binary head is small beside its training set, so the pairs are gathered whole.
+double roc_auc(comm::Communicator& comm, const std::vector<std::pair<float, float>>& mine) {
+  std::string bytes(reinterpret_cast<const char*>(mine.data()), mine.size() * sizeof(mine[0]));
+  std::vector<std::pair<float, float>> all;
+  for (const auto& part : comm.allgather_strings(bytes)) {
+    const auto* p = reinterpret_cast<const std::pair<float, float>*>(part.data());
+    all.insert(all.end(), p, p + part.size() / sizeof(mine[0]));
+  }
+  std::sort(all.begin(), all.end());
+  double positives = 0.0, negatives = 0.0, rank_sum = 0.0;
+  for (std::size_t i = 0; i < all.size();) {
+    std::size_t j = i;
+    while (j < all.size() && all[j].first == all[i].first) ++j;
+    const double mid_rank = 0.5 * static_cast<double>(i + 1 + j);  // 1-based average rank of the tie
+    for (std::size_t k = i; k < j; ++k) {
+      if (all[k].second > 0.5f) {
+        positives += 1.0;
+        rank_sum += mid_rank;
+      } else {
+        negatives += 1.0;
+      }
+    }
+    i = j;
+  }
+  if (positives == 0.0 || negatives == 0.0) return std::nan("");
+  return (rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives);
+}
+
+}  // namespace
+
+EvalResult evaluate(comm::Communicator& comm, nn::Sequential& model, const nn::Head& head, const Dataset& data,
+                    std::int64_t eval_batch) {
+  const auto& rows = local_rows(data);
+  // loss, correct, rows, squared error, sum of targets, sum of squared targets
+  double sums[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  std::vector<std::pair<float, float>> scored;  // binary: (logit, label)
+  std::optional<std::string> err;
+  try {
+    forward_rows(model, rows, eval_batch, [&](std::int64_t, std::int64_t m, const Tensor& full, const Tensor& labels) {
+      const Tensor out = full.rows(0, m);
+      const Tensor target = head.target(labels, m, out.device());
+      const auto r = nn::compute_loss(head.loss(), out, target, 1.0f, nullptr);
+      sums[0] += r.loss;
+      sums[1] += static_cast<double>(r.correct);
+      sums[2] += static_cast<double>(m);
+      if (head.task() == nn::Task::kClassification) return;
+      const Tensor host = out.device() == Device::kCpu ? out : out.clone(Device::kCpu);
+      const std::int64_t k = host.dim(1);
+      for (std::int64_t i = 0; i < m; ++i) {
+        const float y = labels.data<float>()[i];
+        if (head.task() == nn::Task::kBinary) {
+          scored.emplace_back(host.data<float>()[i], y);
+          continue;
+        }
+        for (std::int64_t j = 0; j < k; ++j) {
+          const double e = static_cast<double>(host.data<float>()[i * k + j]) - y;
+          sums[3] += e * e;
+          sums[4] += y;
+          sums[5] += static_cast<double>(y) * y;
+        }
+      }
+    });
+  } catch (const std::exception& e) {
+    err = data.description + ": " + e.what();
+  }
+  comm.agree(err);
+  comm.allreduce(std::span<double>(sums, 6), comm::ReduceOp::kSum);
+  EvalResult res;
+  res.task = head.task();
+  res.rows = static_cast<std::int64_t>(sums[2]);
+  if (sums[2] <= 0) return res;
+  res.loss = sums[0] / sums[2];
+  res.accuracy = sums[1] / sums[2];
+  if (head.task() == nn::Task::kBinary) res.auc = roc_auc(comm, scored);
+  if (head.task() == nn::Task::kRegression) {
+    const double n = sums[2] * static_cast<double>(head.outputs());
+    res.rmse = std::sqrt(sums[3] / n);
+    const double total = sums[5] - sums[4] * sums[4] / n;  // sum of squares about the mean
+    res.r2 = total > 0 ? 1.0 - sums[3] / total : std::nan("");
+  }
+  return res;
+}
+
+std::string EvalResult::describe(const std::string& prefix) const {
+  char buf[160];
+  if (task == nn::Task::kRegression) {
+    std::snprintf(buf, sizeof buf, "%s_loss %.4f  %s_rmse %.4g  %s_r2 %.4f", prefix.c_str(), loss, prefix.c_str(), rmse,
+                  prefix.c_str(), r2);
+  } else if (task == nn::Task::kBinary) {
+    std::snprintf(buf, sizeof buf, "%s_loss %.4f  %s_acc %.4f  %s_auc %.4f", prefix.c_str(), loss, prefix.c_str(),
+                  accuracy, prefix.c_str(), auc);
+  } else {
+    std::snprintf(buf, sizeof buf, "%s_loss %.4f  %s_acc %.4f", prefix.c_str(), loss, prefix.c_str(), accuracy);
+  }
+  return buf;
+}
+
+}  // namespace lockstep::train
