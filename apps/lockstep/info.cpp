@@ -46,8 +46,8 @@ int run_info(comm::Communicator& comm, const std::string& checkpoint) {
   std::string seen;
   for (const auto& d : cuda.devices) {
     char buf[160];
-    std::snprintf(buf, sizeof buf, "%s%d:%s (sm_%d%d, %.0f GiB, %s)", seen.empty() ? "" : "; ", d.index,
-                  d.name.c_str(), d.major, d.minor, static_cast<double>(d.memory_bytes) / (1 << 30), d.pci_bus_id.c_str());
+    std::snprintf(buf, sizeof buf, "%s%d:%s (sm_%d%d, %.0f GiB, %s)", seen.empty() ? "" : "; ", d.index, d.name.c_str(),
+                  d.major, d.minor, static_cast<double>(d.memory_bytes) / (1 << 30), d.pci_bus_id.c_str());
     seen += buf;
   }
   if (cuda.built && cuda.devices.empty()) seen = "none (" + cuda.error + ")";
@@ -60,7 +60,8 @@ int run_info(comm::Communicator& comm, const std::string& checkpoint) {
     std::printf("CUDA:    built with toolkit %s; runtime %d.%d, driver %s, cuBLAS %d.%d.%d\n", LOCKSTEP_CUDA_VERSION,
                 cuda.runtime_version / 1000, cuda.runtime_version % 1000 / 10,
                 cuda.driver_version ? (std::to_string(cuda.driver_version / 1000) + "." +
-                                       std::to_string(cuda.driver_version % 1000 / 10)).c_str()
+                                       std::to_string(cuda.driver_version % 1000 / 10))
+                                          .c_str()
                                     : "none",
                 cuda.cublas_version / 10000, cuda.cublas_version / 100 % 100, cuda.cublas_version % 100);
   } else {

@@ -11,9 +11,10 @@
 
 int main(int argc, char** argv) {
   using namespace lockstep;
-  CLI::App cli{"lockstep: data-parallel deep learning and ML on MPI.\n"
-               "Launch with mpirun/srun: mpirun -np 4 lockstep train configs/fmnist_mlp.yaml\n"
-               "ML pipelines: mpirun -np 2 lockstep fit configs/fmnist_logreg.yaml"};
+  CLI::App cli{
+      "lockstep: data-parallel deep learning and ML on MPI.\n"
+      "Launch with mpirun/srun: mpirun -np 4 lockstep train configs/fmnist_mlp.yaml\n"
+      "ML pipelines: mpirun -np 2 lockstep fit configs/fmnist_logreg.yaml"};
   cli.require_subcommand(1);
   app::ConfigArgs cfg;
   bool resume = false;
@@ -28,9 +29,10 @@ int main(int argc, char** argv) {
   auto* train = cli.add_subcommand("train", "Train the model a config describes, data-parallel over the ranks");
   add_config(train);
   train->add_flag("--resume", resume, "Continue from output.dir/checkpoint.h5 (the latest complete checkpoint)");
-  train->add_option("--max-steps", max_steps,
-                    "Stop when the run has done this many steps in total (counted from the start of training, "
-                    "including steps before a --resume) and write a checkpoint; continue with --resume")
+  train
+      ->add_option("--max-steps", max_steps,
+                   "Stop when the run has done this many steps in total (counted from the start of training, "
+                   "including steps before a --resume) and write a checkpoint; continue with --resume")
       ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
 
   auto* evaluate = cli.add_subcommand("evaluate", "Evaluate a checkpoint on the config's test split");
@@ -46,13 +48,15 @@ int main(int argc, char** argv) {
   predict->add_option("--labels", labels,
                       "IDX labels file (optional: without it the images are read unlabeled; CSV, LIBSVM and "
                       "HDF5 inputs carry their own label column, which predict ignores)");
-  predict->add_option("--output", output,
-                      "Output CSV in input order: index,prediction,score_0..score_{k-1} (--checkpoint) or "
-                      "index,prediction,probability_0.. (--model)")
+  predict
+      ->add_option("--output", output,
+                   "Output CSV in input order: index,prediction,score_0..score_{k-1} (--checkpoint) or "
+                   "index,prediction,probability_0.. (--model)")
       ->required();
 
-  auto* fit = cli.add_subcommand("fit", "Fit the config's ML pipeline (tuned if it says so) and save it to "
-                                        "output.dir/model.h5");
+  auto* fit = cli.add_subcommand("fit",
+                                 "Fit the config's ML pipeline (tuned if it says so) and save it to "
+                                 "output.dir/model.h5");
   add_config(fit);
   auto* transform = cli.add_subcommand("transform", "Apply a fitted pipeline's transformers to a data file");
   add_config(transform);
@@ -75,14 +79,22 @@ int main(int argc, char** argv) {
   }
   int status = 0;
   try {
-    if (*train) status = app::run_train(*world, cfg, resume, max_steps);
-    else if (*evaluate) status = app::run_evaluate(*world, cfg, checkpoint);
-    else if (*predict && !model.empty()) status = app::run_predict_pipeline(*world, cfg, model, input, labels, output);
-    else if (*predict && checkpoint.empty()) throw ConfigError("predict: give --checkpoint (lockstep train) or --model (lockstep fit)");
-    else if (*predict) status = app::run_predict(*world, cfg, checkpoint, input, labels, output);
-    else if (*fit) status = app::run_fit(*world, cfg);
-    else if (*transform) status = app::run_transform(*world, cfg, model, input, labels, output);
-    else if (*info) status = app::run_info(*world, checkpoint);
+    if (*train)
+      status = app::run_train(*world, cfg, resume, max_steps);
+    else if (*evaluate)
+      status = app::run_evaluate(*world, cfg, checkpoint);
+    else if (*predict && !model.empty())
+      status = app::run_predict_pipeline(*world, cfg, model, input, labels, output);
+    else if (*predict && checkpoint.empty())
+      throw ConfigError("predict: give --checkpoint (lockstep train) or --model (lockstep fit)");
+    else if (*predict)
+      status = app::run_predict(*world, cfg, checkpoint, input, labels, output);
+    else if (*fit)
+      status = app::run_fit(*world, cfg);
+    else if (*transform)
+      status = app::run_transform(*world, cfg, model, input, labels, output);
+    else if (*info)
+      status = app::run_info(*world, checkpoint);
   } catch (const Error& e) {
     if (e.agreed()) {  // every rank has it: say it once, end normally everywhere
       if (world->rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());

@@ -23,8 +23,7 @@ int run_train(comm::Communicator& comm, const ConfigArgs& args, bool resume, std
   auto train = train::load_split(comm, cfg.data, train::Split::kTrain);
   auto test = train::load_split(comm, cfg.data, train::Split::kTest);
   log::info("data: train " + train.description + " (" + std::to_string(train.num_rows) + " rows, " +
-            std::to_string(train.num_features) + " features, labels up to " + std::to_string(train.num_classes - 1) +
-            "), test " + std::to_string(test.num_rows) + " rows");
+            std::to_string(train.num_features) + " features), test " + std::to_string(test.num_rows) + " rows");
 
   train::Trainer trainer(comm, options, std::move(train), std::move(test));
   train::RunLog(comm, cfg.output.dir).write("config.yaml", options.run_yaml);

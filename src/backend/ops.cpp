@@ -63,6 +63,12 @@ LossSum softmax_cross_entropy(const Tensor& logits, const Tensor& labels, float 
 LossSum mean_squared_error(const Tensor& out, const Tensor& target, float scale, Tensor* d) {
   return LOCKSTEP_DISPATCH(mean_squared_error, (TL{&out, &target}), out, target, scale, d);
 }
+LossSum mean_absolute_error(const Tensor& out, const Tensor& target, float scale, Tensor* d) {
+  return LOCKSTEP_DISPATCH(mean_absolute_error, (TL{&out, &target}), out, target, scale, d);
+}
+LossSum huber_loss(const Tensor& out, const Tensor& target, float scale, Tensor* d) {
+  return LOCKSTEP_DISPATCH(huber_loss, (TL{&out, &target}), out, target, scale, d);
+}
 LossSum bce_with_logits(const Tensor& logits, const Tensor& target, float scale, Tensor* d) {
   return LOCKSTEP_DISPATCH(bce_with_logits, (TL{&logits, &target}), logits, target, scale, d);
 }

@@ -6,6 +6,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -14,13 +16,20 @@
 namespace lockstep::io {
 namespace {
 
-template <typename T> const char* type_word() {
-  if constexpr (std::is_same_v<T, bool>) return "a boolean (true/false)";
-  else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>) return "a non-negative integer";
-  else if constexpr (std::is_integral_v<T>) return "an integer";
-  else if constexpr (std::is_floating_point_v<T>) return "a number";
-  else if constexpr (std::is_same_v<T, std::string>) return "a string";
-  else return "a list of strings";
+template <typename T>
+const char* type_word() {
+  if constexpr (std::is_same_v<T, bool>)
+    return "a boolean (true/false)";
+  else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>)
+    return "a non-negative integer";
+  else if constexpr (std::is_integral_v<T>)
+    return "an integer";
+  else if constexpr (std::is_floating_point_v<T>)
+    return "a number";
+  else if constexpr (std::is_same_v<T, std::string>)
+    return "a string";
+  else
+    return "a list of strings";
 }
 
 class Section {
@@ -51,8 +60,8 @@ class Section {
 
   std::string key_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
-  template <typename T> void get(const std::string& key, T& out, std::function<bool(const T&)> ok = {},
-                                 const std::string& range = "") {
+  template <typename T>
+  void get(const std::string& key, T& out, std::function<bool(const T&)> ok = {}, const std::string& range = "") {
     allowed_.insert(key);
     if (!node_ || !node_.IsMap() || !node_[key]) return;
     const YAML::Node v = node_[key];
@@ -107,10 +116,12 @@ class Section {
   std::set<std::string> allowed_;
 };
 
-template <typename T> std::function<bool(const T&)> positive() {
+template <typename T>
+std::function<bool(const T&)> positive() {
   return [](const T& v) { return v > 0; };
 }
-template <typename T> std::function<bool(const T&)> non_negative() {
+template <typename T>
+std::function<bool(const T&)> non_negative() {
   return [](const T& v) { return v >= 0; };
 }
 std::function<bool(const std::string&)> one_of(std::initializer_list<const char*> choices) {
@@ -120,8 +131,7 @@ std::function<bool(const std::string&)> one_of(std::initializer_list<const char*
 
 void apply_override(YAML::Node root, const std::string& text) {
   const auto eq = text.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw ConfigError("--set " + text + ": expected key.path=value");
+  if (eq == std::string::npos || eq == 0) throw ConfigError("--set " + text + ": expected key.path=value");
   const std::string path = text.substr(0, eq);
   YAML::Node value;
   try {
@@ -158,16 +168,53 @@ void parse_layers(const YAML::Node& n, const std::string* source, const std::set
     s.get<std::string>("type", spec.type, one_of({"dense", "relu", "sigmoid", "tanh", "dropout"}),
                        "one of dense, relu, sigmoid, tanh, dropout");
     if (spec.type.empty()) s.fail(s.key_path("type"), n[i], "missing (expected dense, relu, sigmoid, tanh or dropout)");
+    std::string activation;  // Keras-style {type: dense, units: 64, activation: relu}
     if (spec.type == "dense") {
       s.get<std::int64_t>("units", spec.units, positive<std::int64_t>(), "an integer > 0");
       s.get<bool>("bias", spec.bias);
+      s.get<std::string>("activation", activation, one_of({"linear", "relu", "sigmoid", "tanh", "softmax"}),
+                         "one of linear, relu, sigmoid, tanh, softmax");
       if (spec.units <= 0) s.fail(s.key_path("units"), n[i], "missing (dense layers need units > 0)");
+      if (activation == "softmax" && i + 1 != n.size())
+        s.fail(s.key_path("activation"), n[i], "softmax only on the last layer (with a cross-entropy loss)");
     } else if (spec.type == "dropout") {
-      s.get<double>("rate", spec.rate, [](const double& r) { return r >= 0.0 && r < 1.0; }, "a number in [0, 1)");
+      s.get<double>(
+          "rate", spec.rate, [](const double& r) { return r >= 0.0 && r < 1.0; }, "a number in [0, 1)");
     }
     s.finish();
     out.push_back(spec);
+    if (!activation.empty() && activation != "linear") out.push_back(LayerConfig{activation, 0, 0.0, true});
   }
+}
+
+// Keras' losses take probabilities from a final sigmoid or softmax; lockstep's take logits and
+// fold the activation into the loss, which is exact and numerically stable (Keras does the same
+// internally). So binary_crossentropy after a final sigmoid becomes bce_with_logits without it,
+// and (sparse_)categorical_crossentropy after a final softmax becomes softmax_cross_entropy.
+void fold_output_activation(Config& c, const Section& t) {
+  auto& loss = c.training.loss;
+  auto& layers = c.model.layers;
+  const std::string last = layers.empty() ? "" : layers.back().type;
+  if (loss == "binary_crossentropy") {
+    if (last != "sigmoid")
+      t.fail(t.key_path("loss"), YAML::Node(),
+             "binary_crossentropy takes probabilities, so the last layer must be a "
+             "sigmoid (e.g. {type: dense, units: 1, activation: sigmoid}); for logits use bce_with_logits");
+    layers.pop_back();
+    loss = "bce_with_logits";
+  } else if (loss == "categorical_crossentropy" || loss == "sparse_categorical_crossentropy") {
+    if (last != "softmax")
+      t.fail(t.key_path("loss"), YAML::Node(),
+             loss +
+                 " takes probabilities, so the last layer must end in a softmax "
+                 "(e.g. {type: dense, units: 10, activation: softmax}); for logits use softmax_cross_entropy");
+    layers.pop_back();
+    loss = "softmax_cross_entropy";
+  }
+  if (!layers.empty() && layers.back().type == "softmax")
+    t.fail(t.key_path("loss"), YAML::Node(),
+           "a final softmax goes with categorical_crossentropy or "
+           "sparse_categorical_crossentropy (softmax_cross_entropy takes the logits, without it)");
 }
 
 // The sections of a neural network (model, optimizer, schedule, training), under `top`: the file's
@@ -176,7 +223,8 @@ void parse_nn(Section& top, const std::string* src, const std::set<std::string>&
               bool require_layers = true) {
   Section m = top.child("model");
   const YAML::Node layers = m.raw("layers");
-  if (require_layers || (layers && !layers.IsNull())) parse_layers(m.raw("layers"), src, &overridden, c.model.layers, m.key_path("layers"));
+  if (require_layers || (layers && !layers.IsNull()))
+    parse_layers(m.raw("layers"), src, &overridden, c.model.layers, m.key_path("layers"));
   m.get<std::string>("init", c.model.init, one_of({"he_uniform", "he_normal", "xavier_uniform", "xavier_normal"}),
                      "one of he_uniform, he_normal, xavier_uniform, xavier_normal");
   m.finish();
@@ -184,12 +232,18 @@ void parse_nn(Section& top, const std::string* src, const std::set<std::string>&
   Section o = top.child("optimizer");
   auto& op = c.optimizer;
   o.get<std::string>("type", op.type, one_of({"sgd", "adam", "adamw"}), "one of sgd, adam, adamw");
-  o.get<double>("lr", op.lr, positive<double>(), "a number > 0");
-  o.get<double>("momentum", op.momentum, [](const double& v) { return v >= 0.0 && v < 1.0; }, "a number in [0, 1)");
+  // Adam and AdamW default to lr 1e-3, as in Keras and PyTorch; SGD keeps 0.01.
+  if (op.type == "adam" || op.type == "adamw") op.lr = 1e-3;
+  o.get<double>(
+      "lr", op.lr, [](const double& v) { return v > 0 && std::isfinite(v); }, "a finite number > 0");
+  o.get<double>(
+      "momentum", op.momentum, [](const double& v) { return v >= 0.0 && v < 1.0; }, "a number in [0, 1)");
   o.get<bool>("nesterov", op.nesterov);
   o.get<double>("weight_decay", op.weight_decay, non_negative<double>(), "a number >= 0");
-  o.get<double>("beta1", op.beta1, [](const double& v) { return v >= 0.0 && v < 1.0; }, "a number in [0, 1)");
-  o.get<double>("beta2", op.beta2, [](const double& v) { return v >= 0.0 && v < 1.0; }, "a number in [0, 1)");
+  o.get<double>(
+      "beta1", op.beta1, [](const double& v) { return v >= 0.0 && v < 1.0; }, "a number in [0, 1)");
+  o.get<double>(
+      "beta2", op.beta2, [](const double& v) { return v >= 0.0 && v < 1.0; }, "a number in [0, 1)");
   o.get<double>("eps", op.eps, positive<double>(), "a number > 0");
   o.finish();
   if (op.nesterov && op.momentum == 0.0)
@@ -209,9 +263,12 @@ void parse_nn(Section& top, const std::string* src, const std::set<std::string>&
   t.get<std::int64_t>("batch_size", tr.batch_size, positive<std::int64_t>(), "an integer > 0");
   t.get<std::uint64_t>("seed", tr.seed);
   t.get<std::string>("loss", tr.loss,
-                     one_of({"softmax_cross_entropy", "cross_entropy", "mse", "mean_squared_error", "bce_with_logits"}),
-                     "one of softmax_cross_entropy (alias cross_entropy), mse (alias mean_squared_error), "
-                     "bce_with_logits");
+                     one_of({"softmax_cross_entropy", "cross_entropy", "mse", "mean_squared_error", "mae",
+                             "mean_absolute_error", "huber", "bce_with_logits", "binary_crossentropy",
+                             "categorical_crossentropy", "sparse_categorical_crossentropy"}),
+                     "one of softmax_cross_entropy (alias cross_entropy), mse (alias mean_squared_error), mae (alias "
+                     "mean_absolute_error), huber, bce_with_logits, or Keras' binary_crossentropy, "
+                     "categorical_crossentropy, sparse_categorical_crossentropy (after a final sigmoid or softmax)");
   t.get<std::string>("device", tr.device, one_of({"cpu", "cuda"}), "one of cpu, cuda");
   t.get<bool>("deterministic", tr.deterministic);
   t.get<std::int64_t>("micro_batch", tr.micro_batch, positive<std::int64_t>(), "an integer > 0");
@@ -222,7 +279,7 @@ void parse_nn(Section& top, const std::string* src, const std::set<std::string>&
   t.get<std::string>("reduce_precision", tr.reduce_precision, one_of({"fp32", "bf16"}), "one of fp32, bf16");
   t.get<std::int64_t>("eval_batch", tr.eval_batch, positive<std::int64_t>(), "an integer > 0");
   t.finish();
-
+  fold_output_activation(c, t);
 }
 
 StageParam stage_param(const YAML::Node& v, const std::string& where) {
@@ -255,8 +312,9 @@ std::string mark(const std::string& source, const YAML::Node& n, const std::set<
 StageConfig parse_stage(const YAML::Node& n, const std::string& path, const std::string* src,
                         const std::set<std::string>& overridden) {
   if (!n.IsMap() || n.size() != 1)
-    throw ConfigError(mark(*src, n, overridden, path) +
-                      ": expected a mapping with one key, the stage type (e.g. {LogisticRegression: {regParam: 0.01}})");
+    throw ConfigError(
+        mark(*src, n, overridden, path) +
+        ": expected a mapping with one key, the stage type (e.g. {LogisticRegression: {regParam: 0.01}})");
   StageConfig st;
   const auto kv = *n.begin();
   st.type = kv.first.as<std::string>();
@@ -308,12 +366,30 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
   d.get<std::string>("labels_dataset", c.data.labels_dataset);
   d.get<bool>("synthetic_fallback", c.data.synthetic_fallback);
   {
+    std::vector<std::string> classes;
+    d.get<std::vector<std::string>>("classes", classes);
+    for (const auto& v : classes) {
+      std::size_t used = 0;
+      long long k = -1;
+      try {
+        k = std::stoll(v, &used);
+      } catch (const std::exception&) {
+      }
+      if (used != v.size() || k < 0 ||
+          std::find(c.data.classes.begin(), c.data.classes.end(), k) != c.data.classes.end())
+        d.fail(d.key_path("classes"), d.raw("classes"),
+               "expected a list of distinct class labels (integers >= 0), got \"" + v + "\"");
+      c.data.classes.push_back(k);
+    }
+  }
+  {
     Section s = d.child("synthetic");
     auto& y = c.data.synthetic;
     s.get<std::int64_t>("samples", y.samples, positive<std::int64_t>(), "an integer > 0");
     s.get<std::int64_t>("test_samples", y.test_samples, positive<std::int64_t>(), "an integer > 0");
     s.get<std::int64_t>("features", y.features, positive<std::int64_t>(), "an integer > 0");
-    s.get<std::int64_t>("classes", y.classes, [](const std::int64_t& v) { return v >= 2; }, "an integer >= 2");
+    s.get<std::int64_t>(
+        "classes", y.classes, [](const std::int64_t& v) { return v >= 2; }, "an integer >= 2");
     s.get<std::uint64_t>("seed", y.seed);
     s.get<double>("noise", y.noise, non_negative<double>(), "a number >= 0");
     s.finish();
@@ -332,7 +408,8 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
   k.finish();
 
   Section out = top.child("output");
-  out.get<std::string>("dir", c.output.dir, [](const std::string& v) { return !v.empty(); }, "a non-empty path");
+  out.get<std::string>(
+      "dir", c.output.dir, [](const std::string& v) { return !v.empty(); }, "a non-empty path");
   out.get<std::string>("progress", c.output.progress, one_of({"auto", "bar", "lines", "none"}),
                        "one of auto, bar, lines, none");
   out.get<std::int64_t>("log_every_steps", c.output.log_every_steps, positive<std::int64_t>(), "an integer > 0");
@@ -349,8 +426,10 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
   auto& tn = c.tuning;
   tu.get<std::string>("type", tn.type, one_of({"none", "CrossValidator", "TrainValidationSplit"}),
                       "one of none, CrossValidator, TrainValidationSplit");
-  tu.get<std::int64_t>("numFolds", tn.num_folds, [](const std::int64_t& v) { return v >= 2; }, "an integer >= 2");
-  tu.get<double>("trainRatio", tn.train_ratio, [](const double& v) { return v > 0 && v < 1; }, "a number in (0, 1)");
+  tu.get<std::int64_t>(
+      "numFolds", tn.num_folds, [](const std::int64_t& v) { return v >= 2; }, "an integer >= 2");
+  tu.get<double>(
+      "trainRatio", tn.train_ratio, [](const double& v) { return v > 0 && v < 1; }, "a number in (0, 1)");
   tu.get<std::uint64_t>("seed", tn.seed);
   tu.get<std::string>("metric", tn.metric,
                       one_of({"accuracy", "f1", "weightedPrecision", "weightedRecall", "logLoss", "areaUnderROC",
@@ -359,7 +438,9 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
                       "rmse, mse, mae, r2, cost");
   const YAML::Node grid = tu.raw("grid");
   if (grid && !grid.IsNull()) {
-    if (!grid.IsMap()) throw ConfigError(mark(source, grid, overridden, "tuning.grid") + ": expected a mapping of Stage.param: [values]");
+    if (!grid.IsMap())
+      throw ConfigError(mark(source, grid, overridden, "tuning.grid") +
+                        ": expected a mapping of Stage.param: [values]");
     for (const auto& g : grid) {
       const std::string key = g.first.as<std::string>();
       tn.grid.emplace_back(key, stage_param(g.second, mark(source, g.first, overridden, "tuning.grid." + key)));
@@ -413,8 +494,8 @@ std::string to_yaml(const Config& c) {
   e << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "format" << YAML::Value << c.data.format;
   for (auto [name, split] : {std::pair{"train", &c.data.train}, std::pair{"test", &c.data.test}}) {
-    e << YAML::Key << name << YAML::Value << YAML::BeginMap << YAML::Key << "features" << YAML::Value
-      << split->features << YAML::Key << "labels" << YAML::Value << split->labels << YAML::EndMap;
+    e << YAML::Key << name << YAML::Value << YAML::BeginMap << YAML::Key << "features" << YAML::Value << split->features
+      << YAML::Key << "labels" << YAML::Value << split->labels << YAML::EndMap;
   }
   e << YAML::Key << "scale" << YAML::Value << c.data.scale;
   e << YAML::Key << "label_column" << YAML::Value << c.data.label_column;
@@ -424,6 +505,7 @@ std::string to_yaml(const Config& c) {
   e << YAML::Key << "features_dataset" << YAML::Value << c.data.features_dataset;
   e << YAML::Key << "labels_dataset" << YAML::Value << c.data.labels_dataset;
   e << YAML::Key << "synthetic_fallback" << YAML::Value << c.data.synthetic_fallback;
+  if (!c.data.classes.empty()) e << YAML::Key << "classes" << YAML::Value << YAML::Flow << c.data.classes;
   const auto& y = c.data.synthetic;
   e << YAML::Key << "synthetic" << YAML::Value << YAML::BeginMap << YAML::Key << "samples" << YAML::Value << y.samples
     << YAML::Key << "test_samples" << YAML::Value << y.test_samples << YAML::Key << "features" << YAML::Value
@@ -453,8 +535,8 @@ std::string to_yaml(const Config& c) {
   const auto& s = c.schedule;
   e << YAML::Key << "schedule" << YAML::Value << YAML::BeginMap << YAML::Key << "type" << YAML::Value << s.type
     << YAML::Key << "warmup_steps" << YAML::Value << s.warmup_steps << YAML::Key << "step_size" << YAML::Value
-    << s.step_size << YAML::Key << "gamma" << YAML::Value << s.gamma << YAML::Key << "min_lr" << YAML::Value
-    << s.min_lr << YAML::EndMap;
+    << s.step_size << YAML::Key << "gamma" << YAML::Value << s.gamma << YAML::Key << "min_lr" << YAML::Value << s.min_lr
+    << YAML::EndMap;
 
   const auto& t = c.training;
   e << YAML::Key << "training" << YAML::Value << YAML::BeginMap << YAML::Key << "epochs" << YAML::Value << t.epochs
@@ -463,8 +545,8 @@ std::string to_yaml(const Config& c) {
     << "deterministic" << YAML::Value << t.deterministic << YAML::Key << "micro_batch" << YAML::Value << t.micro_batch
     << YAML::Key << "bucket_mb" << YAML::Value << t.bucket_mb << YAML::Key << "overlap" << YAML::Value << t.overlap
     << YAML::Key << "shared_memory" << YAML::Value << t.shared_memory << YAML::Key << "precision" << YAML::Value
-    << t.precision << YAML::Key << "reduce_precision" << YAML::Value << t.reduce_precision
-    << YAML::Key << "eval_batch" << YAML::Value << t.eval_batch << YAML::EndMap;
+    << t.precision << YAML::Key << "reduce_precision" << YAML::Value << t.reduce_precision << YAML::Key << "eval_batch"
+    << YAML::Value << t.eval_batch << YAML::EndMap;
 
   e << YAML::Key << "checkpoint" << YAML::Value << YAML::BeginMap << YAML::Key << "every_steps" << YAML::Value
     << c.checkpoint.every_steps << YAML::Key << "at_epoch_end" << YAML::Value << c.checkpoint.at_epoch_end

@@ -28,9 +28,12 @@ void Dense::backward(const Tensor& dy, Tensor* dx) {
 
 std::string ActivationLayer::type() const {
   switch (act_) {
-    case backend::Activation::kRelu: return "relu";
-    case backend::Activation::kSigmoid: return "sigmoid";
-    case backend::Activation::kTanh: return "tanh";
+    case backend::Activation::kRelu:
+      return "relu";
+    case backend::Activation::kSigmoid:
+      return "sigmoid";
+    case backend::Activation::kTanh:
+      return "tanh";
   }
   return "?";
 }

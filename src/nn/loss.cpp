@@ -5,15 +5,24 @@ namespace lockstep::nn {
 LossKind parse_loss(const std::string& name) {
   if (name == "softmax_cross_entropy" || name == "cross_entropy") return LossKind::kSoftmaxCrossEntropy;
   if (name == "mse" || name == "mean_squared_error") return LossKind::kMeanSquaredError;
+  if (name == "mae" || name == "mean_absolute_error") return LossKind::kMeanAbsoluteError;
+  if (name == "huber") return LossKind::kHuber;
   if (name == "bce_with_logits") return LossKind::kBceWithLogits;
-  throw ConfigError("expected one of softmax_cross_entropy, mse, bce_with_logits; got \"" + name + "\"");
+  throw ConfigError("expected one of softmax_cross_entropy, mse, mae, huber, bce_with_logits; got \"" + name + "\"");
 }
 
 const char* loss_name(LossKind k) {
   switch (k) {
-    case LossKind::kSoftmaxCrossEntropy: return "softmax_cross_entropy";
-    case LossKind::kMeanSquaredError: return "mse";
-    case LossKind::kBceWithLogits: return "bce_with_logits";
+    case LossKind::kSoftmaxCrossEntropy:
+      return "softmax_cross_entropy";
+    case LossKind::kMeanSquaredError:
+      return "mse";
+    case LossKind::kMeanAbsoluteError:
+      return "mae";
+    case LossKind::kHuber:
+      return "huber";
+    case LossKind::kBceWithLogits:
+      return "bce_with_logits";
   }
   return "?";
 }
@@ -33,9 +42,16 @@ void one_hot(const Tensor& labels, std::int64_t rows, Tensor& out) {
 
 backend::LossSum compute_loss(LossKind k, const Tensor& output, const Tensor& target, float scale, Tensor* dout) {
   switch (k) {
-    case LossKind::kSoftmaxCrossEntropy: return backend::softmax_cross_entropy(output, target, scale, dout);
-    case LossKind::kMeanSquaredError: return backend::mean_squared_error(output, target, scale, dout);
-    case LossKind::kBceWithLogits: return backend::bce_with_logits(output, target, scale, dout);
+    case LossKind::kSoftmaxCrossEntropy:
+      return backend::softmax_cross_entropy(output, target, scale, dout);
+    case LossKind::kMeanSquaredError:
+      return backend::mean_squared_error(output, target, scale, dout);
+    case LossKind::kMeanAbsoluteError:
+      return backend::mean_absolute_error(output, target, scale, dout);
+    case LossKind::kHuber:
+      return backend::huber_loss(output, target, scale, dout);
+    case LossKind::kBceWithLogits:
+      return backend::bce_with_logits(output, target, scale, dout);
   }
   return {};
 }

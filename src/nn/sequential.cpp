@@ -22,10 +22,14 @@ Init parse_init(const std::string& name) {
 
 const char* init_name(Init i) {
   switch (i) {
-    case Init::kHeUniform: return "he_uniform";
-    case Init::kHeNormal: return "he_normal";
-    case Init::kXavierUniform: return "xavier_uniform";
-    case Init::kXavierNormal: return "xavier_normal";
+    case Init::kHeUniform:
+      return "he_uniform";
+    case Init::kHeNormal:
+      return "he_normal";
+    case Init::kXavierUniform:
+      return "xavier_uniform";
+    case Init::kXavierNormal:
+      return "xavier_normal";
   }
   return "?";
 }
@@ -101,8 +105,9 @@ void Sequential::bind_views() {
   // The layers hold Parameter pointers, so rebinding the views here is all a move needs.
   const Device dev = params_.device();
   const auto view = [&](const Tensor& flat, const Parameter& p) {
-    return Tensor::borrow(static_cast<char*>(flat.raw()) + p.offset * static_cast<std::int64_t>(dtype_size(flat.dtype())),
-                          p.spec.shape, flat.dtype(), dev);
+    return Tensor::borrow(
+        static_cast<char*>(flat.raw()) + p.offset * static_cast<std::int64_t>(dtype_size(flat.dtype())), p.spec.shape,
+        flat.dtype(), dev);
   };
   for (auto& p : parameters_) {
     p.value = view(params_, p);
@@ -156,10 +161,20 @@ void Sequential::initialize(std::uint64_t seed, Init init) {
     double bound = 0.0, stddev = 0.0;
     bool uniform = true;
     switch (init) {
-      case Init::kHeUniform: bound = std::sqrt(6.0 / fan_in); break;
-      case Init::kHeNormal: stddev = std::sqrt(2.0 / fan_in); uniform = false; break;
-      case Init::kXavierUniform: bound = std::sqrt(6.0 / (fan_in + fan_out)); break;
-      case Init::kXavierNormal: stddev = std::sqrt(2.0 / (fan_in + fan_out)); uniform = false; break;
+      case Init::kHeUniform:
+        bound = std::sqrt(6.0 / fan_in);
+        break;
+      case Init::kHeNormal:
+        stddev = std::sqrt(2.0 / fan_in);
+        uniform = false;
+        break;
+      case Init::kXavierUniform:
+        bound = std::sqrt(6.0 / (fan_in + fan_out));
+        break;
+      case Init::kXavierNormal:
+        stddev = std::sqrt(2.0 / (fan_in + fan_out));
+        uniform = false;
+        break;
     }
     CounterRng rng(seed, RngStream::kInit, pi);
     for (std::int64_t i = 0; i < n; ++i) {
@@ -225,7 +240,8 @@ std::string Sequential::summary() const {
     w = widths_[i];
   }
   os << "  [" << params_.numel() << " parameters";
-  if (compute_ == DType::kBF16) os << ", bf16 compute, " << (grads_.dtype() == DType::kBF16 ? "bf16" : "fp32") << " gradients";
+  if (compute_ == DType::kBF16)
+    os << ", bf16 compute, " << (grads_.dtype() == DType::kBF16 ? "bf16" : "fp32") << " gradients";
   os << "]";
   return os.str();
 }

@@ -156,16 +156,18 @@ EvalResult evaluate(comm::Communicator& comm, nn::Sequential& model, const nn::H
   return res;
 }
 
-std::string EvalResult::describe(const std::string& prefix) const {
-  char buf[160];
+std::string EvalResult::describe(const std::string& prefix, bool compact) const {
+  const char* p = prefix.c_str();
+  char buf[200];
   if (task == nn::Task::kRegression) {
-    std::snprintf(buf, sizeof buf, "%s_loss %.4f  %s_rmse %.4g  %s_r2 %.4f", prefix.c_str(), loss, prefix.c_str(), rmse,
-                  prefix.c_str(), r2);
+    std::snprintf(buf, sizeof buf, "%s_loss %.6g  %s_rmse %.6g  %s_r2 %.4f", p, loss, p, rmse, p, r2);
   } else if (task == nn::Task::kBinary) {
-    std::snprintf(buf, sizeof buf, "%s_loss %.4f  %s_acc %.4f  %s_auc %.4f", prefix.c_str(), loss, prefix.c_str(),
-                  accuracy, prefix.c_str(), auc);
+    std::snprintf(buf, sizeof buf,
+                  compact ? "%s_loss %.4f  %s_acc %.4f  %s_auc %.4f" : "%s_loss %.6f  %s_accuracy %.6f  %s_auc %.6f", p,
+                  loss, p, accuracy, p, auc);
   } else {
-    std::snprintf(buf, sizeof buf, "%s_loss %.4f  %s_acc %.4f", prefix.c_str(), loss, prefix.c_str(), accuracy);
+    std::snprintf(buf, sizeof buf, compact ? "%s_loss %.4f  %s_acc %.4f" : "%s_loss %.6f  %s_accuracy %.6f", p, loss, p,
+                  accuracy);
   }
   return buf;
 }

@@ -12,7 +12,9 @@ Progress::Progress(bool enabled, const std::string& mode, std::int64_t log_every
       live_(mode == "bar" || (mode == "auto" && log::stdout_is_terminal())),
       log_every_(log_every) {}
 
-void Progress::set_log_file(const std::string& path) { log_path_ = path; }
+void Progress::set_log_file(const std::string& path) {
+  log_path_ = path;
+}
 
 void Progress::start_epoch(std::int64_t epoch, std::int64_t epochs, std::int64_t steps) {
   epoch_ = epoch;

@@ -272,7 +272,7 @@ EpochMetrics Trainer::finish_epoch(std::int64_t epoch, std::int64_t first_step, 
                 "epoch %lld/%lld  train_loss %.4f  %s  %.0f samples/s  (compute %.2fs, comm %.2fs, "
                 "shuffle %.2fs)",
                 static_cast<long long>(em.epoch), static_cast<long long>(t.epochs), em.train_loss,
-                em.test.describe("test").c_str(), em.samples_per_sec, em.compute_seconds, em.comm_seconds,
+                em.test.describe("test", true).c_str(), em.samples_per_sec, em.compute_seconds, em.comm_seconds,
                 em.data_seconds);
   m.progress->line(line);
   io::JsonLine js;

@@ -157,7 +157,7 @@ TEST(Config, OutOfRangeValuesNameTheKeyAndTheRange) {
     const auto msg = config_error(replace_line(kBase, "  lr: 0.001\n", "  lr: -1\n"));  // line 15
     EXPECT_HAS(msg, "test.yaml:15");
     EXPECT_HAS(msg, "optimizer.lr");
-    EXPECT_HAS(msg, "expected a number > 0");
+    EXPECT_HAS(msg, "expected a finite number > 0");
     EXPECT_HAS(msg, "-1");
   }
   EXPECT_HAS(config_error(replace_line(kBase, "  epochs: 2\n", "  epochs: 0\n")), "an integer > 0");
@@ -332,4 +332,68 @@ TEST(Config, CanonicalYamlRoundTripsExactly) {
     EXPECT_EQ(back.model.layers[i].rate, c.model.layers[i].rate);
     EXPECT_EQ(back.model.layers[i].bias, c.model.layers[i].bias);
   }
+}
+
+// Keras-style heads: an activation on a dense layer is a layer of its own, and Keras' probability
+// losses fold the final sigmoid or softmax into the logit losses.
+TEST(Config, KerasStyleLayersAndLossesResolveToLogitHeads) {
+  const std::string keras =
+      "data: {format: synthetic}\n"
+      "model:\n"
+      "  layers:\n"
+      "    - {type: dense, units: 64, activation: relu}\n"
+      "    - {type: dense, units: 1, activation: sigmoid}\n"
+      "optimizer: {type: adam}\n"
+      "training: {loss: binary_crossentropy, batch_size: 32}\n";
+  const Config c = parse_config(keras, "k.yaml");
+  ASSERT_EQ(c.model.layers.size(), 3u);
+  EXPECT_EQ(c.model.layers[0].type, "dense");
+  EXPECT_EQ(c.model.layers[1].type, "relu");
+  EXPECT_EQ(c.model.layers[2].type, "dense");
+  EXPECT_EQ(c.model.layers[2].units, 1);
+  EXPECT_EQ(c.training.loss, "bce_with_logits");
+  EXPECT_EQ(c.optimizer.lr, 1e-3) << "Adam defaults to lr 1e-3, as in Keras and PyTorch";
+  EXPECT_EQ(to_yaml(parse_config(to_yaml(c), "again.yaml")), to_yaml(c));
+
+  const std::string softmax =
+      "data: {format: synthetic}\n"
+      "model: {layers: [{type: dense, units: 10, activation: softmax}]}\n"
+      "training: {loss: sparse_categorical_crossentropy}\n";
+  const Config s = parse_config(softmax, "s.yaml");
+  ASSERT_EQ(s.model.layers.size(), 1u);
+  EXPECT_EQ(s.training.loss, "softmax_cross_entropy");
+  EXPECT_EQ(s.optimizer.lr, 0.01) << "SGD keeps its default";
+}
+
+TEST(Config, KerasHeadsWithoutTheirActivationAreErrors) {
+  const std::string no_sigmoid =
+      "data: {format: synthetic}\n"
+      "model: {layers: [{type: dense, units: 1}]}\n"
+      "training: {loss: binary_crossentropy}\n";
+  EXPECT_NE(config_error(no_sigmoid).find("training.loss: binary_crossentropy takes probabilities"), std::string::npos)
+      << config_error(no_sigmoid);
+  const std::string stray_softmax =
+      "data: {format: synthetic}\n"
+      "model: {layers: [{type: dense, units: 10, activation: softmax}]}\n"
+      "training: {loss: softmax_cross_entropy}\n";
+  EXPECT_NE(config_error(stray_softmax).find("a final softmax goes with"), std::string::npos);
+  const std::string inner_softmax =
+      "data: {format: synthetic}\n"
+      "model: {layers: [{type: dense, units: 10, activation: softmax}, {type: dense, units: 2}]}\n";
+  EXPECT_NE(config_error(inner_softmax).find("test.yaml:2: model.layers[0].activation: softmax only on the last"),
+            std::string::npos)
+      << config_error(inner_softmax);
+  EXPECT_NE(config_error(kBase, {"optimizer.lr=.inf"}).find("optimizer.lr: expected a finite number > 0"),
+            std::string::npos);
+}
+
+TEST(Config, ClassSelection) {
+  const Config c = parse_config(kBase + "  batch_size: 8\n", "c.yaml", {"data.classes=[7, 9]"});
+  EXPECT_EQ(c.data.classes, (std::vector<std::int64_t>{7, 9}));
+  EXPECT_NE(to_yaml(c).find("classes: [7, 9]"), std::string::npos);
+  EXPECT_EQ(to_yaml(parse_config(kBase, "c.yaml")).find("classes: ["), std::string::npos)
+      << "configs without classes keep their canonical YAML (and hash)";
+  EXPECT_NE(config_error(kBase, {"data.classes=[1, 1]"}).find("data.classes: expected a list of distinct"),
+            std::string::npos);
+  EXPECT_NE(config_error(kBase, {"data.classes=[a]"}).find("data.classes"), std::string::npos);
 }

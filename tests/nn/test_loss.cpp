@@ -46,6 +46,21 @@ double bce_row(const float* z, const float* t, std::int64_t k) {
   return s / static_cast<double>(k);
 }
 
+double mae_row(const float* o, const float* t, std::int64_t k) {
+  double s = 0.0;
+  for (std::int64_t j = 0; j < k; ++j) s += std::fabs(static_cast<double>(o[j]) - t[j]);
+  return s / static_cast<double>(k);
+}
+
+double huber_row(const float* o, const float* t, std::int64_t k) {
+  double s = 0.0;
+  for (std::int64_t j = 0; j < k; ++j) {
+    const double a = std::fabs(static_cast<double>(o[j]) - t[j]);
+    s += a <= 1.0 ? 0.5 * a * a : a - 0.5;
+  }
+  return s / static_cast<double>(k);
+}
+
 struct LossCase {
   LossKind kind;
   const char* name;
@@ -71,6 +86,8 @@ double reference_sum(LossKind k, const Tensor& out, const Tensor& target) {
         s += ce_row(o, kOut, static_cast<std::int64_t>(target.data<float>()[i]));
         break;
       case LossKind::kMeanSquaredError: s += mse_row(o, target.data<float>() + i * kOut, kOut); break;
+      case LossKind::kMeanAbsoluteError: s += mae_row(o, target.data<float>() + i * kOut, kOut); break;
+      case LossKind::kHuber: s += huber_row(o, target.data<float>() + i * kOut, kOut); break;
       case LossKind::kBceWithLogits: s += bce_row(o, target.data<float>() + i * kOut, kOut); break;
     }
   }
@@ -115,6 +132,8 @@ TEST_P(Losses, GradientIsScaleTimesDerivativeOfTheSum) {
 INSTANTIATE_TEST_SUITE_P(Nn, Losses,
                          ::testing::Values(LossCase{LossKind::kSoftmaxCrossEntropy, "softmax_cross_entropy"},
                                            LossCase{LossKind::kMeanSquaredError, "mse"},
+                                           LossCase{LossKind::kMeanAbsoluteError, "mae"},
+                                           LossCase{LossKind::kHuber, "huber"},
                                            LossCase{LossKind::kBceWithLogits, "bce_with_logits"}),
                          [](const ::testing::TestParamInfo<LossCase>& info) { return std::string(info.param.name); });
 

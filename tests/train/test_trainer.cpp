@@ -228,3 +228,78 @@ TEST(Trainer, BadSetupFailsOnEveryRank) {
   // device: cuda in a CPU-only build.
   EXPECT_THROW(train_once(w, make_config(dir.string(), {"training.device=cuda"})), Error);
 }
+
+// Keras-style heads: a regression (mse, one output, real-valued labels) and a binary classifier
+// (a final sigmoid with binary_crossentropy, one output, 0/1 labels) learn, report the metrics of
+// their task, and stay bit-identical at every rank count in deterministic mode.
+namespace {
+const char* kHeadConfig = R"(
+data: {format: csv}
+model:
+  layers:
+    - {type: dense, units: 32, activation: relu}
+    - {type: dense, units: 16, activation: relu}
+    - {type: dense, units: 1}
+  init: xavier_uniform
+optimizer: {type: adam}
+training: {epochs: 20, batch_size: 24, seed: 3, deterministic: true, micro_batch: 2}
+checkpoint: {at_epoch_end: false}
+output: {progress: none}
+)";
+
+struct HeadRun {
+  int group_size;
+  std::uint64_t digest;
+  train::EvalResult last;
+};
+
+std::vector<HeadRun> run_head(const std::string& tag, const std::vector<std::string>& overrides) {
+  auto& w = world();
+  const auto dir = lockstep::testing::shared_temp_dir(tag);
+  std::vector<HeadRun> out;
+  for (int g = w.size(); g >= 1; --g) {
+    if (w.size() % g != 0 || 24 % g != 0) continue;
+    auto sub = w.split(w.rank() / g, w.rank());
+    auto o = overrides;
+    o.push_back("output.dir=" + (dir / ("np" + std::to_string(g) + "_" + std::to_string(w.rank() / g))).string());
+    const io::Config cfg = io::parse_config(kHeadConfig, "head-config", o);
+    auto tr = train::load_split(*sub, cfg.data, train::Split::kTrain);
+    auto te = train::load_split(*sub, cfg.data, train::Split::kTest);
+    train::Trainer trainer(*sub, cfg, std::move(tr), std::move(te));
+    const auto history = trainer.run();
+    const auto& p = trainer.model().flat_params();
+    out.push_back({g, digest(std::vector<float>(p.data<float>(), p.data<float>() + p.numel())), history.back().test});
+  }
+  return out;
+}
+}  // namespace
+
+TEST(Trainer, RegressionHeadReportsRmseAndR2AtEveryRankCount) {
+  const std::string data = std::string(LOCKSTEP_SOURCE_DIR) + "/configs/data/diabetes3_";
+  const auto runs = run_head("regression", {"data.train.features=" + data + "train.csv",
+                                            "data.test.features=" + data + "test.csv",
+                                            "data.label_column=progression", "training.loss=mse"});
+  for (const auto& r : runs) {
+    EXPECT_EQ(r.last.task, nn::Task::kRegression);
+    EXPECT_EQ(r.digest, runs.back().digest) << "np=" << r.group_size << " differs from np=1";
+    // Linear least squares reaches R^2 0.58 on this split (scikit-learn); the MLP learns most of it.
+    EXPECT_GT(r.last.r2, 0.45) << "np=" << r.group_size;
+    EXPECT_LT(r.last.r2, 0.7);
+    EXPECT_NEAR(r.last.rmse * r.last.rmse, r.last.loss, 1e-6 * r.last.loss) << "mse loss is RMSE squared";
+  }
+}
+
+TEST(Trainer, BinaryHeadReportsAccuracyAndAucAtEveryRankCount) {
+  const std::string data = std::string(LOCKSTEP_SOURCE_DIR) + "/tests/data/ml/binary.csv";
+  const auto runs = run_head("binary", {"data.train.features=" + data, "data.test.features=" + data,
+                                        "model.layers=[{type: dense, units: 32, activation: relu}, "
+                                        "{type: dense, units: 1, activation: sigmoid}]",
+                                        "training.loss=binary_crossentropy"});
+  for (const auto& r : runs) {
+    EXPECT_EQ(r.last.task, nn::Task::kBinary);
+    EXPECT_EQ(r.digest, runs.back().digest) << "np=" << r.group_size << " differs from np=1";
+    EXPECT_GT(r.last.accuracy, 0.8) << "np=" << r.group_size;
+    EXPECT_GT(r.last.auc, 0.85) << "np=" << r.group_size;
+    EXPECT_LE(r.last.auc, 1.0);
+  }
+}

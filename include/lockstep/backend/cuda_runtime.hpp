@@ -23,7 +23,7 @@ struct RuntimeInfo {
   int driver_version = 0;   // 0 when no driver is loaded
   int cublas_version = 0;
   std::vector<DeviceInfo> devices;
-  std::string error;        // why there are no devices, if there are none
+  std::string error;  // why there are no devices, if there are none
 };
 
 bool built();

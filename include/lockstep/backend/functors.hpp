@@ -40,9 +40,9 @@ struct DropoutMask {
   std::uint32_t layer;
   float p;
   LOCKSTEP_HD float operator()(std::int64_t sample, std::int64_t j) const {
-    const auto b = Philox4x32::generate(seed ^ (0x5DEECE66Dull * (epoch + 1)),
-                                        (static_cast<std::uint64_t>(RngStream::kDropout) << 32) | layer,
-                                        (static_cast<std::uint64_t>(sample) << 20) ^ static_cast<std::uint64_t>(j >> 2));
+    const auto b = Philox4x32::generate(
+        seed ^ (0x5DEECE66Dull * (epoch + 1)), (static_cast<std::uint64_t>(RngStream::kDropout) << 32) | layer,
+        (static_cast<std::uint64_t>(sample) << 20) ^ static_cast<std::uint64_t>(j >> 2));
     const float u = Philox4x32::to_unit_float(b.v[j & 3]);
     return u >= p ? 1.0f / (1.0f - p) : 0.0f;
   }
@@ -66,8 +66,8 @@ struct SgdUpdate {
 };
 struct AdamUpdate {
   float lr, beta1, beta2, eps, weight_decay;
-  bool decoupled;            // AdamW
-  float bias1, bias2;        // 1 - beta^t
+  bool decoupled;      // AdamW
+  float bias1, bias2;  // 1 - beta^t
   // 1 - beta, computed in double by the caller as PyTorch does: in float, 1 - 0.999f is off by
   // 1.3e-5 relative, enough to drift from PyTorch's trajectory.
   float one_minus_beta1, one_minus_beta2;
@@ -79,8 +79,8 @@ struct AdamUpdate {
     const auto f = [](double x) { return static_cast<float>(x); };
     const double bias1 = 1.0 - std::pow(b1, static_cast<double>(step));
     const double bias2 = 1.0 - std::pow(b2, static_cast<double>(step));
-    return AdamUpdate{f(lr), f(b1), f(b2), f(eps), f(wd), decoupled, f(bias1), f(bias2), f(1.0 - b1), f(1.0 - b2),
-                      f(grad_scale)};
+    return AdamUpdate{f(lr),    f(b1),    f(b2),       f(eps),      f(wd),        decoupled,
+                      f(bias1), f(bias2), f(1.0 - b1), f(1.0 - b2), f(grad_scale)};
   }
   LOCKSTEP_HD void operator()(float& w, float g, float& m, float& v) const {
     g *= grad_scale;
@@ -101,6 +101,30 @@ struct AdamUpdate {
 struct BceWithLogits {
   LOCKSTEP_HD float loss(float x, float t) const { return fmaxf(x, 0.0f) - x * t + log1pf(expf(-fabsf(x))); }
   LOCKSTEP_HD float grad(float x, float t) const { return 1.0f / (1.0f + expf(-x)) - t; }
+};
+
+// Regression losses per element, in double: loss(o, t) and its derivative in o. The dense-loss
+// loops divide both by the number of outputs (a mean over columns, as PyTorch's losses per
+// sample) and scale the gradient.
+struct AbsoluteError {
+  LOCKSTEP_HD double loss(float o, float t) const { return fabs(static_cast<double>(o) - t); }
+  LOCKSTEP_HD double grad(float o, float t) const {
+    const double e = static_cast<double>(o) - t;
+    return e > 0.0 ? 1.0 : (e < 0.0 ? -1.0 : 0.0);
+  }
+};
+// Huber with delta = 1 (PyTorch's HuberLoss and Keras' Huber defaults): quadratic within delta
+// of the target, linear beyond it.
+struct Huber {
+  static constexpr double kDelta = 1.0;
+  LOCKSTEP_HD double loss(float o, float t) const {
+    const double a = fabs(static_cast<double>(o) - t);
+    return a <= kDelta ? 0.5 * a * a : kDelta * (a - 0.5 * kDelta);
+  }
+  LOCKSTEP_HD double grad(float o, float t) const {
+    const double e = static_cast<double>(o) - t;
+    return e > kDelta ? kDelta : (e < -kDelta ? -kDelta : e);
+  }
 };
 
 }  // namespace lockstep::backend::fn

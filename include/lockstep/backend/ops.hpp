@@ -39,6 +39,10 @@ struct LossSum {
 LossSum softmax_cross_entropy(const Tensor& logits, const Tensor& labels, float scale, Tensor* dlogits);
 LossSum mean_squared_error(const Tensor& out, const Tensor& target, float scale, Tensor* dout);
 LossSum bce_with_logits(const Tensor& logits, const Tensor& target, float scale, Tensor* dlogits);
+// Regression losses against dense targets, per row the mean over outputs of |o - t| (L1) or of the
+// Huber loss with delta 1; `correct` counts rows whose argmax matches the target's.
+LossSum mean_absolute_error(const Tensor& out, const Tensor& target, float scale, Tensor* dout);
+LossSum huber_loss(const Tensor& out, const Tensor& target, float scale, Tensor* dout);
 
 // grad_scale multiplies g before the update (1 / ranks when g holds a sum over ranks).
 void sgd_update(Tensor& w, const Tensor& g, Tensor& velocity, float lr, float momentum, float weight_decay,

@@ -40,6 +40,9 @@ struct DataConfig {
   std::int64_t num_features = 0;          // libsvm (0: infer)
   std::string features_dataset = "/features", labels_dataset = "/labels";  // hdf5
   bool synthetic_fallback = false;        // idx: missing files -> synthetic data, with a warning
+  // Keep only rows with these class labels, relabelled 0, 1, ... in this order (a binary or
+  // smaller problem from a multi-class set, e.g. [0, 6] for T-shirt against shirt). Empty: all.
+  std::vector<std::int64_t> classes;
   SyntheticConfig synthetic;
 };
 

@@ -20,10 +20,10 @@ struct ParamSpec {
 };
 
 struct Parameter {
-  std::string name;  // global: "dense0.weight"
-  Tensor value;      // float32 master copy: what the optimizer updates and checkpoints hold
-  Tensor grad;       // float32, or bf16 when gradients are reduced in bf16
-  Tensor compute;    // what forward and backward read: `value` itself, or its bf16 copy
+  std::string name;         // global: "dense0.weight"
+  Tensor value;             // float32 master copy: what the optimizer updates and checkpoints hold
+  Tensor grad;              // float32, or bf16 when gradients are reduced in bf16
+  Tensor compute;           // what forward and backward read: `value` itself, or its bf16 copy
   std::int64_t offset = 0;  // in the flat buffers, in elements
   ParamSpec spec;
 };

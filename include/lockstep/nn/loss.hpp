@@ -9,7 +9,7 @@
 
 namespace lockstep::nn {
 
-enum class LossKind { kSoftmaxCrossEntropy, kMeanSquaredError, kBceWithLogits };
+enum class LossKind { kSoftmaxCrossEntropy, kMeanSquaredError, kMeanAbsoluteError, kHuber, kBceWithLogits };
 
 LossKind parse_loss(const std::string& name);  // throws ConfigError naming the choices
 const char* loss_name(LossKind k);
@@ -19,6 +19,8 @@ backend::LossSum compute_loss(LossKind k, const Tensor& output, const Tensor& ta
 // Throws DataError for a label that is not an integer in [0, k).
 void one_hot(const Tensor& labels, std::int64_t rows, Tensor& out);
 // Whether targets are class indices (one float per row) or dense vectors.
-inline bool loss_takes_class_index(LossKind k) { return k == LossKind::kSoftmaxCrossEntropy; }
+inline bool loss_takes_class_index(LossKind k) {
+  return k == LossKind::kSoftmaxCrossEntropy;
+}
 
 }  // namespace lockstep::nn

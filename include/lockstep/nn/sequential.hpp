@@ -15,10 +15,10 @@
 namespace lockstep::nn {
 
 struct LayerSpec {
-  std::string type;         // dense | relu | sigmoid | tanh | dropout
-  std::int64_t units = 0;   // dense
-  double rate = 0.0;        // dropout
-  bool bias = true;         // dense
+  std::string type;        // dense | relu | sigmoid | tanh | dropout
+  std::int64_t units = 0;  // dense
+  double rate = 0.0;       // dropout
+  bool bias = true;        // dense
 };
 
 enum class Init { kHeUniform, kHeNormal, kXavierUniform, kXavierNormal };

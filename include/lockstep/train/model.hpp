@@ -57,8 +57,9 @@ struct EvalResult {
   double rmse = 0.0;      // regression, over every target column
   double r2 = 0.0;        // regression: 1 - SSE / (sum of squares about the mean)
   std::int64_t rows = 0;
-  // "test_loss 0.3210 test_acc 0.8812" or "... test_rmse 54.1 test_r2 0.47".
-  std::string describe(const std::string& prefix) const;
+  // "test_loss 0.321000  test_accuracy 0.881200", "test_loss 0.52  test_rmse 0.72  test_r2 0.47";
+  // compact: 4 decimals and "acc", for the epoch line.
+  std::string describe(const std::string& prefix, bool compact = false) const;
 };
 // The loss and the task's metrics of `model` on a dataset, over every rank. Collective.
 EvalResult evaluate(comm::Communicator& comm, nn::Sequential& model, const nn::Head& head, const Dataset& data,

@@ -13,7 +13,7 @@ class Progress {
   Progress(bool enabled, const std::string& mode, std::int64_t log_every);
   void start_epoch(std::int64_t epoch, std::int64_t epochs, std::int64_t steps);
   void step(std::int64_t step, double loss, double samples_per_sec);
-  void end_epoch();  // clears the live line
+  void end_epoch();                    // clears the live line
   void line(const std::string& text);  // a finished line (also appended to the log file)
   void set_log_file(const std::string& path);
 

@@ -8,7 +8,7 @@
 
 namespace lockstep::train {
 
-double learning_rate(const io::ScheduleConfig& s, double base_lr, std::int64_t global_step, std::int64_t steps_per_epoch,
-                     std::int64_t total_steps);
+double learning_rate(const io::ScheduleConfig& s, double base_lr, std::int64_t global_step,
+                     std::int64_t steps_per_epoch, std::int64_t total_steps);
 
 }  // namespace lockstep::train

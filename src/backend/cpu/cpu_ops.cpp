@@ -281,6 +281,38 @@ LossSum mean_squared_error(const Tensor& o, const Tensor& t, float scale, Tensor
   return out;
 }
 
+namespace {
+template <typename L>
+LossSum elementwise_loss(const Tensor& o, const Tensor& t, float scale, Tensor* dout, L l, const char* what) {
+  check_same(o, t, what);
+  const std::int64_t rows = rows_of(o), k = cols_of(o);
+  const float *po = o.data<float>(), *pt = t.data<float>();
+  float* d = dout && dout->defined() ? dout->data<float>() : nullptr;
+  LossSum out;
+  for (std::int64_t i = 0; i < rows * k; ++i) {
+    out.loss += l.loss(po[i], pt[i]) / static_cast<double>(k);
+    if (d) d[i] = static_cast<float>(l.grad(po[i], pt[i]) / static_cast<double>(k)) * scale;
+  }
+  out.correct = accuracy::argmax_matches(po, pt, rows, k);
+  return out;
+}
+}  // namespace
+
+LossSum mean_absolute_error(const Tensor& o, const Tensor& t, float scale, Tensor* dout) {
+  if (any_bf16({&o, dout})) {
+    return f32_detour::loss(o, dout,
+                            [&](const Tensor& fz, Tensor* fd) { return cpu::mean_absolute_error(fz, t, scale, fd); });
+  }
+  return elementwise_loss(o, t, scale, dout, fn::AbsoluteError{}, "mean_absolute_error");
+}
+
+LossSum huber_loss(const Tensor& o, const Tensor& t, float scale, Tensor* dout) {
+  if (any_bf16({&o, dout})) {
+    return f32_detour::loss(o, dout, [&](const Tensor& fz, Tensor* fd) { return cpu::huber_loss(fz, t, scale, fd); });
+  }
+  return elementwise_loss(o, t, scale, dout, fn::Huber{}, "huber_loss");
+}
+
 LossSum bce_with_logits(const Tensor& z, const Tensor& t, float scale, Tensor* dz) {
   if (any_bf16({&z, dz})) {
     return f32_detour::loss(z, dz,

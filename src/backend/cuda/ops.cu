@@ -136,6 +136,13 @@ struct Bce {
     return fn::BceWithLogits{}.grad(x, t) / static_cast<float>(k);
   }
 };
+// The shared regression functors, in the form dense_loss_kernel calls.
+template <typename F> struct Regression {
+  __device__ double loss(float o, float t) const { return F{}.loss(o, t); }
+  __device__ float grad(float o, float t, std::int64_t k) const {
+    return static_cast<float>(F{}.grad(o, t) / static_cast<double>(k));
+  }
+};
 template <typename G, typename U> __global__ void sgd_kernel(float* w, const G* g, float* v, std::int64_t n, U u) {
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(blockDim.x) * gridDim.x)
@@ -338,6 +345,22 @@ LossSum mean_squared_error(const Tensor& out, const Tensor& target, float scale,
                             [&](const Tensor& fz, Tensor* fd) { return cuda::mean_squared_error(fz, target, scale, fd); });
   }
   return dense_loss(out, target, scale, dout, Mse{}, true);
+}
+
+LossSum mean_absolute_error(const Tensor& out, const Tensor& target, float scale, Tensor* dout) {
+  if (f32_detour::any_bf16({&out, dout})) {
+    return f32_detour::loss(
+        out, dout, [&](const Tensor& fz, Tensor* fd) { return cuda::mean_absolute_error(fz, target, scale, fd); });
+  }
+  return dense_loss(out, target, scale, dout, Regression<fn::AbsoluteError>{}, true);
+}
+
+LossSum huber_loss(const Tensor& out, const Tensor& target, float scale, Tensor* dout) {
+  if (f32_detour::any_bf16({&out, dout})) {
+    return f32_detour::loss(out, dout,
+                            [&](const Tensor& fz, Tensor* fd) { return cuda::huber_loss(fz, target, scale, fd); });
+  }
+  return dense_loss(out, target, scale, dout, Regression<fn::Huber>{}, true);
 }
 
 LossSum bce_with_logits(const Tensor& logits, const Tensor& target, float scale, Tensor* dlogits) {
