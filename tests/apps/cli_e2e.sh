@@ -99,7 +99,7 @@ printf 'training: {epochs: 2}\nmodel: {layers: [{type: dense, units: 2}]}\ndata:
 expect_fail "unknown config key" "unknown.yaml:4: bogus: unknown key" 2 train "$WORK/unknown.yaml"
 expect_fail "unknown nested key via --set" "optimizer.lrr: unknown key" 2 train "$TINY" --set optimizer.lrr=1
 expect_fail "wrong type" "training.epochs: expected an integer, got \"ten\"" 2 train "$TINY" --set training.epochs=ten
-expect_fail "out of range" "optimizer.lr: expected a number > 0, got \"-1\"" 2 train "$TINY" --set optimizer.lr=-1
+expect_fail "out of range" "optimizer.lr: expected a finite number > 0, got \"-1\"" 2 train "$TINY" --set optimizer.lr=-1
 # ranks started with different configs (MPMD launch: rank 1 gets another --set)
 timeout 120 "$MPIEXEC" --oversubscribe -n 1 "$LOCKSTEP" train "$TINY" --set "output.dir=$WORK/x" : \
   -n 1 "$LOCKSTEP" train "$TINY" --set "output.dir=$WORK/x" --set training.epochs=5 >"$WORK/out" 2>&1
@@ -241,6 +241,30 @@ acc=$(grep '"split":"test"' "$WORK/ml/svmfit/metrics.jsonl" 2>/dev/null | sed 's
 if [ "$rc" = 0 ] && awk -v a="${acc:-0}" 'BEGIN { exit !(a > 0.85) }'; then ok "LIBSVM (sparse) fit: LinearSVC test accuracy $acc";
 else bad "LIBSVM fit (exit $rc, accuracy ${acc:-none})"; fi
 expect_fail "a pipeline model is not a checkpoint" "not a lockstep pipeline model" 2 predict "$WORK/ml/pipe.yaml" --model "$WORK/run/checkpoint.h5" --input "$ML/classification.csv" --output "$WORK/ml/x.csv"
+
+# ---- Keras-style heads ----
+# Regression on the shipped diabetes split: RMSE and R^2 in every output, real-valued predictions.
+KR="$SRC/configs/keras_regression.yaml"
+run 2 train "$KR" --set "output.dir=$WORK/kr" --set training.epochs=20 --set output.progress=none \
+  --set "data.train.features=$SRC/configs/data/diabetes3_train.csv" --set "data.test.features=$SRC/configs/data/diabetes3_test.csv"
+r2=$(tail -1 "$WORK/kr/metrics.jsonl" 2>/dev/null | sed -n 's/.*"test_r2":\([-0-9.e]*\).*/\1/p')
+if [ "$rc" = 0 ] && grep -q '"task":"regression"' "$WORK/kr/metrics.jsonl" && grep -q "test_r2" "$WORK/out" &&
+   awk -v r="${r2:-0}" 'BEGIN { exit !(r > 0.45 && r < 0.7) }'; then ok "keras_regression.yaml: test R^2 $r2 in metrics.jsonl";
+else bad "keras_regression.yaml (exit $rc, R^2 ${r2:-none})"; fi
+run 3 evaluate "$KR" --set "output.dir=$WORK/kr" --checkpoint "$WORK/kr/checkpoint.h5" \
+  --set "data.train.features=$SRC/configs/data/diabetes3_train.csv" --set "data.test.features=$SRC/configs/data/diabetes3_test.csv"
+if [ "$rc" = 0 ] && grep -q "test_r2 $(printf '%.4f' "${r2:-0}")" "$WORK/out" && grep -q '"test_rmse"' "$WORK/kr/eval.jsonl"; then
+  ok "evaluate at np=3 reproduces the regression's R^2 and writes test_rmse to eval.jsonl"
+else bad "evaluate a regression (exit $rc)"; fi
+run 2 predict "$KR" --checkpoint "$WORK/kr/checkpoint.h5" --input "$SRC/configs/data/diabetes3_test.csv" --output "$WORK/kr/pred.csv"
+if [ "$rc" = 0 ] && [ "$(wc -l <"$WORK/kr/pred.csv")" = 89 ] && head -1 "$WORK/kr/pred.csv" | grep -q '^index,prediction,score_0$' &&
+   awk -F, 'NR > 1 && $2 != int($2) { real = 1 } END { exit !real }' "$WORK/kr/pred.csv"; then
+  ok "predict writes real-valued regression predictions, one per input row"
+else bad "predict a regression (exit $rc)"; fi
+expect_fail "binary_crossentropy without a final sigmoid" "binary_crossentropy takes probabilities" 1 train "$TINY" \
+  --set training.loss=binary_crossentropy
+expect_fail "a binary head on labels other than 0 and 1" "is not 0 or 1" 2 train "$TINY" --set "output.dir=$WORK/bin" \
+  --set training.loss=bce_with_logits --set "model.layers=[{type: dense, units: 8, activation: relu}, {type: dense, units: 1}]"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
