@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
   try {
     run(*world, argc, argv);
   } catch (const Error& e) {
-    if (world->rank() == 0) std::fprintf(stderr, "ml_fit: %s\n", e.what());
+    if (world->rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());
     status = 1;
   }
   world.reset();
