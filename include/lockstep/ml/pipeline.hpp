@@ -30,7 +30,6 @@ class PipelineModel {
 
   std::size_t size() const;
   std::string stage_type(std::size_t i) const;
-  const Stage& stage(std::size_t i) const;
   bool has_predictor() const;                 // the last stage predicts
   std::string task() const;                   // classification | regression | clustering | "" (transformers only)
   Frame transform(const Frame& f) const;      // every transformer stage
