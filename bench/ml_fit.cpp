@@ -1,8 +1,12 @@
-// One estimator fitted on Fashion-MNIST (or a synthetic regression set) with the given Spark-style
-// parameters; prints one JSON line (fit seconds, quality) on rank 0. bench/ml_vs_sklearn.sh runs
-// it beside scikit-learn. Usage:
-//   mpirun -np 2 build/bench/ml_fit ESTIMATOR [key=value ...]
-// ESTIMATOR: logistic | svc | linear | kmeans | pca | forest
+// One pipeline stage fitted on Fashion-MNIST (a synthetic regression set for regressors) with
+// the given Spark-style parameters; prints one JSON line (fit seconds, quality, and the fit's
+// summary: iterations, evaluations) on rank 0. The stage comes from the ML stage registry, so any
+// registered estimator can be timed and its parameters are read exactly as in a pipeline YAML.
+// bench/ml_vs_sklearn.sh runs it beside scikit-learn. Usage:
+//   mpirun -np 2 build/bench/ml_fit STAGE [key=value ...]
+// STAGE: a registered stage name (LogisticRegression, LinearSVC, RandomForestClassifier, KMeans,
+// PCA, LinearRegression, ...). Keys data= (the Fashion-MNIST folder), rows= and features= (the
+// synthetic regression set) are the benchmark's own; every other key is a stage parameter.
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -10,16 +14,14 @@
 
 #include "lockstep/core/rng.hpp"
 #include "lockstep/data/sources.hpp"
-#include "lockstep/ml/clustering.hpp"
-#include "lockstep/ml/feature.hpp"
-#include "lockstep/ml/linear.hpp"
-#include "lockstep/ml/tree.hpp"
+#include "lockstep/ml/evaluation.hpp"
+#include "lockstep/ml/registry.hpp"
 
 using namespace lockstep;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-std::map<std::string, std::string> g_args;
+std::map<std::string, std::string> g_args;  // the benchmark's own keys
 double num(const std::string& k, double dflt) {
   return g_args.count(k) ? std::stod(g_args[k]) : dflt;
 }
@@ -35,122 +37,90 @@ ml::Frame fmnist(comm::Communicator& c, bool train) {
   return ml::Frame::from_examples(rows);
 }
 
-double accuracy(const ml::Frame& f, const Eigen::VectorXd& pred) {
-  double ok = 0.0;
-  for (std::int64_t i = 0; i < f.rows(); ++i) ok += pred[i] == f.label()[i];
-  return f.comm().allreduce<double>(ok, comm::ReduceOp::kSum) / static_cast<double>(f.global_rows());
+// Synthetic regression: rows x features, y = x.beta + noise, every row keyed by its index.
+ml::Frame synthetic_regression(comm::Communicator& c) {
+  const auto rows = static_cast<std::int64_t>(num("rows", 1000000)), d = static_cast<std::int64_t>(num("features", 100));
+  const auto r = data::split_range(rows, c.rank(), c.size());
+  ml::RowMatrix x(r.end - r.begin, d);
+  Eigen::VectorXd y(r.end - r.begin);
+  for (std::int64_t i = r.begin; i < r.end; ++i) {
+    CounterRng g(7, RngStream::kUser, static_cast<std::uint64_t>(i));
+    double yi = 3.0;
+    for (std::int64_t j = 0; j < d; ++j) {
+      const float v = static_cast<float>(g.normal());
+      x(i - r.begin, j) = v;
+      yi += v * (j % 3 == 0 ? 1.0 : 0.1 * static_cast<double>(j % 7));
+    }
+    y[i - r.begin] = yi + g.normal();
+  }
+  return ml::Frame::dense(c, std::move(x), std::move(y));
 }
-}  // namespace
 
-int main(int argc, char** argv) {
-  auto world = comm::make_mpi_world(&argc, &argv);
-  auto& c = *world;
-  const std::string est = argc > 1 ? argv[1] : "logistic";
+// The stage's config as a pipeline YAML would give it: STAGE and its key=value parameters.
+io::StageConfig stage_config(int argc, char** argv) {
+  io::StageConfig st;
+  st.type = argc > 1 ? argv[1] : "LogisticRegression";
+  st.where = "ml_fit " + st.type;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
     const auto eq = a.find('=');
-    if (eq != std::string::npos) g_args[a.substr(0, eq)] = a.substr(eq + 1);
+    if (eq == std::string::npos) continue;
+    const std::string k = a.substr(0, eq), v = a.substr(eq + 1);
+    if (k == "data" || k == "rows" || k == "features")
+      g_args[k] = v;
+    else
+      st.params[k] = io::StageParam{{v}, false, st.where + " " + k};
   }
-  double fit_s = 0.0, quality = 0.0;
-  std::string metric = "accuracy";
-  int iters = 0, evals = 0;
-  if (est == "logistic" || est == "svc") {
-    const auto train = fmnist(c, true), test = fmnist(c, false);
-    c.barrier();
-    const auto t0 = Clock::now();
-    if (est == "logistic") {
-      ml::LogisticRegressionParams p;
-      p.max_iter = static_cast<int>(num("maxIter", 100));
-      p.reg_param = num("regParam", 0.0);
-      p.elastic_net_param = num("elasticNetParam", 0.0);
-      p.tol = num("tol", 1e-6);
-      p.standardization = num("standardization", 1) != 0;
-      const auto m = ml::fit_logistic_regression(train, p);
-      fit_s = std::chrono::duration<double>(Clock::now() - t0).count();
-      quality = accuracy(test, m.predict(test).prediction);
-      iters = m.iterations;
-      evals = m.evaluations;
-    } else {
-      ml::LinearSvcParams p;
-      p.max_iter = static_cast<int>(num("maxIter", 100));
-      p.reg_param = num("regParam", 0.0);
-      p.tol = num("tol", 1e-6);
-      p.standardization = num("standardization", 1) != 0;
-      const auto m = ml::fit_linear_svc(train, p);
-      fit_s = std::chrono::duration<double>(Clock::now() - t0).count();
-      quality = accuracy(test, m.predict(test).prediction);
-      iters = m.iterations;
-      evals = m.evaluations;
-    }
-  }
-  if (est == "forest" || est == "gbt" || est == "kmeans" || est == "pca") {
-    const auto train = fmnist(c, true), test = fmnist(c, false);
-    c.barrier();
-    const auto t0 = Clock::now();
-    if (est == "forest") {
-      ml::ForestParams p;
-      p.num_trees = static_cast<int>(num("numTrees", 20));
-      p.max_depth = static_cast<int>(num("maxDepth", 10));
-      p.max_bins = static_cast<int>(num("maxBins", 32));
-      p.seed = static_cast<std::uint64_t>(num("seed", 1));
-      const auto m = ml::fit_random_forest(train, p, true);
-      fit_s = std::chrono::duration<double>(Clock::now() - t0).count();
-      quality = accuracy(test, m.predict(test).prediction);
-    } else if (est == "kmeans") {
-      ml::KMeansParams p;
-      p.k = static_cast<std::int64_t>(num("k", 10));
-      p.max_iter = static_cast<int>(num("maxIter", 20));
-      p.tol = num("tol", 1e-4);
-      p.seed = static_cast<std::uint64_t>(num("seed", 1));
-      const auto m = ml::fit_kmeans(train, p);
-      fit_s = std::chrono::duration<double>(Clock::now() - t0).count();
-      metric = "cost";
-      quality = m.training_cost;
-      iters = m.iterations;
-    } else if (est == "pca") {
-      const auto m = ml::fit_pca(train, {static_cast<std::int64_t>(num("k", 50))});
-      fit_s = std::chrono::duration<double>(Clock::now() - t0).count();
-      metric = "explained_variance_ratio";
-      quality = m.explained_variance_ratio.sum();
-    }
-  }
-  if (est == "linear") {
-    // Synthetic regression: rows x features, y = x.beta + noise, every row keyed by its index.
-    const auto rows = static_cast<std::int64_t>(num("rows", 1000000)),
-               d = static_cast<std::int64_t>(num("features", 100));
-    const auto r = data::split_range(rows, c.rank(), c.size());
-    ml::RowMatrix x(r.end - r.begin, d);
-    Eigen::VectorXd y(r.end - r.begin);
-    for (std::int64_t i = r.begin; i < r.end; ++i) {
-      CounterRng g(7, RngStream::kUser, static_cast<std::uint64_t>(i));
-      double yi = 3.0;
-      for (std::int64_t j = 0; j < d; ++j) {
-        const float v = static_cast<float>(g.normal());
-        x(i - r.begin, j) = v;
-        yi += v * (j % 3 == 0 ? 1.0 : 0.1 * static_cast<double>(j % 7));
-      }
-      y[i - r.begin] = yi + g.normal();
-    }
-    const auto f = ml::Frame::dense(c, std::move(x), std::move(y));
-    c.barrier();
-    const auto t0 = Clock::now();
-    ml::LinearRegressionParams p;
-    p.reg_param = num("regParam", 0.0);
-    p.elastic_net_param = num("elasticNetParam", 0.0);
-    p.solver = str("solver", "auto");
-    const auto m = ml::fit_linear_regression(f, p);
-    fit_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  return st;
+}
+
+}  // namespace
+
+// Fits, measures and prints; every rank raises the same errors (they come from the arguments).
+void run(comm::Communicator& c, int argc, char** argv) {
+  const io::StageConfig st = stage_config(argc, argv);
+  const ml::StageKind& kind = ml::stage_kind(st.type, "ml_fit");
+  const bool regression = kind.task == ml::StageTask::kRegression;
+  const ml::Frame train = regression ? synthetic_regression(c) : fmnist(c, true);
+  c.barrier();
+  const auto t0 = Clock::now();
+  const auto stage = ml::fit_stage(st, train, nullptr, ml::FitContext{"", "none", false});
+  const double fit_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  const auto summary = stage->summary();
+  auto summary_of = [&](const std::string& k) { return summary.count(k) ? summary.at(k) : 0.0; };
+  std::string metric;
+  double quality = 0.0;
+  if (regression) {
     metric = "train_rmse";
-    const Eigen::VectorXd pred = m.predict(f).prediction;
-    double se = (pred - f.label()).squaredNorm();
-    se = c.allreduce<double>(se, comm::ReduceOp::kSum);
-    quality = std::sqrt(se / static_cast<double>(rows));
+    quality = ml::evaluate(train, stage->predict(train), "regression").at("rmse");
+  } else if (kind.task == ml::StageTask::kClassification) {
+    const ml::Frame test = fmnist(c, false);
+    metric = "accuracy";
+    quality = ml::evaluate(test, stage->predict(test), "classification").at("accuracy");
+  } else if (kind.task == ml::StageTask::kClustering) {
+    metric = "cost";
+    quality = summary_of("trainingCost");
+  } else {
+    metric = "explained_variance_ratio";  // PCA's; 0 for the other transformers
+    quality = summary_of("explainedVarianceRatio");
   }
   if (c.rank() == 0)
     std::printf(
         "{\"estimator\":\"%s\",\"ranks\":%d,\"fit_seconds\":%.4f,\"%s\":%.6f,\"iterations\":%d,\"evaluations\":%d}\n",
-        est.c_str(), c.size(), fit_s, metric.c_str(), quality, iters, evals);
+        st.type.c_str(), c.size(), fit_s, metric.c_str(), quality, static_cast<int>(summary_of("iterations")),
+        static_cast<int>(summary_of("evaluations")));
+}
+
+int main(int argc, char** argv) {
+  auto world = comm::make_mpi_world(&argc, &argv);
+  int status = 0;
+  try {
+    run(*world, argc, argv);
+  } catch (const Error& e) {
+    if (world->rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());
+    status = 1;
+  }
   world.reset();
   comm::finalize_mpi();
-  return 0;
+  return status;
 }

@@ -29,18 +29,19 @@ echo "OpenBLAS picks '${detected:-unknown}'; scikit-learn runs with OPENBLAS_COR
 mkdir -p bench/results
 OUT="bench/results/ml_$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 : > "$OUT"
+# ml_fit's arguments: the registry's stage name, then its parameters as in a pipeline YAML.
 declare -A LS_ARGS=(
-  [logistic]="regParam=0.001 standardization=0 maxIter=100"
-  [svc]="regParam=0.001 standardization=0 maxIter=100"
-  [forest]="numTrees=20 maxDepth=10"
-  [kmeans]="k=10 maxIter=20 tol=1e-4"
-  [pca]="k=50"
-  [linear]="rows=1000000 features=100"
+  [logistic]="LogisticRegression regParam=0.001 standardization=false maxIter=100"
+  [svc]="LinearSVC regParam=0.001 standardization=false maxIter=100"
+  [forest]="RandomForestClassifier numTrees=20 maxDepth=10 seed=1"
+  [kmeans]="KMeans k=10 maxIter=20 tol=1e-4 seed=1"
+  [pca]="PCA k=50"
+  [linear]="LinearRegression rows=1000000 features=100"
 )
 for r in $(seq 1 "$ROUNDS"); do
   for est in $ESTIMATORS; do
-    mpirun -np 2 build/bench/ml_fit "$est" ${LS_ARGS[$est]} 2>/dev/null | grep '^{' | \
-      "$PY" -c 'import json,sys; d=json.loads(sys.stdin.read()); d["peer"]="lockstep"; d["round"]=int(sys.argv[1]); print(json.dumps(d))' "$r" | tee -a "$OUT"
+    mpirun -np 2 build/bench/ml_fit ${LS_ARGS[$est]} 2>/dev/null | grep '^{' | \
+      "$PY" -c 'import json,sys; d=json.loads(sys.stdin.read()); d["stage"]=d["estimator"]; d["estimator"]=sys.argv[2]; d["peer"]="lockstep"; d["round"]=int(sys.argv[1]); print(json.dumps(d))' "$r" "$est" | tee -a "$OUT"
     OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 LD_LIBRARY_PATH="$BLAS_DIR" OPENBLAS_CORETYPE="$CORETYPE" \
       "$PY" bench/sklearn_fit.py "$est" | \
       "$PY" -c 'import json,sys; d=json.loads(sys.stdin.read()); d["round"]=int(sys.argv[1]); print(json.dumps(d))' "$r" | tee -a "$OUT"

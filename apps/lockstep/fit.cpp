@@ -13,6 +13,7 @@
 #include "lockstep/data/sources.hpp"
 #include "lockstep/io/checkpoint.hpp"
 #include "lockstep/ml/pipeline.hpp"
+#include "lockstep/ml/tuning.hpp"
 #include "lockstep/train/data_loading.hpp"
 
 namespace lockstep::app {

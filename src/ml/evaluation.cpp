@@ -1,4 +1,5 @@
-// Distributed evaluators.
+// Distributed evaluators, and evaluate(): the metrics a pipeline's task reports (lockstep fit and
+// tuning score pipelines with it).
 #include "lockstep/ml/evaluation.hpp"
 
 #include <algorithm>
@@ -148,6 +149,40 @@ RegressionMetrics evaluate_regression(const Frame& t, const Vec& pred) {
   m.r2 = sst > 0 ? 1.0 - s[1] / sst : NAN;
   m.explained_variance = ev / s[0];
   return m;
+}
+
+bool larger_is_better(const std::string& m) {
+  return !(m == "rmse" || m == "mse" || m == "mae" || m == "logLoss" || m == "cost");
+}
+
+std::map<std::string, double> evaluate(const Frame& truth, const Predictions& p, const std::string& task) {
+  std::map<std::string, double> out;
+  if (task == "classification") {
+    const auto m = evaluate_multiclass(truth, p);
+    out["accuracy"] = m.accuracy;
+    out["f1"] = m.weighted_f1;
+    out["weightedPrecision"] = m.weighted_precision;
+    out["weightedRecall"] = m.weighted_recall;
+    if (std::isfinite(m.log_loss)) out["logLoss"] = m.log_loss;
+    if (m.confusion.rows() <= 2) {
+      // The score of class 1: its probability, else the last raw column (a margin), else the class.
+      Vec score = p.probability.cols() == 2 ? Vec(p.probability.col(1))
+                                            : (p.raw.cols() >= 1 ? Vec(p.raw.col(p.raw.cols() - 1)) : p.prediction);
+      if (score.size() != truth.rows()) score = p.prediction;
+      const auto b = evaluate_binary(truth, score);
+      out["areaUnderROC"] = b.area_under_roc;
+      out["areaUnderPR"] = b.area_under_pr;
+    }
+  } else if (task == "regression") {
+    const auto m = evaluate_regression(truth, p.prediction);
+    out["rmse"] = m.rmse, out["mse"] = m.mse, out["mae"] = m.mae, out["r2"] = m.r2;
+  } else if (task == "clustering") {
+    double c = 0.0;
+    for (std::int64_t i = 0; i < truth.rows(); ++i)
+      c += truth.weight()[i] * p.raw(i, static_cast<Eigen::Index>(p.prediction[i]));
+    out["cost"] = truth.comm().allreduce<double>(c, comm::ReduceOp::kSum);
+  }
+  return out;
 }
 
 }  // namespace lockstep::ml

@@ -3,6 +3,9 @@
 // (a sample sort: splitters from samples, one all-to-all, a local sort), no rank gathers them.
 #pragma once
 
+#include <map>
+#include <string>
+
 #include "lockstep/ml/frame.hpp"
 #include "lockstep/ml/linear.hpp"
 
@@ -29,5 +32,11 @@ struct RegressionMetrics {
   double rmse = 0.0, mse = 0.0, mae = 0.0, r2 = 0.0, explained_variance = 0.0;
 };
 RegressionMetrics evaluate_regression(const Frame& truth, const Vec& prediction);
+
+// The metrics of a task (a stage's task_name) on labelled rows, by Spark's names: classification
+// (accuracy, f1, weightedPrecision, weightedRecall, logLoss with probabilities, areaUnderROC and
+// areaUnderPR for two classes), regression (rmse, mse, mae, r2), clustering (cost).
+std::map<std::string, double> evaluate(const Frame& truth, const Predictions& p, const std::string& task);
+bool larger_is_better(const std::string& metric);
 
 }  // namespace lockstep::ml

@@ -1,0 +1,123 @@
+// The linear models as pipeline stages (linear.hpp): LinearRegression, LogisticRegression and
+// LinearSVC — their parameters by Spark name, their saved form (format version 1, the layout of
+// lockstep-pipeline-1: coefficients and intercept datasets plus scalar attributes) and their rows.
+#include "lockstep/ml/linear.hpp"
+#include "ml/stage_rows.hpp"
+
+namespace lockstep::ml {
+
+// ---- saved forms (in lockstep::ml, where ModelStage's argument-dependent lookup finds them) ----
+
+namespace {
+void save_linear(H5File& h, const std::string& g, const LinearModel& m) {
+  put(h, g + "/coefficients", m.coefficients);
+  put(h, g + "/intercept", m.intercept);
+  h.set_attr(g, "iterations", static_cast<std::int64_t>(m.iterations));
+}
+void load_linear(const H5File& h, const std::string& g, LinearModel& m) {
+  m.coefficients = get_mat(h, g + "/coefficients");
+  m.intercept = get_vec(h, g + "/intercept");
+  m.iterations = static_cast<int>(h.attr_int(g, "iterations"));
+}
+std::map<std::string, double> linear_summary(const LinearModel& m) {
+  return {{"iterations", m.iterations}, {"evaluations", m.evaluations}};
+}
+}  // namespace
+
+void save_model(H5File& h, const std::string& g, const LinearRegressionModel& m) {
+  save_linear(h, g, m);
+}
+std::map<std::string, double> model_summary(const LinearRegressionModel& m) {
+  return linear_summary(m);
+}
+
+void save_model(H5File& h, const std::string& g, const LogisticRegressionModel& m) {
+  save_linear(h, g, m);
+  h.set_attr(g, "numClasses", m.num_classes);
+  h.set_attr(g, "binomial", static_cast<std::int64_t>(m.binomial));
+  h.set_attr(g, "threshold", m.threshold);
+  if (!m.thresholds.empty())
+    h.write<double>(g + "/thresholds", m.thresholds.data(), {static_cast<std::int64_t>(m.thresholds.size())});
+}
+std::map<std::string, double> model_summary(const LogisticRegressionModel& m) {
+  return linear_summary(m);
+}
+
+void save_model(H5File& h, const std::string& g, const LinearSvcModel& m) {
+  save_linear(h, g, m);
+  h.set_attr(g, "numClasses", m.num_classes);
+  h.set_attr(g, "threshold", m.threshold);
+}
+std::map<std::string, double> model_summary(const LinearSvcModel& m) {
+  return linear_summary(m);
+}
+
+namespace {
+
+LinearRegressionModel load_linear_regression(const H5File& h, const std::string& g) {
+  LinearRegressionModel m;
+  load_linear(h, g, m);
+  return m;
+}
+
+LogisticRegressionModel load_logistic_regression(const H5File& h, const std::string& g) {
+  LogisticRegressionModel m;
+  load_linear(h, g, m);
+  m.num_classes = h.attr_int(g, "numClasses");
+  m.binomial = h.attr_int(g, "binomial") != 0;
+  m.threshold = h.attr_double(g, "threshold");
+  if (h.exists(g + "/thresholds")) m.thresholds = h.read<double>(g + "/thresholds");
+  return m;
+}
+
+LinearSvcModel load_linear_svc(const H5File& h, const std::string& g) {
+  LinearSvcModel m;
+  load_linear(h, g, m);
+  m.num_classes = h.attr_int(g, "numClasses");
+  m.threshold = h.attr_double(g, "threshold");
+  return m;
+}
+
+// ---- parameters: the ones all three share (elasticNetParam where the estimator has it); the
+// estimators check the ranges themselves, since their C++ callers need the same checks ----
+
+template <typename P>
+void read_linear(io::ParamReader& p, P& q) {
+  p.get("maxIter", q.max_iter);
+  p.get("regParam", q.reg_param);
+  if constexpr (requires { q.elastic_net_param; }) p.get("elasticNetParam", q.elastic_net_param);
+  p.get("tol", q.tol);
+  p.get("fitIntercept", q.fit_intercept);
+  p.get("standardization", q.standardization);
+}
+
+// ---- rows ----
+
+const StageRegistrar kLinearRegression{model_row<LinearRegressionModel, LinearRegressionParams>(
+    "LinearRegression", StageTask::kRegression, 1,
+    [](io::ParamReader& p, LinearRegressionParams& q) {
+      read_linear(p, q);
+      p.get("solver", q.solver);
+    },
+    fit_linear_regression, load_linear_regression)};
+
+const StageRegistrar kLogisticRegression{model_row<LogisticRegressionModel, LogisticRegressionParams>(
+    "LogisticRegression", StageTask::kClassification, 1,
+    [](io::ParamReader& p, LogisticRegressionParams& q) {
+      read_linear(p, q);
+      p.get("family", q.family);
+      p.get("threshold", q.threshold);
+      p.get_list("thresholds", q.thresholds);
+    },
+    fit_logistic_regression, load_logistic_regression)};
+
+const StageRegistrar kLinearSvc{model_row<LinearSvcModel, LinearSvcParams>(
+    "LinearSVC", StageTask::kClassification, 1,
+    [](io::ParamReader& p, LinearSvcParams& q) {
+      read_linear(p, q);
+      p.get("threshold", q.threshold);
+    },
+    fit_linear_svc, load_linear_svc)};
+
+}  // namespace
+}  // namespace lockstep::ml

@@ -1,0 +1,205 @@
+// The stage registry and pipeline files: every expected stage is registered (a registrar the
+// linker dropped fails here, not in a user's `lockstep fit`), the unknown-stage message lists the
+// registry's names, every stage's model saves and loads to the same predictions bit for bit, and
+// a file with another pipeline format or stage format version is refused naming both.
+#include <filesystem>
+
+#include "detail/hdf5.hpp"
+#include "lockstep/ml/pipeline.hpp"
+#include "lockstep/ml/registry.hpp"
+#include "lockstep/ml/tuning.hpp"
+#include "ml_test_util.hpp"
+
+using namespace lockstep;
+using namespace lockstep::ml;
+using namespace lockstep::testing;
+
+namespace {
+
+// The stages a pipeline YAML may name, with their tasks. NeuralNetwork (pipeline/ layer) is
+// checked in tests/pipeline.
+const std::vector<std::pair<std::string, StageTask>> kExpected = {
+    {"StandardScaler", StageTask::kTransformer},          {"MinMaxScaler", StageTask::kTransformer},
+    {"MaxAbsScaler", StageTask::kTransformer},            {"Normalizer", StageTask::kTransformer},
+    {"StringIndexer", StageTask::kTransformer},           {"OneHotEncoder", StageTask::kTransformer},
+    {"PCA", StageTask::kTransformer},                     {"FeatureSelector", StageTask::kTransformer},
+    {"LinearRegression", StageTask::kRegression},         {"LogisticRegression", StageTask::kClassification},
+    {"LinearSVC", StageTask::kClassification},            {"DecisionTreeClassifier", StageTask::kClassification},
+    {"DecisionTreeRegressor", StageTask::kRegression},    {"RandomForestClassifier", StageTask::kClassification},
+    {"RandomForestRegressor", StageTask::kRegression},    {"GBTClassifier", StageTask::kClassification},
+    {"GBTRegressor", StageTask::kRegression},             {"KMeans", StageTask::kClustering},
+    {"NaiveBayes", StageTask::kClassification},
+};
+
+std::vector<io::StageConfig> pipeline_of(const std::string& yaml) {
+  return io::parse_config("pipeline: " + yaml + "\ndata: {format: synthetic}\n", "test.yaml").pipeline;
+}
+
+const FitContext kQuiet{"", "none", false};
+
+// One file per world size: ctest may run the np variants at the same time.
+std::string model_path(const std::string& name) {
+  return std::string(LOCKSTEP_BINARY_DIR) + "/test_registry_" + name + "_np" + std::to_string(world().size()) +
+         ".h5";
+}
+
+// Both models give the same bits for every output on these rows.
+void expect_same_outputs(const PipelineModel& a, const PipelineModel& b, const Frame& f, const std::string& what) {
+  const RowMatrix ta = a.transform(f).to_dense(), tb = b.transform(f).to_dense();
+  EXPECT_TRUE(ta == tb) << what << ": transform differs after loading";
+  if (!a.has_predictor()) return;
+  ASSERT_EQ(a.task(), b.task()) << what;
+  const Predictions pa = a.predict(f), pb = b.predict(f);
+  EXPECT_TRUE(pa.prediction == pb.prediction) << what << ": predictions differ after loading";
+  EXPECT_TRUE(pa.probability == pb.probability) << what << ": probabilities differ after loading";
+  EXPECT_TRUE(pa.raw == pb.raw) << what << ": raw outputs differ after loading";
+  EXPECT_TRUE(a.feature_importances() == b.feature_importances()) << what;
+}
+
+// A text column for StringIndexer: the sign of x0.
+Frame with_text(const Frame& f) {
+  std::vector<std::vector<std::string>> col(1);
+  for (std::int64_t i = 0; i < f.rows(); ++i) col[0].push_back(f.dense_features()(i, 0) > 0 ? "red" : "blue");
+  return f.with_strings({"color"}, std::move(col));
+}
+
+}  // namespace
+
+TEST(Registry, EveryExpectedStageIsRegistered) {
+  for (const auto& [name, task] : kExpected) {
+    const StageKind* k = find_stage_kind(name);
+    ASSERT_NE(k, nullptr) << name << " is not in the stage registry (was its *_stages.cpp linked?)";
+    EXPECT_EQ(k->name, name);
+    EXPECT_EQ(task_name(k->task), task_name(task)) << name;
+    EXPECT_GE(k->format_version, 1) << name;
+    EXPECT_TRUE(k->fit && k->load) << name;
+  }
+  const auto names = stage_names();
+  EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
+  EXPECT_GE(names.size(), kExpected.size());
+}
+
+TEST(Registry, UnknownStageErrorListsTheRegisteredNames) {
+  const Frame f = load_fixture(world(), "classification.csv");
+  try {
+    fit_pipeline(f, pipeline_of("[{LogisticRegresion: {}}]"), kQuiet);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("test.yaml:1: pipeline[0].LogisticRegresion: unknown stage type \"LogisticRegresion\" (known: "),
+              std::string::npos)
+        << m;
+    for (const auto& name : stage_names()) EXPECT_NE(m.find(name), std::string::npos) << m;
+  }
+}
+
+TEST(Registry, ParameterErrorsNameTheirPlace) {
+  const Frame f = load_fixture(world(), "classification.csv");
+  auto expect_error = [&](const std::string& yaml, const std::string& want) {
+    try {
+      fit_pipeline(f, pipeline_of(yaml), kQuiet);
+      ADD_FAILURE() << yaml << ": expected a ConfigError";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  };
+  expect_error("[{LogisticRegression: {regparam: 0.1}}]",
+               "test.yaml:1: pipeline[0].LogisticRegression.regparam: unknown parameter of LogisticRegression (known: ");
+  expect_error("[{LogisticRegression: {maxIter: 2.5}}]",
+               "pipeline[0].LogisticRegression.maxIter: expected an integer, got \"2.5\"");
+  expect_error("[{Normalizer: {p: 0.5}}]", "pipeline[0].Normalizer.p: expected a number >= 1, got \"0.5\"");
+  // The estimator's own range check, prefixed with the stage's place.
+  expect_error("[{LogisticRegression: {elasticNetParam: 2}}]", "test.yaml:1: pipeline[0].LogisticRegression: ");
+}
+
+TEST(Registry, TuningGridNamesMustBeRegisteredTunableStages) {
+  const Frame f = load_fixture(world(), "classification.csv");
+  io::TuningConfig t;
+  t.type = "TrainValidationSplit";
+  t.where = "test.yaml:3: tuning";
+  t.grid = {{"LogisticRegresion.regParam", io::StageParam{{"0.1"}, true, "test.yaml:5: tuning.grid.x"}}};
+  try {
+    tune(f, pipeline_of("[{LogisticRegression: {}}]"), t, kQuiet);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("test.yaml:5: tuning.grid.x: unknown stage type \"LogisticRegresion\""),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Pipeline, EveryStageSavesAndLoadsToTheSameOutputs) {
+  auto& w = world();
+  const Frame cls = with_text(load_fixture(w, "classification.csv"));
+  const Frame reg = load_fixture(w, "regression.csv", true);
+  const Frame blobs = load_fixture(w, "blobs.csv");
+  const std::vector<std::tuple<std::string, const Frame*, std::string>> cases = {
+      {"scalers_logistic", &cls,
+       "[{StandardScaler: {withMean: true}}, {MinMaxScaler: {min: -1}}, {MaxAbsScaler: {}}, {Normalizer: {p: 3}},"
+       " {LogisticRegression: {maxIter: 20, thresholds: [0.5, 0.4, 0.6]}}]"},
+      {"text_onehot_svc", &cls,
+       "[{StringIndexer: {inputCol: color, outputCol: color_index}}, {OneHotEncoder: {inputCols: [color_index]}},"
+       " {LinearSVC: {maxIter: 20}}]"},
+      {"pca_linear", &reg, "[{PCA: {k: 3}}, {LinearRegression: {regParam: 0.1, elasticNetParam: 0.5}}]"},
+      {"select_tree", &cls,
+       "[{FeatureSelector: {numFeatures: 2, estimator: {RandomForestClassifier: {numTrees: 3}}}},"
+       " {DecisionTreeClassifier: {maxDepth: 3}}]"},
+      {"forest_cls", &cls, "[{RandomForestClassifier: {numTrees: 3, maxDepth: 3}}]"},
+      {"tree_reg", &reg, "[{DecisionTreeRegressor: {maxDepth: 3}}]"},
+      {"forest_reg", &reg, "[{RandomForestRegressor: {numTrees: 3, maxDepth: 3}}]"},
+      {"gbt_reg", &reg, "[{GBTRegressor: {maxIter: 3}}]"},
+      {"kmeans", &blobs, "[{KMeans: {k: 3}}]"},
+      {"bayes", &blobs, "[{NaiveBayes: {modelType: gaussian}}]"},
+      {"bayes_multinomial", &cls, "[{MinMaxScaler: {}}, {NaiveBayes: {}}]"},
+      {"transformers_only", &cls, "[{StandardScaler: {}}]"},
+  };
+  for (const auto& [name, frame, yaml] : cases) {
+    const PipelineModel fitted = fit_pipeline(*frame, pipeline_of(yaml), kQuiet);
+    const std::string path = model_path(name);
+    fitted.save(w, path, "pipeline: " + yaml);
+    const PipelineModel loaded = PipelineModel::load(w, path);
+    ASSERT_EQ(loaded.size(), fitted.size()) << name;
+    for (std::size_t i = 0; i < fitted.size(); ++i) EXPECT_EQ(loaded.stage_type(i), fitted.stage_type(i)) << name;
+    expect_same_outputs(fitted, loaded, *frame, name);
+    w.barrier();
+    if (w.rank() == 0) std::filesystem::remove(path);
+  }
+  // GBTClassifier needs two classes.
+  const Frame bin = load_fixture(w, "binary.csv");
+  const PipelineModel gbt = fit_pipeline(bin, pipeline_of("[{GBTClassifier: {maxIter: 3}}]"), kQuiet);
+  gbt.save(w, model_path("gbt_cls"), "");
+  expect_same_outputs(gbt, PipelineModel::load(w, model_path("gbt_cls")), bin, "gbt_cls");
+}
+
+TEST(Pipeline, OtherFormatVersionsAreRefusedNamingBoth) {
+  auto& w = world();
+  const Frame f = load_fixture(w, "classification.csv");
+  const PipelineModel m =
+      fit_pipeline(f, pipeline_of("[{StandardScaler: {}}, {LogisticRegression: {maxIter: 5}}]"), kQuiet);
+  const std::string path = model_path("versions");
+  // edit(file) changes the saved file on rank 0; load must then fail on every rank with `want`.
+  auto expect_refused = [&](const std::function<void(detail::H5File&)>& edit, const std::string& want) {
+    m.save(w, path, "");
+    if (w.rank() == 0) {
+      detail::H5File h = detail::H5File::open_rw(path);
+      edit(h);
+      h.close();
+    }
+    w.barrier();
+    try {
+      PipelineModel::load(w, path);
+      ADD_FAILURE() << "expected an IoError containing " << want;
+    } catch (const IoError& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  };
+  expect_refused([](detail::H5File& h) { h.set_attr("/pipeline/stage1", "formatVersion", std::int64_t{7}); },
+                 path + ":/pipeline/stage1: LogisticRegression saved in format version 7, but this build reads "
+                        "version 1");
+  expect_refused([](detail::H5File& h) { h.set_attr("/pipeline", "format", "lockstep-pipeline-9"); },
+                 path + ":/pipeline: format \"lockstep-pipeline-9\", but this build reads \"lockstep-pipeline-1\"");
+  expect_refused([](detail::H5File& h) { h.set_attr("/pipeline/stage0", "type", "Bogus"); },
+                 path + ":/pipeline/stage0: unknown stage type \"Bogus\" (this build knows: ");
+  w.barrier();
+  if (w.rank() == 0) std::filesystem::remove(path);
+}
