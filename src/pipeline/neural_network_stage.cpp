@@ -14,25 +14,34 @@
 
 namespace lockstep::pipeline {
 
-ml::Predictions predict_classes(nn::Sequential& model, const ml::Frame& f, std::int64_t eval_batch) {
+ml::Predictions predict_with_head(nn::Sequential& model, const nn::Head& head, const ml::Frame& f,
+                                  std::int64_t eval_batch) {
   const auto rows = f.to_examples();
   const std::int64_t k = model.output_features();
+  const bool binary = head.task() == nn::Task::kBinary, regression = head.task() == nn::Task::kRegression;
+  const std::int64_t classes = binary ? 2 : k;
   ml::Predictions out;
   out.prediction.resize(f.rows());
-  out.probability.resize(f.rows(), k);
-  out.raw.resize(f.rows(), k);
+  if (!regression) {
+    out.probability.resize(f.rows(), classes);
+    out.raw.resize(f.rows(), classes);
+  }
+  std::vector<double> scores;
   train::forward_rows(model, rows, eval_batch, [&](std::int64_t b, std::int64_t m, const Tensor& o, const Tensor&) {
     const Tensor h = o.device() == Device::kCpu ? o : o.clone(Device::kCpu);
     for (std::int64_t i = 0; i < m; ++i) {
       const float* z = h.data<float>() + i * k;
-      Eigen::RowVectorXd r(k);
-      for (std::int64_t j = 0; j < k; ++j) r[j] = z[j];
-      Eigen::Index arg = 0;
-      const double mx = r.maxCoeff(&arg);  // subtracted before exp, so no output overflows
-      out.raw.row(b + i) = r;
-      const Eigen::RowVectorXd e = (r.array() - mx).exp();
-      out.probability.row(b + i) = e / e.sum();
-      out.prediction[b + i] = static_cast<double>(arg);
+      out.prediction[b + i] = head.predict(z, scores);  // the same head as training and `lockstep predict`
+      if (regression) continue;
+      if (binary) {  // Spark's binary layout: raw (-margin, margin), probability (1 - p, p)
+        out.raw.row(b + i) << -static_cast<double>(z[0]), static_cast<double>(z[0]);
+        out.probability.row(b + i) << 1.0 - scores[0], scores[0];
+        continue;
+      }
+      for (std::int64_t j = 0; j < k; ++j) {
+        out.raw(b + i, j) = z[j];
+        out.probability(b + i, j) = scores[static_cast<std::size_t>(j)];
+      }
     }
   });
   return out;
@@ -45,15 +54,21 @@ const std::string kName = "NeuralNetwork";
 class NeuralNetworkStage final : public ml::Stage {
  public:
   NeuralNetworkStage(io::Config cfg, std::int64_t features, std::vector<float> params)
-      : cfg_(std::move(cfg)), features_(features), params_(std::move(params)) {}
+      : cfg_(std::move(cfg)),
+        features_(features),
+        params_(std::move(params)),
+        head_(train::model_head(train::trainer_options(cfg_), *train::build_model(cfg_, features_))) {}
   const std::string& type() const override { return kName; }
-  ml::StageTask task() const override { return ml::StageTask::kClassification; }
+  // A regression head (mse, mae or huber with one output) is a regressor; the others classify.
+  ml::StageTask task() const override {
+    return head_.task() == nn::Task::kRegression ? ml::StageTask::kRegression : ml::StageTask::kClassification;
+  }
   ml::Predictions predict(const ml::Frame& f) const override {
     auto model = train::build_model(cfg_, features_);
     LOCKSTEP_CHECK(static_cast<std::int64_t>(params_.size()) == model->num_params(), Error,
                    "NeuralNetwork: ", params_.size(), " saved parameters for a model of ", model->num_params());
     std::copy(params_.begin(), params_.end(), model->flat_params().data<float>());
-    return predict_classes(*model, f, cfg_.training.eval_batch);
+    return predict_with_head(*model, head_, f, cfg_.training.eval_batch);
   }
   void save(detail::H5File& h, const std::string& g) const override {
     h.set_attr(g, "config", io::to_yaml(cfg_));
@@ -69,11 +84,13 @@ class NeuralNetworkStage final : public ml::Stage {
   io::Config cfg_;
   std::int64_t features_;
   std::vector<float> params_;
+  nn::Head head_;
 };
 
-train::Dataset as_dataset(const ml::Frame& f, const std::string& what) {
+// The class count matters (and the labels must be class indices) only for a classifier head.
+train::Dataset as_dataset(const ml::Frame& f, const std::string& what, bool classes) {
   return train::Dataset{data::Partitioned<data::Example>::from_local(f.comm(), f.to_examples()).cache(),
-                        f.global_rows(), f.num_features(), ml::num_classes(f), what};
+                        f.global_rows(), f.num_features(), classes ? ml::num_classes(f) : 1, what};
 }
 
 std::shared_ptr<const ml::Stage> fit_neural_network(const ml::StageFitArgs& a) {
@@ -84,8 +101,12 @@ std::shared_ptr<const ml::Stage> fit_neural_network(const ml::StageFitArgs& a) {
   cfg.output.progress = a.context.progress;
   cfg.data.format = "synthetic";  // the trainer gets its rows from the pipeline, not from files
   const ml::Frame* val = a.validation;
-  train::Trainer trainer(a.train.comm(), cfg, as_dataset(a.train, "pipeline features (train)"),
-                         as_dataset(val ? *val : a.train, val ? "pipeline features (test)" : "pipeline features (train)"));
+  const auto options = train::trainer_options(cfg);
+  const bool classes = train::model_head(options, *train::build_model(options, a.train.num_features())).task() ==
+                       nn::Task::kClassification;
+  train::Trainer trainer(
+      a.train.comm(), options, as_dataset(a.train, "pipeline features (train)", classes),
+      as_dataset(val ? *val : a.train, val ? "pipeline features (test)" : "pipeline features (train)", classes));
   trainer.run();
   const Tensor params = trainer.model().flat_params().clone(Device::kCpu);
   return std::make_shared<NeuralNetworkStage>(
