@@ -3,9 +3,18 @@
 // Nonblocking allreduce runs on a progress thread that issues the blocking MPI_Allreduce: Open MPI
 // progresses MPI_Iallreduce only inside MPI calls, and the training thread makes none while it
 // computes backward, so a dedicated thread is what actually overlaps communication with compute.
-// MPI is initialised with MPI_THREAD_SERIALIZED; that is safe because every blocking collective
-// first drains the progress thread's queue, so at most one thread is ever inside MPI, and because
-// every rank enqueues its nonblocking collectives in the same order.
+//
+// MPI is initialised with MPI_THREAD_SERIALIZED: at most one thread may be inside MPI at a time.
+// That holds by construction, not by care at the call sites:
+//  - There is one progress thread per process (the progress engine), shared by every
+//    MpiCommunicator, the world and every communicator split() makes. It runs all their nonblocking
+//    collectives one after another, in the order they were started; every rank starts them in the
+//    same order, so the ranks agree on the sequence even across communicators.
+//  - Every other MPI call is made by the thread that created the world communicator (the owner),
+//    and only after the engine has drained, whichever communicator queued the pending work. A call
+//    from any other thread is a CommError before it reaches MPI.
+// MPI_THREAD_MULTIPLE would allow more, but costs a lock inside Open MPI on every call of the
+// training path, and lockstep needs no second calling thread.
 #include <mpi.h>
 #include <unistd.h>
 
@@ -111,7 +120,7 @@ void allreduce_now(MPI_Comm comm, int size, void* buf, std::size_t count, CommTy
   if (op == ReduceOp::kAvg && size > 1) divide_in_place(buf, count, type, size);
 }
 
-// One thread that runs queued collectives in FIFO order.
+// One thread that runs queued collectives in FIFO order: the process's progress engine.
 class ProgressThread {
  public:
   struct Job {
@@ -190,14 +199,70 @@ class ProgressThread {
 
 class ThreadRequest final : public Request {
  public:
-  ThreadRequest(ProgressThread* pt, std::shared_ptr<ProgressThread::Job> job) : pt_(pt), job_(std::move(job)) {}
+  ThreadRequest(std::shared_ptr<ProgressThread> pt, std::shared_ptr<ProgressThread::Job> job)
+      : pt_(std::move(pt)), job_(std::move(job)) {}
   void wait() override { pt_->wait(job_); }
   bool test() override { return pt_->test(job_); }
 
  private:
-  ProgressThread* pt_;
+  std::shared_ptr<ProgressThread> pt_;
   std::shared_ptr<ProgressThread::Job> job_;
 };
+
+// Process-wide MPI state: the progress engine, shared while any communicator uses it, and the one
+// thread allowed to call MPI besides it.
+struct MpiProcess {
+  std::mutex mu;
+  std::weak_ptr<ProgressThread> engine;
+  std::thread::id owner;
+  int thread_level = 0;  // what MPI_Init_thread provided
+};
+MpiProcess& mpi_process() {
+  static MpiProcess p;
+  return p;
+}
+
+// The engine, started on first use; it stops when the last communicator holding it is destroyed.
+std::shared_ptr<ProgressThread> progress_engine() {
+  auto& p = mpi_process();
+  std::lock_guard<std::mutex> lock(p.mu);
+  auto e = p.engine.lock();
+  if (!e) {
+    e = std::make_shared<ProgressThread>();
+    p.engine = e;
+  }
+  return e;
+}
+
+// Only the owner thread may call MPI (or queue work for the engine).
+void check_owner_locked(const MpiProcess& p, const char* what) {
+  LOCKSTEP_CHECK(std::this_thread::get_id() == p.owner, CommError, what,
+                 ": called from a thread other than the one that created the world communicator; MPI runs at "
+                 "MPI_THREAD_SERIALIZED and lockstep makes every MPI call from that thread (and from its one "
+                 "progress thread), so call collectives from there");
+}
+void check_owner(const char* what) {
+  auto& p = mpi_process();
+  std::lock_guard<std::mutex> lock(p.mu);
+  check_owner_locked(p, what);
+}
+
+// Waits until the engine has run everything any communicator queued, so no other thread is inside
+// MPI; then the caller may enter it.
+void drain_engine() {
+  auto& p = mpi_process();
+  std::shared_ptr<ProgressThread> e;
+  {
+    std::lock_guard<std::mutex> lock(p.mu);
+    e = p.engine.lock();
+  }
+  if (e) e->drain();
+}
+// What every blocking call does before its first MPI call.
+void enter_mpi(const char* what) {
+  check_owner(what);
+  drain_engine();
+}
 
 class MpiSharedWindow final : public SharedWindow {
  public:
@@ -221,6 +286,7 @@ class MpiSharedWindow final : public SharedWindow {
   }
   ~MpiSharedWindow() override {
     if (!mpi_initialized()) return;
+    drain_engine();
     MPI_Win_unlock_all(win_);
     MPI_Win_free(&win_);
   }
@@ -275,10 +341,12 @@ class MpiCommunicator final : public Communicator {
     int len = 0;
     MPI_Get_processor_name(name, &len);
     host_.assign(name, static_cast<std::size_t>(len));
-    if (options.progress_thread && size_ > 1) progress_ = std::make_unique<ProgressThread>();
+    if (options.progress_thread && size_ > 1) progress_ = progress_engine();
   }
 
   ~MpiCommunicator() override {
+    // This communicator's queued collectives finish before its MPI_Comm goes.
+    drain_engine();
     progress_.reset();
     if (owned_ && mpi_initialized()) MPI_Comm_free(&comm_);
   }
@@ -286,12 +354,12 @@ class MpiCommunicator final : public Communicator {
   std::unique_ptr<SharedWindow> allocate_shared(std::size_t bytes) override {
     LOCKSTEP_CHECK(local_size_ == size_, CommError, "allocate_shared: the ranks span several nodes (", local_size_,
                    " of ", size_, " on this one); a shared window needs them all on one node");
-    drain();
-    return std::make_unique<MpiSharedWindow>(comm_, bytes, [this] { drain(); });
+    enter_mpi("allocate_shared");
+    return std::make_unique<MpiSharedWindow>(comm_, bytes, [] { enter_mpi("SharedWindow::fence"); });
   }
 
   std::unique_ptr<Communicator> split(int color, int key) override {
-    drain();
+    enter_mpi("split");
     MPI_Comm sub;
     check_mpi(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split");
     MPI_Comm_set_errhandler(sub, MPI_ERRORS_RETURN);
@@ -305,34 +373,36 @@ class MpiCommunicator final : public Communicator {
   std::string host_name() const override { return host_; }
 
   void allreduce(void* buf, std::size_t count, CommType type, ReduceOp op) override {
-    drain();
+    enter_mpi("allreduce");
     allreduce_now(comm_, size_, buf, count, type, op);
   }
 
   std::unique_ptr<Request> iallreduce(void* buf, std::size_t count, CommType type, ReduceOp op) override {
     if (!progress_) {
+      enter_mpi("iallreduce");
       allreduce_now(comm_, size_, buf, count, type, op);
       return std::make_unique<DoneRequest>();
     }
+    check_owner("iallreduce");
     MPI_Comm comm = comm_;
     const int size = size_;
     auto job = progress_->submit([=] { allreduce_now(comm, size, buf, count, type, op); });
-    return std::make_unique<ThreadRequest>(progress_.get(), std::move(job));
+    return std::make_unique<ThreadRequest>(progress_, std::move(job));
   }
 
   void broadcast(void* buf, std::size_t bytes, int root) override {
-    drain();
+    enter_mpi("broadcast");
     check_mpi(MPI_Bcast(buf, to_int(bytes, "broadcast"), MPI_BYTE, root, comm_), "MPI_Bcast");
   }
 
   void allgather(const void* send, std::size_t bytes, void* recv) override {
-    drain();
+    enter_mpi("allgather");
     const int n = to_int(bytes, "allgather");
     check_mpi(MPI_Allgather(send, n, MPI_BYTE, recv, n, MPI_BYTE, comm_), "MPI_Allgather");
   }
 
   void allgatherv(const void* send, void* recv, const std::vector<std::size_t>& counts) override {
-    drain();
+    enter_mpi("allgatherv");
     LOCKSTEP_CHECK(counts.size() == static_cast<std::size_t>(size_), CommError, "allgatherv: ", counts.size(),
                    " counts for ", size_, " ranks");
     std::vector<int> displs;
@@ -343,14 +413,14 @@ class MpiCommunicator final : public Communicator {
   }
 
   void alltoall(const void* send, std::size_t bytes, void* recv) override {
-    drain();
+    enter_mpi("alltoall");
     const int n = to_int(bytes, "alltoall");
     check_mpi(MPI_Alltoall(send, n, MPI_BYTE, recv, n, MPI_BYTE, comm_), "MPI_Alltoall");
   }
 
   void alltoallv(const void* send, const std::vector<std::size_t>& send_counts, void* recv,
                  const std::vector<std::size_t>& recv_counts) override {
-    drain();
+    enter_mpi("alltoallv");
     std::vector<int> sd, rd;
     const auto sc = byte_counts(send_counts, &sd, "alltoallv");
     const auto rc = byte_counts(recv_counts, &rd, "alltoallv");
@@ -359,14 +429,14 @@ class MpiCommunicator final : public Communicator {
   }
 
   void exscan(std::int64_t* buf, std::size_t count) override {
-    drain();
+    enter_mpi("exscan");
     std::vector<std::int64_t> in(buf, buf + count);
     check_mpi(MPI_Exscan(in.data(), buf, to_int(count, "exscan"), MPI_INT64_T, MPI_SUM, comm_), "MPI_Exscan");
     if (rank_ == 0) std::fill(buf, buf + count, 0);  // MPI leaves rank 0's buffer undefined
   }
 
   void barrier() override {
-    drain();
+    enter_mpi("barrier");
     check_mpi(MPI_Barrier(comm_), "MPI_Barrier");
   }
 
@@ -385,16 +455,12 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
-  void drain() {
-    if (progress_) progress_->drain();
-  }
-
   MPI_Comm comm_;
   bool owned_ = false;
   MpiOptions options_;
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
   std::string host_;
-  std::unique_ptr<ProgressThread> progress_;
+  std::shared_ptr<ProgressThread> progress_;  // the process's engine, when this one overlaps
 };
 
 }  // namespace
@@ -407,15 +473,28 @@ bool mpi_initialized() {
 }
 
 std::unique_ptr<Communicator> make_mpi_world(int* argc, char*** argv, MpiOptions options) {
+  auto& p = mpi_process();
   if (!mpi_initialized()) {
     int provided = 0;
     check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
-    if (provided < MPI_THREAD_SERIALIZED) options.progress_thread = false;
+    std::lock_guard<std::mutex> lock(p.mu);
+    p.owner = std::this_thread::get_id();
+    p.thread_level = provided;
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Type_contiguous(2, MPI_INT64_T, &g_int128);
     MPI_Type_commit(&g_int128);
     MPI_Op_create(&int128_sum, /*commute=*/1, &g_int128_sum);
+  } else {
+    std::lock_guard<std::mutex> lock(p.mu);
+    if (p.owner == std::thread::id()) {  // someone else called MPI_Init: the caller owns MPI now
+      p.owner = std::this_thread::get_id();
+      MPI_Query_thread(&p.thread_level);
+    }
+    check_owner_locked(p, "make_mpi_world");
   }
+  drain_engine();  // the constructor calls MPI
+  // Below SERIALIZED the engine may not call MPI at all: nonblocking collectives run inline.
+  if (p.thread_level < MPI_THREAD_SERIALIZED) options.progress_thread = false;
   auto c = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, options);
   log::set_rank(c->rank(), c->size());
   return c;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <numeric>
+#include <thread>
 
 #include "support/test_comm.hpp"
 
@@ -47,6 +48,35 @@ TEST(Communicator, NonblockingAllreduceOverlapsAndCompletes) {
     EXPECT_FLOAT_EQ(bufs[b][999], static_cast<float>(b * p + p * (p - 1) / 2));
   // A blocking collective after nonblocking ones sees them complete first.
   EXPECT_EQ(c.allreduce<std::int64_t>(1, ReduceOp::kSum), p);
+}
+
+// MPI runs at MPI_THREAD_SERIALIZED: only the thread that made the world communicator (and the
+// one progress thread) may call MPI, so a collective from another thread is refused before it
+// reaches MPI, on every rank alike.
+TEST(Communicator, CallsFromAnotherThreadAreRefused) {
+  auto& c = world();
+  int refused = 0;
+  std::thread t([&] {
+    try {
+      c.barrier();
+    } catch (const lockstep::CommError&) {
+      ++refused;
+    }
+    float x = 1.0f;
+    try {
+      c.iallreduce(&x, 1, CommType::kF32, ReduceOp::kSum)->wait();
+    } catch (const lockstep::CommError&) {
+      ++refused;
+    }
+    try {
+      c.split(0, 0);
+    } catch (const lockstep::CommError&) {
+      ++refused;
+    }
+  });
+  t.join();
+  EXPECT_EQ(refused, 3);
+  EXPECT_EQ(c.allreduce<std::int64_t>(1, ReduceOp::kSum), c.size());  // the owner still can
 }
 
 TEST(Communicator, BroadcastGatherScan) {

@@ -131,6 +131,44 @@ TEST(GradientBuckets, EveryWayOfReportingProgressGivesTheAverage) {
   }
 }
 
+// Several communicators overlapping their bucketed allreduces at once, as two trainers on split
+// communicators would: the world's progress thread and the splits' must never be inside MPI
+// together (MPI runs at MPI_THREAD_SERIALIZED). Each keeps its own results, and a blocking world
+// collective in the middle waits for all of them.
+TEST(GradientBuckets, SplitCommunicatorsReduceConcurrently) {
+  std::int64_t total = 0;
+  const Ranges ranges = model_ranges(&total);
+  const int r = world().rank(), p = world().size();
+  std::vector<std::unique_ptr<lockstep::comm::Communicator>> comms;
+  comms.push_back(world().split(0, r));             // every rank, same order
+  comms.push_back(world().split(0, p - 1 - r));     // every rank, reversed
+  comms.push_back(world().split(r % 2, r));         // even and odd ranks apart
+  std::vector<std::unique_ptr<GradientBuckets>> plans;
+  for (auto& c : comms) plans.push_back(std::make_unique<GradientBuckets>(*c, total, ranges, 256, true));
+  ASSERT_GT(plans[0]->buckets().size(), 4u);
+  for (int step = 0; step < 5; ++step) {
+    std::vector<std::vector<float>> g(comms.size(), std::vector<float>(static_cast<std::size_t>(total)));
+    for (std::size_t k = 0; k < comms.size(); ++k) {
+      for (std::int64_t i = 0; i < total; ++i)
+        g[k][static_cast<std::size_t>(i)] = grad_value(comms[k]->rank(), i) + static_cast<float>(k + step);
+      plans[k]->begin_step(g[k].data());
+    }
+    // Interleave the communicators bucket by bucket, so all three have reductions in flight.
+    for (const auto& b : plans[0]->buckets())
+      for (auto& plan : plans) plan->mark_ready(b.end);
+    EXPECT_EQ(world().allreduce<std::int64_t>(1, ReduceOp::kSum), p);
+    for (std::size_t k = comms.size(); k-- > 0;) plans[k]->finish();  // finished in the other order
+    for (std::size_t k = 0; k < comms.size(); ++k) {
+      const int n = comms[k]->size();
+      for (std::int64_t i = 0; i < total; ++i) {
+        const float want = expected_average(n, i) + static_cast<float>(k + step);
+        ASSERT_NEAR(g[k][static_cast<std::size_t>(i)], want, 1e-5f * std::max(1.0f, std::fabs(want)))
+            << "communicator " << k << " (size " << n << "), element " << i << ", step " << step;
+      }
+    }
+  }
+}
+
 TEST(GradientBuckets, SumOpSums) {
   const Ranges ranges{{0, 10}, {10, 25}, {25, 26}};
   GradientBuckets gb(world(), 26, ranges, 16, true, ReduceOp::kSum);

@@ -1,6 +1,10 @@
 // Communicator: the only way lockstep code talks to other ranks. MpiCommunicator implements it for
-// host buffers; NcclCommunicator (CUDA builds) for device buffers. Public headers carry no MPI or
-// NCCL types. Every collective must be called by every rank in the same order.
+// host buffers; NcclCommunicator (CUDA builds, nccl_communicator.hpp) for device buffers, passing
+// host-side needs to the MPI communicator it wraps. Public headers carry no MPI or NCCL types.
+// Every collective must be called by every rank in the same order. MPI runs at
+// MPI_THREAD_SERIALIZED: call MPI communicators only from the thread that created the world one
+// (another thread gets a CommError); their nonblocking collectives run on one progress thread per
+// process, shared by every communicator, and any blocking call waits for all of them first.
 #pragma once
 
 #include <cstddef>
@@ -68,8 +72,10 @@ class Communicator {
   virtual int local_size() const = 0;
   virtual std::string host_name() const = 0;
 
-  // In-place reductions over `count` elements.
+  // In-place reductions over `count` elements. kAvg is the sum divided by size().
   virtual void allreduce(void* buf, std::size_t count, CommType type, ReduceOp op) = 0;
+  // Starts the reduction and returns at once (MPI: queued on the progress thread, or run inline
+  // without one; NCCL: on the communication stream); `buf` must stay valid until wait().
   virtual std::unique_ptr<Request> iallreduce(void* buf, std::size_t count, CommType type, ReduceOp op) = 0;
   virtual void broadcast(void* buf, std::size_t bytes, int root) = 0;
   // Every rank contributes `bytes`; recv holds size()*bytes, in rank order.
@@ -90,7 +96,8 @@ class Communicator {
   // this node (local_size() == size()), otherwise a CommError.
   virtual std::unique_ptr<SharedWindow> allocate_shared(std::size_t bytes) = 0;
   // Splits into disjoint communicators, one per color, ranks ordered by key (MPI_Comm_split).
-  // Collective. Lets a test run the same job at several rank counts inside one launch.
+  // Collective; MPI only (NcclCommunicator refuses). Lets a test run the same job at several rank
+  // counts inside one launch. The parts share the process's progress thread with their parent.
   virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
   // What this communicator runs on, for `lockstep info`.
   virtual std::string library_version() const = 0;
@@ -164,12 +171,14 @@ class Communicator {
   }
 };
 
-// Runs a callback once when the process shuts MPI down; used to order teardown.
 struct MpiOptions {
-  bool progress_thread = true;  // run nonblocking allreduces on a dedicated thread
+  // Run nonblocking allreduces on the process's progress thread (ignored below
+  // MPI_THREAD_SERIALIZED, and for one rank); false runs them inline, i.e. blocking.
+  bool progress_thread = true;
 };
 
-// Initialises MPI (with thread support) on first use and wraps MPI_COMM_WORLD.
+// Initialises MPI on first use (MPI_Init_thread asking for MPI_THREAD_SERIALIZED; the calling
+// thread becomes the one that may call MPI) and wraps MPI_COMM_WORLD.
 std::unique_ptr<Communicator> make_mpi_world(int* argc, char*** argv, MpiOptions options = {});
 // MPI_Finalize; call once, after every communicator is gone, only on the success path.
 void finalize_mpi();

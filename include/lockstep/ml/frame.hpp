@@ -1,8 +1,10 @@
-// Frame: the table that ML estimators and the trainer both consume. Each rank holds a contiguous
-// shard of the rows: a feature block (dense row-major float32, or CSR), a label column and a weight
-// column (all ones unless given), and the names of the feature columns. Rows keep their global
-// order (rank order, then row order), so a row's global index — the key of every random choice an
-// estimator makes about it — does not depend on the number of ranks.
+// Frame: the table that ML estimators, models and evaluators consume; the NeuralNetwork stage
+// hands it to the trainer through to_examples() (the trainer itself knows no Frame). It lives in
+// ml/, above data/, because it is written on Eigen. Each rank holds a contiguous shard of the rows:
+// a feature block (dense row-major float32, or CSR), a label column and a weight column (all ones
+// unless given), the names of the feature columns, and any text columns not yet indexed. Rows keep
+// their global order (rank order, then row order), so a row's global index — the key of every
+// random choice an estimator makes about it — does not depend on the number of ranks.
 #pragma once
 
 #include <Eigen/Core>
@@ -31,7 +33,7 @@ class Frame {
                      std::vector<std::string> names = {});
   static Frame sparse(comm::Communicator& comm, CsrMatrix x, Vec label, Vec weight = {},
                       std::vector<std::string> names = {});
-  // From the foundation's sources (every rank its own split, in file order).
+  // From the data layer's sources (every rank its own split, in file order).
   static Frame from_examples(const data::Partitioned<data::Example>& rows, std::vector<std::string> names = {});
   static Frame from_sparse_examples(const data::Partitioned<data::SparseExample>& rows, std::int64_t num_features);
 
@@ -69,8 +71,9 @@ class Frame {
   // The same rows (labels, weights) with new features, e.g. a transformer's output.
   Frame with_features(RowMatrix x, std::vector<std::string> names = {}) const;
   Frame with_label(Vec label) const;
-  // The rows of this rank whose local indices are listed (ascending); collective, like every
-  // constructor. Cross-validation folds and train/validation splits are built with it.
+  // The rows of this rank whose local indices are listed, in the order listed (callers list them
+  // ascending, which keeps the global row order); collective, like every constructor.
+  // Cross-validation folds and train/validation splits are built with it.
   Frame subset(const std::vector<std::int64_t>& local_rows) const;
   // Dense copy of the features (CSR frames are densified).
   RowMatrix to_dense() const;
