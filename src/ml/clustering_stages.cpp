@@ -25,7 +25,7 @@ KMeansModel load_kmeans(const H5File& h, const std::string& g) {
 
 const StageRegistrar kKMeans{model_row<KMeansModel, KMeansParams>(
     "KMeans", StageTask::kClustering, 1,
-    [](io::ParamReader& p, KMeansParams& q) {  // fit_kmeans checks the ranges
+    [](ParamReader& p, KMeansParams& q) {  // fit_kmeans checks the ranges
       p.get("k", q.k);
       p.get("maxIter", q.max_iter);
       p.get("tol", q.tol);

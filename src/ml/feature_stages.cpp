@@ -106,7 +106,7 @@ constexpr auto kTransformer = StageTask::kTransformer;
 
 // ---- parameters ----
 
-void read_string_indexer(io::ParamReader& p, StringIndexerParams& q) {
+void read_string_indexer(ParamReader& p, StringIndexerParams& q) {
   std::string in, out;  // Spark's single-column spellings, appended to the lists
   p.get("inputCol", in);
   p.get("outputCol", out);
@@ -125,8 +125,8 @@ struct NoParams {};
 std::shared_ptr<const Stage> fit_feature_selector(const StageFitArgs& a) {
   const io::StageConfig& st = a.config;
   std::int64_t k = 0;
-  io::ParamReader p(st.params, st.type);
-  p.get("numFeatures", k, io::at_least(std::int64_t{1}));
+  ParamReader p(st.params, st.type);
+  p.get("numFeatures", k, at_least(std::int64_t{1}));
   p.finish();
   if (st.inner.size() != 1)
     throw ConfigError(st.where + ": expected one estimator (estimator: {RandomForestClassifier: {...}})");
@@ -155,7 +155,7 @@ StageKind feature_selector_row() {
 
 const StageRegistrar kStandardScaler{model_row<StandardScalerModel, StandardScalerParams>(
     "StandardScaler", kTransformer, 1,
-    [](io::ParamReader& p, StandardScalerParams& q) {
+    [](ParamReader& p, StandardScalerParams& q) {
       p.get("withMean", q.with_mean);
       p.get("withStd", q.with_std);
     },
@@ -163,23 +163,23 @@ const StageRegistrar kStandardScaler{model_row<StandardScalerModel, StandardScal
 
 const StageRegistrar kMinMaxScaler{model_row<MinMaxScalerModel, MinMaxScalerParams>(
     "MinMaxScaler", kTransformer, 1,
-    [](io::ParamReader& p, MinMaxScalerParams& q) {
+    [](ParamReader& p, MinMaxScalerParams& q) {
       p.get("min", q.min);
       p.get("max", q.max);
     },
     fit_min_max_scaler, load_min_max_scaler)};
 
 const StageRegistrar kMaxAbsScaler{model_row<MaxAbsScalerModel, NoParams>(
-    "MaxAbsScaler", kTransformer, 1, [](io::ParamReader&, NoParams&) {},
+    "MaxAbsScaler", kTransformer, 1, [](ParamReader&, NoParams&) {},
     [](const Frame& f, const NoParams&) { return fit_max_abs_scaler(f); }, load_max_abs_scaler)};
 
 const StageRegistrar kNormalizer{model_row<Normalizer, Normalizer>(
-    "Normalizer", kTransformer, 1, [](io::ParamReader& p, Normalizer& n) { p.get("p", n.p, io::at_least(1.0)); },
+    "Normalizer", kTransformer, 1, [](ParamReader& p, Normalizer& n) { p.get("p", n.p, at_least(1.0)); },
     [](const Frame&, const Normalizer& n) { return n; }, load_normalizer)};
 
 const StageRegistrar kOneHotEncoder{model_row<OneHotEncoderModel, OneHotEncoderParams>(
     "OneHotEncoder", kTransformer, 1,
-    [](io::ParamReader& p, OneHotEncoderParams& q) {
+    [](ParamReader& p, OneHotEncoderParams& q) {
       p.get_list("inputCols", q.input_cols);
       p.get("dropLast", q.drop_last);
     },
@@ -189,7 +189,7 @@ const StageRegistrar kStringIndexer{model_row<StringIndexerModel, StringIndexerP
     "StringIndexer", kTransformer, 1, read_string_indexer, fit_string_indexer, load_string_indexer)};
 
 const StageRegistrar kPca{model_row<PcaModel, PcaParams>(
-    "PCA", kTransformer, 1, [](io::ParamReader& p, PcaParams& q) { p.get("k", q.k); }, fit_pca, load_pca)};
+    "PCA", kTransformer, 1, [](ParamReader& p, PcaParams& q) { p.get("k", q.k); }, fit_pca, load_pca)};
 
 const StageRegistrar kFeatureSelector{feature_selector_row()};
 

@@ -82,7 +82,7 @@ LinearSvcModel load_linear_svc(const H5File& h, const std::string& g) {
 // estimators check the ranges themselves, since their C++ callers need the same checks ----
 
 template <typename P>
-void read_linear(io::ParamReader& p, P& q) {
+void read_linear(ParamReader& p, P& q) {
   p.get("maxIter", q.max_iter);
   p.get("regParam", q.reg_param);
   if constexpr (requires { q.elastic_net_param; }) p.get("elasticNetParam", q.elastic_net_param);
@@ -95,7 +95,7 @@ void read_linear(io::ParamReader& p, P& q) {
 
 const StageRegistrar kLinearRegression{model_row<LinearRegressionModel, LinearRegressionParams>(
     "LinearRegression", StageTask::kRegression, 1,
-    [](io::ParamReader& p, LinearRegressionParams& q) {
+    [](ParamReader& p, LinearRegressionParams& q) {
       read_linear(p, q);
       p.get("solver", q.solver);
     },
@@ -103,7 +103,7 @@ const StageRegistrar kLinearRegression{model_row<LinearRegressionModel, LinearRe
 
 const StageRegistrar kLogisticRegression{model_row<LogisticRegressionModel, LogisticRegressionParams>(
     "LogisticRegression", StageTask::kClassification, 1,
-    [](io::ParamReader& p, LogisticRegressionParams& q) {
+    [](ParamReader& p, LogisticRegressionParams& q) {
       read_linear(p, q);
       p.get("family", q.family);
       p.get("threshold", q.threshold);
@@ -113,7 +113,7 @@ const StageRegistrar kLogisticRegression{model_row<LogisticRegressionModel, Logi
 
 const StageRegistrar kLinearSvc{model_row<LinearSvcModel, LinearSvcParams>(
     "LinearSVC", StageTask::kClassification, 1,
-    [](io::ParamReader& p, LinearSvcParams& q) {
+    [](ParamReader& p, LinearSvcParams& q) {
       read_linear(p, q);
       p.get("threshold", q.threshold);
     },

@@ -27,7 +27,7 @@ NaiveBayesModel load_naive_bayes(const H5File& h, const std::string& g) {
 
 const StageRegistrar kNaiveBayes{model_row<NaiveBayesModel, NaiveBayesParams>(
     "NaiveBayes", StageTask::kClassification, 1,
-    [](io::ParamReader& p, NaiveBayesParams& q) {  // fit_naive_bayes checks the values
+    [](ParamReader& p, NaiveBayesParams& q) {  // fit_naive_bayes checks the values
       p.get("modelType", q.model_type);
       p.get("smoothing", q.smoothing);
     },

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "detail/hdf5.hpp"
-#include "lockstep/io/param_reader.hpp"
+#include "lockstep/core/param_reader.hpp"
 #include "lockstep/ml/registry.hpp"
 
 namespace lockstep::ml {
@@ -87,7 +87,7 @@ class ModelStage final : public Stage {
 //   load(file, group) reads back what save_model wrote.
 template <typename M, typename P>
 StageKind model_row(std::string name, StageTask task, std::int64_t format_version,
-                    std::function<void(io::ParamReader&, P&)> read, std::function<M(const Frame&, const P&)> fit,
+                    std::function<void(ParamReader&, P&)> read, std::function<M(const Frame&, const P&)> fit,
                     std::function<M(const H5File&, const std::string&)> load) {
   StageKind k;
   k.name = name;
@@ -95,7 +95,7 @@ StageKind model_row(std::string name, StageTask task, std::int64_t format_versio
   k.format_version = format_version;
   k.fit = [name, task, read, fit](const StageFitArgs& a) -> std::shared_ptr<const Stage> {
     P params{};
-    io::ParamReader reader(a.config.params, name);
+    ParamReader reader(a.config.params, name);
     read(reader, params);
     reader.finish();
     return std::make_shared<ModelStage<M>>(name, task, with_where(a.config, [&] { return fit(a.train, params); }));

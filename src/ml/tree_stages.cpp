@@ -74,7 +74,7 @@ TreeEnsembleModel load_tree_ensemble(const H5File& h, const std::string& g) {
 
 // ---- parameters (the estimators check the ranges) ----
 
-void read_tree(io::ParamReader& p, TreeParams& t) {
+void read_tree(ParamReader& p, TreeParams& t) {
   p.get("maxDepth", t.max_depth);
   p.get("maxBins", t.max_bins);
   p.get("minInstancesPerNode", t.min_instances_per_node);
@@ -84,7 +84,7 @@ void read_tree(io::ParamReader& p, TreeParams& t) {
   p.get("maxMemoryInMB", t.max_memory_mb);
 }
 
-void read_forest(io::ParamReader& p, ForestParams& q) {
+void read_forest(ParamReader& p, ForestParams& q) {
   read_tree(p, q);
   p.get("numTrees", q.num_trees);
   p.get("featureSubsetStrategy", q.feature_subset_strategy);
@@ -92,7 +92,7 @@ void read_forest(io::ParamReader& p, ForestParams& q) {
   p.get("subsamplingRate", q.subsampling_rate);
 }
 
-void read_gbt(io::ParamReader& p, GbtParams& q) {
+void read_gbt(ParamReader& p, GbtParams& q) {
   read_tree(p, q);
   p.get("maxIter", q.max_iter);
   p.get("stepSize", q.step_size);
@@ -103,7 +103,7 @@ void read_gbt(io::ParamReader& p, GbtParams& q) {
 // One row per (estimator, task): fit(frame, params, classification) is fit_decision_tree,
 // fit_random_forest or fit_gbt.
 template <typename P>
-StageKind tree_row(std::string name, bool classification, void (*read)(io::ParamReader&, P&),
+StageKind tree_row(std::string name, bool classification, void (*read)(ParamReader&, P&),
                    TreeEnsembleModel (*fit)(const Frame&, const P&, bool)) {
   return model_row<TreeEnsembleModel, P>(
       std::move(name), classification ? StageTask::kClassification : StageTask::kRegression, 1, read,

@@ -1,7 +1,7 @@
 // ParamReader's conversions from text, its ranges and its unknown-name check. Numbers are read
 // with strtod, so "1e3" is an integer and "1.0" too (YAML writers print both); an integer that
 // does not fit the requested type is an error, never a wrapped value.
-#include "lockstep/io/param_reader.hpp"
+#include "lockstep/core/param_reader.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -12,7 +12,7 @@
 
 #include "lockstep/core/error.hpp"
 
-namespace lockstep::io {
+namespace lockstep {
 namespace {
 
 std::string number_text(double v) {
@@ -38,7 +38,7 @@ std::string param_type_word() {
 }
 
 template <typename T>
-T parse_param(const StageParam& p, const std::string& v) {
+T parse_param(const Param& p, const std::string& v) {
   if constexpr (std::is_same_v<T, std::string>) {
     return v;
   } else if constexpr (std::is_same_v<T, bool>) {
@@ -67,7 +67,7 @@ T parse_param(const StageParam& p, const std::string& v) {
 
 #define LOCKSTEP_PARAM_TYPE(T)                                           \
   template std::string param_type_word<T>();                             \
-  template T parse_param<T>(const StageParam& p, const std::string& v);
+  template T parse_param<T>(const Param& p, const std::string& v);
 LOCKSTEP_PARAM_TYPE(bool)
 LOCKSTEP_PARAM_TYPE(int)
 LOCKSTEP_PARAM_TYPE(std::int64_t)
@@ -103,13 +103,13 @@ Range<std::string> one_of(std::vector<std::string> choices) {
           "one of " + words};
 }
 
-const StageParam* ParamReader::take(const std::string& name) {
+const Param* ParamReader::take(const std::string& name) {
   known_.insert(name);
   const auto it = params_.find(name);
   return it == params_.end() ? nullptr : &it->second;
 }
 
-void ParamReader::fail(const StageParam& p, const std::string& expected, const std::string& got) {
+void ParamReader::fail(const Param& p, const std::string& expected, const std::string& got) {
   throw ConfigError(p.where + ": expected " + expected + ", got " + got);
 }
 
@@ -123,4 +123,4 @@ void ParamReader::finish() const {
   }
 }
 
-}  // namespace lockstep::io
+}  // namespace lockstep

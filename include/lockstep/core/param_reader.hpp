@@ -1,12 +1,15 @@
-// ParamReader: typed reading of named parameters that arrive as text with their place in a file
-// (io::StageParam: one value or a list, and "file.yaml:12: pipeline[1].LogisticRegression.regParam").
+// Param and ParamReader: typed reading of named parameters that arrive as text with their place in
+// a file (Param: one value or a list, and "file.yaml:12: pipeline[1].LogisticRegression.regParam").
+// They live in core/ so that every registry (ML stages, layers, data sources) reads its own
+// parameters from the generic records the config reader produces, without the config reader
+// keeping a list of them.
 // get() consumes one name, converts its text to the requested type and checks an optional range;
 // finish() rejects every name nobody asked for, listing the names that were asked for. Every error
 // is a ConfigError that starts with the parameter's place and says what was expected and what was
 // found, e.g. `x.yaml:4: pipeline[0].Normalizer.p: expected a number >= 1, got "0.5"`.
 //
 // The reader knows nothing about pipelines: any mapping of scalars and lists whose places are known
-// can be read with it (ML stages today; config.cpp's sections could move onto it).
+// can be read with it (ML stages, layers).
 #pragma once
 
 #include <functional>
@@ -15,9 +18,24 @@
 #include <string>
 #include <vector>
 
-#include "lockstep/io/config.hpp"  // StageParam
+#include <cstdint>
 
-namespace lockstep::io {
+namespace lockstep {
+
+// One named parameter as the config gave it: one value for a scalar, any number for a list, and
+// where it was given, for messages.
+struct Param {
+  std::vector<std::string> values;
+  bool is_list = false;
+  std::string where;  // "file.yaml:12: pipeline[1].LogisticRegression.regParam"
+};
+
+// A thing of some registered type with its parameters: a layer ({type: dense, units: 64}).
+struct Spec {
+  std::string type;
+  std::string where;  // "file.yaml:9: model.layers[0]"
+  std::map<std::string, Param> params;
+};
 
 // An allowed range, with the words for it that an error message shows ("a number >= 0").
 template <typename T>
@@ -35,7 +53,7 @@ Range<std::string> one_of(std::vector<std::string> choices);  // "one of a, b, c
 // Converts one text value of `p` to T (bool, int, std::int64_t, std::uint64_t, double or
 // std::string); an unconvertible value is a ConfigError at p.where naming the type it expected.
 template <typename T>
-T parse_param(const StageParam& p, const std::string& text);
+T parse_param(const Param& p, const std::string& text);
 // What a value of T is called in messages: "a number", "an integer", "true or false", ...
 template <typename T>
 std::string param_type_word();
@@ -43,13 +61,13 @@ std::string param_type_word();
 class ParamReader {
  public:
   // owner names what the parameters belong to in the unknown-name message ("LogisticRegression").
-  ParamReader(const std::map<std::string, StageParam>& params, std::string owner)
+  ParamReader(const std::map<std::string, Param>& params, std::string owner)
       : params_(params), owner_(std::move(owner)) {}
 
   // Leaves `out` (the default) alone when the name is absent; returns whether it was given.
   template <typename T>
   bool get(const std::string& name, T& out, const Range<T>& range = {}) {
-    const StageParam* p = take(name);
+    const Param* p = take(name);
     if (!p) return false;
     if (p->is_list) fail(*p, expected_of<T>(range), "a list");
     T v = parse_param<T>(*p, p->values[0]);
@@ -60,7 +78,7 @@ class ParamReader {
   // A list (or a single value, read as a list of one); every element is converted and checked.
   template <typename T>
   bool get_list(const std::string& name, std::vector<T>& out, const Range<T>& range = {}) {
-    const StageParam* p = take(name);
+    const Param* p = take(name);
     if (!p) return false;
     out.clear();
     for (const auto& text : p->values) {
@@ -74,21 +92,21 @@ class ParamReader {
   void finish() const;
 
   // A ConfigError at p.where: "expected <expected>, got <got>".
-  [[noreturn]] static void fail(const StageParam& p, const std::string& expected, const std::string& got);
+  [[noreturn]] static void fail(const Param& p, const std::string& expected, const std::string& got);
 
  private:
-  const StageParam* take(const std::string& name);
+  const Param* take(const std::string& name);
   template <typename T>
   static std::string expected_of(const Range<T>& range) {
     return range.expected.empty() ? param_type_word<T>() : range.expected;
   }
   template <typename T>
-  static void check(const StageParam& p, const T& v, const Range<T>& range, const std::string& text) {
+  static void check(const Param& p, const T& v, const Range<T>& range, const std::string& text) {
     if (range.ok && !range.ok(v)) fail(p, range.expected, "\"" + text + "\"");
   }
-  const std::map<std::string, StageParam>& params_;
+  const std::map<std::string, Param>& params_;
   std::string owner_;
   std::set<std::string> known_;
 };
 
-}  // namespace lockstep::io
+}  // namespace lockstep

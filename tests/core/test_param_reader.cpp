@@ -1,16 +1,17 @@
-// io::ParamReader: conversions, ranges, lists and unknown names, each error starting with the
+// ParamReader: conversions, ranges, lists and unknown names, each error starting with the
 // parameter's place and naming what was expected and what was found.
 #include <gtest/gtest.h>
 
-#include "lockstep/io/param_reader.hpp"
+#include "lockstep/core/error.hpp"
+#include "lockstep/core/param_reader.hpp"
 
 using namespace lockstep;
-using namespace lockstep::io;
+
 
 namespace {
 
-StageParam scalar(const std::string& name, const std::string& v) {
-  return StageParam{{v}, false, "x.yaml:3: pipeline[0].Est." + name};
+Param scalar(const std::string& name, const std::string& v) {
+  return Param{{v}, false, "x.yaml:3: pipeline[0].Est." + name};
 }
 
 // The ConfigError message of f(), or "" when it throws none.
@@ -27,11 +28,11 @@ std::string error_of(F&& f) {
 }  // namespace
 
 TEST(ParamReader, ReadsTypedValuesAndLeavesAbsentOnesAtTheirDefaults) {
-  const std::map<std::string, StageParam> params = {
+  const std::map<std::string, Param> params = {
       {"maxIter", scalar("maxIter", "1e2")},      {"regParam", scalar("regParam", "0.25")},
       {"fitIntercept", scalar("fitIntercept", "False")}, {"seed", scalar("seed", "18446744073709551615")},
       {"family", scalar("family", "multinomial")},
-      {"thresholds", StageParam{{"0.5", "0.25"}, true, "x.yaml:4: pipeline[0].Est.thresholds"}}};
+      {"thresholds", Param{{"0.5", "0.25"}, true, "x.yaml:4: pipeline[0].Est.thresholds"}}};
   ParamReader r(params, "Est");
   int max_iter = 0, absent = 7;
   double reg = 0.0;
@@ -58,7 +59,7 @@ TEST(ParamReader, ReadsTypedValuesAndLeavesAbsentOnesAtTheirDefaults) {
 
 TEST(ParamReader, ErrorsNameThePlaceTheExpectationAndTheValue) {
   auto read_one = [](const std::string& name, const std::string& text, auto value, auto range) {
-    const std::map<std::string, StageParam> params = {{name, scalar(name, text)}};
+    const std::map<std::string, Param> params = {{name, scalar(name, text)}};
     return error_of([&] {
       ParamReader r(params, "Est");
       r.get(name, value, range);
@@ -80,7 +81,7 @@ TEST(ParamReader, ErrorsNameThePlaceTheExpectationAndTheValue) {
   EXPECT_EQ(read_one("on", "yes", false, Range<bool>{}), "x.yaml:3: pipeline[0].Est.on: expected true or false, got \"yes\"");
   EXPECT_EQ(read_one("family", "both", std::string(), one_of({"binomial", "multinomial"})),
             "x.yaml:3: pipeline[0].Est.family: expected one of binomial, multinomial, got \"both\"");
-  const std::map<std::string, StageParam> list = {{"tol", StageParam{{"1", "2"}, true, "x.yaml:5: Est.tol"}}};
+  const std::map<std::string, Param> list = {{"tol", Param{{"1", "2"}, true, "x.yaml:5: Est.tol"}}};
   EXPECT_EQ(error_of([&] {
               ParamReader r(list, "Est");
               double tol = 0;
@@ -90,7 +91,7 @@ TEST(ParamReader, ErrorsNameThePlaceTheExpectationAndTheValue) {
 }
 
 TEST(ParamReader, UnknownNamesListTheKnownOnes) {
-  const std::map<std::string, StageParam> params = {{"regparam", scalar("regparam", "0.1")}};
+  const std::map<std::string, Param> params = {{"regparam", scalar("regparam", "0.1")}};
   ParamReader r(params, "LogisticRegression");
   double reg = 0.0;
   int iters = 0;
