@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 
 #include "lockstep/comm/gradient_buckets.hpp"
+#include "lockstep/nn/layer_registry.hpp"
 #include "lockstep/nn/loss.hpp"
 #include "lockstep/nn/optimizer.hpp"
 #include "lockstep/nn/sequential.hpp"
@@ -12,14 +13,15 @@
 using namespace lockstep;
 
 namespace {
-std::vector<nn::LayerSpec> mlp() {
-  return {{"dense", 256}, {"relu"}, {"dense", 128}, {"relu"}, {"dense", 10}};
+std::vector<Spec> mlp() {
+  const auto dense = [](const char* units) { return nn::layer_spec("dense", {{"units", units}}); };
+  return {dense("256"), nn::layer_spec("relu"), dense("128"), nn::layer_spec("relu"), dense("10")};
 }
 }  // namespace
 
 static void BM_ForwardBackward(benchmark::State& state) {
   const std::int64_t b = state.range(0);
-  nn::Sequential model(784, mlp());
+  nn::Sequential model({784}, mlp());
   model.initialize(1, nn::Init::kHeUniform);
   Tensor x({b, 784}), y({b}), dout({b, 10});
   for (std::int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = static_cast<float>(i % 255) / 255.0f;
@@ -32,19 +34,19 @@ static void BM_ForwardBackward(benchmark::State& state) {
   }
   const double flops = 2.0 * static_cast<double>(b) * (784 * 256 + 256 * 128 + 128 * 10) * 3 -
                        2.0 * static_cast<double>(b) * 784 * 256;  // no input gradient for layer 0
-  state.counters["GFLOP/s"] = benchmark::Counter(flops * static_cast<double>(state.iterations()) / 1e9,
-                                                 benchmark::Counter::kIsRate);
-  state.counters["samples/s"] = benchmark::Counter(static_cast<double>(b * state.iterations()),
-                                                   benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  state.counters["samples/s"] =
+      benchmark::Counter(static_cast<double>(b * state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_ForwardBackward)->Arg(16)->Arg(32)->Arg(64);
 
 static void BM_SgdNesterovUpdate(benchmark::State& state) {
-  nn::Sequential model(784, mlp());
+  nn::Sequential model({784}, mlp());
   auto opt = nn::make_optimizer({"sgd", 0.05, 0.9, true, 0.0}, model.num_params());
   for (auto _ : state) opt->step(model.flat_params(), model.flat_grads(), 0.05, 0.5);
-  state.counters["params/s"] = benchmark::Counter(static_cast<double>(model.num_params() * state.iterations()),
-                                                  benchmark::Counter::kIsRate);
+  state.counters["params/s"] =
+      benchmark::Counter(static_cast<double>(model.num_params() * state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_SgdNesterovUpdate);
 
@@ -57,8 +59,8 @@ static void BM_ExactSumAdd(benchmark::State& state) {
     sum.add(g.data());
     if (state.iterations() % 1000 == 0) sum.reset();
   }
-  state.counters["params/s"] = benchmark::Counter(static_cast<double>(n * state.iterations()),
-                                                  benchmark::Counter::kIsRate);
+  state.counters["params/s"] =
+      benchmark::Counter(static_cast<double>(n * state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_ExactSumAdd);
 

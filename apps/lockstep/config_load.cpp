@@ -2,12 +2,20 @@
 #include <sstream>
 
 #include "common.hpp"
+#include "lockstep/train/model.hpp"
 
 namespace lockstep::app {
 
 io::Config load_config_everywhere(comm::Communicator& comm, const ConfigArgs& args) {
   io::Config cfg;
-  comm.collectively([&] { cfg = io::load_config(args.path, args.overrides); });
+  comm.collectively([&] {
+    cfg = io::load_config(args.path, args.overrides);
+    // The names and parameters of layers, losses and initialisers belong to nn's registries;
+    // checking them here reports a bad one before any data is read.
+    if (!cfg.model.layers.empty()) train::check_network(cfg);
+    for (const auto& stage : cfg.pipeline)
+      if (stage.nn) train::check_network(*stage.nn);
+  });
   const std::uint64_t mine = io::config_hash(cfg);
   const auto all = comm.allgather<std::uint64_t>(mine);
   if (std::set<std::uint64_t>(all.begin(), all.end()).size() > 1) {

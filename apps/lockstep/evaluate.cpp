@@ -14,7 +14,7 @@ int run_evaluate(comm::Communicator& comm, const ConfigArgs& args, const std::st
   io::Config cfg = load_config_everywhere(comm, args);
   const train::TrainerOptions options = train::trainer_options(cfg);
   auto test = train::load_split(comm, cfg.data, train::Split::kTest);
-  auto model = train::build_model(options, test.num_features);
+  auto model = train::build_model(options, test.sample_shape);
   train::load_parameters(comm, checkpoint, *model);
   const auto r = train::evaluate(comm, *model, train::model_head(options, *model), test, cfg.training.eval_batch);
   std::ostringstream line;  // not operator+ chains: GCC 12 warns falsely on them (-Wrestrict, PR 105329)

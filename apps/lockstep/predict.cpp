@@ -17,7 +17,7 @@ int run_predict(comm::Communicator& comm, const ConfigArgs& args, const std::str
   io::Config cfg = load_config_everywhere(comm, args);
   const train::TrainerOptions options = train::trainer_options(cfg);
   auto data = train::load_file(comm, cfg.data, input, labels);
-  auto model = train::build_model(options, data.num_features);
+  auto model = train::build_model(options, data.sample_shape);
   train::load_parameters(comm, checkpoint, *model);
   const nn::Head head = train::model_head(options, *model);
 

@@ -153,37 +153,65 @@ void apply_override(YAML::Node root, const std::string& text) {
   chain.back()[parts.back()] = value;
 }
 
-void parse_layers(const YAML::Node& n, const std::string* source, const std::set<std::string>* overridden,
-                  std::vector<LayerConfig>& out, const std::string& path = "model.layers") {
-  if (!n || !n.IsSequence() || n.size() == 0) {
-    std::ostringstream os;
-    os << *source;
-    if (n && n.Mark().line >= 0) os << ':' << (n.Mark().line + 1);
-    os << ": " << path << ": expected a non-empty list of layers";
-    throw ConfigError(os.str());
-  }
-  for (std::size_t i = 0; i < n.size(); ++i) {
-    Section s(n[i], path + "[" + std::to_string(i) + "]", source, overridden);
-    LayerConfig spec;
-    s.get<std::string>("type", spec.type, one_of({"dense", "relu", "sigmoid", "tanh", "dropout"}),
-                       "one of dense, relu, sigmoid, tanh, dropout");
-    if (spec.type.empty()) s.fail(s.key_path("type"), n[i], "missing (expected dense, relu, sigmoid, tanh or dropout)");
-    std::string activation;  // Keras-style {type: dense, units: 64, activation: relu}
-    if (spec.type == "dense") {
-      s.get<std::int64_t>("units", spec.units, positive<std::int64_t>(), "an integer > 0");
-      s.get<bool>("bias", spec.bias);
-      s.get<std::string>("activation", activation, one_of({"linear", "relu", "sigmoid", "tanh", "softmax"}),
-                         "one of linear, relu, sigmoid, tanh, softmax");
-      if (spec.units <= 0) s.fail(s.key_path("units"), n[i], "missing (dense layers need units > 0)");
-      if (activation == "softmax" && i + 1 != n.size())
-        s.fail(s.key_path("activation"), n[i], "softmax only on the last layer (with a cross-entropy loss)");
-    } else if (spec.type == "dropout") {
-      s.get<double>(
-          "rate", spec.rate, [](const double& r) { return r >= 0.0 && r < 1.0; }, "a number in [0, 1)");
+StageParam stage_param(const YAML::Node& v, const std::string& where) {
+  StageParam p;
+  p.where = where;
+  if (v.IsSequence()) {
+    p.is_list = true;
+    for (const auto& e : v) {
+      if (!e.IsScalar()) throw ConfigError(where + ": expected a scalar or a list of scalars");
+      p.values.push_back(e.Scalar());
     }
-    s.finish();
-    out.push_back(spec);
-    if (!activation.empty() && activation != "linear") out.push_back(LayerConfig{activation, 0, 0.0, true});
+  } else if (v.IsScalar()) {
+    p.values.push_back(v.Scalar());
+  } else if (v.IsNull()) {
+    p.values.push_back("");
+  } else {
+    throw ConfigError(where + ": expected a scalar or a list of scalars");
+  }
+  return p;
+}
+
+std::string mark(const std::string& source, const YAML::Node& n, const std::set<std::string>& overridden,
+                 const std::string& key) {
+  for (const auto& o : overridden)
+    if (key == o || key.rfind(o + ".", 0) == 0 || key.rfind(o + "[", 0) == 0 || o.rfind(key, 0) == 0 || o == "pipeline")
+      return source + ": --set: " + key;
+  return source + (n && n.Mark().line >= 0 ? ":" + std::to_string(n.Mark().line + 1) : std::string()) + ": " + key;
+}
+
+// model.layers: each entry a mapping with a `type` and that type's parameters, kept as text with
+// their places for nn's layer registry. Keras' `activation:` on any layer becomes a layer of its
+// own after it ({type: dense, units: 64, activation: relu} is dense, then relu).
+void parse_layers(const YAML::Node& n, const std::string& source, const std::set<std::string>& overridden,
+                  std::vector<Spec>& out, const std::string& path) {
+  if (!n || !n.IsSequence() || n.size() == 0)
+    throw ConfigError(mark(source, n, overridden, path) + ": expected a non-empty list of layers");
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    const std::string here = path + "[" + std::to_string(i) + "]";
+    const YAML::Node e = n[i];
+    if (!e.IsMap()) throw ConfigError(mark(source, e, overridden, here) + ": expected a mapping such as {type: relu}");
+    Spec spec;
+    spec.where = mark(source, e, overridden, here);
+    std::string activation, activation_where;
+    for (const auto& kv : e) {
+      const std::string key = kv.first.as<std::string>();
+      const std::string where = mark(source, kv.first, overridden, here + "." + key);
+      if (key == "type" || key == "activation") {
+        if (!kv.second.IsScalar() || kv.second.Scalar().empty())
+          throw ConfigError(where + ": expected a name, got " +
+                            (kv.second.IsScalar() ? "nothing" : "a mapping or list"));
+        (key == "type" ? spec.type : activation) = kv.second.Scalar();
+        if (key == "activation") activation_where = where;
+        continue;
+      }
+      spec.params[key] = stage_param(kv.second, where);
+    }
+    if (spec.type.empty()) throw ConfigError(spec.where + ".type: missing (the layer type, e.g. dense or relu)");
+    if (activation == "softmax" && i + 1 != n.size())
+      throw ConfigError(activation_where + ": softmax only on the last layer (with a cross-entropy loss)");
+    out.push_back(std::move(spec));
+    if (!activation.empty() && activation != "linear") out.push_back(Spec{activation, activation_where, {}});
   }
 }
 
@@ -224,9 +252,9 @@ void parse_nn(Section& top, const std::string* src, const std::set<std::string>&
   Section m = top.child("model");
   const YAML::Node layers = m.raw("layers");
   if (require_layers || (layers && !layers.IsNull()))
-    parse_layers(m.raw("layers"), src, &overridden, c.model.layers, m.key_path("layers"));
-  m.get<std::string>("init", c.model.init, one_of({"he_uniform", "he_normal", "xavier_uniform", "xavier_normal"}),
-                     "one of he_uniform, he_normal, xavier_uniform, xavier_normal");
+    parse_layers(m.raw("layers"), *src, overridden, c.model.layers, m.key_path("layers"));
+  m.get<std::string>("init", c.model.init);
+  c.model.init_where = mark(*src, m.raw("init"), overridden, m.key_path("init"));
   m.finish();
 
   Section o = top.child("optimizer");
@@ -262,13 +290,8 @@ void parse_nn(Section& top, const std::string* src, const std::set<std::string>&
   t.get<std::int64_t>("epochs", tr.epochs, positive<std::int64_t>(), "an integer > 0");
   t.get<std::int64_t>("batch_size", tr.batch_size, positive<std::int64_t>(), "an integer > 0");
   t.get<std::uint64_t>("seed", tr.seed);
-  t.get<std::string>("loss", tr.loss,
-                     one_of({"softmax_cross_entropy", "cross_entropy", "mse", "mean_squared_error", "mae",
-                             "mean_absolute_error", "huber", "bce_with_logits", "binary_crossentropy",
-                             "categorical_crossentropy", "sparse_categorical_crossentropy"}),
-                     "one of softmax_cross_entropy (alias cross_entropy), mse (alias mean_squared_error), mae (alias "
-                     "mean_absolute_error), huber, bce_with_logits, or Keras' binary_crossentropy, "
-                     "categorical_crossentropy, sparse_categorical_crossentropy (after a final sigmoid or softmax)");
+  t.get<std::string>("loss", tr.loss);  // nn's loss registry checks the name (Keras' names are folded below)
+  tr.loss_where = mark(*src, t.raw("loss"), overridden, t.key_path("loss"));
   t.get<std::string>("device", tr.device, one_of({"cpu", "cuda"}), "one of cpu, cuda");
   t.get<bool>("deterministic", tr.deterministic);
   t.get<std::int64_t>("micro_batch", tr.micro_batch, positive<std::int64_t>(), "an integer > 0");
@@ -280,33 +303,6 @@ void parse_nn(Section& top, const std::string* src, const std::set<std::string>&
   t.get<std::int64_t>("eval_batch", tr.eval_batch, positive<std::int64_t>(), "an integer > 0");
   t.finish();
   fold_output_activation(c, t);
-}
-
-StageParam stage_param(const YAML::Node& v, const std::string& where) {
-  StageParam p;
-  p.where = where;
-  if (v.IsSequence()) {
-    p.is_list = true;
-    for (const auto& e : v) {
-      if (!e.IsScalar()) throw ConfigError(where + ": expected a scalar or a list of scalars");
-      p.values.push_back(e.Scalar());
-    }
-  } else if (v.IsScalar()) {
-    p.values.push_back(v.Scalar());
-  } else if (v.IsNull()) {
-    p.values.push_back("");
-  } else {
-    throw ConfigError(where + ": expected a scalar or a list of scalars");
-  }
-  return p;
-}
-
-std::string mark(const std::string& source, const YAML::Node& n, const std::set<std::string>& overridden,
-                 const std::string& key) {
-  for (const auto& o : overridden)
-    if (key == o || key.rfind(o + ".", 0) == 0 || key.rfind(o + "[", 0) == 0 || o.rfind(key, 0) == 0 || o == "pipeline")
-      return source + ": --set: " + key;
-  return source + (n && n.Mark().line >= 0 ? ":" + std::to_string(n.Mark().line + 1) : std::string()) + ": " + key;
 }
 
 StageConfig parse_stage(const YAML::Node& n, const std::string& path, const std::string* src,
@@ -516,11 +512,16 @@ std::string to_yaml(const Config& c) {
   e << YAML::Key << "model" << YAML::Value << YAML::BeginMap << YAML::Key << "layers" << YAML::Value << YAML::BeginSeq;
   for (const auto& l : c.model.layers) {
     e << YAML::Flow << YAML::BeginMap << YAML::Key << "type" << YAML::Value << l.type;
-    if (l.type == "dense") {
-      e << YAML::Key << "units" << YAML::Value << l.units;
-      if (!l.bias) e << YAML::Key << "bias" << YAML::Value << false;
+    for (const auto& [key, p] : l.params) {
+      e << YAML::Key << key << YAML::Value;
+      if (p.is_list) {
+        e << YAML::Flow << YAML::BeginSeq;
+        for (const auto& v : p.values) e << v;
+        e << YAML::EndSeq;
+      } else {
+        e << p.values[0];
+      }
     }
-    if (l.type == "dropout") e << YAML::Key << "rate" << YAML::Value << l.rate;
     e << YAML::EndMap;
   }
   e << YAML::EndSeq << YAML::Key << "init" << YAML::Value << c.model.init << YAML::EndMap;

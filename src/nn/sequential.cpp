@@ -8,7 +8,7 @@
 
 #include "lockstep/backend/ops.hpp"
 #include "lockstep/core/rng.hpp"
-#include "lockstep/nn/layers.hpp"
+#include "lockstep/nn/layer_registry.hpp"
 
 namespace lockstep::nn {
 
@@ -34,35 +34,27 @@ const char* init_name(Init i) {
   return "?";
 }
 
-Sequential::Sequential(std::int64_t input_features, const std::vector<LayerSpec>& specs) : input_(input_features) {
-  LOCKSTEP_CHECK(input_features > 0, ConfigError, "model: input features must be > 0, got ", input_features);
+Sequential::Sequential(const Shape& input, const std::vector<Spec>& specs) : input_(input) {
   LOCKSTEP_CHECK(!specs.empty(), ConfigError, "model.layers: expected at least one layer");
-  std::int64_t width = input_features;
+  for (std::size_t i = 0; i < specs.size(); ++i) layers_.push_back(make_layer(specs[i], static_cast<std::uint32_t>(i)));
+  place_parameters();
+}
+
+Sequential::Sequential(const Shape& input, std::vector<std::unique_ptr<Layer>> layers)
+    : input_(input), layers_(std::move(layers)) {
+  LOCKSTEP_CHECK(!layers_.empty(), ConfigError, "model.layers: expected at least one layer");
+  place_parameters();
+}
+
+void Sequential::place_parameters() {
+  LOCKSTEP_CHECK(!input_.empty() && shape_numel(input_) > 0, ConfigError, "model: the input shape ", shape_str(input_),
+                 " holds no features");
+  Shape shape = input_;
   std::vector<std::vector<ParamSpec>> per_layer;
-  for (std::size_t i = 0; i < specs.size(); ++i) {
-    const auto& s = specs[i];
-    const std::string where = "model.layers[" + std::to_string(i) + "]";
-    std::unique_ptr<Layer> layer;
-    if (s.type == "dense") {
-      LOCKSTEP_CHECK(s.units > 0, ConfigError, where, ".units: expected an integer > 0, got ", s.units);
-      layer = std::make_unique<Dense>(s.units, s.bias);
-    } else if (s.type == "relu") {
-      layer = std::make_unique<ActivationLayer>(backend::Activation::kRelu);
-    } else if (s.type == "sigmoid") {
-      layer = std::make_unique<ActivationLayer>(backend::Activation::kSigmoid);
-    } else if (s.type == "tanh") {
-      layer = std::make_unique<ActivationLayer>(backend::Activation::kTanh);
-    } else if (s.type == "dropout") {
-      LOCKSTEP_CHECK(s.rate >= 0.0 && s.rate < 1.0, ConfigError, where, ".rate: expected a number in [0, 1), got ",
-                     s.rate);
-      layer = std::make_unique<Dropout>(static_cast<float>(s.rate), static_cast<std::uint32_t>(i));
-    } else {
-      throw ConfigError(where + ".type: expected one of dense, relu, sigmoid, tanh, dropout; got \"" + s.type + "\"");
-    }
-    per_layer.push_back(layer->param_specs(width));
-    width = layer->output_features(width);
-    widths_.push_back(width);
-    layers_.push_back(std::move(layer));
+  for (const auto& layer : layers_) {
+    per_layer.push_back(layer->param_specs(shape));
+    shape = layer->output_shape(shape);
+    shapes_.push_back(shape);
   }
 
   // Reverse layer order: the last layer's parameters first (see the header).
@@ -84,10 +76,9 @@ Sequential::Sequential(std::int64_t input_features, const std::vector<LayerSpec>
   for (std::size_t li = 0; li < layers_.size(); ++li) {
     for (std::size_t k = 0; k < per_layer[li].size(); ++k) {
       const auto& ps = per_layer[li][k];
-      const std::int64_t off = offsets[li][k];
       Parameter p;
       p.name = layers_[li]->type() + std::to_string(li) + "." + ps.name;
-      p.offset = off;
+      p.offset = offsets[li][k];
       p.spec = ps;
       index[li].push_back(parameters_.size());
       parameters_.push_back(std::move(p));
@@ -189,18 +180,25 @@ void Sequential::ensure_buffers(std::int64_t rows) {
   rows_ = rows;
   acts_.clear();
   dacts_.clear();
-  for (auto w : widths_) {
-    acts_.emplace_back(Shape{rows, w}, compute_, params_.device());
-    dacts_.emplace_back(Shape{rows, w}, compute_, params_.device());
+  const auto batch_of = [rows](const Shape& sample) {
+    Shape s{rows};
+    s.insert(s.end(), sample.begin(), sample.end());
+    return s;
+  };
+  for (const auto& shape : shapes_) {
+    acts_.emplace_back(batch_of(shape), compute_, params_.device());
+    dacts_.emplace_back(batch_of(shape), compute_, params_.device());
   }
-  if (compute_ == DType::kBF16) input_cast_ = Tensor({rows, input_}, DType::kBF16, params_.device());
+  if (compute_ == DType::kBF16) input_cast_ = Tensor(batch_of(input_), DType::kBF16, params_.device());
 }
 
 const Tensor& Sequential::forward(const Tensor& x, const ForwardContext& ctx) {
   LOCKSTEP_CHECK(x.device() == params_.device(), Error, "Sequential::forward: input on ", device_name(x.device()),
                  ", model on ", device_name(params_.device()));
-  LOCKSTEP_CHECK(x.ndim() == 2 && x.dim(1) == input_, DataError, "model expects input of ", input_,
-                 " features, got shape ", shape_str(x.shape()));
+  // A batch comes as [rows, ...input shape], or flat [rows, numel] (the same bytes).
+  LOCKSTEP_CHECK(x.ndim() >= 2 && x.numel() == x.dim(0) * input_features(), DataError,
+                 "model expects samples of shape ", shape_str(input_), " (", input_features(),
+                 " features), got a batch of shape ", shape_str(x.shape()));
   ensure_buffers(x.dim(0));
   input_view_ = x;
   if (compute_ == DType::kBF16) {  // this step's bf16 weights and input (as autocast does)
@@ -232,12 +230,13 @@ void Sequential::backward(const Tensor& doutput, const std::function<void(std::s
 
 std::string Sequential::summary() const {
   std::ostringstream os;
-  std::int64_t w = input_;
-  os << "input " << w;
+  const auto text = [](const Shape& s) { return s.size() == 1 ? std::to_string(s[0]) : shape_str(s); };
+  Shape w = input_;
+  os << "input " << text(w);
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     os << " -> " << layers_[i]->type();
-    if (widths_[i] != w) os << "(" << widths_[i] << ")";
-    w = widths_[i];
+    if (shapes_[i] != w || layers_[i]->type() == "dense") os << "(" << text(shapes_[i]) << ")";
+    w = shapes_[i];
   }
   os << "  [" << params_.numel() << " parameters";
   if (compute_ == DType::kBF16)

@@ -57,14 +57,14 @@ class NeuralNetworkStage final : public ml::Stage {
       : cfg_(std::move(cfg)),
         features_(features),
         params_(std::move(params)),
-        head_(train::model_head(train::trainer_options(cfg_), *train::build_model(cfg_, features_))) {}
+        head_(train::model_head(train::trainer_options(cfg_), *train::build_model(cfg_, Shape{features_}))) {}
   const std::string& type() const override { return kName; }
   // A regression head (mse, mae or huber with one output) is a regressor; the others classify.
   ml::StageTask task() const override {
     return head_.task() == nn::Task::kRegression ? ml::StageTask::kRegression : ml::StageTask::kClassification;
   }
   ml::Predictions predict(const ml::Frame& f) const override {
-    auto model = train::build_model(cfg_, features_);
+    auto model = train::build_model(cfg_, Shape{features_});
     LOCKSTEP_CHECK(static_cast<std::int64_t>(params_.size()) == model->num_params(), Error,
                    "NeuralNetwork: ", params_.size(), " saved parameters for a model of ", model->num_params());
     std::copy(params_.begin(), params_.end(), model->flat_params().data<float>());
@@ -90,7 +90,8 @@ class NeuralNetworkStage final : public ml::Stage {
 // The class count matters (and the labels must be class indices) only for a classifier head.
 train::Dataset as_dataset(const ml::Frame& f, const std::string& what, bool classes) {
   return train::Dataset{data::Partitioned<data::Example>::from_local(f.comm(), f.to_examples()).cache(),
-                        f.global_rows(), f.num_features(), classes ? ml::num_classes(f) : 1, what};
+                        f.global_rows(), f.num_features(), classes ? ml::num_classes(f) : 1, what,
+                        Shape{f.num_features()}};
 }
 
 std::shared_ptr<const ml::Stage> fit_neural_network(const ml::StageFitArgs& a) {
@@ -102,7 +103,7 @@ std::shared_ptr<const ml::Stage> fit_neural_network(const ml::StageFitArgs& a) {
   cfg.data.format = "synthetic";  // the trainer gets its rows from the pipeline, not from files
   const ml::Frame* val = a.validation;
   const auto options = train::trainer_options(cfg);
-  const bool classes = train::model_head(options, *train::build_model(options, a.train.num_features())).task() ==
+  const bool classes = train::model_head(options, *train::build_model(options, Shape{a.train.num_features()})).task() ==
                        nn::Task::kClassification;
   train::Trainer trainer(
       a.train.comm(), options, as_dataset(a.train, "pipeline features (train)", classes),

@@ -30,7 +30,7 @@ data::Partitioned<data::Example> select_classes(data::Partitioned<data::Example>
 Dataset finish(comm::Communicator& comm, data::Partitioned<data::Example> rows, std::string description,
                const io::DataConfig& cfg) {
   // The sources return cached partitions; cache() makes that a guarantee (a no-op for them).
-  Dataset d{select_classes(std::move(rows), cfg.classes).cache(), 0, 0, 0, std::move(description)};
+  Dataset d{select_classes(std::move(rows), cfg.classes).cache(), 0, 0, 0, std::move(description), {}};
   std::int64_t width = -1;
   double max_label = -1.0;
   const auto& local = local_rows(d);
@@ -41,6 +41,7 @@ Dataset finish(comm::Communicator& comm, data::Partitioned<data::Example> rows, 
   const auto n = static_cast<std::int64_t>(local.size());
   d.num_rows = comm.allreduce<std::int64_t>(n, comm::ReduceOp::kSum);
   d.num_features = comm.allreduce<std::int64_t>(width, comm::ReduceOp::kMax);
+  d.sample_shape = {d.num_features};
   // Real-valued labels (regression) may be anything; the class count only matters for classifiers.
   const double top = comm.allreduce<double>(max_label, comm::ReduceOp::kMax);
   d.num_classes = top < 1e9 ? static_cast<std::int64_t>(top) + 1 : std::int64_t{1000000000};

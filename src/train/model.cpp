@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "lockstep/backend/ops.hpp"
+#include "lockstep/nn/layer_registry.hpp"
 
 namespace lockstep::train {
 
@@ -15,21 +16,48 @@ TrainerOptions trainer_options(const io::Config& cfg) {
                         cfg.output, cfg.source,    io::to_yaml(cfg), io::config_hash(cfg)};
 }
 
-std::unique_ptr<nn::Sequential> build_model(const TrainerOptions& o, std::int64_t input_features) {
-  std::vector<nn::LayerSpec> specs;
-  for (const auto& l : o.model.layers) specs.push_back({l.type, l.units, l.rate, l.bias});
-  auto model = std::make_unique<nn::Sequential>(input_features, specs);
+namespace {
+// nn's parsers list the known names; the place in the file is ours to add.
+template <typename F>
+auto at_place(const std::string& where, F&& parse) {
+  try {
+    return parse();
+  } catch (const ConfigError& e) {
+    throw ConfigError(where + ": " + e.what());
+  }
+}
+}  // namespace
+
+nn::LossKind model_loss(const TrainerOptions& o) {
+  return at_place(o.training.loss_where, [&] { return nn::parse_loss(o.training.loss); });
+}
+
+nn::Init model_init(const TrainerOptions& o) {
+  return at_place(o.model.init_where, [&] { return nn::parse_init(o.model.init); });
+}
+
+void check_network(const io::Config& cfg) {
+  const TrainerOptions o = trainer_options(cfg);
+  model_loss(o);
+  model_init(o);
+  for (std::size_t i = 0; i < o.model.layers.size(); ++i)
+    nn::make_layer(o.model.layers[i], static_cast<std::uint32_t>(i));
+}
+
+std::unique_ptr<nn::Sequential> build_model(const TrainerOptions& o, const Shape& input) {
+  model_init(o);
+  auto model = std::make_unique<nn::Sequential>(input, o.model.layers);
   const auto dtype = [](const std::string& p) { return p == "bf16" ? DType::kBF16 : DType::kF32; };
   model->set_precision(dtype(o.training.precision), dtype(o.training.reduce_precision));
   return model;
 }
 
-std::unique_ptr<nn::Sequential> build_model(const io::Config& cfg, std::int64_t input_features) {
-  return build_model(trainer_options(cfg), input_features);
+std::unique_ptr<nn::Sequential> build_model(const io::Config& cfg, const Shape& input) {
+  return build_model(trainer_options(cfg), input);
 }
 
 nn::Head model_head(const TrainerOptions& o, const nn::Sequential& model) {
-  return nn::Head(nn::parse_loss(o.training.loss), model.output_features());
+  return nn::Head(model_loss(o), model.output_features());
 }
 
 std::vector<io::ParamInfo> param_layout(const nn::Sequential& model) {

@@ -53,7 +53,7 @@ Trainer::Trainer(comm::Communicator& comm, TrainerOptions options, Dataset train
   setup_device();
   check_setup();
   // Rank 0 initialises, everyone receives: replicas start identical by construction.
-  if (comm_.rank() == 0) model_->initialize(t.seed, nn::parse_init(options_.model.init));
+  if (comm_.rank() == 0) model_->initialize(t.seed, model_init(options_));
   comm_.broadcast(model_->flat_params().raw(), model_->flat_params().bytes(), 0);
   const auto& o = options_.optimizer;
   m.opt = nn::make_optimizer({o.type, o.lr, o.momentum, o.nesterov, o.weight_decay, o.beta1, o.beta2, o.eps},
@@ -121,7 +121,7 @@ void Trainer::check_setup() {
     }
     LOCKSTEP_CHECK(m.train.num_rows >= t.batch_size, ConfigError, src, ": training.batch_size: ", t.batch_size,
                    " is larger than the training set (", m.train.num_rows, " rows)");
-    model_ = build_model(options_, m.train.num_features);
+    model_ = build_model(options_, m.train.sample_shape);
     m.head = model_head(options_, *model_);
     // A classifier needs an output per class (the dense losses see class labels one-hot).
     LOCKSTEP_CHECK(m.head->task() != nn::Task::kClassification || m.train.num_classes <= model_->output_features(),

@@ -13,6 +13,7 @@
 
 #include "lockstep/comm/gradient_buckets.hpp"
 #include "lockstep/core/rng.hpp"
+#include "lockstep/nn/layer_registry.hpp"
 #include "lockstep/nn/sequential.hpp"
 #include "support/test_comm.hpp"
 
@@ -28,8 +29,10 @@ using Ranges = std::vector<std::pair<std::int64_t, std::int64_t>>;
 // The parameter ranges of a real model (last layer first, as Sequential lays them out), listed in
 // parameters() order, which is not offset order.
 Ranges model_ranges(std::int64_t* total) {
-  lockstep::nn::Sequential m(37, {{"dense", 64, 0.0, true}, {"relu", 0, 0.0, true}, {"dense", 5, 0.0, true},
-                                  {"tanh", 0, 0.0, true}, {"dense", 300, 0.0, true}, {"dense", 3, 0.0, true}});
+  using lockstep::nn::layer_spec;
+  const auto dense = [](const char* units) { return layer_spec("dense", {{"units", units}}); };
+  lockstep::nn::Sequential m(
+      {37}, {dense("64"), layer_spec("relu"), dense("5"), layer_spec("tanh"), dense("300"), dense("3")});
   Ranges r;
   for (const auto& p : m.parameters()) r.emplace_back(p.offset, p.offset + p.value.numel());
   *total = m.num_params();
@@ -37,7 +40,9 @@ Ranges model_ranges(std::int64_t* total) {
 }
 
 // Rank r's gradient element i: small integers, so float sums are exact at any rank count.
-float grad_value(int rank, std::int64_t i) { return static_cast<float>((i % 13) - 6 + 2 * rank); }
+float grad_value(int rank, std::int64_t i) {
+  return static_cast<float>((i % 13) - 6 + 2 * rank);
+}
 float expected_average(int size, std::int64_t i) {
   double s = 0.0;
   for (int r = 0; r < size; ++r) s += grad_value(r, i);
@@ -55,8 +60,8 @@ std::vector<float> rank_gradients(std::int64_t total) {
   for (std::size_t i = 0; i < g.size(); ++i) {
     const float want = expected_average(p, static_cast<std::int64_t>(i));
     if (!(std::fabs(g[i] - want) <= 1e-6f * std::max(1.0f, std::fabs(want))))
-      return ::testing::AssertionFailure() << "element " << i << ": " << g[i] << ", expected " << want << " at np "
-                                           << p;
+      return ::testing::AssertionFailure()
+             << "element " << i << ": " << g[i] << ", expected " << want << " at np " << p;
   }
   return ::testing::AssertionSuccess();
 }
@@ -68,7 +73,8 @@ TEST(GradientBuckets, PlanTilesTheBufferAndBreaksOnlyBetweenParameters) {
   const Ranges ranges = model_ranges(&total);
   std::set<std::int64_t> param_ends;
   for (const auto& r : ranges) param_ends.insert(r.second);
-  for (const std::size_t bytes : {std::size_t{1}, std::size_t{256}, std::size_t{4096}, std::size_t{40000}, std::size_t{1} << 30}) {
+  for (const std::size_t bytes :
+       {std::size_t{1}, std::size_t{256}, std::size_t{4096}, std::size_t{40000}, std::size_t{1} << 30}) {
     GradientBuckets gb(world(), total, ranges, bytes, true);
     const auto& b = gb.buckets();
     ASSERT_FALSE(b.empty());
@@ -140,9 +146,9 @@ TEST(GradientBuckets, SplitCommunicatorsReduceConcurrently) {
   const Ranges ranges = model_ranges(&total);
   const int r = world().rank(), p = world().size();
   std::vector<std::unique_ptr<lockstep::comm::Communicator>> comms;
-  comms.push_back(world().split(0, r));             // every rank, same order
-  comms.push_back(world().split(0, p - 1 - r));     // every rank, reversed
-  comms.push_back(world().split(r % 2, r));         // even and odd ranks apart
+  comms.push_back(world().split(0, r));          // every rank, same order
+  comms.push_back(world().split(0, p - 1 - r));  // every rank, reversed
+  comms.push_back(world().split(r % 2, r));      // even and odd ranks apart
   std::vector<std::unique_ptr<GradientBuckets>> plans;
   for (auto& c : comms) plans.push_back(std::make_unique<GradientBuckets>(*c, total, ranges, 256, true));
   ASSERT_GT(plans[0]->buckets().size(), 4u);
@@ -218,7 +224,7 @@ std::vector<float> wild_vector(int v) {
 // The exact value of a float times 2^64, as an integer (every float with |x| >= 2^-41 has one).
 lockstep::int128 fixed64(float x) {
   int e = 0;
-  const double m = std::frexp(static_cast<double>(x), &e);  // x = m * 2^e, 0.5 <= |m| < 1
+  const double m = std::frexp(static_cast<double>(x), &e);         // x = m * 2^e, 0.5 <= |m| < 1
   const auto mant = static_cast<std::int64_t>(std::ldexp(m, 24));  // exact: floats have 24 bits
   const int shift = e - 24 + 64;
   EXPECT_GE(shift, 0) << x << " is too small for this reference";
@@ -240,12 +246,16 @@ std::vector<float> exact_sum(const std::function<std::vector<float>(int)>& vec, 
   return out;
 }
 
-int round_robin(int v) { return v % world().size(); }
+int round_robin(int v) {
+  return v % world().size();
+}
 int blocks(int v) {
   const int p = world().size();
   return v * p / kVectors;  // contiguous runs of vectors
 }
-int reversed_blocks(int v) { return world().size() - 1 - blocks(v); }
+int reversed_blocks(int v) {
+  return world().size() - 1 - blocks(v);
+}
 
 ::testing::AssertionResult same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -285,7 +295,8 @@ TEST(ExactGradientSum, ArbitraryFloatsGiveTheSameBitsForEverySplit) {
   const auto rr = exact_sum(wild_vector, round_robin, scale);
   const auto bl = exact_sum(wild_vector, blocks, scale);
   const auto rb = exact_sum(wild_vector, reversed_blocks, scale);
-  const auto all_on_zero = exact_sum(wild_vector, [](int) { return 0; }, scale);
+  const auto all_on_zero = exact_sum(
+      wild_vector, [](int) { return 0; }, scale);
   EXPECT_TRUE(same_bits(rr, bl)) << "round robin vs blocks at np " << world().size();
   EXPECT_TRUE(same_bits(rr, rb)) << "round robin vs reversed blocks at np " << world().size();
   EXPECT_TRUE(same_bits(rr, all_on_zero)) << "round robin vs all on rank 0 at np " << world().size();

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "lockstep/io/config.hpp"
+#include "lockstep/train/model.hpp"
 
 using lockstep::ConfigError;
 using lockstep::io::Config;
@@ -42,10 +43,19 @@ const std::string kBase =
     "training:\n"                                   // 16
     "  epochs: 2\n";                                // 17
 
-// The message of the ConfigError that parsing throws; fails the test if none is thrown.
+// A layer parameter's text, as the config reader kept it.
+std::string param(const lockstep::Spec& layer, const std::string& key) {
+  const auto it = layer.params.find(key);
+  return it == layer.params.end() ? "(absent)" : it->second.values.at(0);
+}
+
+// The message of the ConfigError that loading a config throws, as every subcommand loads one: the
+// reader, then the network sections against nn's registries (layer types and their parameters,
+// the loss, the initialiser). Fails the test if none is thrown.
 std::string config_error(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
   try {
-    parse_config(yaml, "test.yaml", overrides);
+    const Config c = parse_config(yaml, "test.yaml", overrides);
+    if (!c.model.layers.empty()) lockstep::train::check_network(c);
   } catch (const ConfigError& e) {
     return e.what();
   }
@@ -73,13 +83,15 @@ TEST(Config, ValidFileResolvesWithDefaults) {
   EXPECT_EQ(c.data.synthetic.samples, 256);
   ASSERT_EQ(c.model.layers.size(), 4u);
   EXPECT_EQ(c.model.layers[0].type, "dense");
-  EXPECT_EQ(c.model.layers[0].units, 8);
-  EXPECT_TRUE(c.model.layers[0].bias);
+  // Layer parameters stay text with their place; nn's layer registry reads them.
+  EXPECT_EQ(param(c.model.layers[0], "units"), "8");
+  EXPECT_EQ(c.model.layers[0].params.at("units").where, "test.yaml:9: model.layers[0].units");
+  EXPECT_EQ(c.model.layers[0].params.count("bias"), 0u);
   EXPECT_EQ(c.model.layers[1].type, "relu");
   EXPECT_EQ(c.model.layers[2].type, "dropout");
-  EXPECT_EQ(c.model.layers[2].rate, 0.25);
-  EXPECT_EQ(c.model.layers[3].units, 4);
-  EXPECT_FALSE(c.model.layers[3].bias);
+  EXPECT_EQ(param(c.model.layers[2], "rate"), "0.25");
+  EXPECT_EQ(param(c.model.layers[3], "units"), "4");
+  EXPECT_EQ(param(c.model.layers[3], "bias"), "false");
   EXPECT_EQ(c.optimizer.type, "adam");
   EXPECT_EQ(c.optimizer.lr, 0.001);
   EXPECT_EQ(c.training.epochs, 2);
@@ -177,10 +189,11 @@ TEST(Config, MissingRequiredSectionsAreReported) {
 }
 
 TEST(Config, OverridesAreAppliedBeforeValidation) {
-  const Config c = parse_config(kBase, "test.yaml",
-                                {"training.epochs=3", "schedule.type=cosine", "schedule.min_lr=0.0001",
-                                 "data.test.features=test.csv", "checkpoint.every_steps=50",
-                                 "data.feature_columns=[a,b]", "output.dir=runs/x", "model.layers=[{type: dense, units: 2}]"});
+  const Config c =
+      parse_config(kBase, "test.yaml",
+                   {"training.epochs=3", "schedule.type=cosine", "schedule.min_lr=0.0001",
+                    "data.test.features=test.csv", "checkpoint.every_steps=50", "data.feature_columns=[a,b]",
+                    "output.dir=runs/x", "model.layers=[{type: dense, units: 2}]"});
   EXPECT_EQ(c.training.epochs, 3);
   EXPECT_EQ(c.schedule.type, "cosine");  // no schedule section in the file: created by the override
   EXPECT_EQ(c.schedule.min_lr, 0.0001);
@@ -190,7 +203,7 @@ TEST(Config, OverridesAreAppliedBeforeValidation) {
   EXPECT_EQ(c.data.feature_columns, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(c.output.dir, "runs/x");
   ASSERT_EQ(c.model.layers.size(), 1u);
-  EXPECT_EQ(c.model.layers[0].units, 2);
+  EXPECT_EQ(param(c.model.layers[0], "units"), "2");
   EXPECT_EQ(c.optimizer.lr, 0.001);  // untouched keys keep the file's values
   // The last override of a key wins.
   EXPECT_EQ(parse_config(kBase, "test.yaml", {"training.epochs=3", "training.epochs=5"}).training.epochs, 5);
@@ -210,15 +223,11 @@ TEST(Config, LoadConfigReadsAFileAndNamesItInErrors) {
   const auto dir = std::filesystem::temp_directory_path() / ("lockstep-config-test-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const auto path = (dir / "run.yaml").string();
-  {
-    std::ofstream(path) << kBase;
-  }
+  { std::ofstream(path) << kBase; }
   const Config c = lockstep::io::load_config(path, {"training.epochs=4"});
   EXPECT_EQ(c.source, path);
   EXPECT_EQ(c.training.epochs, 4);
-  {
-    std::ofstream(path) << replace_line(kBase, "  lr: 0.001\n", "  lrr: 0.001\n");
-  }
+  { std::ofstream(path) << replace_line(kBase, "  lr: 0.001\n", "  lrr: 0.001\n"); }
   try {
     lockstep::io::load_config(path);
     ADD_FAILURE() << "unknown key accepted";
@@ -260,10 +269,13 @@ TEST(Config, HashIsStableAndChangesWithEveryValue) {
       {"data.synthetic.classes=3"},
       {"data.synthetic.seed=9"},
       {"data.synthetic.noise=0.5"},
-      {"model.layers=[{type: dense, units: 8}, {type: relu}, {type: dropout, rate: 0.25}, {type: dense, units: 5, bias: false}]"},
-      {"model.layers=[{type: dense, units: 8}, {type: relu}, {type: dropout, rate: 0.5}, {type: dense, units: 4, bias: false}]"},
+      {"model.layers=[{type: dense, units: 8}, {type: relu}, {type: dropout, rate: 0.25}, {type: dense, units: 5, "
+       "bias: false}]"},
+      {"model.layers=[{type: dense, units: 8}, {type: relu}, {type: dropout, rate: 0.5}, {type: dense, units: 4, bias: "
+       "false}]"},
       {"model.layers=[{type: dense, units: 8}, {type: relu}, {type: dropout, rate: 0.25}, {type: dense, units: 4}]"},
-      {"model.layers=[{type: dense, units: 8}, {type: tanh}, {type: dropout, rate: 0.25}, {type: dense, units: 4, bias: false}]"},
+      {"model.layers=[{type: dense, units: 8}, {type: tanh}, {type: dropout, rate: 0.25}, {type: dense, units: 4, "
+       "bias: false}]"},
       {"model.init=xavier_normal"},
       {"optimizer.type=sgd"},
       {"optimizer.lr=0.5"},
@@ -328,9 +340,8 @@ TEST(Config, CanonicalYamlRoundTripsExactly) {
   ASSERT_EQ(back.model.layers.size(), c.model.layers.size());
   for (std::size_t i = 0; i < c.model.layers.size(); ++i) {
     EXPECT_EQ(back.model.layers[i].type, c.model.layers[i].type);
-    EXPECT_EQ(back.model.layers[i].units, c.model.layers[i].units);
-    EXPECT_EQ(back.model.layers[i].rate, c.model.layers[i].rate);
-    EXPECT_EQ(back.model.layers[i].bias, c.model.layers[i].bias);
+    ASSERT_EQ(back.model.layers[i].params.size(), c.model.layers[i].params.size());
+    for (const auto& [key, p] : c.model.layers[i].params) EXPECT_EQ(param(back.model.layers[i], key), p.values[0]);
   }
 }
 
@@ -350,7 +361,7 @@ TEST(Config, KerasStyleLayersAndLossesResolveToLogitHeads) {
   EXPECT_EQ(c.model.layers[0].type, "dense");
   EXPECT_EQ(c.model.layers[1].type, "relu");
   EXPECT_EQ(c.model.layers[2].type, "dense");
-  EXPECT_EQ(c.model.layers[2].units, 1);
+  EXPECT_EQ(param(c.model.layers[2], "units"), "1");
   EXPECT_EQ(c.training.loss, "bce_with_logits");
   EXPECT_EQ(c.optimizer.lr, 1e-3) << "Adam defaults to lr 1e-3, as in Keras and PyTorch";
   EXPECT_EQ(to_yaml(parse_config(to_yaml(c), "again.yaml")), to_yaml(c));

@@ -1,13 +1,14 @@
 // bf16 mixed precision on the CPU backend (the rounding itself is tested in tests/core): the ops
-// (float32 arithmetic, one rounding when a bf16 result is stored) and a whole model, whose bf16 forward and backward must
-// track the float32 ones to within bf16's precision while the float32 master weights stay as they
-// were. The CUDA tests compare the GPU's bf16 kernels with this.
+// (float32 arithmetic, one rounding when a bf16 result is stored) and a whole model, whose bf16 forward and backward
+// must track the float32 ones to within bf16's precision while the float32 master weights stay as they were. The CUDA
+// tests compare the GPU's bf16 kernels with this.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "lockstep/backend/ops.hpp"
 #include "lockstep/core/bfloat16.hpp"
+#include "lockstep/nn/layer_registry.hpp"
 #include "lockstep/nn/sequential.hpp"
 #include "nn_test_util.hpp"
 
@@ -94,12 +95,13 @@ TEST(Bf16, OptimizersTakeBf16GradientsIntoFloat32State) {
 }
 
 TEST(Bf16, MixedPrecisionModelTracksFloat32AndKeepsMasterWeights) {
-  const std::vector<LayerSpec> specs{{"dense", 32}, {"relu"}, {"dropout", 0, 0.25},
-                                     {"dense", 16}, {"tanh"}, {"dense", 5}};
-  Sequential ref(20, specs);
+  const std::vector<lockstep::Spec> specs{
+      nn::layer_spec("dense", {{"units", "32"}}), nn::layer_spec("relu"), nn::layer_spec("dropout", {{"rate", "0.25"}}),
+      nn::layer_spec("dense", {{"units", "16"}}), nn::layer_spec("tanh"), nn::layer_spec("dense", {{"units", "5"}})};
+  Sequential ref({20}, specs);
   ref.initialize(5, Init::kHeUniform);
   for (DType grads : {DType::kF32, DType::kBF16}) {
-    Sequential m(20, specs);
+    Sequential m({20}, specs);
     m.flat_params().copy_from(ref.flat_params());
     m.set_precision(DType::kBF16, grads);
     EXPECT_EQ(m.compute_dtype(), DType::kBF16);
@@ -137,7 +139,7 @@ TEST(Bf16, MixedPrecisionModelTracksFloat32AndKeepsMasterWeights) {
 }
 
 TEST(Bf16, PrecisionChoicesAreChecked) {
-  Sequential m(4, {{"dense", 2}});
+  Sequential m({4}, {nn::layer_spec("dense", {{"units", "2"}})});
   EXPECT_THROW(m.set_precision(DType::kF32, DType::kBF16), ConfigError);  // bf16 grads need bf16 compute
   EXPECT_THROW(m.set_precision(DType::kF64, DType::kF32), ConfigError);
   m.set_precision(DType::kBF16, DType::kBF16);

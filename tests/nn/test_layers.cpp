@@ -50,7 +50,7 @@ struct DenseCase {
 
 TEST(Dense, ParamSpecsDescribeWeightAndBias) {
   Dense d(7);
-  const auto specs = d.param_specs(3);
+  const auto specs = d.param_specs({3});
   ASSERT_EQ(specs.size(), 2u);
   EXPECT_EQ(specs[0].name, "weight");
   EXPECT_EQ(specs[0].shape, (Shape{3, 7}));
@@ -59,8 +59,10 @@ TEST(Dense, ParamSpecsDescribeWeightAndBias) {
   EXPECT_FALSE(specs[0].is_bias);
   EXPECT_EQ(specs[1].shape, (Shape{7}));
   EXPECT_TRUE(specs[1].is_bias);
-  EXPECT_EQ(Dense(7, false).param_specs(3).size(), 1u);
-  EXPECT_EQ(d.output_features(3), 7);
+  EXPECT_EQ(Dense(7, false).param_specs({3}).size(), 1u);
+  EXPECT_EQ(d.output_shape({3}), (lockstep::Shape{7}));
+  EXPECT_EQ(d.output_shape({1, 2, 3}), (lockstep::Shape{7})) << "dense reads a {C, H, W} sample flattened";
+  EXPECT_EQ(d.param_specs({1, 2, 3})[0].shape, (lockstep::Shape{6, 7}));
 }
 
 TEST(Dense, ForwardIsInputTimesWeightPlusBias) {

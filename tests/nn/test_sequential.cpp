@@ -11,14 +11,16 @@
 #include <cmath>
 #include <map>
 
+#include "lockstep/nn/layer_registry.hpp"
 #include "lockstep/nn/loss.hpp"
 #include "lockstep/nn/sequential.hpp"
 #include "nn/nn_test_util.hpp"
 
+using lockstep::Spec;
 using lockstep::Tensor;
 using lockstep::nn::ForwardContext;
 using lockstep::nn::Init;
-using lockstep::nn::LayerSpec;
+using lockstep::nn::layer_spec;
 using lockstep::nn::LossKind;
 using lockstep::nn::Sequential;
 using lockstep::testing::make_tensor;
@@ -26,9 +28,15 @@ using lockstep::testing::uniform_floats;
 
 namespace {
 
-LayerSpec dense(std::int64_t units) { return LayerSpec{"dense", units, 0.0, true}; }
-LayerSpec act(const char* type) { return LayerSpec{type, 0, 0.0, true}; }
-LayerSpec dropout(double rate) { return LayerSpec{"dropout", 0, rate, true}; }
+Spec dense(std::int64_t units) {
+  return layer_spec("dense", {{"units", std::to_string(units)}});
+}
+Spec act(const char* type) {
+  return layer_spec(type);
+}
+Spec dropout(double rate) {
+  return layer_spec("dropout", {{"rate", std::to_string(rate)}});
+}
 
 const lockstep::nn::Parameter& param(const Sequential& m, const std::string& name) {
   for (const auto& p : m.parameters())
@@ -48,7 +56,8 @@ std::vector<float> rows_off_kinks(Sequential& m, std::int64_t rows, double margi
     bool ok = true;
     for (std::int64_t u = 0; u < units && ok; ++u) {
       double pre = b.value.data<float>()[u];
-      for (std::int64_t k = 0; k < in; ++k) pre += static_cast<double>(x[static_cast<std::size_t>(k)]) * w.value.data<float>()[k * units + u];
+      for (std::int64_t k = 0; k < in; ++k)
+        pre += static_cast<double>(x[static_cast<std::size_t>(k)]) * w.value.data<float>()[k * units + u];
       ok = std::fabs(pre) >= margin;
     }
     if (ok) out.insert(out.end(), x.begin(), x.end());
@@ -59,12 +68,14 @@ std::vector<float> rows_off_kinks(Sequential& m, std::int64_t rows, double margi
 
 struct ModelCase {
   const char* name;
-  std::vector<LayerSpec> layers;
+  std::vector<Spec> layers;
   LossKind loss;
   bool training;
 };
 
-void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const ModelCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class SequentialGradient : public ::testing::TestWithParam<ModelCase> {};
 
@@ -73,20 +84,22 @@ class SequentialGradient : public ::testing::TestWithParam<ModelCase> {};
 TEST_P(SequentialGradient, BackwardMatchesFiniteDifferencesForEveryParameter) {
   const auto& c = GetParam();
   constexpr std::int64_t kIn = 5, kRows = 4;
-  Sequential m(kIn, c.layers);
+  Sequential m({kIn}, c.layers);
   m.initialize(2024, Init::kHeUniform);
   // Nonzero biases, so their gradients and the kink margin are exercised.
   for (const auto& p : m.parameters()) {
     if (!p.spec.is_bias) continue;
-    const auto v = uniform_floats(static_cast<std::size_t>(p.value.numel()), -0.3f, 0.3f, 99, static_cast<std::uint64_t>(p.offset));
+    const auto v = uniform_floats(static_cast<std::size_t>(p.value.numel()), -0.3f, 0.3f, 99,
+                                  static_cast<std::uint64_t>(p.offset));
     std::copy(v.begin(), v.end(), p.value.data<float>());
   }
   // A step of eps changes a first-layer pre-activation by at most eps * max(|x|, 1) = 1e-3.
   Tensor x = make_tensor({kRows, kIn}, rows_off_kinks(m, kRows, 1e-2, 5));
   const std::int64_t outs = m.output_features();
-  Tensor target = c.loss == LossKind::kSoftmaxCrossEntropy
-                      ? make_tensor({kRows}, {0.0f, 2.0f, 1.0f, 2.0f})
-                      : make_tensor({kRows, outs}, uniform_floats(static_cast<std::size_t>(kRows * outs), 0.0f, 1.0f, 6));
+  Tensor target =
+      c.loss == LossKind::kSoftmaxCrossEntropy
+          ? make_tensor({kRows}, {0.0f, 2.0f, 1.0f, 2.0f})
+          : make_tensor({kRows, outs}, uniform_floats(static_cast<std::size_t>(kRows * outs), 0.0f, 1.0f, 6));
   const std::vector<std::int64_t> ids{11, 5, 42, 7};
   ForwardContext ctx;
   ctx.training = c.training;
@@ -99,7 +112,9 @@ TEST_P(SequentialGradient, BackwardMatchesFiniteDifferencesForEveryParameter) {
   compute_loss(c.loss, m.forward(x, ctx), target, scale, &dout);
   m.backward(dout);
   const auto grads = lockstep::testing::to_vector(m.flat_grads());
-  const auto f = [&] { return static_cast<double>(scale) * compute_loss(c.loss, m.forward(x, ctx), target, scale, nullptr).loss; };
+  const auto f = [&] {
+    return static_cast<double>(scale) * compute_loss(c.loss, m.forward(x, ctx), target, scale, nullptr).loss;
+  };
   EXPECT_TRUE(lockstep::testing::check_gradient(std::string(c.name) + " dL/dparams", grads.data(),
                                                 m.flat_params().data<float>(), m.num_params(), f,
                                                 lockstep::testing::kF32Grad));
@@ -109,31 +124,32 @@ TEST_P(SequentialGradient, BackwardMatchesFiniteDifferencesForEveryParameter) {
   EXPECT_GT(norm, 1e-4);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Nn, SequentialGradient,
-    ::testing::Values(
-        ModelCase{"dense_relu_dense_tanh_dense_ce",
-                  {dense(8), act("relu"), dense(6), act("tanh"), dense(3)},
-                  LossKind::kSoftmaxCrossEntropy,
-                  false},
-        ModelCase{"dense_sigmoid_dense_mse", {dense(6), act("sigmoid"), dense(4)}, LossKind::kMeanSquaredError, false},
-        ModelCase{"dense_relu_dropout_dense_bce_training",
-                  {dense(7), act("relu"), dropout(0.3), dense(2)},
-                  LossKind::kBceWithLogits,
-                  true}),
-    [](const ::testing::TestParamInfo<ModelCase>& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Nn, SequentialGradient,
+                         ::testing::Values(ModelCase{"dense_relu_dense_tanh_dense_ce",
+                                                     {dense(8), act("relu"), dense(6), act("tanh"), dense(3)},
+                                                     LossKind::kSoftmaxCrossEntropy,
+                                                     false},
+                                           ModelCase{"dense_sigmoid_dense_mse",
+                                                     {dense(6), act("sigmoid"), dense(4)},
+                                                     LossKind::kMeanSquaredError,
+                                                     false},
+                                           ModelCase{"dense_relu_dropout_dense_bce_training",
+                                                     {dense(7), act("relu"), dropout(0.3), dense(2)},
+                                                     LossKind::kBceWithLogits,
+                                                     true}),
+                         [](const ::testing::TestParamInfo<ModelCase>& info) { return std::string(info.param.name); });
 
 // ---- layout ----
 
 TEST(SequentialLayout, LastLayerParametersComeFirst) {
   // input 5 -> dense(4) -> relu -> dense(3) -> tanh -> dense(2)
-  Sequential m(5, {dense(4), act("relu"), dense(3), act("tanh"), dense(2)});
+  Sequential m({5}, {dense(4), act("relu"), dense(3), act("tanh"), dense(2)});
   ASSERT_EQ(m.num_params(), 47);  // 5*4+4 + 4*3+3 + 3*2+2
   ASSERT_EQ(m.num_layers(), 5u);
   EXPECT_EQ(m.output_features(), 2);
   // Expected offsets worked out by hand: dense4 [0, 8), dense2 [8, 23), dense0 [23, 47).
   const std::map<std::string, std::pair<std::int64_t, lockstep::Shape>> want{
-      {"dense4.weight", {0, {3, 2}}}, {"dense4.bias", {6, {2}}},   {"dense2.weight", {8, {4, 3}}},
+      {"dense4.weight", {0, {3, 2}}}, {"dense4.bias", {6, {2}}},       {"dense2.weight", {8, {4, 3}}},
       {"dense2.bias", {20, {3}}},     {"dense0.weight", {23, {5, 4}}}, {"dense0.bias", {43, {4}}}};
   ASSERT_EQ(m.parameters().size(), want.size());
   float* base = m.flat_params().data<float>();
@@ -160,7 +176,7 @@ TEST(SequentialLayout, LastLayerParametersComeFirst) {
 TEST(SequentialLayout, LayersComputeWithTheFlatBuffer) {
   // Writing the flat buffer is how checkpoints and optimizers change the model: with every
   // weight zero the output is the last layer's bias, read from the front of the buffer.
-  Sequential m(5, {dense(4), act("relu"), dense(3), act("tanh"), dense(2)});
+  Sequential m({5}, {dense(4), act("relu"), dense(3), act("tanh"), dense(2)});
   m.initialize(1, Init::kHeUniform);
   float* p = m.flat_params().data<float>();
   std::fill(p, p + m.num_params(), 0.0f);
@@ -180,7 +196,7 @@ TEST(SequentialLayout, LayersComputeWithTheFlatBuffer) {
 }
 
 TEST(SequentialLayout, HookRunsLastLayerFirstAfterItsGradientsAreWritten) {
-  Sequential m(5, {dense(4), act("relu"), dense(3), act("tanh"), dense(2)});
+  Sequential m({5}, {dense(4), act("relu"), dense(3), act("tanh"), dense(2)});
   m.initialize(3, Init::kHeUniform);
   Tensor x = make_tensor({3, 5}, uniform_floats(15, -1.0f, 1.0f, 9));
   m.forward(x, ForwardContext{});
@@ -202,12 +218,12 @@ TEST(SequentialLayout, HookRunsLastLayerFirstAfterItsGradientsAreWritten) {
 }
 
 TEST(SequentialLayout, BadSpecsAndInputsAreReported) {
-  EXPECT_THROW(Sequential(5, {LayerSpec{"conv", 3, 0.0, true}}), lockstep::ConfigError);
-  EXPECT_THROW(Sequential(5, {dense(0)}), lockstep::ConfigError);
-  EXPECT_THROW(Sequential(5, {dense(3), dropout(1.0)}), lockstep::ConfigError);
-  EXPECT_THROW(Sequential(5, {}), lockstep::ConfigError);
-  EXPECT_THROW(Sequential(0, {dense(3)}), lockstep::ConfigError);
-  Sequential m(5, {dense(3)});
+  EXPECT_THROW(Sequential({5}, {layer_spec("conv")}), lockstep::ConfigError);
+  EXPECT_THROW(Sequential({5}, {dense(0)}), lockstep::ConfigError);
+  EXPECT_THROW(Sequential({5}, {dense(3), dropout(1.0)}), lockstep::ConfigError);
+  EXPECT_THROW(Sequential({5}, std::vector<lockstep::Spec>{}), lockstep::ConfigError);
+  EXPECT_THROW(Sequential({0}, {dense(3)}), lockstep::ConfigError);
+  Sequential m({5}, {dense(3)});
   Tensor wrong({2, 4});
   EXPECT_THROW(m.forward(wrong, ForwardContext{}), lockstep::DataError);
 }
@@ -216,7 +232,7 @@ TEST(SequentialLayout, BadSpecsAndInputsAreReported) {
 
 namespace {
 std::vector<float> params_after_init(std::uint64_t seed, Init init) {
-  Sequential m(300, {dense(400), act("relu"), dense(10)});
+  Sequential m({300}, {dense(400), act("relu"), dense(10)});
   m.initialize(seed, init);
   return lockstep::testing::to_vector(m.flat_params());
 }
@@ -249,7 +265,7 @@ TEST(SequentialInit, SameSeedSameParametersOtherSeedOthers) {
 }
 
 TEST(SequentialInit, BoundsAndVariancesFollowTheScheme) {
-  Sequential m(300, {dense(400), act("relu"), dense(10)});
+  Sequential m({300}, {dense(400), act("relu"), dense(10)});
   struct Expect {
     Init init;
     bool uniform;

@@ -11,9 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "lockstep/core/error.hpp"  // ConfigError, which every function here throws
+#include "lockstep/core/error.hpp"         // ConfigError, which every function here throws
 #include "lockstep/core/param_reader.hpp"  // Param, Spec
-
 
 namespace lockstep::io {
 
@@ -34,27 +33,22 @@ struct SyntheticConfig {
 struct DataConfig {
   std::string format = "idx";  // idx | csv | libsvm | hdf5 | synthetic
   DataSplitConfig train, test;
-  double scale = 1.0 / 255.0;             // idx: pixel multiplier
-  std::string label_column = "label";     // csv
+  double scale = 1.0 / 255.0;                // idx: pixel multiplier
+  std::string label_column = "label";        // csv
   std::vector<std::string> feature_columns;  // csv
   std::vector<std::string> string_columns;   // csv: text columns, for StringIndexer stages (lockstep fit)
-  std::int64_t num_features = 0;          // libsvm (0: infer)
+  std::int64_t num_features = 0;             // libsvm (0: infer)
   std::string features_dataset = "/features", labels_dataset = "/labels";  // hdf5
-  bool synthetic_fallback = false;        // idx: missing files -> synthetic data, with a warning
+  bool synthetic_fallback = false;  // idx: missing files -> synthetic data, with a warning
   // Keep only rows with these class labels, relabelled 0, 1, ... in this order (a binary or
   // smaller problem from a multi-class set, e.g. [0, 6] for T-shirt against shirt). Empty: all.
   std::vector<std::int64_t> classes;
   SyntheticConfig synthetic;
 };
 
-// io/ depends on core/ only: these are plain records; train/ turns them into nn/ objects.
-struct LayerConfig {
-  std::string type;        // dense | relu | sigmoid | tanh | dropout
-  std::int64_t units = 0;  // dense
-  double rate = 0.0;       // dropout
-  bool bias = true;        // dense
-};
-
+// io/ depends on core/ only: these are plain records; train/ turns them into nn/ objects, and the
+// registries there (layer types, losses, initialisers) validate the names and parameters, so this
+// reader keeps no list of them.
 struct OptimizerConfig {
   std::string type = "sgd";  // sgd | adam | adamw
   double lr = 0.01;
@@ -65,8 +59,9 @@ struct OptimizerConfig {
 };
 
 struct ModelConfig {
-  std::vector<LayerConfig> layers;
+  std::vector<Spec> layers;  // {type, parameters with their places}: nn's layer registry reads them
   std::string init = "he_uniform";
+  std::string init_where = "model.init";  // "file.yaml:20: model.init", for nn's errors
 };
 
 struct ScheduleConfig {
@@ -82,12 +77,13 @@ struct TrainingConfig {
   std::int64_t batch_size = 64;  // global
   std::uint64_t seed = 42;
   std::string loss = "softmax_cross_entropy";
+  std::string loss_where = "training.loss";  // "file.yaml:31: training.loss", for nn's errors
   std::string device = "cpu";
   bool deterministic = false;
-  std::int64_t micro_batch = 16;  // deterministic mode: fixed shape of every gradient computation
-  double bucket_mb = 1.0;         // gradient bucket size in MiB
-  bool overlap = true;            // start each bucket's allreduce during backward
-  bool shared_memory = true;      // one node: reduce through a shared window, shard the update
+  std::int64_t micro_batch = 16;          // deterministic mode: fixed shape of every gradient computation
+  double bucket_mb = 1.0;                 // gradient bucket size in MiB
+  bool overlap = true;                    // start each bucket's allreduce during backward
+  bool shared_memory = true;              // one node: reduce through a shared window, shard the update
   std::string precision = "fp32";         // fp32 | bf16: forward/backward in bf16, fp32 master weights
   std::string reduce_precision = "fp32";  // fp32 | bf16: the dtype gradients are reduced in
   std::int64_t eval_batch = 1000;
@@ -100,7 +96,7 @@ struct CheckpointConfig {
 
 struct OutputConfig {
   std::string dir = "runs/default";
-  std::string progress = "auto";  // auto | bar | lines | none
+  std::string progress = "auto";       // auto | bar | lines | none
   std::int64_t log_every_steps = 100;  // plain progress lines (non-terminal)
 };
 
@@ -112,8 +108,8 @@ struct StageConfig {
   std::string type;   // LogisticRegression, StandardScaler, ..., NeuralNetwork, FeatureSelector
   std::string where;  // "file.yaml:10: pipeline[1].LogisticRegression"
   std::map<std::string, StageParam> params;
-  std::shared_ptr<Config> nn;        // NeuralNetwork: its model, optimizer, schedule and training
-  std::vector<StageConfig> inner;    // FeatureSelector: the estimator whose importances select
+  std::shared_ptr<Config> nn;      // NeuralNetwork: its model, optimizer, schedule and training
+  std::vector<StageConfig> inner;  // FeatureSelector: the estimator whose importances select
 };
 struct TuningConfig {
   std::string type = "none";  // none | CrossValidator | TrainValidationSplit

@@ -1,6 +1,10 @@
 // Layers with explicit forward and backward. A layer declares its parameters (name and shape);
 // the model owning it places every parameter and gradient in one flat buffer and binds views
 // into it, so gradients can be reduced in contiguous buckets without packing.
+//
+// Shapes are per sample: flat ({784}) or channels x height x width ({1, 28, 28}). They flow from
+// the data source through every layer (output_shape); a batch is a tensor [rows, ...shape],
+// row-major and contiguous, so a layer that needs a matrix views it as [rows, numel(shape)].
 #pragma once
 
 #include <cstdint>
@@ -40,12 +44,13 @@ class Layer {
  public:
   virtual ~Layer() = default;
   virtual std::string type() const = 0;
-  // Features out for features in; throws ConfigError if the input width is wrong.
-  virtual std::int64_t output_features(std::int64_t input_features) const = 0;
-  virtual std::vector<ParamSpec> param_specs(std::int64_t input_features) const { return {}; }
+  // The per-sample shape out for a per-sample shape in; throws ConfigError if the layer cannot
+  // take that input.
+  virtual Shape output_shape(const Shape& input) const = 0;
+  virtual std::vector<ParamSpec> param_specs(const Shape& input) const { return {}; }
   // Views into the model's flat buffers, in param_specs order.
   virtual void bind(std::vector<Parameter*> params) {}
-  // y is preallocated [rows, output_features]; the layer keeps what backward needs.
+  // y is preallocated [rows, ...output_shape]; the layer keeps what backward needs.
   virtual void forward(const Tensor& x, Tensor& y, const ForwardContext& ctx) = 0;
   // Writes parameter gradients (overwriting) and, if dx is non-null, the input gradient.
   virtual void backward(const Tensor& dy, Tensor* dx) = 0;

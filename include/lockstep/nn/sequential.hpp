@@ -1,5 +1,6 @@
-// Sequential: a stack of layers built from a spec (the YAML `model:` section), owning one flat
-// buffer of parameters and one of gradients. Parameters are laid out in reverse layer order, so
+// Sequential: a stack of layers built from specs (the YAML `model.layers`, through the layer
+// registry) for a per-sample input shape, owning one flat buffer of parameters and one of
+// gradients. Parameters are laid out in reverse layer order, so
 // the gradients backward produces first sit at the front: a gradient bucket is a contiguous
 // slice that becomes ready as soon as backward has passed its layers.
 #pragma once
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "lockstep/core/param_reader.hpp"
 #include "lockstep/nn/layer.hpp"
 
 namespace lockstep::nn {
@@ -27,10 +29,15 @@ const char* init_name(Init i);
 
 class Sequential {
  public:
-  Sequential(std::int64_t input_features, const std::vector<LayerSpec>& specs);
+  // input: the per-sample shape of the data ({784}, {1, 28, 28}). Errors name each spec's place.
+  Sequential(const Shape& input, const std::vector<Spec>& specs);
+  // Layers built by hand (tests, benches).
+  Sequential(const Shape& input, std::vector<std::unique_ptr<Layer>> layers);
 
-  std::int64_t input_features() const { return input_; }
-  std::int64_t output_features() const { return widths_.back(); }
+  const Shape& input_shape() const { return input_; }
+  const Shape& output_shape() const { return shapes_.back(); }
+  std::int64_t input_features() const { return shape_numel(input_); }
+  std::int64_t output_features() const { return shape_numel(shapes_.back()); }
   std::size_t num_layers() const { return layers_.size(); }
   const Layer& layer(std::size_t i) const { return *layers_[i]; }
 
@@ -72,12 +79,13 @@ class Sequential {
   std::string summary() const;
 
  private:
+  void place_parameters();  // the flat layout and every layer's views into it
   void ensure_buffers(std::int64_t rows);
   void bind_views();  // points every Parameter's value, grad and compute into the flat buffers
 
-  std::int64_t input_;
+  Shape input_;
   std::vector<std::unique_ptr<Layer>> layers_;
-  std::vector<std::int64_t> widths_;  // widths_[i] = output features of layer i
+  std::vector<Shape> shapes_;  // shapes_[i] = per-sample output shape of layer i
   std::vector<Parameter> parameters_;
   std::vector<std::pair<std::int64_t, std::int64_t>> layer_ranges_;
   Tensor params_, grads_;

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "lockstep/comm/communicator.hpp"
+#include "lockstep/core/tensor.hpp"
 #include "lockstep/data/example.hpp"
 #include "lockstep/data/partitioned.hpp"
 #include "lockstep/io/config.hpp"
@@ -17,6 +18,7 @@ struct Dataset {
   std::int64_t num_features = 0;
   std::int64_t num_classes = 0;  // 1 + the largest label (labels are class indices)
   std::string description;
+  Shape sample_shape;  // per sample: {num_features} for flat rows
 };
 
 // This rank's rows. Every loader returns a cached partition, so this is a reference, not a copy.

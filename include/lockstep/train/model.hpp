@@ -34,9 +34,16 @@ struct TrainerOptions {
 };
 TrainerOptions trainer_options(const io::Config& cfg);
 
-// Builds the model the options describe (no initialisation).
-std::unique_ptr<nn::Sequential> build_model(const TrainerOptions& options, std::int64_t input_features);
-std::unique_ptr<nn::Sequential> build_model(const io::Config& cfg, std::int64_t input_features);
+// Checks the network sections against nn's registries (layer types and parameters, the loss, the
+// initialiser): a ConfigError naming the file, line and key. build_model does it too; this is for
+// failing before any data is read.
+void check_network(const io::Config& cfg);
+// Builds the model the options describe for samples of shape `input` (no initialisation).
+std::unique_ptr<nn::Sequential> build_model(const TrainerOptions& options, const Shape& input);
+std::unique_ptr<nn::Sequential> build_model(const io::Config& cfg, const Shape& input);
+// The loss and the initialiser the options name; a ConfigError at their place otherwise.
+nn::LossKind model_loss(const TrainerOptions& options);
+nn::Init model_init(const TrainerOptions& options);
 // What the model's outputs mean, from the loss and the output width.
 nn::Head model_head(const TrainerOptions& options, const nn::Sequential& model);
 // Layout of the flat parameter buffer, for checkpoints.
