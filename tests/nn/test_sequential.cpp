@@ -228,6 +228,51 @@ TEST(SequentialLayout, BadSpecsAndInputsAreReported) {
   EXPECT_THROW(m.forward(wrong, ForwardContext{}), lockstep::DataError);
 }
 
+// Every layer type is a registry row, registered from its layer's own file; a row lost at link
+// time (a static library dropping an unreferenced object) would make configs fail with "expected
+// one of ..." missing that name.
+TEST(LayerRegistry, EveryShippedLayerTypeIsRegistered) {
+  EXPECT_EQ(lockstep::nn::LayerRegistry::instance().names(),
+            (std::vector<std::string>{"dense", "dropout", "relu", "sigmoid", "tanh"}));
+}
+
+TEST(LayerRegistry, ParametersAreReadWithTheirPlaces) {
+  lockstep::Spec bad = dense(8);
+  bad.params["units"].values = {"8.5"};
+  try {
+    lockstep::nn::make_layer(bad, 0);
+    ADD_FAILURE() << "no error for units 8.5";
+  } catch (const lockstep::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("layer dense.units: expected an integer"), std::string::npos) << e.what();
+  }
+  lockstep::Spec extra = act("relu");
+  extra.params["units"] = lockstep::Param{{"3"}, false, "x.yaml:4: model.layers[1].units"};
+  try {
+    lockstep::nn::make_layer(extra, 1);
+    ADD_FAILURE() << "no error for relu with units";
+  } catch (const lockstep::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("x.yaml:4: model.layers[1].units: unknown parameter of relu"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// Shapes are per sample and flow through the layers: a {C, H, W} input reaches a dense layer as
+// its C*H*W values, activations keep the shape, and a batch may come shaped or flat.
+TEST(SequentialShapes, ShapedInputFlowsThroughTheLayers) {
+  Sequential m({2, 3, 4}, {act("relu"), dense(5), act("tanh")});
+  EXPECT_EQ(m.input_features(), 24);
+  EXPECT_EQ(m.output_shape(), (lockstep::Shape{5}));
+  EXPECT_EQ(m.parameters()[0].value.shape(), (lockstep::Shape{24, 5}));
+  m.initialize(3, Init::kHeUniform);
+  const Tensor shaped = lockstep::testing::make_tensor({2, 2, 3, 4}, lockstep::testing::uniform_floats(48, -1, 1, 5));
+  const auto a = lockstep::testing::to_vector(m.forward(shaped, ForwardContext{}));
+  const Tensor flat = shaped.reshape({2, 24});
+  const auto b = lockstep::testing::to_vector(m.forward(flat, ForwardContext{}));
+  EXPECT_EQ(a, b);
+  EXPECT_NE(m.summary().find("input [2, 3, 4] -> relu -> dense(5) -> tanh"), std::string::npos) << m.summary();
+}
+
 // ---- initialisation ----
 
 namespace {
