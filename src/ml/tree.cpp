@@ -228,7 +228,7 @@ class Grower {
     node_of_.assign(trees, std::vector<std::int32_t>(static_cast<std::size_t>(n_), 0));
   }
 
-  // Each step below is collective, in this order on every rank.
+  // Every step holds collectives: each rank calls them in this order.
   void scale_samples() { set_fixed_scales(draw_sample_counts()); }
   void grow_roots();
   Grown grow_levels();
@@ -282,7 +282,8 @@ class Grower {
   Grown g_;
 };
 
-// Per-tree sample counts; returns the largest.
+// Per-tree sample counts, each keyed by (seed, tree, global row) so that it is the same at any
+// number of ranks; returns the largest, which bounds the fixed-point sums.
 std::int64_t Grower::draw_sample_counts() {
   count_.assign(static_cast<std::size_t>(o_.num_trees), std::vector<std::uint8_t>(static_cast<std::size_t>(n_)));
   std::int64_t cmax = 0;
@@ -296,7 +297,8 @@ std::int64_t Grower::draw_sample_counts() {
   return cmax;
 }
 
-// Fixed-point scales from global bounds, so that no sum of contributions overflows.
+// Fixed-point scales from the global bounds of weight, |y| and count, so that no sum of
+// contributions can overflow.
 void Grower::set_fixed_scales(std::int64_t cmax) {
   double wmax = 0.0, ymax = 0.0;
   for (std::int64_t i = 0; i < n_; ++i) {
