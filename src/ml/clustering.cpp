@@ -106,6 +106,144 @@ Mat local_kmeans(const Mat& pts, const Vec& w, std::int64_t k, std::uint64_t see
   return c;
 }
 
+void check_kmeans_params(const KMeansParams& p) {
+  LOCKSTEP_CHECK(p.k >= 1, ConfigError, "k: expected an integer >= 1, got ", p.k);
+  LOCKSTEP_CHECK(p.max_iter >= 0, ConfigError, "maxIter: expected an integer >= 0, got ", p.max_iter);
+  LOCKSTEP_CHECK(p.init_mode == "k-means||" || p.init_mode == "random", ConfigError,
+                 "initMode: expected k-means|| or random, got \"", p.init_mode, "\"");
+  LOCKSTEP_CHECK(p.init_steps >= 1, ConfigError, "initSteps: expected an integer >= 1, got ", p.init_steps);
+}
+
+// Distinct global rows drawn uniformly by the seed, for the first centre and for padding: one
+// stream for both, so padding never repeats a row drawn before.
+class RowDraw {
+ public:
+  RowDraw(std::uint64_t seed, std::int64_t N) : pick_(seed, RngStream::kKMeans, 0x7FFFFFFFull), N_(N) {}
+  // Up to count new rows (fewer when every row has been drawn), ascending.
+  std::vector<std::int64_t> operator()(std::int64_t count) {
+    std::vector<std::int64_t> out;
+    while (static_cast<std::int64_t>(out.size()) < count && static_cast<std::int64_t>(drawn_.size()) < N_) {
+      const auto g = static_cast<std::int64_t>(pick_.below(static_cast<std::uint64_t>(N_)));
+      if (drawn_.insert(g).second) out.push_back(g);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+ private:
+  CounterRng pick_;
+  std::set<std::int64_t> drawn_;
+  std::int64_t N_;
+};
+
+// count newly drawn rows, gathered on every rank in global order.
+Mat gather_drawn(const Frame& f, RowDraw& draw, std::int64_t count) {
+  const std::int64_t lo = f.row_offset(), hi = lo + f.rows();
+  std::vector<std::int64_t> mine;
+  for (auto g : draw(count))
+    if (g >= lo && g < hi) mine.push_back(g - lo);
+  return gather_rows(f, mine);
+}
+
+// k-means|| oversampling: from one drawn row, init_steps rounds each keeping about 2k rows with
+// probability proportional to their cost (squared distance to the nearest candidate so far).
+Mat oversample(const Frame& f, const Vec& xn, const KMeansParams& p, RowDraw& draw) {
+  auto& comm = f.comm();
+  const std::int64_t d = f.num_features(), k = p.k, lo = f.row_offset();
+  Mat cand = gather_drawn(f, draw, 1);
+  Vec cost = Vec::Constant(f.rows(), INFINITY);
+  Mat fresh = cand;
+  for (int step = 0; step < p.init_steps; ++step) {
+    nearest(f, xn, fresh, [&](std::int64_t i, std::int64_t, double d2, const auto&, std::int64_t) {
+      cost[i] = std::min(cost[i], d2);
+    });
+    const double total = comm.allreduce<double>(f.weight().dot(cost), comm::ReduceOp::kSum);
+    std::vector<std::int64_t> chosen;
+    if (total > 0) {
+      for (std::int64_t i = 0; i < f.rows(); ++i) {
+        CounterRng r(p.seed, RngStream::kKMeans, static_cast<std::uint64_t>(step + 1),
+                     static_cast<std::uint64_t>(lo + i));
+        if (r.uniform_double() < 2.0 * static_cast<double>(k) * f.weight()[i] * cost[i] / total) chosen.push_back(i);
+      }
+    }
+    fresh = gather_rows(f, chosen);
+    if (fresh.rows() == 0) break;
+    Mat merged(cand.rows() + fresh.rows(), d);
+    merged << cand, fresh;
+    cand = merged;
+  }
+  return cand;
+}
+
+// The rows of cand that differ from every earlier row, in order.
+Mat distinct_rows(const Mat& cand) {
+  std::vector<std::int64_t> keep;
+  for (std::int64_t i = 0; i < cand.rows(); ++i) {
+    bool dup = false;
+    for (auto j : keep) dup |= (cand.row(i) - cand.row(j)).squaredNorm() == 0.0;
+    if (!dup) keep.push_back(i);
+  }
+  Mat distinct(static_cast<std::int64_t>(keep.size()), cand.cols());
+  for (std::size_t i = 0; i < keep.size(); ++i) distinct.row(static_cast<std::int64_t>(i)) = cand.row(keep[i]);
+  return distinct;
+}
+
+// k-means||: oversampled distinct candidates, reduced to k by weighted k-means++ when there are more.
+Mat kmeans_parallel_init(const Frame& f, const Vec& xn, const KMeansParams& p, RowDraw& draw) {
+  const Mat distinct = distinct_rows(oversample(f, xn, p, draw));
+  if (distinct.rows() <= p.k) return distinct;
+  // Weight each candidate by the rows closest to it.
+  Vec wts = Vec::Zero(distinct.rows());
+  nearest(f, xn, distinct,
+          [&](std::int64_t i, std::int64_t c, double, const auto&, std::int64_t) { wts[c] += f.weight()[i]; });
+  f.comm().allreduce(std::span<double>(wts.data(), static_cast<std::size_t>(wts.size())), comm::ReduceOp::kSum);
+  return local_kmeans(distinct, wts, p.k, p.seed, 30);
+}
+
+// Fewer distinct candidates than k: pads with random rows.
+Mat pad_centers(const Frame& f, const Mat& centers, std::int64_t k, RowDraw& draw) {
+  const Mat extra = gather_drawn(f, draw, k - centers.rows());
+  Mat all(centers.rows() + extra.rows(), f.num_features());
+  all << centers, extra;
+  return all.topRows(std::min<std::int64_t>(k, all.rows()));
+}
+
+// Lloyd's iterations from centers (updated in place); returns the number run. Cluster sums
+// accumulate in double (row-major, so each row's add is a contiguous sweep); the allreduce
+// carries [sums, counts, cost].
+int lloyd(const Frame& f, const Vec& xn, const KMeansParams& p, Mat& centers) {
+  const std::int64_t k = p.k, d = f.num_features();
+  Vec buf(k * d + k + 1);
+  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> sums(k, d);
+  int it = 0;
+  for (; it < p.max_iter; ++it) {
+    buf.setZero();
+    sums.setZero();
+    Eigen::Map<Vec> cnt(buf.data() + k * d, k);
+    double cost = 0.0;
+    nearest(f, xn, centers, [&](std::int64_t i, std::int64_t c, double d2, const auto& xb, std::int64_t bi) {
+      const double wi = f.weight()[i];
+      sums.row(c) += wi * xb.row(bi).template cast<double>();
+      cnt[c] += wi;
+      cost += wi * d2;
+    });
+    std::copy(sums.data(), sums.data() + k * d, buf.data());
+    buf[k * d + k] = cost;
+    f.comm().allreduce(std::span<double>(buf.data(), static_cast<std::size_t>(buf.size())), comm::ReduceOp::kSum);
+    const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> total(buf.data(), k,
+                                                                                                         d);
+    double moved = 0.0;
+    for (std::int64_t c = 0; c < k; ++c) {
+      if (cnt[c] <= 0) continue;  // an empty cluster keeps its centre (as Spark)
+      const Eigen::RowVectorXd nc = total.row(c) / cnt[c];
+      moved = std::max(moved, (nc - centers.row(c)).norm());
+      centers.row(c) = nc;
+    }
+    if (moved <= p.tol) return it + 1;
+  }
+  return it;
+}
+
 }  // namespace
 
 Predictions KMeansModel::predict(const Frame& f) const {
@@ -136,127 +274,19 @@ double KMeansModel::cost(const Frame& f) const {
 }
 
 KMeansModel fit_kmeans(const Frame& f, const KMeansParams& p) {
-  LOCKSTEP_CHECK(p.k >= 1, ConfigError, "k: expected an integer >= 1, got ", p.k);
-  LOCKSTEP_CHECK(p.max_iter >= 0, ConfigError, "maxIter: expected an integer >= 0, got ", p.max_iter);
-  LOCKSTEP_CHECK(p.init_mode == "k-means||" || p.init_mode == "random", ConfigError,
-                 "initMode: expected k-means|| or random, got \"", p.init_mode, "\"");
-  LOCKSTEP_CHECK(p.init_steps >= 1, ConfigError, "initSteps: expected an integer >= 1, got ", p.init_steps);
+  check_kmeans_params(p);
   check_finite(f);
-  auto& comm = f.comm();
-  const std::int64_t N = f.global_rows(), d = f.num_features(), k = p.k;
+  const std::int64_t N = f.global_rows(), k = p.k;
   if (k > N)
-    comm.agree("k = " + std::to_string(k) + " is larger than the number of rows (" + std::to_string(N) + ")",
-               comm::Communicator::ErrorKind::kConfig);
+    f.comm().agree("k = " + std::to_string(k) + " is larger than the number of rows (" + std::to_string(N) + ")",
+                   comm::Communicator::ErrorKind::kConfig);
   const Vec xn = row_norms(f);
-  const std::int64_t lo = f.row_offset(), hi = lo + f.rows();
-  const auto local_of = [&](const std::vector<std::int64_t>& global) {
-    std::vector<std::int64_t> mine;
-    for (auto g : global)
-      if (g >= lo && g < hi) mine.push_back(g - lo);
-    return mine;
-  };
-  // Distinct global rows drawn uniformly by the seed (for the first centre and for padding).
-  CounterRng pick(p.seed, RngStream::kKMeans, 0x7FFFFFFFull);
-  std::set<std::int64_t> drawn;
-  auto draw_rows = [&](std::int64_t count) {
-    std::vector<std::int64_t> out;
-    while (static_cast<std::int64_t>(out.size()) < count && static_cast<std::int64_t>(drawn.size()) < N) {
-      const auto g = static_cast<std::int64_t>(pick.below(static_cast<std::uint64_t>(N)));
-      if (drawn.insert(g).second) out.push_back(g);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-  };
-  Mat centers;
-  if (p.init_mode == "random") {
-    centers = gather_rows(f, local_of(draw_rows(k)));
-  } else {
-    // k-means||: oversample about 2k points per step with probability proportional to cost.
-    Mat cand = gather_rows(f, local_of(draw_rows(1)));
-    Vec cost = Vec::Constant(f.rows(), INFINITY);
-    Mat fresh = cand;
-    for (int step = 0; step < p.init_steps; ++step) {
-      nearest(f, xn, fresh, [&](std::int64_t i, std::int64_t, double d2, const auto&, std::int64_t) {
-        cost[i] = std::min(cost[i], d2);
-      });
-      const double total = comm.allreduce<double>(f.weight().dot(cost), comm::ReduceOp::kSum);
-      std::vector<std::int64_t> chosen;
-      if (total > 0) {
-        for (std::int64_t i = 0; i < f.rows(); ++i) {
-          CounterRng r(p.seed, RngStream::kKMeans, static_cast<std::uint64_t>(step + 1),
-                       static_cast<std::uint64_t>(lo + i));
-          if (r.uniform_double() < 2.0 * static_cast<double>(k) * f.weight()[i] * cost[i] / total) chosen.push_back(i);
-        }
-      }
-      fresh = gather_rows(f, chosen);
-      if (fresh.rows() == 0) break;
-      Mat merged(cand.rows() + fresh.rows(), d);
-      merged << cand, fresh;
-      cand = merged;
-    }
-    // Distinct candidates only.
-    std::vector<std::int64_t> keep;
-    for (std::int64_t i = 0; i < cand.rows(); ++i) {
-      bool dup = false;
-      for (auto j : keep) dup |= (cand.row(i) - cand.row(j)).squaredNorm() == 0.0;
-      if (!dup) keep.push_back(i);
-    }
-    Mat distinct(static_cast<std::int64_t>(keep.size()), d);
-    for (std::size_t i = 0; i < keep.size(); ++i) distinct.row(static_cast<std::int64_t>(i)) = cand.row(keep[i]);
-    if (distinct.rows() <= k) {
-      centers = distinct;
-    } else {
-      // Weight each candidate by the rows closest to it, then k-means++ on the candidates.
-      Vec wts = Vec::Zero(distinct.rows());
-      nearest(f, xn, distinct,
-              [&](std::int64_t i, std::int64_t c, double, const auto&, std::int64_t) { wts[c] += f.weight()[i]; });
-      comm.allreduce(std::span<double>(wts.data(), static_cast<std::size_t>(wts.size())), comm::ReduceOp::kSum);
-      centers = local_kmeans(distinct, wts, k, p.seed, 30);
-    }
-  }
-  if (centers.rows() < k) {  // fewer distinct candidates than k: pad with random rows
-    const Mat extra = gather_rows(f, local_of(draw_rows(k - centers.rows())));
-    Mat all(centers.rows() + extra.rows(), d);
-    all << centers, extra;
-    centers = all.topRows(std::min<std::int64_t>(k, all.rows()));
-  }
-
-  // Lloyd's iterations. Cluster sums accumulate in double (row-major, so each row's add is a
-  // contiguous sweep); the allreduce carries [sums, counts, cost].
+  RowDraw draw(p.seed, N);
+  Mat centers = p.init_mode == "random" ? gather_drawn(f, draw, k) : kmeans_parallel_init(f, xn, p, draw);
+  if (centers.rows() < k) centers = pad_centers(f, centers, k, draw);
   KMeansModel model;
-  Vec buf(k * d + k + 1);
-  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> sums(k, d);
-  int it = 0;
-  for (; it < p.max_iter; ++it) {
-    buf.setZero();
-    sums.setZero();
-    Eigen::Map<Vec> cnt(buf.data() + k * d, k);
-    double cost = 0.0;
-    nearest(f, xn, centers, [&](std::int64_t i, std::int64_t c, double d2, const auto& xb, std::int64_t bi) {
-      const double wi = f.weight()[i];
-      sums.row(c) += wi * xb.row(bi).template cast<double>();
-      cnt[c] += wi;
-      cost += wi * d2;
-    });
-    std::copy(sums.data(), sums.data() + k * d, buf.data());
-    buf[k * d + k] = cost;
-    comm.allreduce(std::span<double>(buf.data(), static_cast<std::size_t>(buf.size())), comm::ReduceOp::kSum);
-    const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> total(buf.data(), k,
-                                                                                                         d);
-    double moved = 0.0;
-    for (std::int64_t c = 0; c < k; ++c) {
-      if (cnt[c] <= 0) continue;  // an empty cluster keeps its centre (as Spark)
-      const Eigen::RowVectorXd nc = total.row(c) / cnt[c];
-      moved = std::max(moved, (nc - centers.row(c)).norm());
-      centers.row(c) = nc;
-    }
-    if (moved <= p.tol) {
-      ++it;
-      break;
-    }
-  }
+  model.iterations = lloyd(f, xn, p, centers);
   model.centers = centers;
-  model.iterations = it;
   model.training_cost = model.cost(f);
   return model;
 }

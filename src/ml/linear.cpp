@@ -211,100 +211,118 @@ Mat LinearModel::margins(const Frame& f) const {
 
 // ---------------------------------------------------------------- linear regression
 
-LinearRegressionModel fit_linear_regression(const Frame& f, const LinearRegressionParams& p) {
-  check_params(p.max_iter, p.reg_param, p.elastic_net_param, p.tol);
-  LOCKSTEP_CHECK(p.solver == "auto" || p.solver == "normal" || p.solver == "l-bfgs", ConfigError,
-                 "solver: expected one of auto, normal, l-bfgs; got \"", p.solver, "\"");
-  check_weights(f);
-  check_labels_finite(f);
-  const Summary s = summarize(f);
-  if (p.standardization) warn_constant_columns(f, s, "LinearRegression");
-  Problem pr(s, 1, p.fit_intercept, p.standardization, p.reg_param, p.elastic_net_param);
+namespace {
+
+// Allreduced weighted moments, in double: [X^T W X (d x d, lower triangle), X^T W y, sum w y,
+// sum w y^2].
+Vec normal_moments(const Frame& f, std::int64_t d) {
+  Vec buf = Vec::Zero(d * d + d + 2);
+  Eigen::Map<Mat> A(buf.data(), d, d);
+  Eigen::Map<Vec> xy(buf.data() + d * d, d);
+  Mat xd;
+  for_blocks(f, [&](std::int64_t r0, const auto& xb) {
+    xd = Mat(xb.template cast<double>());
+    const auto w = f.weight().segment(r0, xd.rows());
+    const auto y = f.label().segment(r0, xd.rows());
+    A.selfadjointView<Eigen::Lower>().rankUpdate(xd.transpose() * w.cwiseSqrt().asDiagonal());
+    xy.noalias() += xd.transpose() * w.cwiseProduct(y);
+    buf[d * d + d] += w.dot(y);
+    buf[d * d + d + 1] += w.dot(y.cwiseAbs2());
+  });
+  f.comm().allreduce(std::span<double>(buf.data(), static_cast<std::size_t>(buf.size())), comm::ReduceOp::kSum);
+  return buf;
+}
+
+// Minimises 1/2 b'Cs b - cs'b + the L2 penalty (no L1) by one LDLT solve.
+Vec solve_ridge(const Problem& pr, const Mat& Cs, const Vec& cs) {
+  Mat H = Cs;
+  H.diagonal() += pr.l2 * pr.pen2;
+  for (std::int64_t j = 0; j < pr.d; ++j)
+    if (pr.inv_std[j] == 0) H(j, j) = 1.0;  // constant column: coefficient 0
+  Eigen::LDLT<Mat> ldlt(H);
+  const Vec beta = ldlt.solve(cs);
+  const double resid = (H * beta - cs).norm() / std::max(cs.norm(), 1e-300);
+  LOCKSTEP_CHECK(ldlt.info() == Eigen::Success && beta.allFinite() && resid < 1e-6, DataError,
+                 "LinearRegression: the normal equations are singular (collinear features); set regParam > 0 "
+                 "or solver: l-bfgs");
+  return beta;
+}
+
+// Minimises 1/2 b'Cs b - cs'b + the elastic-net penalty by coordinate descent on the Gram matrix
+// (glmnet's covariance updates); *sweeps gets the number of sweeps run.
+Vec coordinate_descent(const Problem& pr, const Mat& Cs, const Vec& cs, int max_iter, double tol, int* sweeps) {
+  Vec beta = Vec::Zero(pr.d);
+  Vec grad = -cs;  // gradient of 1/2 b'Cb - c'b at b = 0
+  int sweep = 0;
+  for (; sweep < std::max(max_iter, 1); ++sweep) {
+    double max_change = 0.0, max_beta = 0.0;
+    for (std::int64_t j = 0; j < pr.d; ++j) {
+      if (pr.inv_std[j] == 0) continue;
+      const double hjj = Cs(j, j) + pr.l2 * pr.pen2[j];
+      const double z = hjj * beta[j] - grad[j];
+      const double t = pr.l1 * pr.pen1[j];
+      const double nb = (z > t ? z - t : (z < -t ? z + t : 0.0)) / hjj;
+      const double delta = nb - beta[j];
+      if (delta != 0.0) {
+        grad += delta * Cs.col(j);
+        grad[j] += delta * pr.l2 * pr.pen2[j];
+        beta[j] = nb;
+      }
+      max_change = std::max(max_change, std::fabs(delta));
+      max_beta = std::max(max_beta, std::fabs(nb));
+    }
+    if (max_change <= tol * std::max(1.0, max_beta)) {
+      ++sweep;
+      break;
+    }
+  }
+  *sweeps = sweep;
+  return beta;
+}
+
+// The normal-equations solver: one pass for the moments, then a d x d problem solved on every
+// rank alike (LDLT, or coordinate descent with an L1 term).
+LinearRegressionModel fit_normal(const Frame& f, const LinearRegressionParams& p, const Summary& s, const Problem& pr) {
   const std::int64_t d = pr.d;
   const double W = s.weight_sum;
   LinearRegressionModel model;
-  const bool normal = p.solver == "normal" || (p.solver == "auto" && d <= p.max_normal_features);
-  if (normal) {
-    // Allreduced weighted moments, in double: [X^T W X (d x d), X^T W y, sum w y, sum w y^2].
-    Vec buf = Vec::Zero(d * d + d + 2);
-    Eigen::Map<Mat> A(buf.data(), d, d);
-    Eigen::Map<Vec> xy(buf.data() + d * d, d);
-    Mat xd;
-    for_blocks(f, [&](std::int64_t r0, const auto& xb) {
-      xd = Mat(xb.template cast<double>());
-      const auto w = f.weight().segment(r0, xd.rows());
-      const auto y = f.label().segment(r0, xd.rows());
-      A.selfadjointView<Eigen::Lower>().rankUpdate(xd.transpose() * w.cwiseSqrt().asDiagonal());
-      xy.noalias() += xd.transpose() * w.cwiseProduct(y);
-      buf[d * d + d] += w.dot(y);
-      buf[d * d + d + 1] += w.dot(y.cwiseAbs2());
-    });
-    f.comm().allreduce(std::span<double>(buf.data(), static_cast<std::size_t>(buf.size())), comm::ReduceOp::kSum);
-    Mat C = A.selfadjointView<Eigen::Lower>();
-    C /= W;
-    Vec c = xy / W;
-    const double ybar = buf[d * d + d] / W;
-    if (p.fit_intercept) {
-      C -= s.mean * s.mean.transpose();
-      c -= s.mean * ybar;
-    }
-    // Standardized space: beta' = sigma beta.
-    const Mat Cs = pr.inv_std.asDiagonal() * C * pr.inv_std.asDiagonal();
-    const Vec cs = pr.inv_std.asDiagonal() * c;
-    Vec beta = Vec::Zero(d);
-    if (pr.l1 <= 0) {
-      Mat H = Cs;
-      H.diagonal() += pr.l2 * pr.pen2;
-      for (std::int64_t j = 0; j < d; ++j)
-        if (pr.inv_std[j] == 0) H(j, j) = 1.0;  // constant column: coefficient 0
-      Eigen::LDLT<Mat> ldlt(H);
-      beta = ldlt.solve(cs);
-      const double resid = (H * beta - cs).norm() / std::max(cs.norm(), 1e-300);
-      LOCKSTEP_CHECK(ldlt.info() == Eigen::Success && beta.allFinite() && resid < 1e-6, DataError,
-                     "LinearRegression: the normal equations are singular (collinear features); set regParam > 0 "
-                     "or solver: l-bfgs");
-      model.iterations = 1;
-    } else {
-      // Coordinate descent on the Gram matrix (glmnet's covariance updates).
-      Vec grad = -cs;  // gradient of 1/2 b'Cb - c'b at b = 0
-      int sweep = 0;
-      for (; sweep < std::max(p.max_iter, 1); ++sweep) {
-        double max_change = 0.0, max_beta = 0.0;
-        for (std::int64_t j = 0; j < d; ++j) {
-          if (pr.inv_std[j] == 0) continue;
-          const double hjj = Cs(j, j) + pr.l2 * pr.pen2[j];
-          const double z = hjj * beta[j] - grad[j];
-          const double t = pr.l1 * pr.pen1[j];
-          const double nb = (z > t ? z - t : (z < -t ? z + t : 0.0)) / hjj;
-          const double delta = nb - beta[j];
-          if (delta != 0.0) {
-            grad += delta * Cs.col(j);
-            grad[j] += delta * pr.l2 * pr.pen2[j];
-            beta[j] = nb;
-          }
-          max_change = std::max(max_change, std::fabs(delta));
-          max_beta = std::max(max_beta, std::fabs(nb));
-        }
-        if (max_change <= p.tol * std::max(1.0, max_beta)) {
-          ++sweep;
-          break;
-        }
-      }
-      model.iterations = sweep;
-    }
-    Vec x(d + 1);
-    x.head(d) = beta;
-    pr.to_model(x, model);
-    model.intercept[0] = p.fit_intercept ? ybar - model.coefficients.row(0).dot(s.mean) : 0.0;
-    // Objective at the solution, from the moments: 1/2 b'Cb - c'b + 1/2 var(y) + penalties.
-    const double yy = buf[d * d + d + 1] / W - (p.fit_intercept ? ybar * ybar : 0.0);
-    const double obj = 0.5 * beta.dot(Cs * beta) - cs.dot(beta) + 0.5 * yy + pr.l1 * pr.pen1.dot(beta.cwiseAbs()) +
-                       0.5 * pr.l2 * pr.pen2.dot(beta.cwiseAbs2());
-    model.objective_history = {obj};
-    model.solver = "normal";
-    return model;
+  const Vec buf = normal_moments(f, d);
+  const Eigen::Map<const Mat> A(buf.data(), d, d);
+  const Eigen::Map<const Vec> xy(buf.data() + d * d, d);
+  Mat C = A.selfadjointView<Eigen::Lower>();
+  C /= W;
+  Vec c = xy / W;
+  const double ybar = buf[d * d + d] / W;
+  if (p.fit_intercept) {
+    C -= s.mean * s.mean.transpose();
+    c -= s.mean * ybar;
   }
-  // L-BFGS / OWL-QN over the data.
+  // Standardized space: beta' = sigma beta.
+  const Mat Cs = pr.inv_std.asDiagonal() * C * pr.inv_std.asDiagonal();
+  const Vec cs = pr.inv_std.asDiagonal() * c;
+  Vec beta;
+  if (pr.l1 <= 0) {
+    beta = solve_ridge(pr, Cs, cs);
+    model.iterations = 1;
+  } else {
+    beta = coordinate_descent(pr, Cs, cs, p.max_iter, p.tol, &model.iterations);
+  }
+  Vec x(d + 1);
+  x.head(d) = beta;
+  pr.to_model(x, model);
+  model.intercept[0] = p.fit_intercept ? ybar - model.coefficients.row(0).dot(s.mean) : 0.0;
+  // Objective at the solution, from the moments: 1/2 b'Cb - c'b + 1/2 var(y) + penalties.
+  const double yy = buf[d * d + d + 1] / W - (p.fit_intercept ? ybar * ybar : 0.0);
+  const double obj = 0.5 * beta.dot(Cs * beta) - cs.dot(beta) + 0.5 * yy + pr.l1 * pr.pen1.dot(beta.cwiseAbs()) +
+                     0.5 * pr.l2 * pr.pen2.dot(beta.cwiseAbs2());
+  model.objective_history = {obj};
+  model.solver = "normal";
+  return model;
+}
+
+// L-BFGS / OWL-QN over the data: one pass and one allreduce per evaluation.
+LinearRegressionModel fit_lbfgs(const Frame& f, const LinearRegressionParams& p, const Problem& pr, double W) {
+  const std::int64_t d = pr.d;
   Vec x0 = Vec::Zero(d + 1);
   const double ybar = f.comm().allreduce<double>(f.weight().dot(f.label()), comm::ReduceOp::kSum) / W;
   if (p.fit_intercept) x0[d] = ybar;
@@ -321,12 +339,28 @@ LinearRegressionModel fit_linear_regression(const Frame& f, const LinearRegressi
     return pr.finish(pass, x, grad);
   };
   const auto r = minimize(obj, x0, {p.max_iter, p.tol, 10}, pr.l1_weights());
+  LinearRegressionModel model;
   pr.to_model(r.x, model);
   model.iterations = r.iterations;
   model.evaluations = r.evaluations;
   model.objective_history = r.history;
   model.solver = "l-bfgs";
   return model;
+}
+
+}  // namespace
+
+LinearRegressionModel fit_linear_regression(const Frame& f, const LinearRegressionParams& p) {
+  check_params(p.max_iter, p.reg_param, p.elastic_net_param, p.tol);
+  LOCKSTEP_CHECK(p.solver == "auto" || p.solver == "normal" || p.solver == "l-bfgs", ConfigError,
+                 "solver: expected one of auto, normal, l-bfgs; got \"", p.solver, "\"");
+  check_weights(f);
+  check_labels_finite(f);
+  const Summary s = summarize(f);
+  if (p.standardization) warn_constant_columns(f, s, "LinearRegression");
+  const Problem pr(s, 1, p.fit_intercept, p.standardization, p.reg_param, p.elastic_net_param);
+  const bool normal = p.solver == "normal" || (p.solver == "auto" && pr.d <= p.max_normal_features);
+  return normal ? fit_normal(f, p, s, pr) : fit_lbfgs(f, p, pr, s.weight_sum);
 }
 
 Predictions LinearRegressionModel::predict(const Frame& f) const {

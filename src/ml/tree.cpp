@@ -206,240 +206,344 @@ std::uint8_t sample_count(std::uint64_t seed, std::uint64_t tree, std::int64_t r
   return static_cast<std::uint8_t>(k);
 }
 
-Grown grow(const Frame& f, const Bins& bins, const Targets& tg, const Stats& st0, const GrowOptions& o) {
-  auto& comm = f.comm();
-  const std::int64_t n = f.rows(), d = bins.d;
-  const int S = st0.S;
-  Stats st = st0;
-  // Per-tree sample counts.
-  std::vector<std::vector<std::uint8_t>> count(static_cast<std::size_t>(o.num_trees),
-                                               std::vector<std::uint8_t>(static_cast<std::size_t>(n)));
-  std::int64_t cmax = 0;
-  for (int t = 0; t < o.num_trees; ++t)
-    for (std::int64_t i = 0; i < n; ++i) {
-      const auto c = sample_count(o.tree.seed + o.seed_offset, static_cast<std::uint64_t>(t), f.row_offset() + i,
-                                  o.bootstrap, o.rate);
-      count[static_cast<std::size_t>(t)][static_cast<std::size_t>(i)] = c;
-      cmax = std::max<std::int64_t>(cmax, c);
-    }
-  // Fixed-point scales from global bounds.
-  double wmax = 0.0, ymax = 0.0;
-  for (std::int64_t i = 0; i < n; ++i) {
-    wmax = std::max(wmax, (*tg.weight)[i]);
-    if (!st.classification) ymax = std::max(ymax, std::fabs(tg.value[static_cast<std::size_t>(i)]));
+// One growth of o.num_trees trees, level by level. Row statistics are fixed-point integers, so the
+// allreduced histograms are exact sums, the same in any order and at any number of ranks: every
+// rank makes the same splits and the trees are the same bits wherever they are grown.
+class Grower {
+ public:
+  Grower(const Frame& f, const Bins& bins, const Targets& tg, const Stats& st, const GrowOptions& o)
+      : f_(f),
+        bins_(bins),
+        tg_(tg),
+        o_(o),
+        st_(st),
+        n_(f.rows()),
+        d_(bins.d),
+        S_(st.S),
+        budget_(static_cast<std::size_t>(o.tree.max_memory_mb * 1024 * 1024 / sizeof(std::int64_t))) {
+    const auto trees = static_cast<std::size_t>(o.num_trees);
+    g_.trees.resize(trees);
+    g_.split_bin.resize(trees);
+    node_stats_.resize(trees);
+    node_of_.assign(trees, std::vector<std::int32_t>(static_cast<std::size_t>(n_), 0));
   }
-  double bounds[3] = {wmax, ymax, static_cast<double>(cmax)};
-  comm.allreduce(std::span<double>(bounds, 3), comm::ReduceOp::kMax);
-  const double N = static_cast<double>(std::max<std::int64_t>(f.global_rows(), 1));
-  const double wb = N * bounds[2] * bounds[0];
-  st.scale = {fixed_scale(wb), fixed_scale(wb * bounds[1]), fixed_scale(wb * bounds[1] * bounds[1])};
 
-  // Quantised contribution of row i with count c.
-  auto contrib = [&](std::int64_t i, int c, std::int64_t* q) {
-    const double w = c * (*tg.weight)[i];
-    if (st.classification) {
-      q[0] = std::llround(w * st.scale[0]);
-    } else {
-      const double y = tg.value[static_cast<std::size_t>(i)];
-      q[0] = std::llround(w * st.scale[0]);
-      q[1] = std::llround(w * y * st.scale[1]);
-      q[2] = std::llround(w * y * y * st.scale[2]);
-    }
-  };
-  auto add = [&](std::int64_t* dst, std::int64_t i, const std::int64_t* q) {
-    if (st.classification) {
-      dst[tg.cls[static_cast<std::size_t>(i)]] += q[0];
-    } else {
-      dst[0] += q[0], dst[1] += q[1], dst[2] += q[2];
-    }
-  };
+  // Every step holds collectives: each rank calls them in this order.
+  void scale_samples() { set_fixed_scales(draw_sample_counts()); }
+  void grow_roots();
+  Grown grow_levels();
 
-  Grown g;
-  g.trees.resize(static_cast<std::size_t>(o.num_trees));
-  g.split_bin.resize(static_cast<std::size_t>(o.num_trees));
-  std::vector<std::vector<std::int64_t>> node_stats(static_cast<std::size_t>(o.num_trees));  // S per node, flattened
-  std::vector<std::vector<std::int32_t>> node_of(static_cast<std::size_t>(o.num_trees),
-                                                 std::vector<std::int32_t>(static_cast<std::size_t>(n), 0));
-  // Root statistics.
-  {
-    std::vector<std::int64_t> roots(static_cast<std::size_t>(o.num_trees * S), 0);
-    std::int64_t q[3];
-    for (int t = 0; t < o.num_trees; ++t)
-      for (std::int64_t i = 0; i < n; ++i) {
-        const int c = count[static_cast<std::size_t>(t)][static_cast<std::size_t>(i)];
-        if (!c) continue;
-        contrib(i, c, q);
-        add(roots.data() + t * S, i, q);
-      }
-    comm.allreduce(std::span<std::int64_t>(roots), comm::ReduceOp::kSum);
-    for (int t = 0; t < o.num_trees; ++t) {
-      g.trees[static_cast<std::size_t>(t)].nodes.emplace_back();
-      g.split_bin[static_cast<std::size_t>(t)].push_back(-1);
-      node_stats[static_cast<std::size_t>(t)].assign(roots.begin() + t * S, roots.begin() + (t + 1) * S);
-    }
-  }
-  struct Open {
+ private:
+  struct Open {  // a node whose split is still to be found
     int tree;
     std::int32_t node;
     std::vector<std::int32_t> features;
   };
-  auto features_for = [&](int t, std::int32_t node) {
-    std::vector<std::int32_t> all(static_cast<std::size_t>(d));
-    std::iota(all.begin(), all.end(), 0);
-    if (o.subset >= d) return all;
-    CounterRng r(o.tree.seed + o.seed_offset, RngStream::kForest, 0xFEA70000ull + static_cast<std::uint64_t>(t),
-                 static_cast<std::uint64_t>(node));
-    for (std::int64_t k = 0; k < o.subset; ++k) {
-      const auto j = k + static_cast<std::int64_t>(r.below(static_cast<std::uint64_t>(d - k)));
-      std::swap(all[static_cast<std::size_t>(k)], all[static_cast<std::size_t>(j)]);
-    }
-    all.resize(static_cast<std::size_t>(o.subset));
-    std::sort(all.begin(), all.end());
-    return all;
+  struct Batch {  // open nodes [begin, end) whose histograms share one allreduce
+    std::size_t begin = 0, end = 0;
+    std::size_t size = 0;                         // histogram entries
+    std::vector<std::vector<std::int64_t>> foff;  // per batch node: offset of each feature's bins
   };
-  std::vector<Open> open;
-  for (int t = 0; t < o.num_trees; ++t) open.push_back({t, 0, features_for(t, 0)});
-  auto finish_leaf = [&](int t, std::int32_t node) {
-    auto& nd = g.trees[static_cast<std::size_t>(t)].nodes[static_cast<std::size_t>(node)];
-    const std::int64_t* q = node_stats[static_cast<std::size_t>(t)].data() + node * S;
-    nd.impurity = st.impurity(q, o.impurity, &nd.weight);
-    st.leaf(q, nd);
+  struct Split {
+    double gain = 0.0;
+    std::int32_t feature = -1, bin = -1;
+    std::vector<std::int64_t> left;  // statistics of the rows going left
   };
-  const auto nbins = [&](std::int32_t j) {
-    return static_cast<std::int64_t>(bins.thresholds[static_cast<std::size_t>(j)].size()) + 1;
-  };
-  const std::size_t budget = static_cast<std::size_t>(o.tree.max_memory_mb * 1024 * 1024 / sizeof(std::int64_t));
 
-  for (int depth = 0; depth < o.tree.max_depth && !open.empty(); ++depth) {
+  std::int64_t draw_sample_counts();
+  void set_fixed_scales(std::int64_t cmax);
+  void contrib(std::int64_t i, int c, std::int64_t* q) const;
+  void add(std::int64_t* dst, std::int64_t i, const std::int64_t* q) const;
+  std::vector<std::int32_t> features_for(int t, std::int32_t node) const;
+  std::int64_t nbins(std::int32_t j) const {
+    return static_cast<std::int64_t>(bins_.thresholds[static_cast<std::size_t>(j)].size()) + 1;
+  }
+  Batch next_batch(const std::vector<Open>& open, std::size_t b0) const;
+  std::vector<std::int64_t> histograms(const std::vector<Open>& open, const Batch& b) const;
+  void split_node(const Open& on, const std::int64_t* hist, const std::vector<std::int64_t>& foff, int depth,
+                  std::vector<Open>& next);
+  Split best_split(const Open& on, const std::int64_t* tot, double imp, double wtot, const std::int64_t* hist,
+                   const std::vector<std::int64_t>& foff) const;
+  void apply_split(const Open& on, const std::int64_t* tot, const Split& s, int depth, std::vector<Open>& next);
+  void finish_leaf(int t, std::int32_t node);
+  void route_rows();
+
+  const Frame& f_;
+  const Bins& bins_;
+  const Targets& tg_;
+  const GrowOptions& o_;
+  Stats st_;
+  const std::int64_t n_, d_;
+  const int S_;
+  const std::size_t budget_;                           // histogram entries per allreduce
+  std::vector<std::vector<std::uint8_t>> count_;       // per tree, per row: times sampled
+  std::vector<std::vector<std::int64_t>> node_stats_;  // per tree: S per node, flattened
+  std::vector<std::vector<std::int32_t>> node_of_;     // per tree, per row: its open node, -1 once in a leaf
+  Grown g_;
+};
+
+// Per-tree sample counts, each keyed by (seed, tree, global row) so that it is the same at any
+// number of ranks; returns the largest, which bounds the fixed-point sums.
+std::int64_t Grower::draw_sample_counts() {
+  count_.assign(static_cast<std::size_t>(o_.num_trees), std::vector<std::uint8_t>(static_cast<std::size_t>(n_)));
+  std::int64_t cmax = 0;
+  for (int t = 0; t < o_.num_trees; ++t)
+    for (std::int64_t i = 0; i < n_; ++i) {
+      const auto c = sample_count(o_.tree.seed + o_.seed_offset, static_cast<std::uint64_t>(t), f_.row_offset() + i,
+                                  o_.bootstrap, o_.rate);
+      count_[static_cast<std::size_t>(t)][static_cast<std::size_t>(i)] = c;
+      cmax = std::max<std::int64_t>(cmax, c);
+    }
+  return cmax;
+}
+
+// Fixed-point scales from the global bounds of weight, |y| and count, so that no sum of
+// contributions can overflow.
+void Grower::set_fixed_scales(std::int64_t cmax) {
+  double wmax = 0.0, ymax = 0.0;
+  for (std::int64_t i = 0; i < n_; ++i) {
+    wmax = std::max(wmax, (*tg_.weight)[i]);
+    if (!st_.classification) ymax = std::max(ymax, std::fabs(tg_.value[static_cast<std::size_t>(i)]));
+  }
+  double bounds[3] = {wmax, ymax, static_cast<double>(cmax)};
+  f_.comm().allreduce(std::span<double>(bounds, 3), comm::ReduceOp::kMax);
+  const double N = static_cast<double>(std::max<std::int64_t>(f_.global_rows(), 1));
+  const double wb = N * bounds[2] * bounds[0];
+  st_.scale = {fixed_scale(wb), fixed_scale(wb * bounds[1]), fixed_scale(wb * bounds[1] * bounds[1])};
+}
+
+// Quantised contribution of row i with count c.
+void Grower::contrib(std::int64_t i, int c, std::int64_t* q) const {
+  const double w = c * (*tg_.weight)[i];
+  if (st_.classification) {
+    q[0] = std::llround(w * st_.scale[0]);
+  } else {
+    const double y = tg_.value[static_cast<std::size_t>(i)];
+    q[0] = std::llround(w * st_.scale[0]);
+    q[1] = std::llround(w * y * st_.scale[1]);
+    q[2] = std::llround(w * y * y * st_.scale[2]);
+  }
+}
+
+void Grower::add(std::int64_t* dst, std::int64_t i, const std::int64_t* q) const {
+  if (st_.classification) {
+    dst[tg_.cls[static_cast<std::size_t>(i)]] += q[0];
+  } else {
+    dst[0] += q[0], dst[1] += q[1], dst[2] += q[2];
+  }
+}
+
+void Grower::grow_roots() {
+  std::vector<std::int64_t> roots(static_cast<std::size_t>(o_.num_trees * S_), 0);
+  std::int64_t q[3];
+  for (int t = 0; t < o_.num_trees; ++t)
+    for (std::int64_t i = 0; i < n_; ++i) {
+      const int c = count_[static_cast<std::size_t>(t)][static_cast<std::size_t>(i)];
+      if (!c) continue;
+      contrib(i, c, q);
+      add(roots.data() + t * S_, i, q);
+    }
+  f_.comm().allreduce(std::span<std::int64_t>(roots), comm::ReduceOp::kSum);
+  for (int t = 0; t < o_.num_trees; ++t) {
+    g_.trees[static_cast<std::size_t>(t)].nodes.emplace_back();
+    g_.split_bin[static_cast<std::size_t>(t)].push_back(-1);
+    node_stats_[static_cast<std::size_t>(t)].assign(roots.begin() + t * S_, roots.begin() + (t + 1) * S_);
+  }
+}
+
+// The candidate features of a node: a draw keyed by (seed, tree, node), whatever the rank count.
+std::vector<std::int32_t> Grower::features_for(int t, std::int32_t node) const {
+  std::vector<std::int32_t> all(static_cast<std::size_t>(d_));
+  std::iota(all.begin(), all.end(), 0);
+  if (o_.subset >= d_) return all;
+  CounterRng r(o_.tree.seed + o_.seed_offset, RngStream::kForest, 0xFEA70000ull + static_cast<std::uint64_t>(t),
+               static_cast<std::uint64_t>(node));
+  for (std::int64_t k = 0; k < o_.subset; ++k) {
+    const auto j = k + static_cast<std::int64_t>(r.below(static_cast<std::uint64_t>(d_ - k)));
+    std::swap(all[static_cast<std::size_t>(k)], all[static_cast<std::size_t>(j)]);
+  }
+  all.resize(static_cast<std::size_t>(o_.subset));
+  std::sort(all.begin(), all.end());
+  return all;
+}
+
+Grown Grower::grow_levels() {
+  std::vector<Open> open;
+  for (int t = 0; t < o_.num_trees; ++t) open.push_back({t, 0, features_for(t, 0)});
+  for (int depth = 0; depth < o_.tree.max_depth && !open.empty(); ++depth) {
     std::vector<Open> next;
-    std::vector<std::vector<std::int32_t>> slot(static_cast<std::size_t>(o.num_trees));
     for (std::size_t b0 = 0; b0 < open.size();) {
-      // A batch of open nodes whose histograms fit the memory budget (at least one node).
-      std::size_t b1 = b0, size = 0;
-      std::vector<std::size_t> offset;
-      std::vector<std::vector<std::int64_t>> foff;  // per batch node: offset of each feature's bins
-      while (b1 < open.size()) {
-        std::vector<std::int64_t> fo;
-        std::size_t need = 0;
-        for (auto j : open[b1].features) {
-          fo.push_back(static_cast<std::int64_t>(size + need));
-          need += static_cast<std::size_t>(nbins(j) * S);
-        }
-        if (b1 > b0 && size + need > budget) break;
-        offset.push_back(size);
-        foff.push_back(std::move(fo));
-        size += need;
-        ++b1;
-      }
-      for (auto& s : slot) s.assign(g.trees[static_cast<std::size_t>(&s - slot.data())].nodes.size(), -1);
-      for (std::size_t k = b0; k < b1; ++k)
-        slot[static_cast<std::size_t>(open[k].tree)][static_cast<std::size_t>(open[k].node)] =
-            static_cast<std::int32_t>(k - b0);
-      std::vector<std::int64_t> hist(size, 0);
-      std::int64_t q[3];
-      for (std::int64_t i = 0; i < n; ++i) {
-        const std::uint8_t* row = bins.codes.data() + i * d;
-        for (int t = 0; t < o.num_trees; ++t) {
-          const std::int32_t nd = node_of[static_cast<std::size_t>(t)][static_cast<std::size_t>(i)];
-          if (nd < 0) continue;
-          const std::int32_t s = slot[static_cast<std::size_t>(t)][static_cast<std::size_t>(nd)];
-          if (s < 0) continue;
-          const int c = count[static_cast<std::size_t>(t)][static_cast<std::size_t>(i)];
-          if (!c) continue;
-          contrib(i, c, q);
-          const auto& feats = open[b0 + static_cast<std::size_t>(s)].features;
-          const auto& fo = foff[static_cast<std::size_t>(s)];
-          for (std::size_t fi = 0; fi < feats.size(); ++fi) add(hist.data() + fo[fi] + row[feats[fi]] * S, i, q);
-        }
-      }
-      comm.allreduce(std::span<std::int64_t>(hist), comm::ReduceOp::kSum);
-      // Best split per node: the largest gain; ties go to the lower feature, then the lower bin.
-      std::vector<std::int64_t> left(static_cast<std::size_t>(S)), right(static_cast<std::size_t>(S));
-      for (std::size_t k = b0; k < b1; ++k) {
-        const Open& on = open[k];
-        auto& tree = g.trees[static_cast<std::size_t>(on.tree)];
-        // A copy: the children's statistics are appended to the same vector below.
-        const std::vector<std::int64_t> tot_copy(
-            node_stats[static_cast<std::size_t>(on.tree)].begin() + on.node * S,
-            node_stats[static_cast<std::size_t>(on.tree)].begin() + (on.node + 1) * S);
-        const std::int64_t* tot = tot_copy.data();
-        double wtot = 0.0;
-        const double imp = st.impurity(tot, o.impurity, &wtot);
-        double best_gain = 0.0;
-        std::int32_t best_f = -1, best_b = -1;
-        std::vector<std::int64_t> best_left(static_cast<std::size_t>(S));
-        for (std::size_t fi = 0; fi < on.features.size(); ++fi) {
-          const std::int32_t j = on.features[fi];
-          const std::int64_t* h = hist.data() + foff[k - b0][fi];
-          std::fill(left.begin(), left.end(), 0);
-          for (std::int64_t b = 0; b + 1 < nbins(j); ++b) {
-            for (int s = 0; s < S; ++s) left[static_cast<std::size_t>(s)] += h[b * S + s];
-            for (int s = 0; s < S; ++s) right[static_cast<std::size_t>(s)] = tot[s] - left[static_cast<std::size_t>(s)];
-            double wl = 0.0, wr = 0.0;
-            const double il = st.impurity(left.data(), o.impurity, &wl),
-                         ir = st.impurity(right.data(), o.impurity, &wr);
-            if (wl < static_cast<double>(o.tree.min_instances_per_node) ||
-                wr < static_cast<double>(o.tree.min_instances_per_node) || wl <= 0 || wr <= 0)
-              continue;
-            const double gain = imp - (wl / wtot) * il - (wr / wtot) * ir;
-            if (gain > best_gain) best_gain = gain, best_f = j, best_b = static_cast<std::int32_t>(b), best_left = left;
-          }
-        }
-        tree.nodes[static_cast<std::size_t>(on.node)].impurity = imp;
-        tree.nodes[static_cast<std::size_t>(on.node)].weight = wtot;
-        if (best_f < 0 || best_gain <= 0 || best_gain < o.tree.min_info_gain) {
-          finish_leaf(on.tree, on.node);
-          continue;
-        }
-        auto& stats = node_stats[static_cast<std::size_t>(on.tree)];
-        const auto li = static_cast<std::int32_t>(tree.nodes.size());
-        for (int side = 0; side < 2; ++side) {
-          tree.nodes.emplace_back();
-          g.split_bin[static_cast<std::size_t>(on.tree)].push_back(-1);
-          for (int s = 0; s < S; ++s)
-            stats.push_back(side == 0 ? best_left[static_cast<std::size_t>(s)]
-                                      : tot[s] - best_left[static_cast<std::size_t>(s)]);
-        }
-        auto& nd = tree.nodes[static_cast<std::size_t>(on.node)];
-        nd.feature = best_f;
-        nd.threshold = bins.thresholds[static_cast<std::size_t>(best_f)][static_cast<std::size_t>(best_b)];
-        nd.left = li;
-        nd.right = li + 1;
-        nd.gain = best_gain;
-        st.leaf(tot, nd);  // internal nodes keep a prediction too
-        g.split_bin[static_cast<std::size_t>(on.tree)][static_cast<std::size_t>(on.node)] = best_b;
-        for (std::int32_t child : {li, li + 1}) {
-          if (depth + 1 < o.tree.max_depth) {
-            next.push_back({on.tree, child, features_for(on.tree, child)});
-          } else {
-            finish_leaf(on.tree, child);
-          }
-        }
-      }
-      b0 = b1;
+      const Batch b = next_batch(open, b0);
+      const std::vector<std::int64_t> hist = histograms(open, b);
+      for (std::size_t k = b.begin; k < b.end; ++k) split_node(open[k], hist.data(), b.foff[k - b.begin], depth, next);
+      b0 = b.end;
     }
-    // Rows move down one level.
-    for (int t = 0; t < o.num_trees; ++t) {
-      const auto& tree = g.trees[static_cast<std::size_t>(t)];
-      const auto& sb = g.split_bin[static_cast<std::size_t>(t)];
-      auto& no = node_of[static_cast<std::size_t>(t)];
-      for (std::int64_t i = 0; i < n; ++i) {
-        const std::int32_t nd = no[static_cast<std::size_t>(i)];
-        if (nd < 0) continue;
-        const auto& node = tree.nodes[static_cast<std::size_t>(nd)];
-        if (node.feature < 0) {
-          no[static_cast<std::size_t>(i)] = -1;
-          continue;
-        }
-        const bool go_left =
-            bins.codes[static_cast<std::size_t>(i * d + node.feature)] <= sb[static_cast<std::size_t>(nd)];
-        no[static_cast<std::size_t>(i)] = go_left ? node.left : node.right;
-      }
-    }
+    route_rows();
     open = std::move(next);
   }
   for (const auto& on : open) finish_leaf(on.tree, on.node);  // max depth 0
-  return g;
+  return std::move(g_);
+}
+
+// Open nodes from b0 on whose histograms fit the memory budget (at least one node).
+Grower::Batch Grower::next_batch(const std::vector<Open>& open, std::size_t b0) const {
+  Batch b;
+  b.begin = b.end = b0;
+  while (b.end < open.size()) {
+    std::vector<std::int64_t> fo;
+    std::size_t need = 0;
+    for (auto j : open[b.end].features) {
+      fo.push_back(static_cast<std::int64_t>(b.size + need));
+      need += static_cast<std::size_t>(nbins(j) * S_);
+    }
+    if (b.end > b0 && b.size + need > budget_) break;
+    b.foff.push_back(std::move(fo));
+    b.size += need;
+    ++b.end;
+  }
+  return b;
+}
+
+// The batch's histograms (per node, per candidate feature, per bin: S statistics), allreduced.
+std::vector<std::int64_t> Grower::histograms(const std::vector<Open>& open, const Batch& b) const {
+  // slot[t][node]: the node's place in the batch, -1 for nodes outside it.
+  std::vector<std::vector<std::int32_t>> slot(static_cast<std::size_t>(o_.num_trees));
+  for (std::size_t t = 0; t < slot.size(); ++t) slot[t].assign(g_.trees[t].nodes.size(), -1);
+  for (std::size_t k = b.begin; k < b.end; ++k)
+    slot[static_cast<std::size_t>(open[k].tree)][static_cast<std::size_t>(open[k].node)] =
+        static_cast<std::int32_t>(k - b.begin);
+  std::vector<std::int64_t> hist(b.size, 0);
+  std::int64_t q[3];
+  for (std::int64_t i = 0; i < n_; ++i) {
+    const std::uint8_t* row = bins_.codes.data() + i * d_;
+    for (int t = 0; t < o_.num_trees; ++t) {
+      const std::int32_t nd = node_of_[static_cast<std::size_t>(t)][static_cast<std::size_t>(i)];
+      if (nd < 0) continue;
+      const std::int32_t s = slot[static_cast<std::size_t>(t)][static_cast<std::size_t>(nd)];
+      if (s < 0) continue;
+      const int c = count_[static_cast<std::size_t>(t)][static_cast<std::size_t>(i)];
+      if (!c) continue;
+      contrib(i, c, q);
+      const auto& feats = open[b.begin + static_cast<std::size_t>(s)].features;
+      const auto& fo = b.foff[static_cast<std::size_t>(s)];
+      for (std::size_t fi = 0; fi < feats.size(); ++fi) add(hist.data() + fo[fi] + row[feats[fi]] * S_, i, q);
+    }
+  }
+  f_.comm().allreduce(std::span<std::int64_t>(hist), comm::ReduceOp::kSum);
+  return hist;
+}
+
+// Splits an open node on its best split, or makes it a leaf when no split gains enough.
+void Grower::split_node(const Open& on, const std::int64_t* hist, const std::vector<std::int64_t>& foff, int depth,
+                        std::vector<Open>& next) {
+  auto& nd = g_.trees[static_cast<std::size_t>(on.tree)].nodes[static_cast<std::size_t>(on.node)];
+  // A copy: the children's statistics are appended to the same vector.
+  const auto& stats = node_stats_[static_cast<std::size_t>(on.tree)];
+  const std::vector<std::int64_t> tot(stats.begin() + on.node * S_, stats.begin() + (on.node + 1) * S_);
+  double wtot = 0.0;
+  const double imp = st_.impurity(tot.data(), o_.impurity, &wtot);
+  const Split best = best_split(on, tot.data(), imp, wtot, hist, foff);
+  nd.impurity = imp;
+  nd.weight = wtot;
+  if (best.feature < 0 || best.gain <= 0 || best.gain < o_.tree.min_info_gain) {
+    finish_leaf(on.tree, on.node);
+    return;
+  }
+  apply_split(on, tot.data(), best, depth, next);
+}
+
+// The largest gain over the node's features and bins; ties go to the lower feature, then the
+// lower bin.
+Grower::Split Grower::best_split(const Open& on, const std::int64_t* tot, double imp, double wtot,
+                                 const std::int64_t* hist, const std::vector<std::int64_t>& foff) const {
+  Split best;
+  best.left.assign(static_cast<std::size_t>(S_), 0);
+  std::vector<std::int64_t> left(static_cast<std::size_t>(S_)), right(static_cast<std::size_t>(S_));
+  for (std::size_t fi = 0; fi < on.features.size(); ++fi) {
+    const std::int32_t j = on.features[fi];
+    const std::int64_t* h = hist + foff[fi];
+    std::fill(left.begin(), left.end(), 0);
+    for (std::int64_t b = 0; b + 1 < nbins(j); ++b) {
+      for (int s = 0; s < S_; ++s) left[static_cast<std::size_t>(s)] += h[b * S_ + s];
+      for (int s = 0; s < S_; ++s) right[static_cast<std::size_t>(s)] = tot[s] - left[static_cast<std::size_t>(s)];
+      double wl = 0.0, wr = 0.0;
+      const double il = st_.impurity(left.data(), o_.impurity, &wl), ir = st_.impurity(right.data(), o_.impurity, &wr);
+      if (wl < static_cast<double>(o_.tree.min_instances_per_node) ||
+          wr < static_cast<double>(o_.tree.min_instances_per_node) || wl <= 0 || wr <= 0)
+        continue;
+      const double gain = imp - (wl / wtot) * il - (wr / wtot) * ir;
+      if (gain > best.gain)
+        best.gain = gain, best.feature = j, best.bin = static_cast<std::int32_t>(b), best.left = left;
+    }
+  }
+  return best;
+}
+
+// Appends the node's two children with their statistics; they stay open for the next level, or
+// become leaves at the depth limit.
+void Grower::apply_split(const Open& on, const std::int64_t* tot, const Split& s, int depth, std::vector<Open>& next) {
+  auto& tree = g_.trees[static_cast<std::size_t>(on.tree)];
+  auto& split_bin = g_.split_bin[static_cast<std::size_t>(on.tree)];
+  auto& stats = node_stats_[static_cast<std::size_t>(on.tree)];
+  const auto li = static_cast<std::int32_t>(tree.nodes.size());
+  for (int side = 0; side < 2; ++side) {
+    tree.nodes.emplace_back();
+    split_bin.push_back(-1);
+    for (int k = 0; k < S_; ++k)
+      stats.push_back(side == 0 ? s.left[static_cast<std::size_t>(k)] : tot[k] - s.left[static_cast<std::size_t>(k)]);
+  }
+  auto& nd = tree.nodes[static_cast<std::size_t>(on.node)];
+  nd.feature = s.feature;
+  nd.threshold = bins_.thresholds[static_cast<std::size_t>(s.feature)][static_cast<std::size_t>(s.bin)];
+  nd.left = li;
+  nd.right = li + 1;
+  nd.gain = s.gain;
+  st_.leaf(tot, nd);  // internal nodes keep a prediction too
+  split_bin[static_cast<std::size_t>(on.node)] = s.bin;
+  for (std::int32_t child : {li, li + 1}) {
+    if (depth + 1 < o_.tree.max_depth) {
+      next.push_back({on.tree, child, features_for(on.tree, child)});
+    } else {
+      finish_leaf(on.tree, child);
+    }
+  }
+}
+
+void Grower::finish_leaf(int t, std::int32_t node) {
+  auto& nd = g_.trees[static_cast<std::size_t>(t)].nodes[static_cast<std::size_t>(node)];
+  const std::int64_t* q = node_stats_[static_cast<std::size_t>(t)].data() + node * S_;
+  nd.impurity = st_.impurity(q, o_.impurity, &nd.weight);
+  st_.leaf(q, nd);
+}
+
+// Rows move down one level: to a child of a node split at this level, or out (-1) at a leaf.
+void Grower::route_rows() {
+  for (int t = 0; t < o_.num_trees; ++t) {
+    const auto& tree = g_.trees[static_cast<std::size_t>(t)];
+    const auto& sb = g_.split_bin[static_cast<std::size_t>(t)];
+    auto& no = node_of_[static_cast<std::size_t>(t)];
+    for (std::int64_t i = 0; i < n_; ++i) {
+      const std::int32_t nd = no[static_cast<std::size_t>(i)];
+      if (nd < 0) continue;
+      const auto& node = tree.nodes[static_cast<std::size_t>(nd)];
+      if (node.feature < 0) {
+        no[static_cast<std::size_t>(i)] = -1;
+        continue;
+      }
+      const bool go_left =
+          bins_.codes[static_cast<std::size_t>(i * d_ + node.feature)] <= sb[static_cast<std::size_t>(nd)];
+      no[static_cast<std::size_t>(i)] = go_left ? node.left : node.right;
+    }
+  }
+}
+
+// Level-wise growth: sample counts and fixed-point scales, the roots, then per level batches of
+// open nodes: histograms, one allreduce, the best splits, and the rows routed to the children.
+Grown grow(const Frame& f, const Bins& bins, const Targets& tg, const Stats& st, const GrowOptions& o) {
+  Grower g(f, bins, tg, st, o);
+  g.scale_samples();
+  g.grow_roots();
+  return g.grow_levels();
 }
 
 Vec importances(const std::vector<Tree>& trees, std::int64_t d) {
