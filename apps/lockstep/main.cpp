@@ -9,65 +9,114 @@
 #include "common.hpp"
 #include "lockstep/core/log.hpp"
 
+namespace {
+using namespace lockstep;
+
+// What the command line chose: the subcommand and its files. The YAML config says the rest.
+struct Command {
+  app::ConfigArgs cfg;
+  bool resume = false;
+  std::int64_t max_steps = 0;
+  std::string checkpoint, model, input, labels, output;
+  CLI::App *train = nullptr, *evaluate = nullptr, *predict = nullptr, *fit = nullptr, *transform = nullptr,
+           *info = nullptr;
+};
+
+void add_config(CLI::App* sub, Command& c) {
+  sub->add_option("config", c.cfg.path, "YAML run configuration")->required();
+  sub->add_option("--set", c.cfg.overrides, "Override a config key, e.g. --set training.epochs=2 (repeatable)")
+      ->take_all();
+}
+
+void define_training(CLI::App& cli, Command& c) {
+  c.train = cli.add_subcommand("train", "Train the model a config describes, data-parallel over the ranks");
+  add_config(c.train, c);
+  c.train->add_flag("--resume", c.resume, "Continue from output.dir/checkpoint.h5 (the latest complete checkpoint)");
+  c.train
+      ->add_option("--max-steps", c.max_steps,
+                   "Stop when the run has done this many steps in total (counted from the start of training, "
+                   "including steps before a --resume) and write a checkpoint; continue with --resume")
+      ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
+
+  c.evaluate = cli.add_subcommand("evaluate", "Evaluate a checkpoint on the config's test split");
+  add_config(c.evaluate, c);
+  c.evaluate->add_option("--checkpoint", c.checkpoint, "Checkpoint file (HDF5) written by lockstep train")->required();
+
+  c.predict = cli.add_subcommand("predict", "Predict for a data file; each rank predicts its split");
+  add_config(c.predict, c);
+  auto* ck = c.predict->add_option("--checkpoint", c.checkpoint, "Checkpoint file (HDF5) written by lockstep train");
+  auto* md = c.predict->add_option("--model", c.model, "Pipeline model (HDF5) written by lockstep fit");
+  ck->excludes(md);
+  c.predict->add_option("--input", c.input, "Features file, in the config's data.format")->required();
+  c.predict->add_option("--labels", c.labels,
+                        "IDX labels file (optional: without it the images are read unlabeled; CSV, LIBSVM and "
+                        "HDF5 inputs carry their own label column, which predict ignores)");
+  c.predict
+      ->add_option("--output", c.output,
+                   "Output CSV in input order: index,prediction,score_0..score_{k-1} (--checkpoint) or "
+                   "index,prediction,probability_0.. (--model)")
+      ->required();
+}
+
+void define_pipelines(CLI::App& cli, Command& c) {
+  c.fit = cli.add_subcommand("fit",
+                             "Fit the config's ML pipeline (tuned if it says so) and save it to "
+                             "output.dir/model.h5");
+  add_config(c.fit, c);
+  c.transform = cli.add_subcommand("transform", "Apply a fitted pipeline's transformers to a data file");
+  add_config(c.transform, c);
+  c.transform->add_option("--model", c.model, "Pipeline model (HDF5) written by lockstep fit")->required();
+  c.transform->add_option("--input", c.input, "Features file, in the config's data.format")->required();
+  c.transform->add_option("--labels", c.labels, "IDX labels file (optional)");
+  c.transform->add_option("--output", c.output, "Output CSV: index,label,features..., input order")->required();
+
+  c.info = cli.add_subcommand("info", "Version, MPI library, CUDA/NCCL support, ranks and hosts");
+  c.info->add_option("--checkpoint", c.checkpoint,
+                     "Also describe a checkpoint: counters, config hash, parameter digest");
+}
+
+int run(comm::Communicator& world, const Command& c) {
+  if (*c.train) return app::run_train(world, c.cfg, c.resume, c.max_steps);
+  if (*c.evaluate) return app::run_evaluate(world, c.cfg, c.checkpoint);
+  if (*c.predict && !c.model.empty())
+    return app::run_predict_pipeline(world, c.cfg, c.model, c.input, c.labels, c.output);
+  if (*c.predict && c.checkpoint.empty())
+    throw ConfigError("predict: give --checkpoint (lockstep train) or --model (lockstep fit)");
+  if (*c.predict) return app::run_predict(world, c.cfg, c.checkpoint, c.input, c.labels, c.output);
+  if (*c.fit) return app::run_fit(world, c.cfg);
+  if (*c.transform) return app::run_transform(world, c.cfg, c.model, c.input, c.labels, c.output);
+  return app::run_info(world, c.checkpoint);
+}
+
+// An error every rank agreed on ends every rank normally with status 1; one that only this rank
+// saw aborts the job, since the others may be waiting in a collective.
+int run_guarded(comm::Communicator& world, const Command& c) {
+  try {
+    return run(world, c);
+  } catch (const Error& e) {
+    if (e.agreed()) {  // every rank has it: say it once, end normally everywhere
+      if (world.rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());
+      return 1;
+    }
+    log::error(e.what());
+  } catch (const std::exception& e) {
+    log::error(e.what());
+  }
+  if (world.size() > 1) world.abort(1);
+  return 1;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  using namespace lockstep;
   CLI::App cli{
       "lockstep: data-parallel deep learning and ML on MPI.\n"
       "Launch with mpirun/srun: mpirun -np 4 lockstep train configs/fmnist_mlp.yaml\n"
       "ML pipelines: mpirun -np 2 lockstep fit configs/fmnist_logreg.yaml"};
   cli.require_subcommand(1);
-  app::ConfigArgs cfg;
-  bool resume = false;
-  std::int64_t max_steps = 0;
-  std::string checkpoint, model, input, labels, output;
-
-  auto add_config = [&](CLI::App* sub) {
-    sub->add_option("config", cfg.path, "YAML run configuration")->required();
-    sub->add_option("--set", cfg.overrides, "Override a config key, e.g. --set training.epochs=2 (repeatable)")
-        ->take_all();
-  };
-  auto* train = cli.add_subcommand("train", "Train the model a config describes, data-parallel over the ranks");
-  add_config(train);
-  train->add_flag("--resume", resume, "Continue from output.dir/checkpoint.h5 (the latest complete checkpoint)");
-  train
-      ->add_option("--max-steps", max_steps,
-                   "Stop when the run has done this many steps in total (counted from the start of training, "
-                   "including steps before a --resume) and write a checkpoint; continue with --resume")
-      ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
-
-  auto* evaluate = cli.add_subcommand("evaluate", "Evaluate a checkpoint on the config's test split");
-  add_config(evaluate);
-  evaluate->add_option("--checkpoint", checkpoint, "Checkpoint file (HDF5) written by lockstep train")->required();
-
-  auto* predict = cli.add_subcommand("predict", "Predict for a data file; each rank predicts its split");
-  add_config(predict);
-  auto* ck = predict->add_option("--checkpoint", checkpoint, "Checkpoint file (HDF5) written by lockstep train");
-  auto* md = predict->add_option("--model", model, "Pipeline model (HDF5) written by lockstep fit");
-  ck->excludes(md);
-  predict->add_option("--input", input, "Features file, in the config's data.format")->required();
-  predict->add_option("--labels", labels,
-                      "IDX labels file (optional: without it the images are read unlabeled; CSV, LIBSVM and "
-                      "HDF5 inputs carry their own label column, which predict ignores)");
-  predict
-      ->add_option("--output", output,
-                   "Output CSV in input order: index,prediction,score_0..score_{k-1} (--checkpoint) or "
-                   "index,prediction,probability_0.. (--model)")
-      ->required();
-
-  auto* fit = cli.add_subcommand("fit",
-                                 "Fit the config's ML pipeline (tuned if it says so) and save it to "
-                                 "output.dir/model.h5");
-  add_config(fit);
-  auto* transform = cli.add_subcommand("transform", "Apply a fitted pipeline's transformers to a data file");
-  add_config(transform);
-  transform->add_option("--model", model, "Pipeline model (HDF5) written by lockstep fit")->required();
-  transform->add_option("--input", input, "Features file, in the config's data.format")->required();
-  transform->add_option("--labels", labels, "IDX labels file (optional)");
-  transform->add_option("--output", output, "Output CSV: index,label,features..., input order")->required();
-
-  auto* info = cli.add_subcommand("info", "Version, MPI library, CUDA/NCCL support, ranks and hosts");
-  info->add_option("--checkpoint", checkpoint, "Also describe a checkpoint: counters, config hash, parameter digest");
-
+  Command command;
+  define_training(cli, command);
+  define_pipelines(cli, command);
   CLI11_PARSE(cli, argc, argv);  // --help and usage errors end here, before MPI starts
 
   std::unique_ptr<comm::Communicator> world;
@@ -77,37 +126,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: cannot start MPI: %s\n", e.what());
     return 1;
   }
-  int status = 0;
-  try {
-    if (*train)
-      status = app::run_train(*world, cfg, resume, max_steps);
-    else if (*evaluate)
-      status = app::run_evaluate(*world, cfg, checkpoint);
-    else if (*predict && !model.empty())
-      status = app::run_predict_pipeline(*world, cfg, model, input, labels, output);
-    else if (*predict && checkpoint.empty())
-      throw ConfigError("predict: give --checkpoint (lockstep train) or --model (lockstep fit)");
-    else if (*predict)
-      status = app::run_predict(*world, cfg, checkpoint, input, labels, output);
-    else if (*fit)
-      status = app::run_fit(*world, cfg);
-    else if (*transform)
-      status = app::run_transform(*world, cfg, model, input, labels, output);
-    else if (*info)
-      status = app::run_info(*world, checkpoint);
-  } catch (const Error& e) {
-    if (e.agreed()) {  // every rank has it: say it once, end normally everywhere
-      if (world->rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());
-    } else {
-      log::error(e.what());
-      if (world->size() > 1) world->abort(1);
-    }
-    status = 1;
-  } catch (const std::exception& e) {
-    log::error(e.what());
-    if (world->size() > 1) world->abort(1);
-    status = 1;
-  }
+  const int status = run_guarded(*world, command);
   world.reset();
   comm::finalize_mpi();
   return status;

@@ -338,6 +338,53 @@ StageConfig parse_stage(const YAML::Node& n, const std::string& path, const std:
   return st;
 }
 
+// The ML sections (`lockstep fit`): the pipeline's stages and tuning, kept with their places; ml/
+// reads the stage parameters. Their YAML as given goes into the config's canonical text.
+void parse_pipeline(Section& top, const std::string& source, const std::set<std::string>& overridden, Config& c) {
+  const std::string* src = &c.source;
+  const YAML::Node pipe = top.raw("pipeline");
+  if (pipe && !pipe.IsNull()) {
+    if (!pipe.IsSequence() || pipe.size() == 0)
+      throw ConfigError(mark(source, pipe, overridden, "pipeline") + ": expected a non-empty list of stages");
+    for (std::size_t i = 0; i < pipe.size(); ++i)
+      c.pipeline.push_back(parse_stage(pipe[i], "pipeline[" + std::to_string(i) + "]", src, overridden));
+  }
+  Section tu = top.child("tuning");
+  auto& tn = c.tuning;
+  tu.get<std::string>("type", tn.type, one_of({"none", "CrossValidator", "TrainValidationSplit"}),
+                      "one of none, CrossValidator, TrainValidationSplit");
+  tu.get<std::int64_t>(
+      "numFolds", tn.num_folds, [](const std::int64_t& v) { return v >= 2; }, "an integer >= 2");
+  tu.get<double>(
+      "trainRatio", tn.train_ratio, [](const double& v) { return v > 0 && v < 1; }, "a number in (0, 1)");
+  tu.get<std::uint64_t>("seed", tn.seed);
+  tu.get<std::string>("metric", tn.metric,
+                      one_of({"accuracy", "f1", "weightedPrecision", "weightedRecall", "logLoss", "areaUnderROC",
+                              "areaUnderPR", "rmse", "mse", "mae", "r2", "cost"}),
+                      "one of accuracy, f1, weightedPrecision, weightedRecall, logLoss, areaUnderROC, areaUnderPR, "
+                      "rmse, mse, mae, r2, cost");
+  const YAML::Node grid = tu.raw("grid");
+  if (grid && !grid.IsNull()) {
+    if (!grid.IsMap())
+      throw ConfigError(mark(source, grid, overridden, "tuning.grid") +
+                        ": expected a mapping of Stage.param: [values]");
+    for (const auto& g : grid) {
+      const std::string key = g.first.as<std::string>();
+      tn.grid.emplace_back(key, stage_param(g.second, mark(source, g.first, overridden, "tuning.grid." + key)));
+    }
+  }
+  tn.where = mark(source, top.raw("tuning"), overridden, "tuning");
+  tu.finish();
+  if (pipe || top.raw("tuning")) {
+    YAML::Node keep;
+    if (pipe) keep["pipeline"] = pipe;
+    if (top.raw("tuning")) keep["tuning"] = top.raw("tuning");
+    YAML::Emitter em;
+    em << keep;
+    c.pipeline_yaml = em.c_str();
+  }
+}
+
 Config from_yaml(YAML::Node root, const std::string& source, const std::set<std::string>& overridden) {
   Config c;
   c.source = source;
@@ -411,48 +458,7 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
   out.get<std::int64_t>("log_every_steps", c.output.log_every_steps, positive<std::int64_t>(), "an integer > 0");
   out.finish();
 
-  const YAML::Node pipe = top.raw("pipeline");
-  if (pipe && !pipe.IsNull()) {
-    if (!pipe.IsSequence() || pipe.size() == 0)
-      throw ConfigError(mark(source, pipe, overridden, "pipeline") + ": expected a non-empty list of stages");
-    for (std::size_t i = 0; i < pipe.size(); ++i)
-      c.pipeline.push_back(parse_stage(pipe[i], "pipeline[" + std::to_string(i) + "]", src, overridden));
-  }
-  Section tu = top.child("tuning");
-  auto& tn = c.tuning;
-  tu.get<std::string>("type", tn.type, one_of({"none", "CrossValidator", "TrainValidationSplit"}),
-                      "one of none, CrossValidator, TrainValidationSplit");
-  tu.get<std::int64_t>(
-      "numFolds", tn.num_folds, [](const std::int64_t& v) { return v >= 2; }, "an integer >= 2");
-  tu.get<double>(
-      "trainRatio", tn.train_ratio, [](const double& v) { return v > 0 && v < 1; }, "a number in (0, 1)");
-  tu.get<std::uint64_t>("seed", tn.seed);
-  tu.get<std::string>("metric", tn.metric,
-                      one_of({"accuracy", "f1", "weightedPrecision", "weightedRecall", "logLoss", "areaUnderROC",
-                              "areaUnderPR", "rmse", "mse", "mae", "r2", "cost"}),
-                      "one of accuracy, f1, weightedPrecision, weightedRecall, logLoss, areaUnderROC, areaUnderPR, "
-                      "rmse, mse, mae, r2, cost");
-  const YAML::Node grid = tu.raw("grid");
-  if (grid && !grid.IsNull()) {
-    if (!grid.IsMap())
-      throw ConfigError(mark(source, grid, overridden, "tuning.grid") +
-                        ": expected a mapping of Stage.param: [values]");
-    for (const auto& g : grid) {
-      const std::string key = g.first.as<std::string>();
-      tn.grid.emplace_back(key, stage_param(g.second, mark(source, g.first, overridden, "tuning.grid." + key)));
-    }
-  }
-  tn.where = mark(source, top.raw("tuning"), overridden, "tuning");
-  tu.finish();
-  if (pipe || top.raw("tuning")) {
-    YAML::Node keep;
-    if (pipe) keep["pipeline"] = pipe;
-    if (top.raw("tuning")) keep["tuning"] = top.raw("tuning");
-    YAML::Emitter em;
-    em << keep;
-    c.pipeline_yaml = em.c_str();
-  }
-
+  parse_pipeline(top, source, overridden, c);
   top.finish();
   return c;
 }
