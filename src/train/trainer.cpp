@@ -55,9 +55,7 @@ Trainer::Trainer(comm::Communicator& comm, TrainerOptions options, Dataset train
   // Rank 0 initialises, everyone receives: replicas start identical by construction.
   if (comm_.rank() == 0) model_->initialize(t.seed, model_init(options_));
   comm_.broadcast(model_->flat_params().raw(), model_->flat_params().bytes(), 0);
-  const auto& o = options_.optimizer;
-  m.opt = nn::make_optimizer({o.type, o.lr, o.momentum, o.nesterov, o.weight_decay, o.beta1, o.beta2, o.eps},
-                             model_->num_params());
+  m.opt = nn::make_optimizer(options_.optimizer, model_->num_params());
   const Device dev = t.device == "cuda" ? Device::kCuda : Device::kCpu;
   if (dev == Device::kCuda) {
     // The replica lives on this rank's GPU; gradient buckets are reduced by NCCL on its own stream.

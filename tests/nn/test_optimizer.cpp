@@ -14,7 +14,7 @@
 
 using lockstep::Tensor;
 using lockstep::nn::make_optimizer;
-using lockstep::nn::OptimizerOptions;
+using lockstep::OptimizerOptions;
 using lockstep::testing::make_tensor;
 using lockstep::testing::uniform_floats;
 

@@ -11,7 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "lockstep/core/error.hpp"         // ConfigError, which every function here throws
+#include "lockstep/core/error.hpp"  // ConfigError, which every function here throws
+#include "lockstep/core/optimizer_options.hpp"
 #include "lockstep/core/param_reader.hpp"  // Param, Spec
 
 namespace lockstep::io {
@@ -49,15 +50,6 @@ struct DataConfig {
 // io/ depends on core/ only: these are plain records; train/ turns them into nn/ objects, and the
 // registries there (layer types, losses, initialisers) validate the names and parameters, so this
 // reader keeps no list of them.
-struct OptimizerConfig {
-  std::string type = "sgd";  // sgd | adam | adamw
-  double lr = 0.01;
-  double momentum = 0.0;
-  bool nesterov = false;
-  double weight_decay = 0.0;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-};
-
 struct ModelConfig {
   std::vector<Spec> layers;  // {type, parameters with their places}: nn's layer registry reads them
   std::string init = "he_uniform";
@@ -124,7 +116,7 @@ struct TuningConfig {
 struct Config {
   DataConfig data;
   ModelConfig model;
-  OptimizerConfig optimizer;
+  OptimizerOptions optimizer;
   ScheduleConfig schedule;
   TrainingConfig training;
   CheckpointConfig checkpoint;

@@ -7,18 +7,10 @@
 #include <memory>
 #include <string>
 
+#include "lockstep/core/optimizer_options.hpp"
 #include "lockstep/core/tensor.hpp"
 
 namespace lockstep::nn {
-
-struct OptimizerOptions {
-  std::string type = "sgd";  // sgd | adam | adamw
-  double lr = 0.01;
-  double momentum = 0.0;
-  bool nesterov = false;
-  double weight_decay = 0.0;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-};
 
 class Optimizer {
  public:

@@ -23,7 +23,7 @@ namespace lockstep::train {
 // run's identity (its resolved YAML and hash), which checkpoints record and resume compares.
 struct TrainerOptions {
   io::ModelConfig model;
-  io::OptimizerConfig optimizer;
+  OptimizerOptions optimizer;
   io::ScheduleConfig schedule;
   io::TrainingConfig training;
   io::CheckpointConfig checkpoint;
