@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lockstep/core/error.hpp"  // ConfigError, which every function here throws
+#include "lockstep/core/param_reader.hpp"  // Param
 
 
 namespace lockstep::io {
@@ -105,11 +106,7 @@ struct OutputConfig {
 
 // ML pipelines (`lockstep fit`). io/ keeps stage parameters as YAML scalars; ml/ converts and
 // validates them, naming `where` (file:line: key path) in its errors.
-struct StageParam {
-  std::vector<std::string> values;  // one for a scalar, any number for a list
-  bool is_list = false;
-  std::string where;                // "file.yaml:12: pipeline[1].LogisticRegression.regParam"
-};
+using StageParam = lockstep::Param;
 struct Config;
 struct StageConfig {
   std::string type;   // LogisticRegression, StandardScaler, ..., NeuralNetwork, FeatureSelector

@@ -1,7 +1,7 @@
 // ParamReader's conversions from text, its ranges and its unknown-name check. Numbers are read
 // with strtod, so "1e3" is an integer and "1.0" too (YAML writers print both); an integer that
 // does not fit the requested type is an error, never a wrapped value.
-#include "lockstep/io/param_reader.hpp"
+#include "lockstep/core/param_reader.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -12,7 +12,7 @@
 
 #include "lockstep/core/error.hpp"
 
-namespace lockstep::io {
+namespace lockstep {
 namespace {
 
 std::string number_text(double v) {
@@ -38,7 +38,7 @@ std::string param_type_word() {
 }
 
 template <typename T>
-T parse_param(const StageParam& p, const std::string& v) {
+T parse_param(const Param& p, const std::string& v) {
   if constexpr (std::is_same_v<T, std::string>) {
     return v;
   } else if constexpr (std::is_same_v<T, bool>) {
@@ -65,9 +65,9 @@ T parse_param(const StageParam& p, const std::string& v) {
   }
 }
 
-#define LOCKSTEP_PARAM_TYPE(T)                                           \
-  template std::string param_type_word<T>();                             \
-  template T parse_param<T>(const StageParam& p, const std::string& v);
+#define LOCKSTEP_PARAM_TYPE(T)               \
+  template std::string param_type_word<T>(); \
+  template T parse_param<T>(const Param& p, const std::string& v);
 LOCKSTEP_PARAM_TYPE(bool)
 LOCKSTEP_PARAM_TYPE(int)
 LOCKSTEP_PARAM_TYPE(std::int64_t)
@@ -76,23 +76,23 @@ LOCKSTEP_PARAM_TYPE(double)
 LOCKSTEP_PARAM_TYPE(std::string)
 #undef LOCKSTEP_PARAM_TYPE
 
-Range<double> at_least(double lo) {
+ParamRange<double> at_least(double lo) {
   return {[lo](const double& v) { return v >= lo; }, "a number >= " + number_text(lo)};
 }
-Range<double> greater_than(double lo) {
+ParamRange<double> greater_than(double lo) {
   return {[lo](const double& v) { return v > lo; }, "a number > " + number_text(lo)};
 }
-Range<double> between(double lo, double hi) {
+ParamRange<double> between(double lo, double hi) {
   return {[lo, hi](const double& v) { return v >= lo && v <= hi; },
           "a number in [" + number_text(lo) + ", " + number_text(hi) + "]"};
 }
-Range<std::int64_t> at_least(std::int64_t lo) {
+ParamRange<std::int64_t> at_least(std::int64_t lo) {
   return {[lo](const std::int64_t& v) { return v >= lo; }, "an integer >= " + std::to_string(lo)};
 }
-Range<int> at_least(int lo) {
+ParamRange<int> at_least(int lo) {
   return {[lo](const int& v) { return v >= lo; }, "an integer >= " + std::to_string(lo)};
 }
-Range<std::string> one_of(std::vector<std::string> choices) {
+ParamRange<std::string> one_of(std::vector<std::string> choices) {
   std::string words;
   for (const auto& c : choices) words += (words.empty() ? "" : ", ") + c;
   return {[c = std::move(choices)](const std::string& v) {
@@ -103,13 +103,13 @@ Range<std::string> one_of(std::vector<std::string> choices) {
           "one of " + words};
 }
 
-const StageParam* ParamReader::take(const std::string& name) {
+const Param* ParamReader::take(const std::string& name) {
   known_.insert(name);
   const auto it = params_.find(name);
   return it == params_.end() ? nullptr : &it->second;
 }
 
-void ParamReader::fail(const StageParam& p, const std::string& expected, const std::string& got) {
+void ParamReader::fail(const Param& p, const std::string& expected, const std::string& got) {
   throw ConfigError(p.where + ": expected " + expected + ", got " + got);
 }
 
@@ -123,4 +123,4 @@ void ParamReader::finish() const {
   }
 }
 
-}  // namespace lockstep::io
+}  // namespace lockstep
