@@ -15,6 +15,8 @@
 #include <memory>
 
 #include "data/source_util.hpp"
+#include "lockstep/core/log.hpp"
+#include "lockstep/data/source.hpp"
 #include "lockstep/data/sources.hpp"
 
 namespace lockstep::data {
@@ -236,9 +238,9 @@ void check_no_trailing_data(gzFile f, const IdxHeader& h, const std::string& pat
 
 }  // namespace
 
-Partitioned<Example> read_idx(comm::Communicator& comm, const std::string& images_path, const std::string& labels_path,
-                              const IdxOptions& options) {
-  std::vector<Example> rows;
+Table read_idx_table(comm::Communicator& comm, const std::string& images_path, const std::string& labels_path,
+                     const IdxOptions& options) {
+  Table t;
   collectively(comm, [&] {
     GzFile images = open_gz(images_path);
     const IdxHeader ih = read_header(images.get(), images_path);
@@ -261,24 +263,28 @@ Partitioned<Example> read_idx(comm::Communicator& comm, const std::string& image
     }
 
     const Range r = split_range(ih.records, comm.rank(), comm.size());
-    const std::vector<float> x = read_records(images.get(), ih, images_path, r.begin, r.end, options.scale);
-    const std::vector<float> y =
-        labelled ? read_records(labels.get(), lh, labels_path, r.begin, r.end, 1.0f) : std::vector<float>();
+    // The decoded records are the table's blocks as they stand: no per-row copies.
+    t.features = read_records(images.get(), ih, images_path, r.begin, r.end, options.scale);
+    t.labels = labelled ? read_records(labels.get(), lh, labels_path, r.begin, r.end, 1.0f)
+                        : std::vector<float>(static_cast<std::size_t>(r.size()), 0.0f);
     // One rank looks past the data for leftovers: the owner of the last record, or rank 0 when
     // there are no records at all.
     if ((r.end == ih.records && r.size() > 0) || (ih.records == 0 && comm.rank() == 0)) {
       check_no_trailing_data(images.get(), ih, images_path);
       if (labelled) check_no_trailing_data(labels.get(), lh, labels_path);
     }
-
-    const auto d = static_cast<std::size_t>(ih.values_per_record);
-    rows.resize(static_cast<std::size_t>(r.size()));
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      rows[i].features.assign(x.begin() + static_cast<std::ptrdiff_t>(i * d), x.begin() + static_cast<std::ptrdiff_t>((i + 1) * d));
-      rows[i].label = labelled ? y[i] : 0.0f;
-    }
+    t.rows = r.size();
+    // Images (N, H, W) are one channel: {1, H, W}, the shape a convolution expects.
+    t.sample_shape.assign(ih.dims.begin() + 1, ih.dims.end());
+    if (t.sample_shape.empty()) t.sample_shape = {1};
+    if (t.sample_shape.size() == 2) t.sample_shape.insert(t.sample_shape.begin(), 1);
   });
-  return Partitioned<Example>::from_local(comm, std::move(rows));
+  return t;
+}
+
+Partitioned<Example> read_idx(comm::Communicator& comm, const std::string& images_path, const std::string& labels_path,
+                              const IdxOptions& options) {
+  return to_examples(comm, read_idx_table(comm, images_path, labels_path, options));
 }
 
 std::vector<std::int64_t> idx_dims(comm::Communicator& comm, const std::string& path) {
@@ -297,5 +303,43 @@ std::vector<std::int64_t> idx_dims(comm::Communicator& comm, const std::string& 
   decode_all(wire, dims);
   return dims;
 }
+
+namespace {
+
+// The registry's row. synthetic_fallback: when the files are missing on any rank, the train and
+// test splits come from the synthetic generator (data.synthetic.*), so the demo configs run
+// without the Fashion-MNIST package; existence is agreed so that every rank takes one branch.
+Table read_idx_source(comm::Communicator& comm, const SourceRequest& req, ParamReader& p) {
+  IdxOptions o;
+  double scale = 1.0 / 255.0;
+  p.get("scale", scale, greater_than(0.0));
+  o.scale = static_cast<float>(scale);
+  bool fallback = false;
+  p.get("synthetic_fallback", fallback);
+  const SyntheticOptions synthetic = synthetic_options(p, req.split);
+  p.finish();
+  if (fallback && req.split != SplitKind::kFile) {
+    const bool here = std::filesystem::exists(req.features) && std::filesystem::exists(req.labels);
+    if (comm.allreduce<std::int32_t>(here ? 1 : 0, comm::ReduceOp::kMin) == 0) {
+      if (req.split == SplitKind::kTrain) {
+        log::info("note: " + req.features +
+                  " not found (on Debian: apt-get install dataset-fashion-mnist); "
+                  "data.synthetic_fallback is on, so this run uses the built-in synthetic dataset instead");
+      }
+      Table t = make_synthetic_table(comm, synthetic);
+      t.origin = std::string("synthetic ") + (req.split == SplitKind::kTrain ? "train" : "test") + " (fallback)";
+      return t;
+    }
+  }
+  return read_idx_table(comm, req.features, req.labels, o);
+}
+
+const SourceRegistrar kIdx{Source{"idx",
+                                  {"scale", "synthetic_fallback", "synthetic.*"},
+                                  true,
+                                  false,
+                                  read_idx_source}};
+
+}  // namespace
 
 }  // namespace lockstep::data
