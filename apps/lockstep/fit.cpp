@@ -78,7 +78,8 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
   log::info("lockstep fit: " + args.path + " on " + std::to_string(comm.size()) + " rank(s), config hash " +
             io::hex64(io::config_hash(cfg)));
   const bool has_test = cfg.data.format == "synthetic" || !cfg.data.test.features.empty();
-  const ml::Frame train = load_frame(comm, cfg, cfg.data.train.features, cfg.data.train.labels, data::SplitKind::kTrain);
+  const ml::Frame train =
+      load_frame(comm, cfg, cfg.data.train.features, cfg.data.train.labels, data::SplitKind::kTrain);
   std::optional<ml::Frame> test;
   if (has_test) test = load_frame(comm, cfg, cfg.data.test.features, cfg.data.test.labels, data::SplitKind::kTest);
   log::info("data: train " + (cfg.data.format == "synthetic" ? std::string("synthetic") : cfg.data.train.features) +

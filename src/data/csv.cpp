@@ -69,7 +69,8 @@ struct Columns {
 Columns resolve_columns(std::string header, const std::string& path, const CsvOptions& options) {
   if (!header.empty() && header.back() == '\r') header.pop_back();
   if (header.starts_with("\xEF\xBB\xBF")) header.erase(0, 3);  // the UTF-8 byte-order mark some spreadsheets write
-  if (detail::is_blank(header)) throw DataError(path + ":1: expected a header line naming the columns, got a blank line");
+  if (detail::is_blank(header))
+    throw DataError(path + ":1: expected a header line naming the columns, got a blank line");
   Columns c;
   std::vector<std::string_view> fields;
   split_fields(header, options.delimiter, fields);
@@ -82,8 +83,11 @@ Columns resolve_columns(std::string header, const std::string& path, const CsvOp
     c.label = c.labels[0];
   }
   const auto is_label = [&](std::size_t i) { return std::find(c.labels.begin(), c.labels.end(), i) != c.labels.end(); };
-  for (const auto& name : options.string_columns) c.strings.push_back(find_column(c.names, name, path, "string column"));
-  const auto is_string = [&](std::size_t i) { return std::find(c.strings.begin(), c.strings.end(), i) != c.strings.end(); };
+  for (const auto& name : options.string_columns)
+    c.strings.push_back(find_column(c.names, name, path, "string column"));
+  const auto is_string = [&](std::size_t i) {
+    return std::find(c.strings.begin(), c.strings.end(), i) != c.strings.end();
+  };
   c.label_is_string = is_string(c.label);
   if (options.feature_columns.empty()) {
     for (std::size_t i = 0; i < c.names.size(); ++i) {
@@ -93,7 +97,8 @@ Columns resolve_columns(std::string header, const std::string& path, const CsvOp
     for (const auto& name : options.feature_columns) {
       c.features.push_back(find_column(c.names, name, path, "feature column"));
       if (is_string(c.features.back()))
-        throw ConfigError(path + ": column " + detail::quoted(name) + " is listed both as a feature and as a string column");
+        throw ConfigError(path + ": column " + detail::quoted(name) +
+                          " is listed both as a feature and as a string column");
     }
   }
   return c;
@@ -149,7 +154,8 @@ Table read_csv_table(comm::Communicator& comm, const std::string& path, const Cs
         }
         return v;
       };
-      for (const std::size_t c : cols.labels) t.labels.push_back(cols.label_is_string && c == cols.label ? 0.0f : number(c));
+      for (const std::size_t c : cols.labels)
+        t.labels.push_back(cols.label_is_string && c == cols.label ? 0.0f : number(c));
       for (const std::size_t c : cols.features) t.features.push_back(number(c));
       for (std::size_t k = 0; k < cols.strings.size(); ++k) t.text[k].emplace_back(unquote(fields[cols.strings[k]]));
       ++t.rows;
@@ -166,7 +172,8 @@ Partitioned<Example> read_csv(comm::Communicator& comm, const std::string& path,
     details->feature_names = t.feature_names;
     details->strings.resize(static_cast<std::size_t>(t.rows));
     for (std::int64_t i = 0; i < t.rows; ++i)
-      for (const auto& col : t.text) details->strings[static_cast<std::size_t>(i)].push_back(col[static_cast<std::size_t>(i)]);
+      for (const auto& col : t.text)
+        details->strings[static_cast<std::size_t>(i)].push_back(col[static_cast<std::size_t>(i)]);
   }
   return to_examples(comm, t);
 }
@@ -179,18 +186,16 @@ Table read_csv_source(comm::Communicator& comm, const SourceRequest& req, ParamR
   p.get_list("feature_columns", o.feature_columns);
   p.get_list("string_columns", o.string_columns);
   std::string delimiter(1, o.delimiter);
-  p.get("delimiter", delimiter, ParamRange<std::string>{[](const std::string& v) { return v.size() == 1; }, "one character"});
+  p.get("delimiter", delimiter,
+        ParamRange<std::string>{[](const std::string& v) { return v.size() == 1; }, "one character"});
   o.delimiter = delimiter[0];
   p.finish();
   o.label_columns = req.label_columns;
   return read_csv_table(comm, req.features, o);
 }
 
-const SourceRegistrar kCsv{Source{"csv",
-                                  {"label_column", "feature_columns", "string_columns", "delimiter"},
-                                  true,
-                                  true,
-                                  read_csv_source}};
+const SourceRegistrar kCsv{
+    Source{"csv", {"label_column", "feature_columns", "string_columns", "delimiter"}, true, true, read_csv_source}};
 
 }  // namespace
 

@@ -9,9 +9,11 @@
 namespace lockstep::data {
 
 Example SparseExample::to_dense(std::int64_t num_features) const {
-  LOCKSTEP_CHECK(num_features >= 0, DataError, "SparseExample::to_dense: expected num_features >= 0, got ", num_features);
-  LOCKSTEP_CHECK(indices.size() == values.size(), DataError, "SparseExample::to_dense: expected as many values as indices (",
-                 indices.size(), "), got ", values.size());
+  LOCKSTEP_CHECK(num_features >= 0, DataError, "SparseExample::to_dense: expected num_features >= 0, got ",
+                 num_features);
+  LOCKSTEP_CHECK(indices.size() == values.size(), DataError,
+                 "SparseExample::to_dense: expected as many values as indices (", indices.size(), "), got ",
+                 values.size());
   Example e;
   e.features.assign(static_cast<std::size_t>(num_features), 0.0f);
   e.label = label;

@@ -43,12 +43,13 @@ Table read_hdf5_table(comm::Communicator& comm, const std::string& path, const H
     // (rows,) is one label per row; (rows, L) is L label columns (L = 1 is what saving a column
     // vector often produces).
     if (!(yshape.size() == 1 || yshape.size() == 2)) {
-      throw DataError(path + ":" + ys + ": expected a 1-D dataset of labels (or 2-D: rows x label columns), got shape " +
+      throw DataError(path + ":" + ys +
+                      ": expected a 1-D dataset of labels (or 2-D: rows x label columns), got shape " +
                       shape_text(yshape));
     }
     if (yshape[0] != xshape[0]) {
-      throw DataError(path + ":" + ys + ": expected " + std::to_string(xshape[0]) + " rows (as many as " + xs + " has), got " +
-                      std::to_string(yshape[0]));
+      throw DataError(path + ":" + ys + ": expected " + std::to_string(xshape[0]) + " rows (as many as " + xs +
+                      " has), got " + std::to_string(yshape[0]));
     }
     const Range r = split_range(xshape[0], comm.rank(), comm.size());
     t.features = f.read_rows<float>(xs, r.begin, r.end);
@@ -76,7 +77,8 @@ Table read_hdf5_source(comm::Communicator& comm, const SourceRequest& req, Param
   // data.label_columns names the columns of a 2-D labels dataset; the count must match.
   if (!req.label_columns.empty() && static_cast<std::int64_t>(req.label_columns.size()) != t.num_labels)
     throw DataError(req.features + ":" + o.labels_dataset + ": data.label_columns names " +
-                    std::to_string(req.label_columns.size()) + " columns, the dataset has " + std::to_string(t.num_labels));
+                    std::to_string(req.label_columns.size()) + " columns, the dataset has " +
+                    std::to_string(t.num_labels));
   return t;
 }
 

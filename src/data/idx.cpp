@@ -66,13 +66,20 @@ std::uint32_t be32(const unsigned char* p) {
 
 int element_size(int type) {
   switch (type) {
-    case 0x08: return 1;  // unsigned byte
-    case 0x09: return 1;  // signed byte
-    case 0x0B: return 2;  // short
-    case 0x0C: return 4;  // int
-    case 0x0D: return 4;  // float
-    case 0x0E: return 8;  // double
-    default: return 0;
+    case 0x08:
+      return 1;  // unsigned byte
+    case 0x09:
+      return 1;  // signed byte
+    case 0x0B:
+      return 2;  // short
+    case 0x0C:
+      return 4;  // int
+    case 0x0D:
+      return 4;  // float
+    case 0x0E:
+      return 8;  // double
+    default:
+      return 0;
   }
 }
 
@@ -117,9 +124,11 @@ IdxHeader read_header(gzFile f, const std::string& path) {
   h.elem_size = element_size(h.type);
   const int ndims = magic[3];
   if (magic[0] != 0 || magic[1] != 0 || h.elem_size == 0 || ndims == 0) {
-    throw DataError(path + ": not an IDX file: expected magic 0x0000TTNN (TT the type: 08 ubyte, 09 byte, 0B short, 0C int, "
-                           "0D float, 0E double; NN >= 1 the number of dimensions; 0x00000803 for MNIST images, "
-                           "0x00000801 for labels), got " + hex32(be32(magic)));
+    throw DataError(path +
+                    ": not an IDX file: expected magic 0x0000TTNN (TT the type: 08 ubyte, 09 byte, 0B short, 0C int, "
+                    "0D float, 0E double; NN >= 1 the number of dimensions; 0x00000803 for MNIST images, "
+                    "0x00000801 for labels), got " +
+                    hex32(be32(magic)));
   }
   std::vector<unsigned char> raw(static_cast<std::size_t>(4 * ndims));
   const std::int64_t got_dims = gz_read(f, path, raw.data(), 4 * ndims);
@@ -138,7 +147,8 @@ IdxHeader read_header(gzFile f, const std::string& path) {
     bytes = (n != 0 && bytes > kMaxBytes / n) ? kMaxBytes + 1 : bytes * n;
   }
   if (bytes > kMaxBytes) {
-    throw DataError(path + ": dimensions " + dims_text(h.dims) + " describe more than 2^50 bytes; is the header corrupt?");
+    throw DataError(path + ": dimensions " + dims_text(h.dims) +
+                    " describe more than 2^50 bytes; is the header corrupt?");
   }
   h.records = h.dims[0];
   h.compressed = gzdirect(f) == 0;
@@ -153,7 +163,8 @@ void check_plain_size(const IdxHeader& h, const std::string& path) {
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) throw DataError(path + ": cannot read the file size: " + ec.message());
   const std::int64_t has = static_cast<std::int64_t>(size) - h.header_bytes;
-  if (has != h.data_bytes()) throw DataError(path + ": expected " + h.describe_data() + ", file has " + std::to_string(has));
+  if (has != h.data_bytes())
+    throw DataError(path + ": expected " + h.describe_data() + ", file has " + std::to_string(has));
 }
 
 // Appends n big-endian values of IDX type `type` from p to out, times `scale`.
@@ -194,13 +205,14 @@ void decode_values(int type, const unsigned char* p, std::size_t n, float scale,
 // Records [begin, end) as floats times `scale`. Read in pieces: the size of a compressed file's
 // data is known only by reading it, and a corrupt header must not make a rank allocate what the
 // header claims before finding out.
-std::vector<float> read_records(gzFile f, const IdxHeader& h, const std::string& path, std::int64_t begin, std::int64_t end,
-                                float scale) {
+std::vector<float> read_records(gzFile f, const IdxHeader& h, const std::string& path, std::int64_t begin,
+                                std::int64_t end, float scale) {
   const std::int64_t offset = h.header_bytes + begin * h.record_bytes();
   const std::int64_t nbytes = (end - begin) * h.record_bytes();
   std::vector<float> out;
   if (nbytes == 0) return out;
-  if (!h.compressed) out.reserve(static_cast<std::size_t>((end - begin) * h.values_per_record));  // size already checked
+  if (!h.compressed)
+    out.reserve(static_cast<std::size_t>((end - begin) * h.values_per_record));  // size already checked
   if (gzseek(f, static_cast<z_off_t>(offset), SEEK_SET) < 0) {
     throw DataError(path + ": cannot seek to byte " + std::to_string(offset) + ": " + gz_reason(f));
   }
@@ -334,11 +346,7 @@ Table read_idx_source(comm::Communicator& comm, const SourceRequest& req, ParamR
   return read_idx_table(comm, req.features, req.labels, o);
 }
 
-const SourceRegistrar kIdx{Source{"idx",
-                                  {"scale", "synthetic_fallback", "synthetic.*"},
-                                  true,
-                                  false,
-                                  read_idx_source}};
+const SourceRegistrar kIdx{Source{"idx", {"scale", "synthetic_fallback", "synthetic.*"}, true, false, read_idx_source}};
 
 }  // namespace
 

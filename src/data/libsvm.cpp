@@ -17,8 +17,8 @@ using detail::collectively;
 Table read_libsvm_table(comm::Communicator& comm, const std::string& path, const LibsvmOptions& options) {
   std::string text;
   collectively(comm, [&] {
-    LOCKSTEP_CHECK(options.num_features >= 0, ConfigError, "read_libsvm(", path, "): expected num_features >= 0 (0 to infer it), got ",
-                   options.num_features);
+    LOCKSTEP_CHECK(options.num_features >= 0, ConfigError, "read_libsvm(", path,
+                   "): expected num_features >= 0 (0 to infer it), got ", options.num_features);
     detail::File f = detail::open_file(path);
     const std::int64_t size = detail::file_size(f.get(), path);
     text = detail::read_line_split(f.get(), path, 0, size, comm.rank(), comm.size());
@@ -49,7 +49,8 @@ Table read_libsvm_table(comm::Communicator& comm, const std::string& path, const
         const std::string_view tok = line.substr(start, end - start);
         pos = end;
         if (!have_label) {
-          if (!detail::parse_float(tok, label)) throw DataError(where + "expected a numeric label, got " + detail::quoted(tok));
+          if (!detail::parse_float(tok, label))
+            throw DataError(where + "expected a numeric label, got " + detail::quoted(tok));
           have_label = true;
           continue;
         }
@@ -95,9 +96,8 @@ Table read_libsvm_table(comm::Communicator& comm, const std::string& path, const
       ++t.rows;
     });
   });
-  const std::int64_t num_features = options.num_features > 0
-                                        ? options.num_features
-                                        : comm.allreduce<std::int64_t>(max_index, comm::ReduceOp::kMax);
+  const std::int64_t num_features =
+      options.num_features > 0 ? options.num_features : comm.allreduce<std::int64_t>(max_index, comm::ReduceOp::kMax);
   t.sample_shape = {num_features};
   return t;
 }

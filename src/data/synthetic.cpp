@@ -14,7 +14,8 @@ Table make_synthetic_table(comm::Communicator& comm, const SyntheticOptions& opt
   Table t;
   detail::collectively(comm, [&] {
     LOCKSTEP_CHECK(options.samples >= 0, ConfigError, "make_synthetic: expected samples >= 0, got ", options.samples);
-    LOCKSTEP_CHECK(options.features >= 1, ConfigError, "make_synthetic: expected features >= 1, got ", options.features);
+    LOCKSTEP_CHECK(options.features >= 1, ConfigError, "make_synthetic: expected features >= 1, got ",
+                   options.features);
     LOCKSTEP_CHECK(options.classes >= 1, ConfigError, "make_synthetic: expected classes >= 1, got ", options.classes);
     LOCKSTEP_CHECK(std::isfinite(options.noise) && options.noise >= 0.0f, ConfigError,
                    "make_synthetic: expected a finite noise >= 0, got ", options.noise);
@@ -24,7 +25,8 @@ Table make_synthetic_table(comm::Communicator& comm, const SyntheticOptions& opt
     std::vector<float> centres(static_cast<std::size_t>(options.classes) * d);
     for (std::int64_t c = 0; c < options.classes; ++c) {
       CounterRng rng(options.seed, RngStream::kSynthetic, static_cast<std::uint64_t>(c), 1);
-      for (std::size_t j = 0; j < d; ++j) centres[static_cast<std::size_t>(c) * d + j] = static_cast<float>(3.0 * rng.normal());
+      for (std::size_t j = 0; j < d; ++j)
+        centres[static_cast<std::size_t>(c) * d + j] = static_cast<float>(3.0 * rng.normal());
     }
     const Range r = split_range(options.samples, comm.rank(), comm.size());
     t.rows = r.size();

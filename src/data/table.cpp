@@ -23,8 +23,8 @@ void finish_table(comm::Communicator& comm, Table& t, const std::string& what) {
   t.global_rows = comm.allreduce<std::int64_t>(t.rows, comm::ReduceOp::kSum);
   t.row_offset = comm.exscan(t.rows);
   // Shapes are agreed through their text: small, and a mismatch message can quote both.
-  const std::string mine = t.rows > 0 || comm.rank() == 0 ? shape_text(t.sample_shape) + "x" + std::to_string(t.num_labels)
-                                                          : std::string();
+  const std::string mine =
+      t.rows > 0 || comm.rank() == 0 ? shape_text(t.sample_shape) + "x" + std::to_string(t.num_labels) : std::string();
   const auto all = comm.allgather_strings(mine);
   std::optional<std::string> err;
   std::string agreed;
@@ -65,7 +65,8 @@ void select_classes(comm::Communicator& comm, Table& t, const std::vector<std::i
       if (static_cast<float>(classes[c]) == y) k = static_cast<std::int64_t>(c);
     if (k < 0) continue;
     // Compacting in place: row `kept` <= i, so nothing unread is overwritten.
-    if (!t.sparse && f > 0) std::memmove(t.features.data() + kept * f, t.row(i), static_cast<std::size_t>(f) * sizeof(float));
+    if (!t.sparse && f > 0)
+      std::memmove(t.features.data() + kept * f, t.row(i), static_cast<std::size_t>(f) * sizeof(float));
     std::memmove(t.labels.data() + kept * l, t.labels.data() + i * l, static_cast<std::size_t>(l) * sizeof(float));
     t.labels[static_cast<std::size_t>(kept * l)] = static_cast<float>(k);
     if (t.sparse) {
@@ -98,7 +99,8 @@ void densify(Table& t) {
   t.features.assign(static_cast<std::size_t>(t.rows * f), 0.0f);
   for (std::int64_t i = 0; i < t.rows; ++i)
     for (std::int64_t k = t.indptr[static_cast<std::size_t>(i)]; k < t.indptr[static_cast<std::size_t>(i + 1)]; ++k)
-      t.features[static_cast<std::size_t>(i * f + t.indices[static_cast<std::size_t>(k)])] = t.values[static_cast<std::size_t>(k)];
+      t.features[static_cast<std::size_t>(i * f + t.indices[static_cast<std::size_t>(k)])] =
+          t.values[static_cast<std::size_t>(k)];
   t.sparse = false;
   t.indptr = {};
   t.indices = {};
@@ -120,7 +122,9 @@ Table repartition_rows(comm::Communicator& comm, const Table& t, std::span<const
     if (d >= 0) ++send_rows[static_cast<std::size_t>(d)];
   }
   std::vector<std::size_t> start(static_cast<std::size_t>(p) + 1, 0);
-  for (int r = 0; r < p; ++r) start[static_cast<std::size_t>(r) + 1] = start[static_cast<std::size_t>(r)] + send_rows[static_cast<std::size_t>(r)];
+  for (int r = 0; r < p; ++r)
+    start[static_cast<std::size_t>(r) + 1] =
+        start[static_cast<std::size_t>(r)] + send_rows[static_cast<std::size_t>(r)];
   std::vector<char> send(start.back() * row_bytes);
   std::vector<std::size_t> cursor(start.begin(), start.end() - 1);
   for (std::int64_t i = 0; i < t.rows; ++i) {
@@ -154,7 +158,8 @@ Table repartition_rows(comm::Communicator& comm, const Table& t, std::span<const
   for (std::size_t i = 0; i < total; ++i) {
     const char* in = recv.data() + i * row_bytes;
     std::memcpy(out.features.data() + i * static_cast<std::size_t>(f), in, static_cast<std::size_t>(f) * sizeof(float));
-    std::memcpy(out.labels.data() + i * static_cast<std::size_t>(l), in + f * sizeof(float), static_cast<std::size_t>(l) * sizeof(float));
+    std::memcpy(out.labels.data() + i * static_cast<std::size_t>(l), in + f * sizeof(float),
+                static_cast<std::size_t>(l) * sizeof(float));
     if (global_ids) std::memcpy(&(*global_ids)[i], in + (f + l) * sizeof(float), sizeof(std::int64_t));
   }
   return out;

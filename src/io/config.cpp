@@ -511,7 +511,8 @@ std::string to_yaml(const Config& c) {
     }
     const std::string group = it->first.substr(0, dot + 1);
     e << YAML::Key << group.substr(0, dot) << YAML::Value << YAML::BeginMap;
-    for (; it != c.data.params.end() && it->first.rfind(group, 0) == 0; ++it) emit(it->first.substr(dot + 1), it->second);
+    for (; it != c.data.params.end() && it->first.rfind(group, 0) == 0; ++it)
+      emit(it->first.substr(dot + 1), it->second);
     e << YAML::EndMap;
   }
   if (!c.data.classes.empty()) e << YAML::Key << "classes" << YAML::Value << YAML::Flow << c.data.classes;

@@ -87,7 +87,8 @@ std::vector<std::string> resume_conflicts(const io::Config& old, const io::Confi
   check("data.scale", param(old.data, "scale"), param(now.data, "scale"));
   check("optimizer.type", old.optimizer.type, now.optimizer.type);
   if (now.data.format == "synthetic") {
-    for (const char* k : {"synthetic.samples", "synthetic.features", "synthetic.classes", "synthetic.seed", "synthetic.noise"})
+    for (const char* k :
+         {"synthetic.samples", "synthetic.features", "synthetic.classes", "synthetic.seed", "synthetic.noise"})
       if (param(old.data, k) != param(now.data, k)) {
         changed.push_back("data.synthetic");
         break;

@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 
 #include "lockstep/data/source.hpp"
 #include "lockstep/data/sources.hpp"

@@ -126,7 +126,8 @@ TEST(Config, UnknownKeysNameFileLineAndKeyPath) {
   {
     // A format's keys are checked by its source when the data is read (tests/data); the config
     // keeps the place for that message.
-    const Config c = parse_config(replace_line(kBase, "    samples: 256\n", "    samples: 256\n    sampels: 3\n"), "test.yaml");
+    const Config c =
+        parse_config(replace_line(kBase, "    samples: 256\n", "    samples: 256\n    sampels: 3\n"), "test.yaml");
     ASSERT_EQ(c.data.params.count("synthetic.sampels"), 1u);
     EXPECT_EQ(c.data.params.at("synthetic.sampels").where, "test.yaml:7: data.synthetic.sampels");
   }
@@ -179,10 +180,11 @@ TEST(Config, MissingRequiredSectionsAreReported) {
 }
 
 TEST(Config, OverridesAreAppliedBeforeValidation) {
-  const Config c = parse_config(kBase, "test.yaml",
-                                {"training.epochs=3", "schedule.type=cosine", "schedule.min_lr=0.0001",
-                                 "data.test.features=test.csv", "checkpoint.every_steps=50",
-                                 "data.feature_columns=[a,b]", "output.dir=runs/x", "model.layers=[{type: dense, units: 2}]"});
+  const Config c =
+      parse_config(kBase, "test.yaml",
+                   {"training.epochs=3", "schedule.type=cosine", "schedule.min_lr=0.0001",
+                    "data.test.features=test.csv", "checkpoint.every_steps=50", "data.feature_columns=[a,b]",
+                    "output.dir=runs/x", "model.layers=[{type: dense, units: 2}]"});
   EXPECT_EQ(c.training.epochs, 3);
   EXPECT_EQ(c.schedule.type, "cosine");  // no schedule section in the file: created by the override
   EXPECT_EQ(c.schedule.min_lr, 0.0001);
@@ -212,15 +214,11 @@ TEST(Config, LoadConfigReadsAFileAndNamesItInErrors) {
   const auto dir = std::filesystem::temp_directory_path() / ("lockstep-config-test-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const auto path = (dir / "run.yaml").string();
-  {
-    std::ofstream(path) << kBase;
-  }
+  { std::ofstream(path) << kBase; }
   const Config c = lockstep::io::load_config(path, {"training.epochs=4"});
   EXPECT_EQ(c.source, path);
   EXPECT_EQ(c.training.epochs, 4);
-  {
-    std::ofstream(path) << replace_line(kBase, "  lr: 0.001\n", "  lrr: 0.001\n");
-  }
+  { std::ofstream(path) << replace_line(kBase, "  lr: 0.001\n", "  lrr: 0.001\n"); }
   try {
     lockstep::io::load_config(path);
     ADD_FAILURE() << "unknown key accepted";
@@ -262,10 +260,13 @@ TEST(Config, HashIsStableAndChangesWithEveryValue) {
       {"data.synthetic.classes=3"},
       {"data.synthetic.seed=9"},
       {"data.synthetic.noise=0.5"},
-      {"model.layers=[{type: dense, units: 8}, {type: relu}, {type: dropout, rate: 0.25}, {type: dense, units: 5, bias: false}]"},
-      {"model.layers=[{type: dense, units: 8}, {type: relu}, {type: dropout, rate: 0.5}, {type: dense, units: 4, bias: false}]"},
+      {"model.layers=[{type: dense, units: 8}, {type: relu}, {type: dropout, rate: 0.25}, {type: dense, units: 5, "
+       "bias: false}]"},
+      {"model.layers=[{type: dense, units: 8}, {type: relu}, {type: dropout, rate: 0.5}, {type: dense, units: 4, bias: "
+       "false}]"},
       {"model.layers=[{type: dense, units: 8}, {type: relu}, {type: dropout, rate: 0.25}, {type: dense, units: 4}]"},
-      {"model.layers=[{type: dense, units: 8}, {type: tanh}, {type: dropout, rate: 0.25}, {type: dense, units: 4, bias: false}]"},
+      {"model.layers=[{type: dense, units: 8}, {type: tanh}, {type: dropout, rate: 0.25}, {type: dense, units: 4, "
+       "bias: false}]"},
       {"model.init=xavier_normal"},
       {"optimizer.type=sgd"},
       {"optimizer.lr=0.5"},

@@ -64,6 +64,7 @@ struct SourceRegistrar {
 // spec.format_where listing the known formats), reads the split, applies data.classes to the
 // train and test splits (never to a kFile read: predict writes a prediction for every row it is
 // given) and agrees the table's global facts. `what` names the data in messages. Collective.
-Table read_source(comm::Communicator& comm, const SourceSpec& spec, const SourceRequest& request, const std::string& what);
+Table read_source(comm::Communicator& comm, const SourceSpec& spec, const SourceRequest& request,
+                  const std::string& what);
 
 }  // namespace lockstep::data

@@ -1,7 +1,7 @@
 // Sources: the readers behind the registry's rows (source.hpp). Each fills a Table directly
 // (`*_table`); the Partitioned<Example> forms are thin views kept for callers that want one
-// object per row (tests, the partition layer's examples). Each rank reads only its own contiguous split of a file, and the global order of rows
-// (rank order, then partition order) is the file order whatever the number of ranks. Every
+// object per row (tests, the partition layer's examples). Each rank reads only its own contiguous split of a file, and
+// the global order of rows (rank order, then partition order) is the file order whatever the number of ranks. Every
 // reader is collective: a problem that one rank finds (a missing file, a bad row) becomes the
 // same DataError on every rank, naming the file, the line or record, what was expected and what
 // was found.
@@ -30,8 +30,8 @@ struct IdxOptions {
 // {1, H, W}, one channel.
 Table read_idx_table(comm::Communicator& comm, const std::string& images_path, const std::string& labels_path,
                      const IdxOptions& options = {});
-Partitioned<Example> read_idx(comm::Communicator& comm, const std::string& images_path,
-                              const std::string& labels_path, const IdxOptions& options = {});
+Partitioned<Example> read_idx(comm::Communicator& comm, const std::string& images_path, const std::string& labels_path,
+                              const IdxOptions& options = {});
 // Header-only look at an IDX file: its dimensions (first is the record count). Collective.
 std::vector<std::int64_t> idx_dims(comm::Communicator& comm, const std::string& path);
 

@@ -33,8 +33,8 @@ struct Table {
   std::vector<std::int64_t> indptr;
   std::vector<std::int32_t> indices;
   std::vector<float> values;
-  std::vector<std::string> feature_names;  // CSV: one per feature column; empty otherwise
-  std::vector<std::string> text_names;     // CSV string_columns
+  std::vector<std::string> feature_names;      // CSV: one per feature column; empty otherwise
+  std::vector<std::string> text_names;         // CSV string_columns
   std::vector<std::vector<std::string>> text;  // [text column][local row]
   std::string origin;  // what the rows are when not the file asked for (idx's synthetic fallback)
 

@@ -11,9 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "lockstep/core/error.hpp"  // ConfigError, which every function here throws
+#include "lockstep/core/error.hpp"         // ConfigError, which every function here throws
 #include "lockstep/core/param_reader.hpp"  // Param
-
 
 namespace lockstep::io {
 
@@ -78,10 +77,10 @@ struct TrainingConfig {
   std::string loss = "softmax_cross_entropy";
   std::string device = "cpu";
   bool deterministic = false;
-  std::int64_t micro_batch = 16;  // deterministic mode: fixed shape of every gradient computation
-  double bucket_mb = 1.0;         // gradient bucket size in MiB
-  bool overlap = true;            // start each bucket's allreduce during backward
-  bool shared_memory = true;      // one node: reduce through a shared window, shard the update
+  std::int64_t micro_batch = 16;          // deterministic mode: fixed shape of every gradient computation
+  double bucket_mb = 1.0;                 // gradient bucket size in MiB
+  bool overlap = true;                    // start each bucket's allreduce during backward
+  bool shared_memory = true;              // one node: reduce through a shared window, shard the update
   std::string precision = "fp32";         // fp32 | bf16: forward/backward in bf16, fp32 master weights
   std::string reduce_precision = "fp32";  // fp32 | bf16: the dtype gradients are reduced in
   std::int64_t eval_batch = 1000;
@@ -94,7 +93,7 @@ struct CheckpointConfig {
 
 struct OutputConfig {
   std::string dir = "runs/default";
-  std::string progress = "auto";  // auto | bar | lines | none
+  std::string progress = "auto";       // auto | bar | lines | none
   std::int64_t log_every_steps = 100;  // plain progress lines (non-terminal)
 };
 
@@ -106,8 +105,8 @@ struct StageConfig {
   std::string type;   // LogisticRegression, StandardScaler, ..., NeuralNetwork, FeatureSelector
   std::string where;  // "file.yaml:10: pipeline[1].LogisticRegression"
   std::map<std::string, StageParam> params;
-  std::shared_ptr<Config> nn;        // NeuralNetwork: its model, optimizer, schedule and training
-  std::vector<StageConfig> inner;    // FeatureSelector: the estimator whose importances select
+  std::shared_ptr<Config> nn;      // NeuralNetwork: its model, optimizer, schedule and training
+  std::vector<StageConfig> inner;  // FeatureSelector: the estimator whose importances select
 };
 struct TuningConfig {
   std::string type = "none";  // none | CrossValidator | TrainValidationSplit

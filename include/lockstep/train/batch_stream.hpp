@@ -67,7 +67,7 @@ class BatchStream {
   comm::Communicator& comm_;
   Options options_;
   std::int64_t num_rows_, local_batch_, steps_per_epoch_;
-  data::Table table_;   // the training rows this rank read (taken over from the Dataset)
+  data::Table table_;    // the training rows this rank read (taken over from the Dataset)
   data::Table arrived_;  // this epoch's rows that came from other ranks
   // This epoch's rows on this rank, in step order: their features and labels, in table_ or arrived_.
   std::vector<const float*> rows_, labels_;

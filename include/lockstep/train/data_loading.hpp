@@ -20,8 +20,8 @@ struct Dataset {
   std::int64_t num_features = 0;  // the product of sample_shape
   std::int64_t num_classes = 0;   // 1 + the largest label (labels are class indices)
   std::string description;
-  data::Shape sample_shape;       // per sample: {F}, or {C, H, W} for images
-  std::int64_t num_labels = 1;    // label columns per row
+  data::Shape sample_shape;     // per sample: {F}, or {C, H, W} for images
+  std::int64_t num_labels = 1;  // label columns per row
 };
 
 // A Dataset over a table whose global facts are agreed (data::finish_table). Collective.
