@@ -41,16 +41,21 @@ std::vector<std::string> source_names() {
   return names;
 }
 
-Table read_source(comm::Communicator& comm, const SourceSpec& spec, const SourceRequest& request, const std::string& what) {
+namespace {
+
+Table read_unagreed(comm::Communicator& comm, const SourceSpec& spec, const SourceRequest& request,
+                    const std::string& what) {
   const Source* source = find_source(spec.format);
   // Every rank has the same config (its hash is compared at start-up), so a config mistake is
-  // thrown by every rank alike and needs no agreement.
+  // thrown by every rank alike; read_source agrees it.
   if (!source) {
-    throw ConfigError((spec.format_where.empty() ? std::string("data.format") : spec.format_where) + ": unknown format \"" +
-                      spec.format + "\" (known: " + known_formats() + ")");
+    throw ConfigError((spec.format_where.empty() ? std::string("data.format") : spec.format_where) +
+                      ": unknown format \"" + spec.format + "\" (known: " + known_formats() + ")");
   }
   if (source->reads_files && request.features.empty()) {
-    const char* split = request.split == SplitKind::kTrain ? "train" : request.split == SplitKind::kTest ? "test" : "input";
+    const char* split = request.split == SplitKind::kTrain  ? "train"
+                        : request.split == SplitKind::kTest ? "test"
+                                                            : "input";
     throw ConfigError(std::string("data.") + split + ".features: missing (a file path; format " + spec.format +
                       " reads files)");
   }
@@ -75,6 +80,22 @@ Table read_source(comm::Communicator& comm, const SourceSpec& spec, const Source
   finish_table(comm, t, what);
   if (request.split != SplitKind::kFile) select_classes(comm, t, spec.classes, what);
   return t;
+}
+
+}  // namespace
+
+Table read_source(comm::Communicator& comm, const SourceSpec& spec, const SourceRequest& request,
+                  const std::string& what) {
+  try {
+    return read_unagreed(comm, spec, request, what);
+  } catch (const ConfigError& e) {
+    // A config mistake (unknown format or key, bad value) is found by every rank alike, before
+    // any collective of the read, so every rank is here: agreeing makes it the one error that
+    // main reports once, instead of one abort per rank.
+    if (e.agreed()) throw;
+    comm.agree(std::string(e.what()), comm::Communicator::ErrorKind::kConfig);
+    throw;
+  }
 }
 
 }  // namespace lockstep::data
