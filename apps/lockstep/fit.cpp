@@ -10,7 +10,7 @@
 
 #include "common.hpp"
 #include "lockstep/core/log.hpp"
-#include "lockstep/data/sources.hpp"
+#include "lockstep/data/source.hpp"
 #include "lockstep/io/checkpoint.hpp"
 #include "lockstep/ml/pipeline.hpp"
 #include "lockstep/ml/tuning.hpp"
@@ -19,31 +19,17 @@
 namespace lockstep::app {
 namespace {
 
-// A data file as a Frame. CSV keeps its column names, and its string_columns as text for
-// StringIndexer stages; the other formats go through the trainer's loaders.
+// A data file as a Frame, read through data/'s source registry like every other command's data:
+// CSV keeps its column names and its string_columns as text (for StringIndexer stages), LIBSVM
+// stays CSR (the estimators take CSR blocks).
 ml::Frame load_frame(comm::Communicator& comm, const io::Config& cfg, const std::string& path,
-                     const std::string& labels, std::optional<train::Split> split) {
-  if ((cfg.data.format == "csv" || cfg.data.format == "libsvm") && path.empty())
-    throw_agreed<ConfigError>(cfg.source + ": data.train.features: missing (a file path)");
-  if (cfg.data.format == "csv") {
-    data::CsvOptions o;
-    o.label_column = cfg.data.label_column;
-    o.feature_columns = cfg.data.feature_columns;
-    o.string_columns = cfg.data.string_columns;
-    data::CsvDetails details;
-    auto rows = data::read_csv(comm, path, o, &details).cache();
-    std::vector<std::vector<std::string>> columns(o.string_columns.size());
-    for (const auto& r : details.strings)
-      for (std::size_t c = 0; c < r.size(); ++c) columns[c].push_back(r[c]);
-    return ml::Frame::from_examples(rows, details.feature_names).with_strings(o.string_columns, std::move(columns));
-  }
-  if (cfg.data.format == "libsvm") {  // stays sparse: the estimators take CSR blocks
-    auto d = data::read_libsvm(comm, path, data::LibsvmOptions{cfg.data.num_features});
-    return ml::Frame::from_sparse_examples(d.rows, d.num_features);
-  }
-  const train::Dataset d =
-      split ? train::load_split(comm, cfg.data, *split) : train::load_file(comm, cfg.data, path, labels);
-  return ml::Frame::from_examples(d.rows);
+                     const std::string& labels, std::optional<data::SplitKind> split) {
+  data::SourceRequest req;
+  req.split = split.value_or(data::SplitKind::kFile);
+  req.features = path;
+  req.labels = labels;
+  const std::string what = path.empty() ? "synthetic data" : path;
+  return ml::Frame::from_table(comm, data::read_source(comm, train::source_spec(cfg.data), req, what));
 }
 
 std::string json_metrics(const std::string& split, const std::map<std::string, double>& m, double extra_seconds,
@@ -92,9 +78,10 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
   log::info("lockstep fit: " + args.path + " on " + std::to_string(comm.size()) + " rank(s), config hash " +
             io::hex64(io::config_hash(cfg)));
   const bool has_test = cfg.data.format == "synthetic" || !cfg.data.test.features.empty();
-  const ml::Frame train = load_frame(comm, cfg, cfg.data.train.features, cfg.data.train.labels, train::Split::kTrain);
+  const ml::Frame train =
+      load_frame(comm, cfg, cfg.data.train.features, cfg.data.train.labels, data::SplitKind::kTrain);
   std::optional<ml::Frame> test;
-  if (has_test) test = load_frame(comm, cfg, cfg.data.test.features, cfg.data.test.labels, train::Split::kTest);
+  if (has_test) test = load_frame(comm, cfg, cfg.data.test.features, cfg.data.test.labels, data::SplitKind::kTest);
   log::info("data: train " + (cfg.data.format == "synthetic" ? std::string("synthetic") : cfg.data.train.features) +
             " (" + std::to_string(train.global_rows()) + " rows, " + std::to_string(train.num_features()) +
             " features)" +

@@ -21,8 +21,8 @@ int run_predict(comm::Communicator& comm, const ConfigArgs& args, const std::str
   train::load_parameters(comm, checkpoint, *model);
   const nn::Head head = train::model_head(options, *model);
 
-  const auto& rows = train::local_rows(data);
-  const std::int64_t first = comm.exscan(static_cast<std::int64_t>(rows.size()));
+  const auto& rows = data.table;
+  const std::int64_t first = rows.row_offset;
   const std::int64_t k = model->output_features();
   std::ostringstream csv;
   std::optional<std::string> err;

@@ -11,7 +11,7 @@ namespace lockstep::app {
 int run_train(comm::Communicator& comm, const ConfigArgs& args, bool resume, std::int64_t max_steps) {
   io::Config cfg = load_config_everywhere(comm, args);
   if (!cfg.pipeline.empty()) throw ConfigError(args.path + ": this config has a pipeline: run it with lockstep fit");
-  if (!cfg.data.string_columns.empty())
+  if (cfg.data.params.count("string_columns"))
     throw ConfigError(args.path +
                       ": data.string_columns: text columns are read by lockstep fit only (index them with a "
                       "StringIndexer stage)");

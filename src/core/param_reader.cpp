@@ -65,8 +65,8 @@ T parse_param(const Param& p, const std::string& v) {
   }
 }
 
-#define LOCKSTEP_PARAM_TYPE(T)                                           \
-  template std::string param_type_word<T>();                             \
+#define LOCKSTEP_PARAM_TYPE(T)               \
+  template std::string param_type_word<T>(); \
   template T parse_param<T>(const Param& p, const std::string& v);
 LOCKSTEP_PARAM_TYPE(bool)
 LOCKSTEP_PARAM_TYPE(int)
@@ -76,23 +76,23 @@ LOCKSTEP_PARAM_TYPE(double)
 LOCKSTEP_PARAM_TYPE(std::string)
 #undef LOCKSTEP_PARAM_TYPE
 
-Range<double> at_least(double lo) {
+ParamRange<double> at_least(double lo) {
   return {[lo](const double& v) { return v >= lo; }, "a number >= " + number_text(lo)};
 }
-Range<double> greater_than(double lo) {
+ParamRange<double> greater_than(double lo) {
   return {[lo](const double& v) { return v > lo; }, "a number > " + number_text(lo)};
 }
-Range<double> between(double lo, double hi) {
+ParamRange<double> between(double lo, double hi) {
   return {[lo, hi](const double& v) { return v >= lo && v <= hi; },
           "a number in [" + number_text(lo) + ", " + number_text(hi) + "]"};
 }
-Range<std::int64_t> at_least(std::int64_t lo) {
+ParamRange<std::int64_t> at_least(std::int64_t lo) {
   return {[lo](const std::int64_t& v) { return v >= lo; }, "an integer >= " + std::to_string(lo)};
 }
-Range<int> at_least(int lo) {
+ParamRange<int> at_least(int lo) {
   return {[lo](const int& v) { return v >= lo; }, "an integer >= " + std::to_string(lo)};
 }
-Range<std::string> one_of(std::vector<std::string> choices) {
+ParamRange<std::string> one_of(std::vector<std::string> choices) {
   std::string words;
   for (const auto& c : choices) words += (words.empty() ? "" : ", ") + c;
   return {[c = std::move(choices)](const std::string& v) {

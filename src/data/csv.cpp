@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "data/source_util.hpp"
+#include "lockstep/data/source.hpp"
 #include "lockstep/data/sources.hpp"
 
 namespace lockstep::data {
@@ -59,6 +60,7 @@ std::size_t find_column(const std::vector<std::string>& names, const std::string
 struct Columns {
   std::vector<std::string> names;
   std::size_t label = 0;
+  std::vector<std::size_t> labels;  // label_columns, when given
   std::vector<std::size_t> features;
   std::vector<std::size_t> strings;
   bool label_is_string = false;
@@ -67,24 +69,36 @@ struct Columns {
 Columns resolve_columns(std::string header, const std::string& path, const CsvOptions& options) {
   if (!header.empty() && header.back() == '\r') header.pop_back();
   if (header.starts_with("\xEF\xBB\xBF")) header.erase(0, 3);  // the UTF-8 byte-order mark some spreadsheets write
-  if (detail::is_blank(header)) throw DataError(path + ":1: expected a header line naming the columns, got a blank line");
+  if (detail::is_blank(header))
+    throw DataError(path + ":1: expected a header line naming the columns, got a blank line");
   Columns c;
   std::vector<std::string_view> fields;
   split_fields(header, options.delimiter, fields);
   for (const auto f : fields) c.names.emplace_back(unquote(f));
-  c.label = find_column(c.names, options.label_column, path, "label column");
-  for (const auto& name : options.string_columns) c.strings.push_back(find_column(c.names, name, path, "string column"));
-  const auto is_string = [&](std::size_t i) { return std::find(c.strings.begin(), c.strings.end(), i) != c.strings.end(); };
+  if (options.label_columns.empty()) {
+    c.label = find_column(c.names, options.label_column, path, "label column");
+    c.labels = {c.label};
+  } else {
+    for (const auto& name : options.label_columns) c.labels.push_back(find_column(c.names, name, path, "label column"));
+    c.label = c.labels[0];
+  }
+  const auto is_label = [&](std::size_t i) { return std::find(c.labels.begin(), c.labels.end(), i) != c.labels.end(); };
+  for (const auto& name : options.string_columns)
+    c.strings.push_back(find_column(c.names, name, path, "string column"));
+  const auto is_string = [&](std::size_t i) {
+    return std::find(c.strings.begin(), c.strings.end(), i) != c.strings.end();
+  };
   c.label_is_string = is_string(c.label);
   if (options.feature_columns.empty()) {
     for (std::size_t i = 0; i < c.names.size(); ++i) {
-      if (i != c.label && !is_string(i)) c.features.push_back(i);
+      if (!is_label(i) && !is_string(i)) c.features.push_back(i);
     }
   } else {
     for (const auto& name : options.feature_columns) {
       c.features.push_back(find_column(c.names, name, path, "feature column"));
       if (is_string(c.features.back()))
-        throw ConfigError(path + ": column " + detail::quoted(name) + " is listed both as a feature and as a string column");
+        throw ConfigError(path + ": column " + detail::quoted(name) +
+                          " is listed both as a feature and as a string column");
     }
   }
   return c;
@@ -92,9 +106,7 @@ Columns resolve_columns(std::string header, const std::string& path, const CsvOp
 
 }  // namespace
 
-Partitioned<Example> read_csv(comm::Communicator& comm, const std::string& path, const CsvOptions& options,
-                              CsvDetails* details) {
-  if (details) *details = CsvDetails{};
+Table read_csv_table(comm::Communicator& comm, const std::string& path, const CsvOptions& options) {
   Columns cols;
   std::string text;
   collectively(comm, [&] {
@@ -112,7 +124,16 @@ Partitioned<Example> read_csv(comm::Communicator& comm, const std::string& path,
   // Line 1 is the header.
   const std::int64_t first_line = 2 + comm.exscan(detail::count_lines(text));
 
-  std::vector<Example> rows;
+  Table t;
+  t.sample_shape = {static_cast<std::int64_t>(cols.features.size())};
+  t.num_labels = static_cast<std::int64_t>(cols.labels.size());
+  for (const std::size_t c : cols.features) t.feature_names.push_back(cols.names[c]);
+  t.text_names = options.string_columns;
+  t.text.resize(cols.strings.size());
+  // Rows are appended straight into the blocks; reserving by the line count keeps it one allocation.
+  const auto lines = static_cast<std::size_t>(detail::count_lines(text));
+  t.features.reserve(lines * cols.features.size());
+  t.labels.reserve(lines * cols.labels.size());
   collectively(comm, [&] {
     // A tab-separated line of empty fields is a row with missing values, not a blank line.
     const char* blank_chars = options.delimiter == '\t' ? " " : " \t";
@@ -133,21 +154,49 @@ Partitioned<Example> read_csv(comm::Communicator& comm, const std::string& path,
         }
         return v;
       };
-      Example e;
-      e.label = cols.label_is_string ? 0.0f : number(cols.label);
-      e.features.reserve(cols.features.size());
-      for (const std::size_t c : cols.features) e.features.push_back(number(c));
-      rows.push_back(std::move(e));
-      if (details) {
-        std::vector<std::string> text;
-        for (const std::size_t c : cols.strings) text.emplace_back(unquote(fields[c]));
-        details->strings.push_back(std::move(text));
-      }
+      for (const std::size_t c : cols.labels)
+        t.labels.push_back(cols.label_is_string && c == cols.label ? 0.0f : number(c));
+      for (const std::size_t c : cols.features) t.features.push_back(number(c));
+      for (std::size_t k = 0; k < cols.strings.size(); ++k) t.text[k].emplace_back(unquote(fields[cols.strings[k]]));
+      ++t.rows;
     });
   });
-  if (details)
-    for (const std::size_t c : cols.features) details->feature_names.push_back(cols.names[c]);
-  return Partitioned<Example>::from_local(comm, std::move(rows));
+  return t;
 }
+
+Partitioned<Example> read_csv(comm::Communicator& comm, const std::string& path, const CsvOptions& options,
+                              CsvDetails* details) {
+  Table t = read_csv_table(comm, path, options);
+  if (details) {
+    *details = CsvDetails{};
+    details->feature_names = t.feature_names;
+    details->strings.resize(static_cast<std::size_t>(t.rows));
+    for (std::int64_t i = 0; i < t.rows; ++i)
+      for (const auto& col : t.text)
+        details->strings[static_cast<std::size_t>(i)].push_back(col[static_cast<std::size_t>(i)]);
+  }
+  return to_examples(comm, t);
+}
+
+namespace {
+
+Table read_csv_source(comm::Communicator& comm, const SourceRequest& req, ParamReader& p) {
+  CsvOptions o;
+  p.get("label_column", o.label_column);
+  p.get_list("feature_columns", o.feature_columns);
+  p.get_list("string_columns", o.string_columns);
+  std::string delimiter(1, o.delimiter);
+  p.get("delimiter", delimiter,
+        ParamRange<std::string>{[](const std::string& v) { return v.size() == 1; }, "one character"});
+  o.delimiter = delimiter[0];
+  p.finish();
+  o.label_columns = req.label_columns;
+  return read_csv_table(comm, req.features, o);
+}
+
+const SourceRegistrar kCsv{
+    Source{"csv", {"label_column", "feature_columns", "string_columns", "delimiter"}, true, true, read_csv_source}};
+
+}  // namespace
 
 }  // namespace lockstep::data

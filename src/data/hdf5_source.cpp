@@ -4,6 +4,7 @@
 // DataErrors here, like every other problem a source finds in its input.
 #include "data/source_util.hpp"
 #include "detail/hdf5.hpp"
+#include "lockstep/data/source.hpp"
 #include "lockstep/data/sources.hpp"
 
 namespace lockstep::data {
@@ -25,8 +26,8 @@ void require_dataset(const lockstep::detail::H5File& f, const std::string& name)
 
 }  // namespace
 
-Partitioned<Example> read_hdf5(comm::Communicator& comm, const std::string& path, const Hdf5Options& options) {
-  std::vector<Example> rows;
+Table read_hdf5_table(comm::Communicator& comm, const std::string& path, const Hdf5Options& options) {
+  Table t;
   detail::collectively(comm, [&] {
     auto f = lockstep::detail::H5File::open_read(path);
     const std::string& xs = options.features_dataset;
@@ -35,29 +36,54 @@ Partitioned<Example> read_hdf5(comm::Communicator& comm, const std::string& path
     require_dataset(f, ys);
     const auto xshape = f.shape(xs);
     const auto yshape = f.shape(ys);
-    if (xshape.size() != 2) {
-      throw DataError(path + ":" + xs + ": expected a 2-D dataset (rows x features), got shape " + shape_text(xshape));
+    if (xshape.size() < 2) {
+      throw DataError(path + ":" + xs + ": expected a 2-D dataset (rows x features), got shape " + shape_text(xshape) +
+                      " (higher ranks are read as rows x a sample shape)");
     }
-    // (rows, 1) is accepted too: it is what saving a column vector often produces.
-    if (!(yshape.size() == 1 || (yshape.size() == 2 && yshape[1] == 1))) {
-      throw DataError(path + ":" + ys + ": expected a 1-D dataset of labels, got shape " + shape_text(yshape));
+    // (rows,) is one label per row; (rows, L) is L label columns (L = 1 is what saving a column
+    // vector often produces).
+    if (!(yshape.size() == 1 || yshape.size() == 2)) {
+      throw DataError(path + ":" + ys +
+                      ": expected a 1-D dataset of labels (or 2-D: rows x label columns), got shape " +
+                      shape_text(yshape));
     }
     if (yshape[0] != xshape[0]) {
-      throw DataError(path + ":" + ys + ": expected " + std::to_string(xshape[0]) + " rows (as many as " + xs + " has), got " +
-                      std::to_string(yshape[0]));
+      throw DataError(path + ":" + ys + ": expected " + std::to_string(xshape[0]) + " rows (as many as " + xs +
+                      " has), got " + std::to_string(yshape[0]));
     }
     const Range r = split_range(xshape[0], comm.rank(), comm.size());
-    const auto x = f.read_rows<float>(xs, r.begin, r.end);
-    const auto y = f.read_rows<float>(ys, r.begin, r.end);
-    const auto d = static_cast<std::size_t>(xshape[1]);
-    rows.resize(static_cast<std::size_t>(r.size()));
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      rows[i].features.assign(x.begin() + static_cast<std::ptrdiff_t>(i * d), x.begin() + static_cast<std::ptrdiff_t>((i + 1) * d));
-      rows[i].label = y[i];
-    }
+    t.features = f.read_rows<float>(xs, r.begin, r.end);
+    t.labels = f.read_rows<float>(ys, r.begin, r.end);
+    t.rows = r.size();
+    t.sample_shape.assign(xshape.begin() + 1, xshape.end());
+    t.num_labels = yshape.size() == 2 ? yshape[1] : 1;
     f.close();
   });
-  return Partitioned<Example>::from_local(comm, std::move(rows));
+  return t;
 }
+
+Partitioned<Example> read_hdf5(comm::Communicator& comm, const std::string& path, const Hdf5Options& options) {
+  return to_examples(comm, read_hdf5_table(comm, path, options));
+}
+
+namespace {
+
+Table read_hdf5_source(comm::Communicator& comm, const SourceRequest& req, ParamReader& p) {
+  Hdf5Options o;
+  p.get("features_dataset", o.features_dataset);
+  p.get("labels_dataset", o.labels_dataset);
+  p.finish();
+  Table t = read_hdf5_table(comm, req.features, o);
+  // data.label_columns names the columns of a 2-D labels dataset; the count must match.
+  if (!req.label_columns.empty() && static_cast<std::int64_t>(req.label_columns.size()) != t.num_labels)
+    throw DataError(req.features + ":" + o.labels_dataset + ": data.label_columns names " +
+                    std::to_string(req.label_columns.size()) + " columns, the dataset has " +
+                    std::to_string(t.num_labels));
+  return t;
+}
+
+const SourceRegistrar kHdf5{Source{"hdf5", {"features_dataset", "labels_dataset"}, true, true, read_hdf5_source}};
+
+}  // namespace
 
 }  // namespace lockstep::data

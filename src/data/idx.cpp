@@ -15,6 +15,8 @@
 #include <memory>
 
 #include "data/source_util.hpp"
+#include "lockstep/core/log.hpp"
+#include "lockstep/data/source.hpp"
 #include "lockstep/data/sources.hpp"
 
 namespace lockstep::data {
@@ -64,13 +66,20 @@ std::uint32_t be32(const unsigned char* p) {
 
 int element_size(int type) {
   switch (type) {
-    case 0x08: return 1;  // unsigned byte
-    case 0x09: return 1;  // signed byte
-    case 0x0B: return 2;  // short
-    case 0x0C: return 4;  // int
-    case 0x0D: return 4;  // float
-    case 0x0E: return 8;  // double
-    default: return 0;
+    case 0x08:
+      return 1;  // unsigned byte
+    case 0x09:
+      return 1;  // signed byte
+    case 0x0B:
+      return 2;  // short
+    case 0x0C:
+      return 4;  // int
+    case 0x0D:
+      return 4;  // float
+    case 0x0E:
+      return 8;  // double
+    default:
+      return 0;
   }
 }
 
@@ -115,9 +124,11 @@ IdxHeader read_header(gzFile f, const std::string& path) {
   h.elem_size = element_size(h.type);
   const int ndims = magic[3];
   if (magic[0] != 0 || magic[1] != 0 || h.elem_size == 0 || ndims == 0) {
-    throw DataError(path + ": not an IDX file: expected magic 0x0000TTNN (TT the type: 08 ubyte, 09 byte, 0B short, 0C int, "
-                           "0D float, 0E double; NN >= 1 the number of dimensions; 0x00000803 for MNIST images, "
-                           "0x00000801 for labels), got " + hex32(be32(magic)));
+    throw DataError(path +
+                    ": not an IDX file: expected magic 0x0000TTNN (TT the type: 08 ubyte, 09 byte, 0B short, 0C int, "
+                    "0D float, 0E double; NN >= 1 the number of dimensions; 0x00000803 for MNIST images, "
+                    "0x00000801 for labels), got " +
+                    hex32(be32(magic)));
   }
   std::vector<unsigned char> raw(static_cast<std::size_t>(4 * ndims));
   const std::int64_t got_dims = gz_read(f, path, raw.data(), 4 * ndims);
@@ -136,7 +147,8 @@ IdxHeader read_header(gzFile f, const std::string& path) {
     bytes = (n != 0 && bytes > kMaxBytes / n) ? kMaxBytes + 1 : bytes * n;
   }
   if (bytes > kMaxBytes) {
-    throw DataError(path + ": dimensions " + dims_text(h.dims) + " describe more than 2^50 bytes; is the header corrupt?");
+    throw DataError(path + ": dimensions " + dims_text(h.dims) +
+                    " describe more than 2^50 bytes; is the header corrupt?");
   }
   h.records = h.dims[0];
   h.compressed = gzdirect(f) == 0;
@@ -151,7 +163,8 @@ void check_plain_size(const IdxHeader& h, const std::string& path) {
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) throw DataError(path + ": cannot read the file size: " + ec.message());
   const std::int64_t has = static_cast<std::int64_t>(size) - h.header_bytes;
-  if (has != h.data_bytes()) throw DataError(path + ": expected " + h.describe_data() + ", file has " + std::to_string(has));
+  if (has != h.data_bytes())
+    throw DataError(path + ": expected " + h.describe_data() + ", file has " + std::to_string(has));
 }
 
 // Appends n big-endian values of IDX type `type` from p to out, times `scale`.
@@ -192,13 +205,14 @@ void decode_values(int type, const unsigned char* p, std::size_t n, float scale,
 // Records [begin, end) as floats times `scale`. Read in pieces: the size of a compressed file's
 // data is known only by reading it, and a corrupt header must not make a rank allocate what the
 // header claims before finding out.
-std::vector<float> read_records(gzFile f, const IdxHeader& h, const std::string& path, std::int64_t begin, std::int64_t end,
-                                float scale) {
+std::vector<float> read_records(gzFile f, const IdxHeader& h, const std::string& path, std::int64_t begin,
+                                std::int64_t end, float scale) {
   const std::int64_t offset = h.header_bytes + begin * h.record_bytes();
   const std::int64_t nbytes = (end - begin) * h.record_bytes();
   std::vector<float> out;
   if (nbytes == 0) return out;
-  if (!h.compressed) out.reserve(static_cast<std::size_t>((end - begin) * h.values_per_record));  // size already checked
+  if (!h.compressed)
+    out.reserve(static_cast<std::size_t>((end - begin) * h.values_per_record));  // size already checked
   if (gzseek(f, static_cast<z_off_t>(offset), SEEK_SET) < 0) {
     throw DataError(path + ": cannot seek to byte " + std::to_string(offset) + ": " + gz_reason(f));
   }
@@ -236,9 +250,9 @@ void check_no_trailing_data(gzFile f, const IdxHeader& h, const std::string& pat
 
 }  // namespace
 
-Partitioned<Example> read_idx(comm::Communicator& comm, const std::string& images_path, const std::string& labels_path,
-                              const IdxOptions& options) {
-  std::vector<Example> rows;
+Table read_idx_table(comm::Communicator& comm, const std::string& images_path, const std::string& labels_path,
+                     const IdxOptions& options) {
+  Table t;
   collectively(comm, [&] {
     GzFile images = open_gz(images_path);
     const IdxHeader ih = read_header(images.get(), images_path);
@@ -261,24 +275,28 @@ Partitioned<Example> read_idx(comm::Communicator& comm, const std::string& image
     }
 
     const Range r = split_range(ih.records, comm.rank(), comm.size());
-    const std::vector<float> x = read_records(images.get(), ih, images_path, r.begin, r.end, options.scale);
-    const std::vector<float> y =
-        labelled ? read_records(labels.get(), lh, labels_path, r.begin, r.end, 1.0f) : std::vector<float>();
+    // The decoded records are the table's blocks as they stand: no per-row copies.
+    t.features = read_records(images.get(), ih, images_path, r.begin, r.end, options.scale);
+    t.labels = labelled ? read_records(labels.get(), lh, labels_path, r.begin, r.end, 1.0f)
+                        : std::vector<float>(static_cast<std::size_t>(r.size()), 0.0f);
     // One rank looks past the data for leftovers: the owner of the last record, or rank 0 when
     // there are no records at all.
     if ((r.end == ih.records && r.size() > 0) || (ih.records == 0 && comm.rank() == 0)) {
       check_no_trailing_data(images.get(), ih, images_path);
       if (labelled) check_no_trailing_data(labels.get(), lh, labels_path);
     }
-
-    const auto d = static_cast<std::size_t>(ih.values_per_record);
-    rows.resize(static_cast<std::size_t>(r.size()));
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      rows[i].features.assign(x.begin() + static_cast<std::ptrdiff_t>(i * d), x.begin() + static_cast<std::ptrdiff_t>((i + 1) * d));
-      rows[i].label = labelled ? y[i] : 0.0f;
-    }
+    t.rows = r.size();
+    // Images (N, H, W) are one channel: {1, H, W}, the shape a convolution expects.
+    t.sample_shape.assign(ih.dims.begin() + 1, ih.dims.end());
+    if (t.sample_shape.empty()) t.sample_shape = {1};
+    if (t.sample_shape.size() == 2) t.sample_shape.insert(t.sample_shape.begin(), 1);
   });
-  return Partitioned<Example>::from_local(comm, std::move(rows));
+  return t;
+}
+
+Partitioned<Example> read_idx(comm::Communicator& comm, const std::string& images_path, const std::string& labels_path,
+                              const IdxOptions& options) {
+  return to_examples(comm, read_idx_table(comm, images_path, labels_path, options));
 }
 
 std::vector<std::int64_t> idx_dims(comm::Communicator& comm, const std::string& path) {
@@ -297,5 +315,39 @@ std::vector<std::int64_t> idx_dims(comm::Communicator& comm, const std::string& 
   decode_all(wire, dims);
   return dims;
 }
+
+namespace {
+
+// The registry's row. synthetic_fallback: when the files are missing on any rank, the train and
+// test splits come from the synthetic generator (data.synthetic.*), so the demo configs run
+// without the Fashion-MNIST package; existence is agreed so that every rank takes one branch.
+Table read_idx_source(comm::Communicator& comm, const SourceRequest& req, ParamReader& p) {
+  IdxOptions o;
+  double scale = 1.0 / 255.0;
+  p.get("scale", scale, greater_than(0.0));
+  o.scale = static_cast<float>(scale);
+  bool fallback = false;
+  p.get("synthetic_fallback", fallback);
+  const SyntheticOptions synthetic = synthetic_options(p, req.split);
+  p.finish();
+  if (fallback && req.split != SplitKind::kFile) {
+    const bool here = std::filesystem::exists(req.features) && std::filesystem::exists(req.labels);
+    if (comm.allreduce<std::int32_t>(here ? 1 : 0, comm::ReduceOp::kMin) == 0) {
+      if (req.split == SplitKind::kTrain) {
+        log::info("note: " + req.features +
+                  " not found (on Debian: apt-get install dataset-fashion-mnist); "
+                  "data.synthetic_fallback is on, so this run uses the built-in synthetic dataset instead");
+      }
+      Table t = make_synthetic_table(comm, synthetic);
+      t.origin = std::string("synthetic ") + (req.split == SplitKind::kTrain ? "train" : "test") + " (fallback)";
+      return t;
+    }
+  }
+  return read_idx_table(comm, req.features, req.labels, o);
+}
+
+const SourceRegistrar kIdx{Source{"idx", {"scale", "synthetic_fallback", "synthetic.*"}, true, false, read_idx_source}};
+
+}  // namespace
 
 }  // namespace lockstep::data

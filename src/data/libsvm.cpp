@@ -7,17 +7,18 @@
 #include <limits>
 
 #include "data/source_util.hpp"
+#include "lockstep/data/source.hpp"
 #include "lockstep/data/sources.hpp"
 
 namespace lockstep::data {
 
 using detail::collectively;
 
-LibsvmData read_libsvm(comm::Communicator& comm, const std::string& path, const LibsvmOptions& options) {
+Table read_libsvm_table(comm::Communicator& comm, const std::string& path, const LibsvmOptions& options) {
   std::string text;
   collectively(comm, [&] {
-    LOCKSTEP_CHECK(options.num_features >= 0, ConfigError, "read_libsvm(", path, "): expected num_features >= 0 (0 to infer it), got ",
-                   options.num_features);
+    LOCKSTEP_CHECK(options.num_features >= 0, ConfigError, "read_libsvm(", path,
+                   "): expected num_features >= 0 (0 to infer it), got ", options.num_features);
     detail::File f = detail::open_file(path);
     const std::int64_t size = detail::file_size(f.get(), path);
     text = detail::read_line_split(f.get(), path, 0, size, comm.rank(), comm.size());
@@ -26,13 +27,17 @@ LibsvmData read_libsvm(comm::Communicator& comm, const std::string& path, const 
 
   // Indices are int32 in SparseExample, 0-based; the 1-based index in the file may be one more.
   constexpr std::int64_t kMaxIndex = std::int64_t{std::numeric_limits<std::int32_t>::max()} + 1;
-  std::vector<SparseExample> rows;
+  // Rows go straight into CSR arrays: entries, then one indptr step per row.
+  Table t;
+  t.sparse = true;
+  t.indptr.push_back(0);
   std::int64_t max_index = 0;
   collectively(comm, [&] {
     detail::for_each_line(text, first_line, [&](std::int64_t line_no, std::string_view line) {
       const std::string where = path + ":" + std::to_string(line_no) + ": ";
       if (const auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
-      SparseExample e;
+      const std::size_t first_entry = t.indices.size();
+      float label = 0.0f;
       bool have_label = false;
       std::int64_t prev = 0;
       std::size_t pos = 0;
@@ -44,7 +49,8 @@ LibsvmData read_libsvm(comm::Communicator& comm, const std::string& path, const 
         const std::string_view tok = line.substr(start, end - start);
         pos = end;
         if (!have_label) {
-          if (!detail::parse_float(tok, e.label)) throw DataError(where + "expected a numeric label, got " + detail::quoted(tok));
+          if (!detail::parse_float(tok, label))
+            throw DataError(where + "expected a numeric label, got " + detail::quoted(tok));
           have_label = true;
           continue;
         }
@@ -75,19 +81,52 @@ LibsvmData read_libsvm(comm::Communicator& comm, const std::string& path, const 
           throw DataError(where + "feature " + std::to_string(index) + ": expected a number, got " +
                           detail::quoted(tok.substr(colon + 1)));
         }
-        e.indices.push_back(static_cast<std::int32_t>(index - 1));
-        e.values.push_back(value);
+        t.indices.push_back(static_cast<std::int32_t>(index - 1));
+        t.values.push_back(value);
         prev = index;
       }
-      if (!have_label) return;  // a blank or comment-only line
+      if (!have_label) {  // a blank or comment-only line
+        t.indices.resize(first_entry);
+        t.values.resize(first_entry);
+        return;
+      }
       max_index = std::max(max_index, prev);
-      rows.push_back(std::move(e));
+      t.labels.push_back(label);
+      t.indptr.push_back(static_cast<std::int64_t>(t.indices.size()));
+      ++t.rows;
     });
   });
-  const std::int64_t num_features = options.num_features > 0
-                                        ? options.num_features
-                                        : comm.allreduce<std::int64_t>(max_index, comm::ReduceOp::kMax);
-  return LibsvmData{Partitioned<SparseExample>::from_local(comm, std::move(rows)), num_features};
+  const std::int64_t num_features =
+      options.num_features > 0 ? options.num_features : comm.allreduce<std::int64_t>(max_index, comm::ReduceOp::kMax);
+  t.sample_shape = {num_features};
+  return t;
 }
+
+LibsvmData read_libsvm(comm::Communicator& comm, const std::string& path, const LibsvmOptions& options) {
+  const Table t = read_libsvm_table(comm, path, options);
+  std::vector<SparseExample> rows(static_cast<std::size_t>(t.rows));
+  for (std::int64_t i = 0; i < t.rows; ++i) {
+    auto& e = rows[static_cast<std::size_t>(i)];
+    const auto b = static_cast<std::ptrdiff_t>(t.indptr[static_cast<std::size_t>(i)]);
+    const auto end = static_cast<std::ptrdiff_t>(t.indptr[static_cast<std::size_t>(i + 1)]);
+    e.indices.assign(t.indices.begin() + b, t.indices.begin() + end);
+    e.values.assign(t.values.begin() + b, t.values.begin() + end);
+    e.label = t.labels[static_cast<std::size_t>(i)];
+  }
+  return LibsvmData{Partitioned<SparseExample>::from_local(comm, std::move(rows)), t.num_features()};
+}
+
+namespace {
+
+Table read_libsvm_source(comm::Communicator& comm, const SourceRequest& req, ParamReader& p) {
+  LibsvmOptions o;
+  p.get("num_features", o.num_features, at_least(std::int64_t{0}));
+  p.finish();
+  return read_libsvm_table(comm, req.features, o);
+}
+
+const SourceRegistrar kLibsvm{Source{"libsvm", {"num_features"}, true, false, read_libsvm_source}};
+
+}  // namespace
 
 }  // namespace lockstep::data

@@ -392,22 +392,14 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
   Section top(root, "", src, &overridden);
 
   Section d = top.child("data");
-  d.get<std::string>("format", c.data.format, one_of({"idx", "csv", "libsvm", "hdf5", "synthetic"}),
-                     "one of idx, csv, libsvm, hdf5, synthetic");
+  d.get<std::string>("format", c.data.format);
+  c.data.format_where = mark(source, d.raw("format"), overridden, "data.format");
   for (auto [name, split] : {std::pair{"train", &c.data.train}, std::pair{"test", &c.data.test}}) {
     Section s = d.child(name);
     s.get<std::string>("features", split->features);
     s.get<std::string>("labels", split->labels);
     s.finish();
   }
-  d.get<double>("scale", c.data.scale, positive<double>(), "a number > 0");
-  d.get<std::string>("label_column", c.data.label_column);
-  d.get<std::vector<std::string>>("feature_columns", c.data.feature_columns);
-  d.get<std::vector<std::string>>("string_columns", c.data.string_columns);
-  d.get<std::int64_t>("num_features", c.data.num_features, non_negative<std::int64_t>(), "an integer >= 0");
-  d.get<std::string>("features_dataset", c.data.features_dataset);
-  d.get<std::string>("labels_dataset", c.data.labels_dataset);
-  d.get<bool>("synthetic_fallback", c.data.synthetic_fallback);
   {
     std::vector<std::string> classes;
     d.get<std::vector<std::string>>("classes", classes);
@@ -425,21 +417,23 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
       c.data.classes.push_back(k);
     }
   }
-  {
-    Section s = d.child("synthetic");
-    auto& y = c.data.synthetic;
-    s.get<std::int64_t>("samples", y.samples, positive<std::int64_t>(), "an integer > 0");
-    s.get<std::int64_t>("test_samples", y.test_samples, positive<std::int64_t>(), "an integer > 0");
-    s.get<std::int64_t>("features", y.features, positive<std::int64_t>(), "an integer > 0");
-    s.get<std::int64_t>(
-        "classes", y.classes, [](const std::int64_t& v) { return v >= 2; }, "an integer >= 2");
-    s.get<std::uint64_t>("seed", y.seed);
-    s.get<double>("noise", y.noise, non_negative<double>(), "a number >= 0");
-    s.finish();
+  d.get<std::vector<std::string>>("label_columns", c.data.label_columns);
+  // Everything else belongs to the format: kept with its place for data/'s source to read.
+  const YAML::Node dn = YAML::Node(root)["data"];
+  if (dn && dn.IsMap()) {
+    for (const auto& kv : dn) {
+      const std::string key = kv.first.as<std::string>();
+      if (key == "format" || key == "train" || key == "test" || key == "classes" || key == "label_columns") continue;
+      if (kv.second.IsMap()) {
+        for (const auto& inner : kv.second) {
+          const std::string name = key + "." + inner.first.as<std::string>();
+          c.data.params[name] = stage_param(inner.second, mark(source, inner.first, overridden, "data." + name));
+        }
+      } else {
+        c.data.params[key] = stage_param(kv.second, mark(source, kv.first, overridden, "data." + key));
+      }
+    }
   }
-  d.finish();
-  if (c.data.format != "synthetic" && c.data.train.features.empty())
-    throw ConfigError(source + ": data.train.features: missing (the training data file)");
 
   // A pipeline config (`lockstep fit`) needs no top-level model.
   const YAML::Node pipeline_node = YAML::Node(root)["pipeline"];
@@ -499,20 +493,33 @@ std::string to_yaml(const Config& c) {
     e << YAML::Key << name << YAML::Value << YAML::BeginMap << YAML::Key << "features" << YAML::Value << split->features
       << YAML::Key << "labels" << YAML::Value << split->labels << YAML::EndMap;
   }
-  e << YAML::Key << "scale" << YAML::Value << c.data.scale;
-  e << YAML::Key << "label_column" << YAML::Value << c.data.label_column;
-  e << YAML::Key << "feature_columns" << YAML::Value << YAML::Flow << c.data.feature_columns;
-  e << YAML::Key << "string_columns" << YAML::Value << YAML::Flow << c.data.string_columns;
-  e << YAML::Key << "num_features" << YAML::Value << c.data.num_features;
-  e << YAML::Key << "features_dataset" << YAML::Value << c.data.features_dataset;
-  e << YAML::Key << "labels_dataset" << YAML::Value << c.data.labels_dataset;
-  e << YAML::Key << "synthetic_fallback" << YAML::Value << c.data.synthetic_fallback;
+  // The format's parameters, sorted by name; "a.b" names are written back as nested mappings.
+  for (auto it = c.data.params.begin(); it != c.data.params.end();) {
+    const auto dot = it->first.find('.');
+    const auto emit = [&](const std::string& key, const StageParam& p) {
+      e << YAML::Key << key << YAML::Value;
+      if (p.is_list) {
+        e << YAML::Flow << YAML::BeginSeq;
+        for (const auto& v : p.values) e << v;
+        e << YAML::EndSeq;
+      } else {
+        e << p.values[0];
+      }
+    };
+    if (dot == std::string::npos) {
+      emit(it->first, it->second);
+      ++it;
+      continue;
+    }
+    const std::string group = it->first.substr(0, dot + 1);
+    e << YAML::Key << group.substr(0, dot) << YAML::Value << YAML::BeginMap;
+    for (; it != c.data.params.end() && it->first.rfind(group, 0) == 0; ++it)
+      emit(it->first.substr(dot + 1), it->second);
+    e << YAML::EndMap;
+  }
   if (!c.data.classes.empty()) e << YAML::Key << "classes" << YAML::Value << YAML::Flow << c.data.classes;
-  const auto& y = c.data.synthetic;
-  e << YAML::Key << "synthetic" << YAML::Value << YAML::BeginMap << YAML::Key << "samples" << YAML::Value << y.samples
-    << YAML::Key << "test_samples" << YAML::Value << y.test_samples << YAML::Key << "features" << YAML::Value
-    << y.features << YAML::Key << "classes" << YAML::Value << y.classes << YAML::Key << "seed" << YAML::Value << y.seed
-    << YAML::Key << "noise" << YAML::Value << y.noise << YAML::EndMap;
+  if (!c.data.label_columns.empty())
+    e << YAML::Key << "label_columns" << YAML::Value << YAML::Flow << c.data.label_columns;
   e << YAML::EndMap;
 
   e << YAML::Key << "model" << YAML::Value << YAML::BeginMap << YAML::Key << "layers" << YAML::Value << YAML::BeginSeq;

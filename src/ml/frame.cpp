@@ -204,6 +204,39 @@ RowMatrix Frame::to_dense() const {
   return sparse_ ? RowMatrix(csr_) : dense_;
 }
 
+Frame Frame::from_table(comm::Communicator& comm, const data::Table& t) {
+  Vec y(t.rows);
+  for (std::int64_t i = 0; i < t.rows; ++i) y[i] = t.label(i);
+  Frame f;
+  if (t.sparse) {
+    // Eigen's compressed storage is exactly CSR: the arrays are copied in as they stand.
+    CsrMatrix x(t.rows, t.num_features());
+    x.reserve(static_cast<std::int64_t>(t.values.size()));
+    for (std::int64_t i = 0; i < t.rows; ++i)
+      for (std::int64_t k = t.indptr[static_cast<std::size_t>(i)]; k < t.indptr[static_cast<std::size_t>(i + 1)]; ++k)
+        x.insert(i, t.indices[static_cast<std::size_t>(k)]) = t.values[static_cast<std::size_t>(k)];
+    f = sparse(comm, std::move(x), std::move(y), {}, t.feature_names);
+  } else {
+    RowMatrix x = Eigen::Map<const RowMatrix>(t.features.data(), t.rows, t.num_features());
+    f = dense(comm, std::move(x), std::move(y), {}, t.feature_names);
+  }
+  if (t.text_names.empty()) return f;
+  return f.with_strings(t.text_names, t.text);
+}
+
+data::Table Frame::to_table() const {
+  data::Table t;
+  t.sample_shape = {num_features_};
+  t.rows = rows();
+  t.global_rows = global_rows_;
+  t.row_offset = row_offset_;
+  const RowMatrix x = to_dense();
+  t.features.assign(x.data(), x.data() + x.size());
+  t.labels.resize(static_cast<std::size_t>(rows()));
+  for (std::int64_t i = 0; i < rows(); ++i) t.labels[static_cast<std::size_t>(i)] = static_cast<float>(label_[i]);
+  return t;
+}
+
 std::vector<data::Example> Frame::to_examples() const {
   const RowMatrix x = to_dense();
   std::vector<data::Example> out(static_cast<std::size_t>(rows()));

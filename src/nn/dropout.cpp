@@ -31,7 +31,7 @@ const LayerRegistrar kDropout{
     {"dropout", "rate (a number in [0, 1); default 0)",
      [](ParamReader& p, const Spec&, std::uint32_t index) -> std::unique_ptr<Layer> {
        double rate = 0.0;
-       p.get("rate", rate, Range<double>{[](const double& r) { return r >= 0.0 && r < 1.0; }, "a number in [0, 1)"});
+       p.get("rate", rate, ParamRange<double>{[](const double& r) { return r >= 0.0 && r < 1.0; }, "a number in [0, 1)"});
        return std::make_unique<Dropout>(static_cast<float>(rate), index);
      }}};
 }  // namespace

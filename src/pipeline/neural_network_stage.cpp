@@ -16,7 +16,7 @@ namespace lockstep::pipeline {
 
 ml::Predictions predict_with_head(nn::Sequential& model, const nn::Head& head, const ml::Frame& f,
                                   std::int64_t eval_batch) {
-  const auto rows = f.to_examples();
+  const data::Table rows = f.to_table();
   const std::int64_t k = model.output_features();
   const bool binary = head.task() == nn::Task::kBinary, regression = head.task() == nn::Task::kRegression;
   const std::int64_t classes = binary ? 2 : k;
@@ -89,9 +89,9 @@ class NeuralNetworkStage final : public ml::Stage {
 
 // The class count matters (and the labels must be class indices) only for a classifier head.
 train::Dataset as_dataset(const ml::Frame& f, const std::string& what, bool classes) {
-  return train::Dataset{data::Partitioned<data::Example>::from_local(f.comm(), f.to_examples()).cache(),
-                        f.global_rows(), f.num_features(), classes ? ml::num_classes(f) : 1, what,
-                        Shape{f.num_features()}};
+  train::Dataset d = train::make_dataset(f.comm(), f.to_table(), what);
+  d.num_classes = classes ? ml::num_classes(f) : 1;
+  return d;
 }
 
 std::shared_ptr<const ml::Stage> fit_neural_network(const ml::StageFitArgs& a) {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <numeric>
 
 #include "lockstep/backend/cuda_runtime.hpp"
@@ -26,9 +27,10 @@ BatchStream::BatchStream(comm::Communicator& comm, Dataset& train, const Options
     : comm_(comm), options_(options), num_rows_(train.num_rows) {
   local_batch_ = options.global_batch / comm.size();
   steps_per_epoch_ = num_rows_ / options.global_batch;
-  indexed_ = train.rows.zip_with_index().cache();
-  train.rows = data::Partitioned<data::Example>::from_local(comm, {});  // the indexed copy replaces it
+  table_ = std::move(train.table);  // the stream owns the rows now; the Dataset keeps its counts
+  num_labels_ = table_.num_labels;
   const std::int64_t mb = options.micro_batch, f = train.num_features;
+  const data::Shape yshape = num_labels_ == 1 ? data::Shape{mb} : data::Shape{mb, num_labels_};
   if (options.pipelined) {
     copier_ = std::make_unique<backend::cuda::CopyStream>(2);
     for (auto& st : stages_) {
@@ -36,11 +38,11 @@ BatchStream::BatchStream(comm::Communicator& comm, Dataset& train, const Options
       st->pinned.reset(backend::cuda::allocate_pinned(static_cast<std::size_t>(mb * f) * sizeof(float)));
       st->host_x = Tensor::borrow(st->pinned.get(), {mb, f});
       st->dev_x = Tensor({mb, f}, DType::kF32, options.device);
-      st->y = Tensor({mb});
+      st->y = Tensor(yshape);
     }
   } else {
     x_ = Tensor({mb, f});
-    y_ = Tensor({mb});
+    y_ = Tensor(yshape);
     xd_ = options.device == Device::kCpu ? x_ : Tensor({mb, f}, DType::kF32, options.device);
   }
 }
@@ -67,24 +69,35 @@ void BatchStream::start_epoch(std::int64_t epoch, std::int64_t first_step) {
     return pos < used ? static_cast<int>((pos % big_b) / b) : -1;
   };
   rows_.clear();
-  epoch_data_.reset();  // free last epoch's rows first, so the allocator reuses their memory
-  epoch_data_ = indexed_->repartition([&](const std::pair<std::int64_t, data::Example>& r) {
-    const int dest = owner(r.first);
-    return dest == rank ? -1 : dest;
-  });
-  std::vector<std::pair<std::int64_t, const data::Example*>> arrived;
+  labels_.clear();
+  arrived_ = data::Table{};  // free last epoch's rows first, so the allocator reuses their memory
+  std::vector<int> dest(static_cast<std::size_t>(table_.rows));
+  for (std::int64_t i = 0; i < table_.rows; ++i) {
+    const int d = owner(table_.row_offset + i);
+    dest[static_cast<std::size_t>(i)] = d == rank ? -1 : d;
+  }
+  std::vector<std::int64_t> arrived_ids;
+  arrived_ = data::repartition_rows(comm_, table_, dest, &arrived_ids);
+  // (epoch position, table, local row) of every row this rank trains on this epoch.
+  struct Slot {
+    std::int64_t pos;
+    const data::Table* table;
+    std::int64_t row;
+  };
+  std::vector<Slot> arrived;
   arrived.reserve(static_cast<std::size_t>(steps_per_epoch_ * b));
-  for (const auto& r : *indexed_->cached_local()) {
-    if (owner(r.first) == rank) arrived.emplace_back(pos_of[static_cast<std::size_t>(r.first)], &r.second);
+  for (std::int64_t i = 0; i < table_.rows; ++i) {
+    const std::int64_t g = table_.row_offset + i;
+    if (owner(g) == rank) arrived.push_back({pos_of[static_cast<std::size_t>(g)], &table_, i});
   }
-  for (const auto& r : *epoch_data_->cached_local()) {
-    arrived.emplace_back(pos_of[static_cast<std::size_t>(r.first)], &r.second);
-  }
-  std::sort(arrived.begin(), arrived.end(), [](const auto& a, const auto& c) { return a.first < c.first; });
+  for (std::int64_t i = 0; i < arrived_.rows; ++i)
+    arrived.push_back({pos_of[static_cast<std::size_t>(arrived_ids[static_cast<std::size_t>(i)])], &arrived_, i});
+  std::sort(arrived.begin(), arrived.end(), [](const Slot& a, const Slot& c) { return a.pos < c.pos; });
   positions_.clear();
-  for (const auto& [pos, row] : arrived) {
-    rows_.push_back(row);
-    positions_.push_back(pos);
+  for (const auto& a : arrived) {
+    rows_.push_back(a.table->row(a.row));
+    labels_.push_back(a.table->labels.data() + a.row * num_labels_);
+    positions_.push_back(a.pos);
   }
   LOCKSTEP_CHECK(static_cast<std::int64_t>(rows_.size()) == steps_per_epoch_ * b, Error, "epoch shuffle delivered ",
                  rows_.size(), " rows to rank ", rank, ", expected ", steps_per_epoch_ * b);
@@ -96,13 +109,11 @@ void BatchStream::fill(std::int64_t begin, Tensor& x, Tensor& y, std::vector<std
   float* px = x.data<float>();
   float* py = y.data<float>();
   ids.resize(static_cast<std::size_t>(count));
+  const std::int64_t l = num_labels_;
   for (std::int64_t i = 0; i < count; ++i) {
     const auto k = static_cast<std::size_t>(begin + i);
-    const data::Example& e = *rows_[k];
-    LOCKSTEP_CHECK(static_cast<std::int64_t>(e.features.size()) == f, DataError, "training row at epoch position ",
-                   positions_[k], ": expected ", f, " features, got ", e.features.size());
-    std::copy(e.features.begin(), e.features.end(), px + i * f);
-    py[i] = e.label;
+    std::memcpy(px + i * f, rows_[k], static_cast<std::size_t>(f) * sizeof(float));
+    std::memcpy(py + i * l, labels_[k], static_cast<std::size_t>(l) * sizeof(float));
     ids[static_cast<std::size_t>(i)] = positions_[k];
   }
 }

@@ -79,12 +79,20 @@ std::vector<std::string> resume_conflicts(const io::Config& old, const io::Confi
   check("data.format", old.data.format, now.data.format);
   check("data.train.features", old.data.train.features, now.data.train.features);
   check("data.train.labels", old.data.train.labels, now.data.train.labels);
-  check("data.scale", old.data.scale, now.data.scale);
+  // The format's parameters are text (data/'s sources give them meaning): compared as written.
+  const auto param = [](const io::DataConfig& d, const std::string& name) {
+    const auto it = d.params.find(name);
+    return it == d.params.end() ? std::vector<std::string>{} : it->second.values;
+  };
+  check("data.scale", param(old.data, "scale"), param(now.data, "scale"));
   check("optimizer.type", old.optimizer.type, now.optimizer.type);
   if (now.data.format == "synthetic") {
-    const auto &a = old.data.synthetic, &b = now.data.synthetic;
-    check("data.synthetic", std::tie(a.samples, a.features, a.classes, a.seed, a.noise),
-          std::tie(b.samples, b.features, b.classes, b.seed, b.noise));
+    for (const char* k :
+         {"synthetic.samples", "synthetic.features", "synthetic.classes", "synthetic.seed", "synthetic.noise"})
+      if (param(old.data, k) != param(now.data, k)) {
+        changed.push_back("data.synthetic");
+        break;
+      }
   }
   return changed;
 }

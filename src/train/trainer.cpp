@@ -119,6 +119,11 @@ void Trainer::check_setup() {
     }
     LOCKSTEP_CHECK(m.train.num_rows >= t.batch_size, ConfigError, src, ": training.batch_size: ", t.batch_size,
                    " is larger than the training set (", m.train.num_rows, " rows)");
+    // The loaders carry several label columns (data.label_columns) as [rows x L] blocks; the
+    // heads still build their targets from one label per row.
+    LOCKSTEP_CHECK(m.train.num_labels == 1 && m.test.num_labels == 1, ConfigError, src,
+                   ": data.label_columns: the data has ", std::max(m.train.num_labels, m.test.num_labels),
+                   " label columns, but training on several targets is not implemented yet (use one label column)");
     model_ = build_model(options_, m.train.sample_shape);
     m.head = model_head(options_, *model_);
     // A classifier needs an output per class (the dense losses see class labels one-hot).

@@ -65,20 +65,20 @@ TEST(ParamReader, ErrorsNameThePlaceTheExpectationAndTheValue) {
       r.get(name, value, range);
     });
   };
-  EXPECT_EQ(read_one("maxIter", "2.5", 0, Range<int>{}),
+  EXPECT_EQ(read_one("maxIter", "2.5", 0, ParamRange<int>{}),
             "x.yaml:3: pipeline[0].Est.maxIter: expected an integer, got \"2.5\"");
   EXPECT_EQ(read_one("maxIter", "-1", 0, at_least(0)),
             "x.yaml:3: pipeline[0].Est.maxIter: expected an integer >= 0, got \"-1\"");
-  EXPECT_EQ(read_one("maxIter", "1e12", 0, Range<int>{}),
+  EXPECT_EQ(read_one("maxIter", "1e12", 0, ParamRange<int>{}),
             "x.yaml:3: pipeline[0].Est.maxIter: expected an integer, got \"1e12\"");
-  EXPECT_EQ(read_one("seed", "-3", std::uint64_t{0}, Range<std::uint64_t>{}),
+  EXPECT_EQ(read_one("seed", "-3", std::uint64_t{0}, ParamRange<std::uint64_t>{}),
             "x.yaml:3: pipeline[0].Est.seed: expected a non-negative integer, got \"-3\"");
-  EXPECT_EQ(read_one("regParam", "nan", 0.0, Range<double>{}),
+  EXPECT_EQ(read_one("regParam", "nan", 0.0, ParamRange<double>{}),
             "x.yaml:3: pipeline[0].Est.regParam: expected a number, got \"nan\"");
   EXPECT_EQ(read_one("p", "0.5", 0.0, at_least(1.0)), "x.yaml:3: pipeline[0].Est.p: expected a number >= 1, got \"0.5\"");
   EXPECT_EQ(read_one("rate", "2", 0.0, between(0.0, 1.0)),
             "x.yaml:3: pipeline[0].Est.rate: expected a number in [0, 1], got \"2\"");
-  EXPECT_EQ(read_one("on", "yes", false, Range<bool>{}), "x.yaml:3: pipeline[0].Est.on: expected true or false, got \"yes\"");
+  EXPECT_EQ(read_one("on", "yes", false, ParamRange<bool>{}), "x.yaml:3: pipeline[0].Est.on: expected true or false, got \"yes\"");
   EXPECT_EQ(read_one("family", "both", std::string(), one_of({"binomial", "multinomial"})),
             "x.yaml:3: pipeline[0].Est.family: expected one of binomial, multinomial, got \"both\"");
   const std::map<std::string, Param> list = {{"tol", Param{{"1", "2"}, true, "x.yaml:5: Est.tol"}}};

@@ -1,15 +1,14 @@
-// Param and ParamReader: typed reading of named parameters that arrive as text with their place in
-// a file (Param: one value or a list, and "file.yaml:12: pipeline[1].LogisticRegression.regParam").
-// They live in core/ so that every registry (ML stages, layers, data sources) reads its own
-// parameters from the generic records the config reader produces, without the config reader
-// keeping a list of them.
+// ParamReader: typed reading of named parameters that arrive as text with their place in a file
+// (Param: one value or a list, and "file.yaml:12: pipeline[1].LogisticRegression.regParam").
 // get() consumes one name, converts its text to the requested type and checks an optional range;
 // finish() rejects every name nobody asked for, listing the names that were asked for. Every error
 // is a ConfigError that starts with the parameter's place and says what was expected and what was
 // found, e.g. `x.yaml:4: pipeline[0].Normalizer.p: expected a number >= 1, got "0.5"`.
 //
 // The reader knows nothing about pipelines: any mapping of scalars and lists whose places are known
-// can be read with it (ML stages, layers).
+// can be read with it (ML stages, and the data sources' format keys). It lives in core/ so that
+// every layer that owns a vocabulary (data/'s formats, ml/'s stages) can read its own parameters;
+// io/ only turns YAML into Param records. io::Param and io::ParamReader remain as aliases.
 #pragma once
 
 #include <functional>
@@ -22,10 +21,9 @@
 
 namespace lockstep {
 
-// One named parameter as the config gave it: one value for a scalar, any number for a list, and
-// where it was given, for messages.
+// One named parameter as the config gave it: its text, and where it was written.
 struct Param {
-  std::vector<std::string> values;
+  std::vector<std::string> values;  // one for a scalar, any number for a list
   bool is_list = false;
   std::string where;  // "file.yaml:12: pipeline[1].LogisticRegression.regParam"
 };
@@ -39,16 +37,16 @@ struct Spec {
 
 // An allowed range, with the words for it that an error message shows ("a number >= 0").
 template <typename T>
-struct Range {
+struct ParamRange {
   std::function<bool(const T&)> ok;  // empty: anything of the type
   std::string expected;
 };
-Range<double> at_least(double lo);     // "a number >= lo"
-Range<double> greater_than(double lo);  // "a number > lo"
-Range<double> between(double lo, double hi);  // "a number in [lo, hi]"
-Range<std::int64_t> at_least(std::int64_t lo);  // "an integer >= lo"
-Range<int> at_least(int lo);
-Range<std::string> one_of(std::vector<std::string> choices);  // "one of a, b, c"
+ParamRange<double> at_least(double lo);              // "a number >= lo"
+ParamRange<double> greater_than(double lo);          // "a number > lo"
+ParamRange<double> between(double lo, double hi);    // "a number in [lo, hi]"
+ParamRange<std::int64_t> at_least(std::int64_t lo);  // "an integer >= lo"
+ParamRange<int> at_least(int lo);
+ParamRange<std::string> one_of(std::vector<std::string> choices);  // "one of a, b, c"
 
 // Converts one text value of `p` to T (bool, int, std::int64_t, std::uint64_t, double or
 // std::string); an unconvertible value is a ConfigError at p.where naming the type it expected.
@@ -66,7 +64,7 @@ class ParamReader {
 
   // Leaves `out` (the default) alone when the name is absent; returns whether it was given.
   template <typename T>
-  bool get(const std::string& name, T& out, const Range<T>& range = {}) {
+  bool get(const std::string& name, T& out, const ParamRange<T>& range = {}) {
     const Param* p = take(name);
     if (!p) return false;
     if (p->is_list) fail(*p, expected_of<T>(range), "a list");
@@ -77,7 +75,7 @@ class ParamReader {
   }
   // A list (or a single value, read as a list of one); every element is converted and checked.
   template <typename T>
-  bool get_list(const std::string& name, std::vector<T>& out, const Range<T>& range = {}) {
+  bool get_list(const std::string& name, std::vector<T>& out, const ParamRange<T>& range = {}) {
     const Param* p = take(name);
     if (!p) return false;
     out.clear();
@@ -97,11 +95,11 @@ class ParamReader {
  private:
   const Param* take(const std::string& name);
   template <typename T>
-  static std::string expected_of(const Range<T>& range) {
+  static std::string expected_of(const ParamRange<T>& range) {
     return range.expected.empty() ? param_type_word<T>() : range.expected;
   }
   template <typename T>
-  static void check(const Param& p, const T& v, const Range<T>& range, const std::string& text) {
+  static void check(const Param& p, const T& v, const ParamRange<T>& range, const std::string& text) {
     if (range.ok && !range.ok(v)) fail(p, range.expected, "\"" + text + "\"");
   }
   const std::map<std::string, Param>& params_;

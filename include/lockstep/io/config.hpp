@@ -22,29 +22,23 @@ struct DataSplitConfig {
   std::string labels;    // idx only: labels file
 };
 
-struct SyntheticConfig {
-  std::int64_t samples = 2048;
-  std::int64_t test_samples = 512;
-  std::int64_t features = 16;
-  std::int64_t classes = 4;
-  std::uint64_t seed = 1;
-  double noise = 1.0;
-};
-
+// The `data:` section. io/ knows no format's vocabulary: the format's own keys (idx's scale,
+// csv's label_column, hdf5's features_dataset, synthetic.samples, ...) are kept as Param records
+// with their place in the file, and data/'s source registry reads and checks them (an unknown key
+// is an error there, naming `file:line: data.<key>` and the format's known keys). Nested
+// mappings are flattened one level: `synthetic: {samples: 10}` is the parameter
+// "synthetic.samples".
 struct DataConfig {
-  std::string format = "idx";  // idx | csv | libsvm | hdf5 | synthetic
+  std::string format = "idx";  // a name in data/'s source registry
+  std::string format_where;    // "file.yaml:3: data.format"
   DataSplitConfig train, test;
-  double scale = 1.0 / 255.0;                // idx: pixel multiplier
-  std::string label_column = "label";        // csv
-  std::vector<std::string> feature_columns;  // csv
-  std::vector<std::string> string_columns;   // csv: text columns, for StringIndexer stages (lockstep fit)
-  std::int64_t num_features = 0;             // libsvm (0: infer)
-  std::string features_dataset = "/features", labels_dataset = "/labels";  // hdf5
-  bool synthetic_fallback = false;  // idx: missing files -> synthetic data, with a warning
+  std::map<std::string, lockstep::Param> params;
   // Keep only rows with these class labels, relabelled 0, 1, ... in this order (a binary or
   // smaller problem from a multi-class set, e.g. [0, 6] for T-shirt against shirt). Empty: all.
   std::vector<std::int64_t> classes;
-  SyntheticConfig synthetic;
+  // Several real-valued targets (csv columns; hdf5: a 2-D labels dataset), for regression heads
+  // with several outputs. Empty: one label.
+  std::vector<std::string> label_columns;
 };
 
 // io/ depends on core/ only: these are plain records; train/ turns them into nn/ objects, and the

@@ -1,5 +1,6 @@
-// Frame: the table that ML estimators, models and evaluators consume; the NeuralNetwork stage
-// hands it to the trainer through to_examples() (the trainer itself knows no Frame). It lives in
+// Frame: the table that ML estimators, models and evaluators consume, built from data/'s Table
+// (from_table); the NeuralNetwork stage hands it to the trainer as a Table again (to_table; the
+// trainer itself knows no Frame). It lives in
 // ml/, above data/, because it is written on Eigen. Each rank holds a contiguous shard of the rows:
 // a feature block (dense row-major float32, or CSR), a label column and a weight column (all ones
 // unless given), the names of the feature columns, and any text columns not yet indexed. Rows keep
@@ -16,6 +17,7 @@
 #include "lockstep/comm/communicator.hpp"
 #include "lockstep/data/example.hpp"
 #include "lockstep/data/partitioned.hpp"
+#include "lockstep/data/table.hpp"
 
 namespace lockstep::ml {
 
@@ -36,6 +38,10 @@ class Frame {
   // From the data layer's sources (every rank its own split, in file order).
   static Frame from_examples(const data::Partitioned<data::Example>& rows, std::vector<std::string> names = {});
   static Frame from_sparse_examples(const data::Partitioned<data::SparseExample>& rows, std::int64_t num_features);
+  // From data/'s table, the form every source fills: the dense block is copied once into the
+  // feature matrix (no per-row detour), a CSR table stays CSR, and CSV's column names and text
+  // columns come along. The first label column is the label. Collective.
+  static Frame from_table(comm::Communicator& comm, const data::Table& t);
 
   comm::Communicator& comm() const { return *comm_; }
   std::int64_t rows() const { return static_cast<std::int64_t>(label_.size()); }  // on this rank
@@ -79,6 +85,9 @@ class Frame {
   RowMatrix to_dense() const;
   // The frame's rows as the trainer's examples (features as float32, label).
   std::vector<data::Example> to_examples() const;
+  // The frame's rows as a dense table (features as float32, the label as the one label column),
+  // what the NeuralNetwork stage hands the trainer.
+  data::Table to_table() const;
 
  private:
   void finish(comm::Communicator& comm);

@@ -1,7 +1,8 @@
 // BatchStream: where the trainer's batches come from. It owns the epoch shuffle (a global
 // permutation from (seed, epoch); step s is positions [s*B, (s+1)*B) of it and rank r takes its
-// B/np slice, delivered by a repartition of the cached training rows), the host assembly of each
-// micro-batch, and its copy to the model's device. On a GPU in default mode the copies are
+// B/np slice, delivered by a row-wise repartition of the training table that moves contiguous
+// bytes), the host assembly of each micro-batch (a memcpy per row from the table's blocks), and
+// its copy to the model's device. On a GPU in default mode the copies are
 // pipelined: two pinned host buffers feed two device buffers, and the batch of step s+1 is
 // assembled and copied on a copy stream while step s's backward and reduction run.
 #pragma once
@@ -14,7 +15,7 @@
 #include <vector>
 
 #include "lockstep/core/tensor.hpp"
-#include "lockstep/data/partitioned.hpp"
+#include "lockstep/data/table.hpp"
 #include "lockstep/train/data_loading.hpp"
 
 namespace lockstep::backend::cuda {
@@ -66,8 +67,11 @@ class BatchStream {
   comm::Communicator& comm_;
   Options options_;
   std::int64_t num_rows_, local_batch_, steps_per_epoch_;
-  std::optional<data::Partitioned<std::pair<std::int64_t, data::Example>>> indexed_, epoch_data_;
-  std::vector<const data::Example*> rows_;  // this epoch's rows on this rank, in step order
+  data::Table table_;    // the training rows this rank read (taken over from the Dataset)
+  data::Table arrived_;  // this epoch's rows that came from other ranks
+  // This epoch's rows on this rank, in step order: their features and labels, in table_ or arrived_.
+  std::vector<const float*> rows_, labels_;
+  std::int64_t num_labels_ = 1;
   std::vector<std::int64_t> positions_;
   std::int64_t first_step_ = 0;
   // Plain mode: host buffers (and their device copy on a GPU).

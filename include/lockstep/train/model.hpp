@@ -53,7 +53,7 @@ std::vector<io::ParamInfo> param_layout(const nn::Sequential& model);
 // output does not depend on how many rows this rank holds: GEMM blocking depends on the matrix
 // shape, and a fixed shape gives the same bits at every rank count. fn(first, count, out, labels)
 // sees each chunk's first `count` rows.
-void forward_rows(nn::Sequential& model, const std::vector<data::Example>& rows, std::int64_t chunk,
+void forward_rows(nn::Sequential& model, const data::Table& rows, std::int64_t chunk,
                   const std::function<void(std::int64_t, std::int64_t, const Tensor&, const Tensor&)>& fn);
 
 struct EvalResult {

@@ -1,0 +1,71 @@
+// Table: one rank's rows of a data set as contiguous blocks, the form every source fills and the
+// trainer and the ML frame read. Features are one float block [rows x F] (F the number of values
+// of one sample, whose shape is `sample_shape`: {F} for flat rows, {C, H, W} for images), labels
+// one float block [rows x L] (L label columns: 1 for a class or a single target). A LIBSVM source
+// leaves the dense block empty and fills CSR arrays instead; a CSV source may add the names of
+// its feature columns and text columns (for StringIndexer stages). Rows keep the global order of
+// the file (rank order, then row order); `row_offset` is the global index of this rank's first
+// row. One allocation per block instead of one heap vector per row is what lets a 60k x 784 set
+// cost its bytes and little more, and lets rows move between ranks as plain byte ranges.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lockstep/comm/communicator.hpp"
+
+namespace lockstep::data {
+
+using Shape = std::vector<std::int64_t>;
+
+struct Table {
+  Shape sample_shape;           // the shape of one sample; its product is num_features()
+  std::int64_t num_labels = 1;  // L, label values per row
+  std::int64_t rows = 0;        // on this rank
+  std::int64_t global_rows = 0;
+  std::int64_t row_offset = 0;  // global index of this rank's first row
+  std::vector<float> features;  // [rows x F], row-major; empty when sparse
+  std::vector<float> labels;    // [rows x L]
+  // CSR (LIBSVM): row i's entries are [indptr[i], indptr[i+1]) of indices (0-based) and values.
+  bool sparse = false;
+  std::vector<std::int64_t> indptr;
+  std::vector<std::int32_t> indices;
+  std::vector<float> values;
+  std::vector<std::string> feature_names;      // CSV: one per feature column; empty otherwise
+  std::vector<std::string> text_names;         // CSV string_columns
+  std::vector<std::vector<std::string>> text;  // [text column][local row]
+  std::string origin;  // what the rows are when not the file asked for (idx's synthetic fallback)
+
+  std::int64_t num_features() const {
+    std::int64_t n = 1;
+    for (const auto d : sample_shape) n *= d;
+    return sample_shape.empty() ? 0 : n;
+  }
+  const float* row(std::int64_t i) const { return features.data() + i * num_features(); }
+  float label(std::int64_t i, std::int64_t l = 0) const { return labels[static_cast<std::size_t>(i * num_labels + l)]; }
+};
+
+// Agrees the global facts: global_rows and row_offset, and that every rank has the same sample
+// shape and label width (a rank with no rows takes the others'). Collective; a mismatch is a
+// DataError on every rank naming `what`.
+void finish_table(comm::Communicator& comm, Table& t, const std::string& what);
+
+// The rows whose first label is one of `classes`, relabelled by position in that list (the
+// data.classes selection); a no-op for an empty list. Local, then finish_table. Collective.
+void select_classes(comm::Communicator& comm, Table& t, const std::vector<std::int64_t>& classes,
+                    const std::string& what);
+
+// The dense form of a CSR table (features zero-filled, then scattered). Local.
+void densify(Table& t);
+
+// Row-wise repartition: local row i goes to rank dest[i] (-1: dropped). Each destination receives
+// its rows as contiguous bytes in one alltoallv (features, then labels, then the rows' global
+// indices), ordered by source rank, then by local order. The result holds only the features and
+// labels of dense tables (what the trainer's shuffle moves); `global_ids` receives each arrived
+// row's global index. Collective.
+Table repartition_rows(comm::Communicator& comm, const Table& t, std::span<const int> dest,
+                       std::vector<std::int64_t>* global_ids = nullptr);
+
+}  // namespace lockstep::data
