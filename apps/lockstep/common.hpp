@@ -2,6 +2,8 @@
 // resolved the same one.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,13 @@ struct ConfigArgs {
 // Parses and validates on every rank (errors agreed), then compares the hash of the resolved
 // config across ranks and refuses to go on if any rank differs.
 io::Config load_config_everywhere(comm::Communicator& comm, const ConfigArgs& args);
+
+// How many label columns the config's targets have (data.label_columns, or one): a regression head
+// has one output per column. From the config, not the data, so that predict reads unlabelled rows
+// with the head the model was trained with.
+inline std::int64_t label_columns(const io::Config& cfg) {
+  return std::max<std::int64_t>(1, static_cast<std::int64_t>(cfg.data.label_columns.size()));
+}
 
 int run_train(comm::Communicator& comm, const ConfigArgs& args, bool resume, std::int64_t max_steps);
 int run_evaluate(comm::Communicator& comm, const ConfigArgs& args, const std::string& checkpoint);

@@ -16,7 +16,8 @@ int run_evaluate(comm::Communicator& comm, const ConfigArgs& args, const std::st
   auto test = train::load_split(comm, cfg.data, train::Split::kTest);
   auto model = train::build_model(options, test.sample_shape);
   train::load_parameters(comm, checkpoint, *model);
-  const auto r = train::evaluate(comm, *model, train::model_head(options, *model), test, cfg.training.eval_batch);
+  const auto r = train::evaluate(comm, *model, train::model_head(options, *model, label_columns(cfg)), test,
+                                 cfg.training.eval_batch);
   std::ostringstream line;  // not operator+ chains: GCC 12 warns falsely on them (-Wrestrict, PR 105329)
   line << r.describe("test") << "  rows " << r.rows << "  (" << checkpoint << " on " << test.description << ")";
   log::info(line.str());

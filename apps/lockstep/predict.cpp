@@ -19,7 +19,7 @@ int run_predict(comm::Communicator& comm, const ConfigArgs& args, const std::str
   auto data = train::load_file(comm, cfg.data, input, labels);
   auto model = train::build_model(options, data.sample_shape);
   train::load_parameters(comm, checkpoint, *model);
-  const nn::Head head = train::model_head(options, *model);
+  const nn::Head head = train::model_head(options, *model, label_columns(cfg));
 
   const auto& rows = data.table;
   const std::int64_t first = rows.row_offset;

@@ -17,7 +17,8 @@ const char* task_name(Task t) {
   return "?";
 }
 
-Head::Head(LossKind loss, std::int64_t outputs, std::int64_t target_columns) : loss_(loss), outputs_(outputs) {
+Head::Head(LossKind loss, std::int64_t outputs, std::int64_t target_columns)
+    : loss_(loss), outputs_(outputs), columns_(target_columns) {
   if (loss == LossKind::kSoftmaxCrossEntropy) {
     task_ = Task::kClassification;
   } else if (loss == LossKind::kBceWithLogits) {
@@ -36,9 +37,10 @@ Tensor Head::target(const Tensor& labels, std::int64_t rows, Device device) cons
     t = Tensor({rows, outputs_});
     one_hot(labels, rows, t);
   } else {
-    t = Tensor({rows, 1});
+    const std::int64_t n = rows * (task_ == Task::kBinary ? 1 : columns_);
+    t = Tensor({rows, task_ == Task::kBinary ? 1 : columns_});
     float* o = t.data<float>();
-    for (std::int64_t i = 0; i < rows; ++i) {
+    for (std::int64_t i = 0; i < n; ++i) {
       if (task_ == Task::kBinary) {
         LOCKSTEP_CHECK(y[i] == 0.0f || y[i] == 1.0f, DataError, "label ", y[i],
                        " is not 0 or 1 (a bce_with_logits head with one output is a binary classifier)");

@@ -56,8 +56,8 @@ std::unique_ptr<nn::Sequential> build_model(const io::Config& cfg, const Shape& 
   return build_model(trainer_options(cfg), input);
 }
 
-nn::Head model_head(const TrainerOptions& o, const nn::Sequential& model) {
-  return nn::Head(model_loss(o), model.output_features());
+nn::Head model_head(const TrainerOptions& o, const nn::Sequential& model, std::int64_t label_columns) {
+  return nn::Head(model_loss(o), model.output_features(), label_columns);
 }
 
 std::vector<io::ParamInfo> param_layout(const nn::Sequential& model) {
@@ -132,8 +132,9 @@ double roc_auc(comm::Communicator& comm, const std::vector<std::pair<float, floa
 EvalResult evaluate(comm::Communicator& comm, nn::Sequential& model, const nn::Head& head, const Dataset& data,
                     std::int64_t eval_batch) {
   const auto& rows = data.table;
-  // loss, correct, rows, squared error, sum of targets, sum of squared targets
-  double sums[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  // loss, correct, rows; then per target column: squared error, sum of targets, sum of squares.
+  const std::int64_t columns = head.task() == nn::Task::kRegression ? head.target_columns() : 0;
+  std::vector<double> sums(static_cast<std::size_t>(3 + 3 * columns), 0.0);
   std::vector<std::pair<float, float>> scored;  // binary: (logit, label)
   std::optional<std::string> err;
   try {
@@ -146,18 +147,19 @@ EvalResult evaluate(comm::Communicator& comm, nn::Sequential& model, const nn::H
       sums[2] += static_cast<double>(m);
       if (head.task() == nn::Task::kClassification) return;
       const Tensor host = out.device() == Device::kCpu ? out : out.clone(Device::kCpu);
-      const std::int64_t k = host.dim(1);
+      const float* z = host.data<float>();
+      const float* y = labels.data<float>();
       for (std::int64_t i = 0; i < m; ++i) {
-        const float y = labels.data<float>()[i];
         if (head.task() == nn::Task::kBinary) {
-          scored.emplace_back(host.data<float>()[i], y);
+          scored.emplace_back(z[i], y[i]);
           continue;
         }
-        for (std::int64_t j = 0; j < k; ++j) {
-          const double e = static_cast<double>(host.data<float>()[i * k + j]) - y;
-          sums[3] += e * e;
-          sums[4] += y;
-          sums[5] += static_cast<double>(y) * y;
+        for (std::int64_t j = 0; j < columns; ++j) {
+          const double t = y[i * columns + j], e = static_cast<double>(z[i * columns + j]) - t;
+          double* col = sums.data() + 3 + 3 * j;
+          col[0] += e * e;
+          col[1] += t;
+          col[2] += t * t;
         }
       }
     });
@@ -165,19 +167,25 @@ EvalResult evaluate(comm::Communicator& comm, nn::Sequential& model, const nn::H
     err = data.description + ": " + e.what();
   }
   comm.agree(err);
-  comm.allreduce(std::span<double>(sums, 6), comm::ReduceOp::kSum);
+  comm.allreduce(std::span<double>(sums), comm::ReduceOp::kSum);
   EvalResult res;
   res.task = head.task();
-  res.rows = static_cast<std::int64_t>(sums[2]);
-  if (sums[2] <= 0) return res;
-  res.loss = sums[0] / sums[2];
-  res.accuracy = sums[1] / sums[2];
+  const double n = sums[2];
+  res.rows = static_cast<std::int64_t>(n);
+  if (n <= 0) return res;
+  res.loss = sums[0] / n;
+  res.accuracy = sums[1] / n;
   if (head.task() == nn::Task::kBinary) res.auc = roc_auc(comm, scored);
   if (head.task() == nn::Task::kRegression) {
-    const double n = sums[2] * static_cast<double>(head.outputs());
-    res.rmse = std::sqrt(sums[3] / n);
-    const double total = sums[5] - sums[4] * sums[4] / n;  // sum of squares about the mean
-    res.r2 = total > 0 ? 1.0 - sums[3] / total : std::nan("");
+    double sse = 0.0, r2 = 0.0;
+    for (std::int64_t j = 0; j < columns; ++j) {
+      const double* col = sums.data() + 3 + 3 * j;
+      const double about_mean = col[2] - col[1] * col[1] / n;  // sum of squares about the column's mean
+      sse += col[0];
+      r2 += about_mean > 0 ? 1.0 - col[0] / about_mean : std::nan("");
+    }
+    res.rmse = std::sqrt(sse / (n * static_cast<double>(columns)));
+    res.r2 = r2 / static_cast<double>(columns);
   }
   return res;
 }

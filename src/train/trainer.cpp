@@ -119,13 +119,16 @@ void Trainer::check_setup() {
     }
     LOCKSTEP_CHECK(m.train.num_rows >= t.batch_size, ConfigError, src, ": training.batch_size: ", t.batch_size,
                    " is larger than the training set (", m.train.num_rows, " rows)");
-    // The loaders carry several label columns (data.label_columns) as [rows x L] blocks; the
-    // heads still build their targets from one label per row.
-    LOCKSTEP_CHECK(m.train.num_labels == 1 && m.test.num_labels == 1, ConfigError, src,
-                   ": data.label_columns: the data has ", std::max(m.train.num_labels, m.test.num_labels),
-                   " label columns, but training on several targets is not implemented yet (use one label column)");
     model_ = build_model(options_, m.train.sample_shape);
-    m.head = model_head(options_, *model_);
+    m.head = model_head(options_, *model_, m.train.num_labels);
+    // Several label columns (data.label_columns) are the targets of a regression with one output each.
+    LOCKSTEP_CHECK(m.train.num_labels == 1 || m.head->task() == nn::Task::kRegression, ConfigError, src,
+                   ": data.label_columns: ", m.train.num_labels,
+                   " label columns need a regression head: loss mse, mae "
+                   "or huber, and a last layer with ",
+                   m.train.num_labels, " outputs (it has ", model_->output_features(), ")");
+    LOCKSTEP_CHECK(m.test.num_labels == m.train.num_labels, DataError, m.test.description, ": ", m.test.num_labels,
+                   " label columns, the training data has ", m.train.num_labels);
     // A classifier needs an output per class (the dense losses see class labels one-hot).
     LOCKSTEP_CHECK(m.head->task() != nn::Task::kClassification || m.train.num_classes <= model_->output_features(),
                    ConfigError, src, ": model.layers: the last layer has ", model_->output_features(),

@@ -11,6 +11,9 @@
 #include <cstring>
 #include <filesystem>
 
+#include <fstream>
+
+#include "lockstep/core/rng.hpp"
 #include "lockstep/io/checkpoint.hpp"
 #include "lockstep/train/trainer.hpp"
 #include "support/test_comm.hpp"
@@ -301,5 +304,36 @@ TEST(Trainer, BinaryHeadReportsAccuracyAndAucAtEveryRankCount) {
     EXPECT_GT(r.last.accuracy, 0.8) << "np=" << r.group_size;
     EXPECT_GT(r.last.auc, 0.85) << "np=" << r.group_size;
     EXPECT_LE(r.last.auc, 1.0);
+  }
+}
+
+// Several label columns (data.label_columns) are a regression with one output per column: RMSE
+// over every target and R^2 averaged over the columns (scikit-learn's uniform average).
+TEST(Trainer, TwoTargetRegressionReportsR2AtEveryRankCount) {
+  auto& w = world();
+  const auto dir = lockstep::testing::shared_temp_dir("two-targets");
+  const std::string csv = (dir / "two.csv").string();
+  if (w.rank() == 0) {  // y1 linear, y2 a product: both learnable from x0..x3
+    std::ofstream out(csv);
+    out << "x0,x1,x2,x3,y1,y2\n";
+    CounterRng rng(5, RngStream::kInit, 0);
+    for (int i = 0; i < 480; ++i) {
+      double x[4];
+      for (double& v : x) v = 2.0 * rng.uniform_double() - 1.0;
+      out << x[0] << ',' << x[1] << ',' << x[2] << ',' << x[3] << ',' << 2 * x[0] - x[1] + 0.05 * rng.normal() << ','
+          << x[2] * x[3] + 0.05 * rng.normal() << '\n';
+    }
+  }
+  w.barrier();
+  const auto runs = run_head("two-targets-run", {"data.train.features=" + csv, "data.test.features=" + csv,
+                                                 "data.label_columns=[y1, y2]", "training.loss=mse",
+                                                 "training.epochs=40", "optimizer.lr=0.01",
+                                                 "model.layers=[{type: dense, units: 32, activation: tanh}, "
+                                                 "{type: dense, units: 2}]"});
+  for (const auto& r : runs) {
+    EXPECT_EQ(r.last.task, nn::Task::kRegression);
+    EXPECT_EQ(r.digest, runs.back().digest) << "np=" << r.group_size << " differs from np=1";
+    EXPECT_GT(r.last.r2, 0.8) << "np=" << r.group_size;
+    EXPECT_NEAR(r.last.rmse * r.last.rmse, r.last.loss, 1e-6 * r.last.loss) << "mse is the mean over both targets";
   }
 }

@@ -45,7 +45,7 @@ std::unique_ptr<nn::Sequential> build_model(const io::Config& cfg, const Shape& 
 nn::LossKind model_loss(const TrainerOptions& options);
 nn::Init model_init(const TrainerOptions& options);
 // What the model's outputs mean, from the loss and the output width.
-nn::Head model_head(const TrainerOptions& options, const nn::Sequential& model);
+nn::Head model_head(const TrainerOptions& options, const nn::Sequential& model, std::int64_t label_columns = 1);
 // Layout of the flat parameter buffer, for checkpoints.
 std::vector<io::ParamInfo> param_layout(const nn::Sequential& model);
 
@@ -62,7 +62,8 @@ struct EvalResult {
   double accuracy = 0.0;  // classification and binary
   double auc = 0.0;       // binary: ROC AUC
   double rmse = 0.0;      // regression, over every target column
-  double r2 = 0.0;        // regression: 1 - SSE / (sum of squares about the mean)
+  double r2 = 0.0;        // regression: 1 - SSE / (sum of squares about the mean), averaged over the
+                          // target columns (scikit-learn's r2_score, multioutput="uniform_average")
   std::int64_t rows = 0;
   // "test_loss 0.321000  test_accuracy 0.881200", "test_loss 0.52  test_rmse 0.72  test_r2 0.47";
   // compact: 4 decimals and "acc", for the epoch line.
