@@ -4,17 +4,17 @@
 // rank its split, the output in input order.
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "common.hpp"
 #include "lockstep/core/log.hpp"
 #include "lockstep/data/source.hpp"
 #include "lockstep/io/checkpoint.hpp"
+#include "lockstep/io/json_line.hpp"
 #include "lockstep/ml/pipeline.hpp"
 #include "lockstep/ml/tuning.hpp"
 #include "lockstep/train/data_loading.hpp"
+#include "lockstep/train/run_log.hpp"
 
 namespace lockstep::app {
 namespace {
@@ -34,13 +34,11 @@ ml::Frame load_frame(comm::Communicator& comm, const io::Config& cfg, const std:
 
 std::string json_metrics(const std::string& split, const std::map<std::string, double>& m, double extra_seconds,
                          int ranks) {
-  std::ostringstream os;
-  os.precision(9);
-  os << "{\"split\":\"" << split << "\"";
-  for (const auto& [k, v] : m) os << ",\"" << k << "\":" << (std::isfinite(v) ? std::to_string(v) : "null");
-  if (extra_seconds >= 0) os << ",\"fit_seconds\":" << extra_seconds;
-  os << ",\"world_size\":" << ranks << "}\n";
-  return os.str();
+  io::JsonLine js;
+  js.add("split", split);
+  for (const auto& [k, v] : m) js.add(k, v);
+  if (extra_seconds >= 0) js.add("fit_seconds", extra_seconds);
+  return js.add("world_size", ranks).str();
 }
 
 std::string describe(const std::map<std::string, double>& m) {
@@ -51,19 +49,6 @@ std::string describe(const std::map<std::string, double>& m) {
     s += (s.empty() ? "" : ", ") + std::string(buf);
   }
   return s;
-}
-
-void write_rows_csv(comm::Communicator& comm, const std::string& header, const std::string& mine,
-                    const std::string& output) {
-  const auto parts = comm.allgather_strings(mine);
-  comm.collectively(
-      [&] {
-        if (comm.rank() != 0) return;
-        std::string all = header + "\n";
-        for (const auto& p : parts) all += p;
-        io::write_file_atomically(output, all);
-      },
-      comm::Communicator::ErrorKind::kIo);
 }
 
 }  // namespace
@@ -86,17 +71,9 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
             " (" + std::to_string(train.global_rows()) + " rows, " + std::to_string(train.num_features()) +
             " features)" +
             (test ? ", test " + std::to_string(test->global_rows()) + " rows" : std::string(", no test split")));
-  const auto dir = std::filesystem::path(cfg.output.dir);
-  comm.collectively(
-      [&] {
-        if (comm.rank() != 0) return;
-        std::filesystem::create_directories(dir);
-        io::write_file_atomically((dir / "config.yaml").string(), yaml);
-        std::error_code ec;
-        if (std::filesystem::exists(dir / "metrics.jsonl"))
-          std::filesystem::rename(dir / "metrics.jsonl", dir / "metrics.jsonl.prev", ec);
-      },
-      comm::Communicator::ErrorKind::kIo);
+  train::RunLog run_log(comm, cfg.output.dir);
+  run_log.write("config.yaml", yaml);
+  run_log.rotate({"metrics.jsonl"});
   std::string jsonl;
   ml::FitContext ctx{cfg.output.dir, cfg.output.progress, true};
   auto stages = cfg.pipeline;
@@ -104,13 +81,8 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
     const auto t0 = std::chrono::steady_clock::now();
     const auto r = ml::tune(train, stages, cfg.tuning, ctx);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    for (const auto& [label, v] : r.candidates) {
-      std::ostringstream os;
-      os.precision(9);
-      os << "{\"tuning\":\"" << cfg.tuning.type << "\",\"params\":\"" << label << "\",\"" << r.metric << "\":" << v
-         << "}\n";
-      jsonl += os.str();
-    }
+    for (const auto& [label, v] : r.candidates)
+      jsonl += io::JsonLine().add("tuning", cfg.tuning.type).add("params", label).add(r.metric, v).str();
     char buf[128];
     std::snprintf(buf, sizeof buf, " (best %s %.4f, %.1f s)", r.metric.c_str(), r.best, secs);
     std::string best;
@@ -136,19 +108,13 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
       jsonl += json_metrics("test", mtest, -1, comm.size());
     }
   }
-  const std::string path = (dir / "model.h5").string();
+  const std::string path = run_log.path("model.h5");
   model.save(comm, path, yaml);
-  comm.collectively(
-      [&] {
-        if (comm.rank() != 0) return;
-        std::ofstream js(dir / "metrics.jsonl", std::ios::app);
-        js << jsonl;
-      },
-      comm::Communicator::ErrorKind::kIo);
+  run_log.append("metrics.jsonl", jsonl);
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.2f", fit_seconds);
   log::info(std::string("done: pipeline fitted in ") + buf + " s; model " + path + ", metrics " +
-            (dir / "metrics.jsonl").string());
+            run_log.path("metrics.jsonl"));
   return 0;
 }
 
@@ -173,7 +139,7 @@ int run_transform(comm::Communicator& comm, const ConfigArgs& args, const std::s
   }
   std::string header = "index,label";
   for (const auto& n : t.feature_names()) header += "," + n;
-  write_rows_csv(comm, header, os.str(), output);
+  train::write_gathered(comm, output, header + "\n", os.str());
   log::info("wrote " + std::to_string(t.global_rows()) + " rows of " + std::to_string(t.num_features()) +
             " features to " + output);
   return 0;
@@ -199,7 +165,7 @@ int run_predict_pipeline(comm::Communicator& comm, const ConfigArgs& args, const
   }
   std::string header = "index,prediction";
   for (std::int64_t j = 0; j < k; ++j) header += ",probability_" + std::to_string(j);
-  write_rows_csv(comm, header, os.str(), output);
+  train::write_gathered(comm, output, header + "\n", os.str());
   log::info("wrote " + std::to_string(f.global_rows()) + " predictions to " + output);
   return 0;
 }
