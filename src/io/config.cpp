@@ -484,6 +484,20 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   return parse_config(ss.str(), path, overrides);
 }
 
+namespace {
+// A parameter as the config gave it: its text, or a flow list of texts.
+void emit_param(YAML::Emitter& e, const std::string& key, const Param& p) {
+  e << YAML::Key << key << YAML::Value;
+  if (p.is_list) {
+    e << YAML::Flow << YAML::BeginSeq;
+    for (const auto& v : p.values) e << v;
+    e << YAML::EndSeq;
+  } else {
+    e << p.values[0];
+  }
+}
+}  // namespace
+
 std::string to_yaml(const Config& c) {
   YAML::Emitter e;
   e << YAML::BeginMap;
@@ -496,16 +510,7 @@ std::string to_yaml(const Config& c) {
   // The format's parameters, sorted by name; "a.b" names are written back as nested mappings.
   for (auto it = c.data.params.begin(); it != c.data.params.end();) {
     const auto dot = it->first.find('.');
-    const auto emit = [&](const std::string& key, const StageParam& p) {
-      e << YAML::Key << key << YAML::Value;
-      if (p.is_list) {
-        e << YAML::Flow << YAML::BeginSeq;
-        for (const auto& v : p.values) e << v;
-        e << YAML::EndSeq;
-      } else {
-        e << p.values[0];
-      }
-    };
+    const auto emit = [&](const std::string& key, const StageParam& p) { emit_param(e, key, p); };
     if (dot == std::string::npos) {
       emit(it->first, it->second);
       ++it;
@@ -525,16 +530,7 @@ std::string to_yaml(const Config& c) {
   e << YAML::Key << "model" << YAML::Value << YAML::BeginMap << YAML::Key << "layers" << YAML::Value << YAML::BeginSeq;
   for (const auto& l : c.model.layers) {
     e << YAML::Flow << YAML::BeginMap << YAML::Key << "type" << YAML::Value << l.type;
-    for (const auto& [key, p] : l.params) {
-      e << YAML::Key << key << YAML::Value;
-      if (p.is_list) {
-        e << YAML::Flow << YAML::BeginSeq;
-        for (const auto& v : p.values) e << v;
-        e << YAML::EndSeq;
-      } else {
-        e << p.values[0];
-      }
-    }
+    for (const auto& [key, p] : l.params) emit_param(e, key, p);
     e << YAML::EndMap;
   }
   e << YAML::EndSeq << YAML::Key << "init" << YAML::Value << c.model.init << YAML::EndMap;

@@ -1,8 +1,8 @@
 // The epoch shuffle, batch assembly and host-to-device copies (see batch_stream.hpp).
 #include "lockstep/train/batch_stream.hpp"
+#include "lockstep/core/clock.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <numeric>
 
@@ -10,13 +10,6 @@
 #include "lockstep/core/rng.hpp"
 
 namespace lockstep::train {
-namespace {
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-}  // namespace
-
 struct BatchStream::Stage {
   std::unique_ptr<void, void (*)(void*)> pinned{nullptr, [](void* p) { backend::cuda::free_pinned(p); }};
   Tensor host_x, dev_x, y;

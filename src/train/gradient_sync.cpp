@@ -1,18 +1,12 @@
 // The three gradient-synchronisation strategies behind GradientSync (see gradient_sync.hpp).
 #include "lockstep/train/gradient_sync.hpp"
-
-#include <chrono>
+#include "lockstep/core/clock.hpp"
 
 #include "lockstep/comm/gradient_buckets.hpp"
 #include "lockstep/comm/shared_gradients.hpp"
 
 namespace lockstep::train {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 // Buckets allreduced during backward. MPI sums and the update divides by np on the way in (one
 // pass fewer over the buffer); NCCL averages in the reduction itself (ncclAvg), which also keeps

@@ -1,8 +1,8 @@
 // The data-parallel training loop (see trainer.hpp for the story in brief).
 #include "lockstep/train/trainer.hpp"
+#include "lockstep/core/clock.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 
@@ -18,13 +18,6 @@
 #include "lockstep/train/schedule.hpp"
 
 namespace lockstep::train {
-namespace {
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-}  // namespace
-
 struct Trainer::Impl {
   Impl(Dataset tr, Dataset te) : train(std::move(tr)), test(std::move(te)) {}
   Dataset train, test;
