@@ -16,22 +16,6 @@
 namespace lockstep::io {
 namespace {
 
-template <typename T>
-const char* type_word() {
-  if constexpr (std::is_same_v<T, bool>)
-    return "a boolean (true/false)";
-  else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>)
-    return "a non-negative integer";
-  else if constexpr (std::is_integral_v<T>)
-    return "an integer";
-  else if constexpr (std::is_floating_point_v<T>)
-    return "a number";
-  else if constexpr (std::is_same_v<T, std::string>)
-    return "a string";
-  else
-    return "a list of strings";
-}
-
 class Section {
  public:
   // overridden: key paths whose values came from --set (their YAML line numbers are meaningless).
@@ -41,7 +25,8 @@ class Section {
     if (node_ && !node_.IsNull() && !node_.IsMap()) fail(path_, node_, "expected a mapping");
   }
 
-  [[noreturn]] void fail(const std::string& key, const YAML::Node& at, const std::string& what) const {
+  // "file.yaml:12: training.loss", or "file.yaml: --set: training.loss" for a --set value.
+  std::string where(const std::string& key, const YAML::Node& at) const {
     std::ostringstream os;
     bool from_set = false;  // the key, or a parent of it, was given with --set
     if (overridden_) {
@@ -54,8 +39,12 @@ class Section {
       os << *source_;
       if (at && at.Mark().line >= 0) os << ':' << (at.Mark().line + 1);
     }
-    os << ": " << (key.empty() ? "(top level)" : key) << ": " << what;
-    throw ConfigError(os.str());
+    os << ": " << (key.empty() ? "(top level)" : key);
+    return os.str();
+  }
+
+  [[noreturn]] void fail(const std::string& key, const YAML::Node& at, const std::string& what) const {
+    throw ConfigError(where(key, at) + ": " + what);
   }
 
   std::string key_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
@@ -67,21 +56,14 @@ class Section {
     const YAML::Node v = node_[key];
     T parsed{};
     std::string found = v.IsScalar() ? "\"" + v.Scalar() + "\"" : (v.IsSequence() ? "a list" : "a mapping");
-    try {
-      if constexpr (std::is_same_v<T, std::vector<std::string>>) {
-        if (!v.IsSequence()) throw YAML::Exception(v.Mark(), "not a list");
-        parsed = v.as<std::vector<std::string>>();
-      } else {
-        if (!v.IsScalar()) throw YAML::Exception(v.Mark(), "not a scalar");
-        if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-          // yaml-cpp accepts 1.5 for an int on some versions; reject anything not an integer literal.
-          const std::string& s = v.Scalar();
-          if (s.find_first_of(".eE") != std::string::npos && s.rfind("0x", 0) != 0) throw YAML::Exception(v.Mark(), "");
-        }
-        parsed = v.as<T>();
-      }
-    } catch (const YAML::Exception&) {
-      fail(key_path(key), v, std::string("expected ") + type_word<T>() + ", got " + found);
+    if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+      if (!v.IsSequence()) fail(key_path(key), v, "expected a list of strings, got " + found);
+      parsed = v.as<std::vector<std::string>>();
+    } else {
+      // Scalars are read by the one typed reader every registry uses (core/param_reader.hpp), so
+      // a config key and a layer or stage parameter accept the same texts.
+      if (!v.IsScalar()) fail(key_path(key), v, std::string("expected ") + param_type_word<T>() + ", got " + found);
+      parsed = parse_param<T>(Param{{}, false, where(key_path(key), v)}, v.Scalar());
     }
     if (ok && !ok(parsed)) fail(key_path(key), v, "expected " + range + ", got " + found);
     out = parsed;
