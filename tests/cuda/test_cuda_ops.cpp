@@ -22,8 +22,12 @@ Tensor random_tensor(Shape shape, std::uint64_t seed, float lo = -1.0f, float hi
   return t;
 }
 
-Tensor on_gpu(const Tensor& t) { return t.clone(Device::kCuda); }
-Tensor on_cpu(const Tensor& t) { return t.clone(Device::kCpu); }
+Tensor on_gpu(const Tensor& t) {
+  return t.clone(Device::kCuda);
+}
+Tensor on_cpu(const Tensor& t) {
+  return t.clone(Device::kCpu);
+}
 
 void expect_close(const Tensor& cpu, const Tensor& gpu_result, double rtol, const char* what) {
   const Tensor g = on_cpu(gpu_result);
@@ -104,14 +108,18 @@ TEST_F(CudaVsCpu, Losses) {
   EXPECT_EQ(c.correct, g.correct);
   expect_close(d, gd, kElementwiseRtol, "softmax_cross_entropy gradient");
   const Tensor t = random_tensor({11, 5}, 10, 0.0f, 1.0f);
-  for (int which = 0; which < 2; ++which) {
+  using DenseLoss = backend::LossSum (*)(const Tensor&, const Tensor&, float, Tensor*);
+  const std::pair<const char*, DenseLoss> dense_losses[] = {{"mse", backend::mean_squared_error},
+                                                            {"mae", backend::mean_absolute_error},
+                                                            {"huber", backend::huber_loss},
+                                                            {"bce", backend::bce_with_logits}};
+  for (const auto& [name, loss] : dense_losses) {
     Tensor dd({11, 5}), gdd = on_gpu(dd);
-    const auto cl = which == 0 ? backend::mean_squared_error(z, t, 1.0f, &dd) : backend::bce_with_logits(z, t, 1.0f, &dd);
-    const auto gl = which == 0 ? backend::mean_squared_error(on_gpu(z), on_gpu(t), 1.0f, &gdd)
-                               : backend::bce_with_logits(on_gpu(z), on_gpu(t), 1.0f, &gdd);
-    EXPECT_NEAR(cl.loss, gl.loss, 1e-5 * std::max(1.0, std::fabs(cl.loss))) << (which == 0 ? "mse" : "bce");
-    EXPECT_EQ(cl.correct, gl.correct);
-    expect_close(dd, gdd, kElementwiseRtol, which == 0 ? "mse gradient" : "bce gradient");
+    const auto cl = loss(z, t, 1.0f, &dd);
+    const auto gl = loss(on_gpu(z), on_gpu(t), 1.0f, &gdd);
+    EXPECT_NEAR(cl.loss, gl.loss, 1e-5 * std::max(1.0, std::fabs(cl.loss))) << name;
+    EXPECT_EQ(cl.correct, gl.correct) << name;
+    expect_close(dd, gdd, kElementwiseRtol, (std::string(name) + " gradient").c_str());
   }
 }
 
