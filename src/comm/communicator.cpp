@@ -1,19 +1,27 @@
 // Transport-independent parts of Communicator: typed helpers and collective error agreement.
 #include "lockstep/comm/communicator.hpp"
 
+#include <climits>
 #include <numeric>
 
 namespace lockstep::comm {
 
 std::size_t comm_type_size(CommType t) {
   switch (t) {
-    case CommType::kF32: return 4;
-    case CommType::kF64: return 8;
-    case CommType::kI32: return 4;
-    case CommType::kI64: return 8;
-    case CommType::kU8: return 1;
-    case CommType::kI128: return 16;
-    case CommType::kBF16: return 2;
+    case CommType::kF32:
+      return 4;
+    case CommType::kF64:
+      return 8;
+    case CommType::kI32:
+      return 4;
+    case CommType::kI64:
+      return 8;
+    case CommType::kU8:
+      return 1;
+    case CommType::kI128:
+      return 16;
+    case CommType::kBF16:
+      return 2;
   }
   return 0;
 }
@@ -40,7 +48,8 @@ std::vector<std::string> Communicator::allgather_strings(const std::string& mine
 }
 
 namespace {
-template <typename E> [[noreturn]] void throw_agreed(const std::string& msg) {
+template <typename E>
+[[noreturn]] void throw_agreed(const std::string& msg) {
   E e(msg);
   e.set_agreed();
   throw e;
@@ -57,14 +66,32 @@ void Communicator::agree(const std::optional<std::string>& local_error, ErrorKin
   std::string msg = wire.substr(1);
   if (size() > 1) msg = "[rank " + std::to_string(first) + "] " + msg;
   switch (static_cast<ErrorKind>(wire[0])) {
-    case ErrorKind::kConfig: throw_agreed<ConfigError>(msg);
-    case ErrorKind::kData: throw_agreed<DataError>(msg);
-    case ErrorKind::kIo: throw_agreed<IoError>(msg);
-    case ErrorKind::kComm: throw_agreed<CommError>(msg);
-    case ErrorKind::kCheckpoint: throw_agreed<CheckpointError>(msg);
-    case ErrorKind::kError: break;
+    case ErrorKind::kConfig:
+      throw_agreed<ConfigError>(msg);
+    case ErrorKind::kData:
+      throw_agreed<DataError>(msg);
+    case ErrorKind::kIo:
+      throw_agreed<IoError>(msg);
+    case ErrorKind::kComm:
+      throw_agreed<CommError>(msg);
+    case ErrorKind::kCheckpoint:
+      throw_agreed<CheckpointError>(msg);
+    case ErrorKind::kError:
+      break;
   }
   throw_agreed<Error>(msg);
+}
+
+void agree_on_first_bad_row(comm::Communicator& comm, std::int64_t row, const std::string& message) {
+  const auto rows = comm.allgather<std::int64_t>(row);
+  int owner = -1;
+  std::int64_t lowest = INT64_MAX;
+  for (std::size_t r = 0; r < rows.size(); ++r)
+    if (rows[r] < lowest) lowest = rows[r], owner = static_cast<int>(r);
+  if (owner < 0) return;
+  std::string msg = comm.rank() == owner ? message : std::string();
+  comm.broadcast(msg, owner);
+  comm.agree(msg, comm::Communicator::ErrorKind::kData);
 }
 
 }  // namespace lockstep::comm

@@ -248,18 +248,6 @@ std::vector<data::Example> Frame::to_examples() const {
   return out;
 }
 
-void agree_on_first_bad_row(comm::Communicator& comm, std::int64_t row, const std::string& message) {
-  const auto rows = comm.allgather<std::int64_t>(row);
-  int owner = -1;
-  std::int64_t lowest = INT64_MAX;
-  for (std::size_t r = 0; r < rows.size(); ++r)
-    if (rows[r] < lowest) lowest = rows[r], owner = static_cast<int>(r);
-  if (owner < 0) return;
-  std::string msg = comm.rank() == owner ? message : std::string();
-  comm.broadcast(msg, owner);
-  comm.agree(msg, comm::Communicator::ErrorKind::kData);
-}
-
 std::int64_t num_classes(const Frame& f, std::int64_t max_classes) {
   std::int64_t bad_row = -1;
   double bad_value = 0.0, top = -1.0;

@@ -2,6 +2,7 @@
 #include "lockstep/nn/head.hpp"
 
 #include <cmath>
+#include <sstream>
 
 namespace lockstep::nn {
 
@@ -28,6 +29,21 @@ Head::Head(LossKind loss, std::int64_t outputs, std::int64_t target_columns)
   }
 }
 
+std::optional<std::string> Head::label_problem(float y) const {
+  std::ostringstream os;
+  if (task_ == Task::kBinary && y != 0.0f && y != 1.0f) {
+    os << "label " << y << " is not 0 or 1 (a bce_with_logits head with one output is a binary classifier)";
+  } else if (task_ == Task::kRegression && !std::isfinite(y)) {
+    os << "label " << y << " is not a finite number (regression target)";
+  } else if (task_ == Task::kClassification && !(y >= 0.0f && y < static_cast<float>(outputs_) && y == std::floor(y))) {
+    os << "label " << y << " is not a class index in [0, " << outputs_ << ") (the model has " << outputs_
+       << " outputs)";
+  } else {
+    return std::nullopt;
+  }
+  return os.str();
+}
+
 Tensor Head::target(const Tensor& labels, std::int64_t rows, Device device) const {
   const float* y = labels.data<float>();
   Tensor t;
@@ -41,12 +57,7 @@ Tensor Head::target(const Tensor& labels, std::int64_t rows, Device device) cons
     t = Tensor({rows, task_ == Task::kBinary ? 1 : columns_});
     float* o = t.data<float>();
     for (std::int64_t i = 0; i < n; ++i) {
-      if (task_ == Task::kBinary) {
-        LOCKSTEP_CHECK(y[i] == 0.0f || y[i] == 1.0f, DataError, "label ", y[i],
-                       " is not 0 or 1 (a bce_with_logits head with one output is a binary classifier)");
-      } else {
-        LOCKSTEP_CHECK(std::isfinite(y[i]), DataError, "label ", y[i], " is not a finite number (regression target)");
-      }
+      if (const auto problem = label_problem(y[i])) throw DataError(*problem);
       o[i] = y[i];
     }
   }

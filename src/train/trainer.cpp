@@ -3,6 +3,7 @@
 #include "lockstep/core/clock.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 
@@ -45,6 +46,8 @@ Trainer::Trainer(comm::Communicator& comm, TrainerOptions options, Dataset train
   const auto& t = options_.training;
   setup_device();
   check_setup();
+  check_labels(m.train);
+  check_labels(m.test);
   // Rank 0 initialises, everyone receives: replicas start identical by construction.
   if (comm_.rank() == 0) model_->initialize(t.seed, model_init(options_));
   comm_.broadcast(model_->flat_params().raw(), model_->flat_params().bytes(), 0);
@@ -130,6 +133,25 @@ void Trainer::check_setup() {
                    " outputs; for regression use loss mse, mae or huber with one "
                    "output, for a binary classifier bce_with_logits with one output)");
   });
+}
+
+// Every label against the head, when the data is loaded: a bad row on any rank is the same
+// DataError on every rank, naming the lowest such row, instead of one rank failing mid-step while
+// the others wait for it.
+void Trainer::check_labels(const Dataset& d) {
+  const auto& t = d.table;
+  std::int64_t bad = INT64_MAX;
+  std::string message;
+  for (std::int64_t i = 0; i < t.rows && bad == INT64_MAX; ++i) {
+    for (std::int64_t l = 0; l < t.num_labels; ++l) {
+      if (const auto problem = impl_->head->label_problem(t.label(i, l))) {
+        bad = t.row_offset + i;
+        message = d.description + ": row " + std::to_string(bad) + ": " + *problem;
+        break;
+      }
+    }
+  }
+  comm::agree_on_first_bad_row(comm_, bad, message);
 }
 
 void Trainer::set_max_steps(std::int64_t steps) {

@@ -279,9 +279,9 @@ std::vector<HeadRun> run_head(const std::string& tag, const std::vector<std::str
 
 TEST(Trainer, RegressionHeadReportsRmseAndR2AtEveryRankCount) {
   const std::string data = std::string(LOCKSTEP_SOURCE_DIR) + "/configs/data/diabetes3_";
-  const auto runs = run_head("regression", {"data.train.features=" + data + "train.csv",
-                                            "data.test.features=" + data + "test.csv",
-                                            "data.label_column=progression", "training.loss=mse"});
+  const auto runs =
+      run_head("regression", {"data.train.features=" + data + "train.csv", "data.test.features=" + data + "test.csv",
+                              "data.label_column=progression", "training.loss=mse"});
   for (const auto& r : runs) {
     EXPECT_EQ(r.last.task, nn::Task::kRegression);
     EXPECT_EQ(r.digest, runs.back().digest) << "np=" << r.group_size << " differs from np=1";
@@ -325,15 +325,43 @@ TEST(Trainer, TwoTargetRegressionReportsR2AtEveryRankCount) {
     }
   }
   w.barrier();
-  const auto runs = run_head("two-targets-run", {"data.train.features=" + csv, "data.test.features=" + csv,
-                                                 "data.label_columns=[y1, y2]", "training.loss=mse",
-                                                 "training.epochs=40", "optimizer.lr=0.01",
-                                                 "model.layers=[{type: dense, units: 32, activation: tanh}, "
-                                                 "{type: dense, units: 2}]"});
+  const auto runs = run_head("two-targets-run",
+                             {"data.train.features=" + csv, "data.test.features=" + csv, "data.label_columns=[y1, y2]",
+                              "training.loss=mse", "training.epochs=40", "optimizer.lr=0.01",
+                              "model.layers=[{type: dense, units: 32, activation: tanh}, "
+                              "{type: dense, units: 2}]"});
   for (const auto& r : runs) {
     EXPECT_EQ(r.last.task, nn::Task::kRegression);
     EXPECT_EQ(r.digest, runs.back().digest) << "np=" << r.group_size << " differs from np=1";
     EXPECT_GT(r.last.r2, 0.8) << "np=" << r.group_size;
     EXPECT_NEAR(r.last.rmse * r.last.rmse, r.last.loss, 1e-6 * r.last.loss) << "mse is the mean over both targets";
+  }
+}
+
+// A label the head cannot take, on whichever rank holds it, is the same agreed DataError on every
+// rank when the trainer starts (naming the file and the lowest bad row), not one rank failing
+// mid-step while the others wait in a reduction.
+TEST(Trainer, BadLabelOnOneRankIsAnAgreedErrorAtStart) {
+  auto& w = world();
+  const auto dir = lockstep::testing::shared_temp_dir("bad-label");
+  const std::string csv = (dir / "bin.csv").string();
+  if (w.rank() == 0) {
+    std::ofstream out(csv);
+    out << "x,label\n";
+    for (int i = 0; i < 96; ++i) out << i * 0.01 << ',' << (i == 95 ? "2" : (i % 2 ? "1" : "0")) << '\n';
+  }
+  w.barrier();
+  const io::Config cfg =
+      io::parse_config(kHeadConfig, "head-config",
+                       {"data.train.features=" + csv, "data.test.features=" + csv, "training.loss=bce_with_logits",
+                        "training.deterministic=false", "output.dir=" + (dir / "run").string()});
+  auto tr = train::load_split(w, cfg.data, train::Split::kTrain);
+  auto te = train::load_split(w, cfg.data, train::Split::kTest);
+  try {
+    train::Trainer trainer(w, cfg, std::move(tr), std::move(te));
+    ADD_FAILURE() << "no error for label 2 in a binary head";
+  } catch (const DataError& e) {
+    EXPECT_TRUE(e.agreed());
+    EXPECT_NE(std::string(e.what()).find("row 95: label 2 is not 0 or 1"), std::string::npos) << e.what();
   }
 }

@@ -16,8 +16,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "lockstep/core/error.hpp"
 #include "lockstep/core/bfloat16.hpp"
+#include "lockstep/core/error.hpp"
 #include "lockstep/core/int128.hpp"
 
 namespace lockstep::comm {
@@ -31,15 +31,24 @@ enum class ReduceOp : std::uint8_t { kSum, kAvg, kMin, kMax };
 
 std::size_t comm_type_size(CommType t);
 
-template <typename T> constexpr CommType comm_type_of() {
-  if constexpr (std::is_same_v<T, float>) return CommType::kF32;
-  else if constexpr (std::is_same_v<T, double>) return CommType::kF64;
-  else if constexpr (std::is_same_v<T, std::int32_t>) return CommType::kI32;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return CommType::kI64;
-  else if constexpr (std::is_same_v<T, std::uint8_t>) return CommType::kU8;
-  else if constexpr (std::is_same_v<T, lockstep::int128>) return CommType::kI128;
-  else if constexpr (std::is_same_v<T, lockstep::bf16>) return CommType::kBF16;
-  else static_assert(sizeof(T) == 0, "unsupported element type for a collective");
+template <typename T>
+constexpr CommType comm_type_of() {
+  if constexpr (std::is_same_v<T, float>)
+    return CommType::kF32;
+  else if constexpr (std::is_same_v<T, double>)
+    return CommType::kF64;
+  else if constexpr (std::is_same_v<T, std::int32_t>)
+    return CommType::kI32;
+  else if constexpr (std::is_same_v<T, std::int64_t>)
+    return CommType::kI64;
+  else if constexpr (std::is_same_v<T, std::uint8_t>)
+    return CommType::kU8;
+  else if constexpr (std::is_same_v<T, lockstep::int128>)
+    return CommType::kI128;
+  else if constexpr (std::is_same_v<T, lockstep::bf16>)
+    return CommType::kBF16;
+  else
+    static_assert(sizeof(T) == 0, "unsupported element type for a collective");
 }
 
 // A pending nonblocking collective. wait() rethrows any error the collective raised.
@@ -103,21 +112,25 @@ class Communicator {
   virtual std::string library_version() const = 0;
 
   // ---- typed conveniences ----
-  template <typename T> void allreduce(std::span<T> v, ReduceOp op) {
+  template <typename T>
+  void allreduce(std::span<T> v, ReduceOp op) {
     allreduce(v.data(), v.size(), comm_type_of<T>(), op);
   }
-  template <typename T> T allreduce(T v, ReduceOp op) {
+  template <typename T>
+  T allreduce(T v, ReduceOp op) {
     allreduce(&v, 1, comm_type_of<T>(), op);
     return v;
   }
-  template <typename T> std::vector<T> allgather(const T& v) {
+  template <typename T>
+  std::vector<T> allgather(const T& v) {
     static_assert(std::is_trivially_copyable_v<T>);
     std::vector<T> out(static_cast<std::size_t>(size()));
     allgather(&v, sizeof(T), out.data());
     return out;
   }
   // Every rank's vector, concatenated in rank order, on every rank.
-  template <typename T> std::vector<T> allgather_vector(const std::vector<T>& mine) {
+  template <typename T>
+  std::vector<T> allgather_vector(const std::vector<T>& mine) {
     static_assert(std::is_trivially_copyable_v<T>);
     std::vector<std::size_t> bytes;
     std::size_t total = 0;
@@ -129,7 +142,8 @@ class Communicator {
     allgatherv(mine.data(), out.data(), bytes);
     return out;
   }
-  template <typename T> void broadcast(T& v, int root) {
+  template <typename T>
+  void broadcast(T& v, int root) {
     static_assert(std::is_trivially_copyable_v<T>);
     broadcast(&v, sizeof(T), root);
   }
@@ -149,7 +163,8 @@ class Communicator {
   void agree(const std::optional<std::string>& local_error, ErrorKind kind = ErrorKind::kError);
   // Runs fn; an exception on any rank becomes the same error on every rank. Exceptions that are not
   // lockstep errors become `fallback`.
-  template <typename Fn> void collectively(Fn&& fn, ErrorKind fallback = ErrorKind::kError) {
+  template <typename Fn>
+  void collectively(Fn&& fn, ErrorKind fallback = ErrorKind::kError) {
     std::optional<std::string> err;
     ErrorKind kind = fallback;
     try {
@@ -171,6 +186,10 @@ class Communicator {
   }
 };
 
+// Bad input that only some ranks can see: each rank passes the global row of the first offending
+// row it holds (INT64_MAX for none) and a message about that row. If any rank has one, every rank
+// throws the same agreed DataError, the message about the lowest row, whatever the rank count.
+void agree_on_first_bad_row(comm::Communicator& comm, std::int64_t row, const std::string& message);
 struct MpiOptions {
   // Run nonblocking allreduces on the process's progress thread (ignored below
   // MPI_THREAD_SERIALIZED, and for one rank); false runs them inline, i.e. blocking.

@@ -104,11 +104,6 @@ class Frame {
   std::int64_t num_features_ = 0, global_rows_ = 0, row_offset_ = 0;
 };
 
-// Bad input that only some ranks can see: each rank passes the global row of the first offending
-// row it holds (INT64_MAX for none) and a message about that row. If any rank has one, every rank
-// throws the same agreed DataError, the message about the lowest row, whatever the rank count.
-void agree_on_first_bad_row(comm::Communicator& comm, std::int64_t row, const std::string& message);
-
 // The class count of integer labels 0..K-1, agreed over ranks: K = 1 + the largest label. A
 // label that is negative, fractional or not finite is a DataError on every rank naming its
 // global row; so is a count above max_classes.

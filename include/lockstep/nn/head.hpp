@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,10 @@ class Head {
   // indices, one-hot rows, 0/1 columns or the values themselves. Throws DataError for a label
   // the task cannot take (a class index out of range, a binary label other than 0 or 1, NaN).
   Tensor target(const Tensor& labels, std::int64_t rows, Device device) const;
+  // What is wrong with one label value for this head (a class index out of range, a binary label
+  // other than 0 or 1, a NaN regression target), or nothing. The trainer checks every label with
+  // it when the data is loaded, so a bad row is an agreed error naming it, not a failure mid-step.
+  std::optional<std::string> label_problem(float y) const;
   // One row's prediction from its outputs z[outputs]: the class (or the regressed value) and the
   // scores (class probabilities, the probability of class 1, or the outputs).
   double predict(const float* z, std::vector<double>& scores) const;

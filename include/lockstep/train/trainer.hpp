@@ -60,6 +60,7 @@ class Trainer {
   struct Impl;
   void setup_device();
   void check_setup();
+  void check_labels(const Dataset& d);
   void step(std::int64_t epoch, std::int64_t s);
   bool after_step(std::int64_t epoch, std::int64_t s);
   EpochMetrics finish_epoch(std::int64_t epoch, std::int64_t first_step, double data_seconds, double loop_seconds);
