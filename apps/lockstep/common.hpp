@@ -28,7 +28,9 @@ inline std::int64_t label_columns(const io::Config& cfg) {
   return std::max<std::int64_t>(1, static_cast<std::int64_t>(cfg.data.label_columns.size()));
 }
 
-int run_train(comm::Communicator& comm, const ConfigArgs& args, bool resume, std::int64_t max_steps);
+// --resume (the checkpoint must exist), --auto-resume (use it if it exists), or neither.
+enum class Resume { kNo, kRequired, kIfAny };
+int run_train(comm::Communicator& comm, const ConfigArgs& args, Resume resume, std::int64_t max_steps);
 int run_evaluate(comm::Communicator& comm, const ConfigArgs& args, const std::string& checkpoint);
 int run_predict(comm::Communicator& comm, const ConfigArgs& args, const std::string& checkpoint,
                 const std::string& input, const std::string& labels, const std::string& output);

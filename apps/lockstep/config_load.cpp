@@ -2,6 +2,7 @@
 #include <sstream>
 
 #include "common.hpp"
+#include "lockstep/comm/watchdog.hpp"
 #include "lockstep/train/model.hpp"
 
 namespace lockstep::app {
@@ -26,6 +27,7 @@ io::Config load_config_everywhere(comm::Communicator& comm, const ConfigArgs& ar
     msg << "); every rank must read the same file with the same --set flags";
     comm.agree(msg.str());
   }
+  comm::set_watchdog_timeout(cfg.comm.timeout_s);
   return cfg;
 }
 

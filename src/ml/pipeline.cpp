@@ -3,6 +3,7 @@
 // form — lives in its registry row beside its estimator (src/ml/*_stages.cpp, src/pipeline/); this
 // file asks the registry and never names a stage.
 #include "lockstep/ml/pipeline.hpp"
+#include "lockstep/core/fault.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -102,6 +103,7 @@ PipelineModel fit_pipeline(const Frame& train, const std::vector<io::StageConfig
   if (validation) val = *validation;
   for (std::size_t i = 0; i < stages.size(); ++i) {
     const auto t0 = std::chrono::steady_clock::now();
+    fault::point("fit", cur.comm().rank());
     auto s = fit_stage(stages[i], cur, val ? &*val : nullptr, ctx);
     if (s->is_predictor() && i + 1 != stages.size())
       throw ConfigError(stages[i].where + ": a predictor must be the last stage of a pipeline");
