@@ -24,8 +24,13 @@ namespace {
 // stays CSR (the estimators take CSR blocks).
 ml::Frame load_frame(comm::Communicator& comm, const io::Config& cfg, const std::string& path,
                      const std::string& labels, std::optional<data::SplitKind> split) {
+  // A train or test split gets what every command's split gets (data.on_invalid, missing files).
+  if (split) {
+    const auto which = *split == data::SplitKind::kTrain ? train::Split::kTrain : train::Split::kTest;
+    return ml::Frame::from_table(comm, train::read_split_table(comm, cfg.data, which));
+  }
   data::SourceRequest req;
-  req.split = split.value_or(data::SplitKind::kFile);
+  req.split = data::SplitKind::kFile;
   req.features = path;
   req.labels = labels;
   const std::string what = path.empty() ? "synthetic data" : path;
