@@ -104,11 +104,11 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
   const ml::PipelineModel model = ml::fit_pipeline(train, stages, ctx, test ? &*test : nullptr);
   const double fit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (model.has_predictor()) {
-    const auto mtrain = ml::evaluate(train, model.predict(train), model.task());
+    const auto mtrain = model.evaluate(train);
     log::info("train: " + describe(mtrain));
     jsonl += json_metrics("train", mtrain, fit_seconds, comm.size());
     if (test) {
-      const auto mtest = ml::evaluate(*test, model.predict(*test), model.task());
+      const auto mtest = model.evaluate(*test);
       log::info("test: " + describe(mtest));
       jsonl += json_metrics("test", mtest, -1, comm.size());
     }

@@ -252,6 +252,34 @@ if [ "$rc" = 0 ] && grep -q '"split":"test"' "$WORK/ml/text/metrics.jsonl" && cm
    [ "$(wc -l <"$WORK/ml/textpred1.csv")" = 401 ]; then
   ok "StringIndexer on a text feature and a text label; the saved model predicts the same at np=1 and 3"
 else bad "StringIndexer pipeline (exit $rc)"; fi
+# A binary text label is scored as indexed, in fit's metrics and in CrossValidator: the constant
+# model (regParam 100, index 0 everywhere) must not win, the test accuracy is the fraction of
+# predictions equal to the indexed label, and the AUC is a number (it was accuracy 1 and AUC null,
+# scored against the text column's constant 0).
+/usr/bin/awk -F, 'NR == 1 { print "x0,x1,x2,x3,x4,kind"; next } { print $1 "," $2 "," $3 "," $4 "," $5 "," ($6 == 2 ? "yes" : "no") }' \
+  "$ML/classification.csv" >"$WORK/ml/bin.csv"
+cat >"$WORK/ml/bin.yaml" <<YAML
+data: {format: csv, train: {features: $WORK/ml/bin.csv}, test: {features: $WORK/ml/bin.csv},
+       label_column: kind, string_columns: [kind]}
+pipeline:
+  - StringIndexer: {inputCol: kind, outputCol: label}
+  - LogisticRegression: {}
+tuning: {type: CrossValidator, numFolds: 3, grid: {LogisticRegression.regParam: [0.001, 100]}}
+output: {dir: $WORK/ml/bin}
+YAML
+run 2 fit "$WORK/ml/bin.yaml"
+chose=$(grep -o "CrossValidator chose [^ ]*" "$WORK/out")
+[ "$rc" = 0 ] && run 3 predict "$WORK/ml/bin.yaml" --model "$WORK/ml/bin/model.h5" --input "$WORK/ml/bin.csv" --output "$WORK/ml/binpred.csv"
+test_line=$(grep '"split":"test"' "$WORK/ml/bin/metrics.jsonl" 2>/dev/null)
+acc=$(echo "$test_line" | sed -n 's/.*"accuracy":\([0-9.e-]*\).*/\1/p')
+auc=$(echo "$test_line" | sed -n 's/.*"areaUnderROC":\([0-9.e-]*\).*/\1/p')
+# "no" is the more frequent value, so index 0; "yes" is 1.
+want=$(paste -d, <(tail -n +2 "$WORK/ml/bin.csv" | cut -d, -f6) <(tail -n +2 "$WORK/ml/binpred.csv" 2>/dev/null | cut -d, -f2) |
+  /usr/bin/awk -F, '{ n++; if (($1 == "yes") == ($2 + 0 == 1)) h++ } END { if (n) printf "%.9f", h / n }')
+if [ "$rc" = 0 ] && [ "$chose" = "CrossValidator chose LogisticRegression.regParam=0.001" ] && [ -n "$auc" ] &&
+   /usr/bin/awk -v a="${acc:-0}" -v w="${want:-1}" -v u="$auc" 'BEGIN { exit !(a < 1 && (a - w < 1e-8 && w - a < 1e-8) && u > 0.7) }'; then
+  ok "a StringIndexer text label is scored as indexed: accuracy $acc = predictions' agreement, AUC $auc, tuning chose regParam 0.001"
+else bad "StringIndexer label scoring (exit $rc, ${chose:-no choice}, accuracy ${acc:-none} vs $want, AUC ${auc:-null})"; fi
 printf 'kind,size,color\ncat,1,mauve\n' >"$WORK/ml/unseen.csv"
 expect_fail "a category the fit did not see" "has the value \"mauve\", which the fit did not see" 2 predict "$WORK/ml/text.yaml" --model "$WORK/ml/text/model.h5" --input "$WORK/ml/unseen.csv" --output "$WORK/ml/u.csv"
 # LIBSVM stays sparse (CSR) through the estimators.
