@@ -46,9 +46,14 @@ std::string write_fixture(const std::filesystem::path& dir, const std::string& f
       if (format == "csv") out << "a,b,c,label\n";
       for (std::int64_t r = 0; r < kRows; ++r) {
         if (format == "svm") out << r % 2;
-        for (std::int64_t c = 0; c < kCols; ++c)
-          out << (format == "svm" ? " " + std::to_string(c + 1) + ":" : std::string(c ? "," : ""))
-              << value(r, c, bad_row);
+        for (std::int64_t c = 0; c < kCols; ++c) {
+          if (format == "svm") {
+            out << ' ' << c + 1 << ':';
+          } else if (c > 0) {
+            out << ',';
+          }
+          out << value(r, c, bad_row);
+        }
         if (format == "csv") out << ',' << r % 2;
         out << '\n';
       }
