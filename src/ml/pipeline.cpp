@@ -49,6 +49,13 @@ Predictions PipelineModel::predict(const Frame& f) const {
   return stages_.back()->predict(transform(f));
 }
 
+std::map<std::string, double> PipelineModel::evaluate(const Frame& f) const {
+  LOCKSTEP_CHECK(has_predictor(), ConfigError, "this pipeline has no predictor stage to evaluate (its last stage is ",
+                 stages_.empty() ? "missing" : stages_.back()->type(), ")");
+  const Frame t = transform(f);
+  return ml::evaluate(t, stages_.back()->predict(t), task());
+}
+
 Vec PipelineModel::feature_importances() const {
   return has_predictor() ? stages_.back()->importances() : Vec();
 }

@@ -333,6 +333,7 @@ EpochMetrics Trainer::finish_epoch(std::int64_t epoch, std::int64_t first_step, 
   js.add("compute_seconds", em.compute_seconds).add("data_seconds", em.data_seconds);
   js.add("copy_seconds", em.copy_seconds).add("epoch_seconds", em.epoch_seconds).add("lr", em.lr);
   js.add("world_size", np).add("deterministic", t.deterministic).add("precision", t.precision);
+  js.add("train_data", m.train.description);  // the features file, or "synthetic train"
   m.log->append("metrics.jsonl", js.str());
   return em;
 }

@@ -82,13 +82,39 @@ if [ "$rc" = 0 ] && grep -q "resumed from" "$WORK/out"; then ok "--resume contin
 run 2 evaluate "$TINY" --set "output.dir=$WORK/stop" --checkpoint "$WORK/stop/checkpoint.h5"
 grep -q "test_accuracy $acc" "$WORK/out" && ok "resumed run ends with the uninterrupted run's test accuracy" || bad "resumed accuracy differs from $acc"
 
-# The demo config without the Fashion-MNIST package: it says so and trains on synthetic data.
-run 2 train "$SRC/configs/fmnist_mlp.yaml" --set "output.dir=$WORK/fallback" --set training.epochs=1 \
-  --set data.train.features=/nonexistent/train-images.gz --set data.test.features=/nonexistent/t10k-images.gz \
-  --set data.synthetic.samples=2048 --set data.synthetic.test_samples=512
-if [ "$rc" = 0 ] && grep -q "dataset-fashion-mnist" "$WORK/out" && grep -q "synthetic" "$WORK/out" &&
-   [ -f "$WORK/fallback/checkpoint.h5" ]; then ok "demo falls back to synthetic data and says why";
-else bad "synthetic fallback (exit $rc)"; fi
+# The demo config without its data files: an error naming the file and the package, never a
+# quiet run on synthetic data (only scripts/run_demo.sh falls back, and says so).
+expect_fail "missing Fashion-MNIST files" "data.train.features: /usr/share/datasets/fashion-mnist/nope-images.gz not found (Fashion-MNIST: on Debian, apt-get install dataset-fashion-mnist)" \
+  2 train "$SRC/configs/fmnist_mlp.yaml" --set "output.dir=$WORK/nofiles" --set data.train.features=/usr/share/datasets/fashion-mnist/nope-images.gz
+[ ! -e "$WORK/nofiles/metrics.jsonl" ] && ok "no metrics written without the data" || bad "metrics written without the data"
+expect_fail "missing test file (fit)" "data.test.features: /nonexistent/t10k.gz not found" \
+  3 fit "$SRC/configs/fmnist_logreg.yaml" --set "output.dir=$WORK/nofiles" --set data.test.features=/nonexistent/t10k.gz
+grep -rq "synthetic_fallback" "$SRC/configs" && bad "a shipped config still has data.synthetic_fallback" || ok "no shipped config falls back to synthetic data"
+
+# A NaN feature in a training CSV: one agreed error before training, on the first or the last
+# rank, at np 1, 2 and 3 (it used to train to exit 0 with NaN parameters); data.on_invalid: skip
+# leaves the row out.
+mkdir -p "$WORK/nan"
+for bad in 0 47; do
+  printf 'label,a,b\n' >"$WORK/nan/t$bad.csv"
+  for i in $(seq 0 47); do
+    if [ "$i" = "$bad" ]; then printf '%d,%d.5,nan\n' $((i % 3)) "$i"; else printf '%d,%d.5,%d\n' $((i % 3)) "$i" $((i * 2)); fi
+  done >>"$WORK/nan/t$bad.csv"
+  cat >"$WORK/nan/c$bad.yaml" <<YAML
+data: {format: csv, train: {features: $WORK/nan/t$bad.csv}, test: {features: $WORK/nan/t$bad.csv}, label_column: label}
+model: {layers: [{type: dense, units: 3}]}
+training: {epochs: 1, batch_size: 6}
+output: {dir: $WORK/nan/run$bad, progress: none}
+YAML
+  for np in 1 2 3; do
+    expect_fail "NaN feature at row $bad, np=$np" "t$bad.csv: row $bad: feature column 1 (\"b\") is NaN or infinite (data.on_invalid: error" \
+      "$np" train "$WORK/nan/c$bad.yaml"
+  done
+done
+run 3 train "$WORK/nan/c47.yaml" --set data.on_invalid=skip
+if [ "$rc" = 0 ] && grep -q "skipped 1 of 48 rows" "$WORK/out" && ! grep -q '"train_loss":null' "$WORK/nan/run47/metrics.jsonl"; then
+  ok "data.on_invalid: skip trains on the 47 finite rows"
+else bad "data.on_invalid: skip (exit $rc)"; fi
 
 run 2 info
 if [ "$rc" = 0 ] && grep -q "ranks:   2" "$WORK/out" && grep -q "rank 1: host" "$WORK/out"; then ok "info lists 2 ranks"; else bad "info (exit $rc)"; fi
@@ -206,7 +232,7 @@ YAML
 expect_fail "a label outside the class range" "label 2.5 at row 2 is not a class index" 2 fit "$WORK/ml/frac.yaml"
 printf 'x0,x1,label\n1,2,0\n3,nan,1\n5,6,0\n7,8,1\n' >"$WORK/ml/nan.csv"
 sed "s/frac/nan/g" "$WORK/ml/frac.yaml" >"$WORK/ml/nan.yaml"
-expect_fail "NaN in features" "NaN or infinite value at row 1, column 1" 2 fit "$WORK/ml/nan.yaml"
+expect_fail "NaN in features" "nan.csv: row 1: feature column 1 (\"x1\") is NaN or infinite" 2 fit "$WORK/ml/nan.yaml"
 # StringIndexer: a text feature one-hot encoded, and a text label, at np=2; predict at np=3.
 /usr/bin/awk -F, 'NR == 1 { print "kind,size,color"; next }
   { c = ($1 > 0 ? "red" : "blue"); k = ($5 == 0 ? "cat" : ($5 == 1 ? "dog" : "eel")); print k "," $2 "," c }' \
@@ -226,6 +252,34 @@ if [ "$rc" = 0 ] && grep -q '"split":"test"' "$WORK/ml/text/metrics.jsonl" && cm
    [ "$(wc -l <"$WORK/ml/textpred1.csv")" = 401 ]; then
   ok "StringIndexer on a text feature and a text label; the saved model predicts the same at np=1 and 3"
 else bad "StringIndexer pipeline (exit $rc)"; fi
+# A binary text label is scored as indexed, in fit's metrics and in CrossValidator: the constant
+# model (regParam 100, index 0 everywhere) must not win, the test accuracy is the fraction of
+# predictions equal to the indexed label, and the AUC is a number (it was accuracy 1 and AUC null,
+# scored against the text column's constant 0).
+/usr/bin/awk -F, 'NR == 1 { print "x0,x1,x2,x3,x4,kind"; next } { print $1 "," $2 "," $3 "," $4 "," $5 "," ($6 == 2 ? "yes" : "no") }' \
+  "$ML/classification.csv" >"$WORK/ml/bin.csv"
+cat >"$WORK/ml/bin.yaml" <<YAML
+data: {format: csv, train: {features: $WORK/ml/bin.csv}, test: {features: $WORK/ml/bin.csv},
+       label_column: kind, string_columns: [kind]}
+pipeline:
+  - StringIndexer: {inputCol: kind, outputCol: label}
+  - LogisticRegression: {}
+tuning: {type: CrossValidator, numFolds: 3, grid: {LogisticRegression.regParam: [0.001, 100]}}
+output: {dir: $WORK/ml/bin}
+YAML
+run 2 fit "$WORK/ml/bin.yaml"
+chose=$(grep -o "CrossValidator chose [^ ]*" "$WORK/out")
+[ "$rc" = 0 ] && run 3 predict "$WORK/ml/bin.yaml" --model "$WORK/ml/bin/model.h5" --input "$WORK/ml/bin.csv" --output "$WORK/ml/binpred.csv"
+test_line=$(grep '"split":"test"' "$WORK/ml/bin/metrics.jsonl" 2>/dev/null)
+acc=$(echo "$test_line" | sed -n 's/.*"accuracy":\([0-9.e-]*\).*/\1/p')
+auc=$(echo "$test_line" | sed -n 's/.*"areaUnderROC":\([0-9.e-]*\).*/\1/p')
+# "no" is the more frequent value, so index 0; "yes" is 1.
+want=$(paste -d, <(tail -n +2 "$WORK/ml/bin.csv" | cut -d, -f6) <(tail -n +2 "$WORK/ml/binpred.csv" 2>/dev/null | cut -d, -f2) |
+  /usr/bin/awk -F, '{ n++; if (($1 == "yes") == ($2 + 0 == 1)) h++ } END { if (n) printf "%.9f", h / n }')
+if [ "$rc" = 0 ] && [ "$chose" = "CrossValidator chose LogisticRegression.regParam=0.001" ] && [ -n "$auc" ] &&
+   /usr/bin/awk -v a="${acc:-0}" -v w="${want:-1}" -v u="$auc" 'BEGIN { exit !(a < 1 && (a - w < 1e-8 && w - a < 1e-8) && u > 0.7) }'; then
+  ok "a StringIndexer text label is scored as indexed: accuracy $acc = predictions' agreement, AUC $auc, tuning chose regParam 0.001"
+else bad "StringIndexer label scoring (exit $rc, ${chose:-no choice}, accuracy ${acc:-none} vs $want, AUC ${auc:-null})"; fi
 printf 'kind,size,color\ncat,1,mauve\n' >"$WORK/ml/unseen.csv"
 expect_fail "a category the fit did not see" "has the value \"mauve\", which the fit did not see" 2 predict "$WORK/ml/text.yaml" --model "$WORK/ml/text/model.h5" --input "$WORK/ml/unseen.csv" --output "$WORK/ml/u.csv"
 # LIBSVM stays sparse (CSR) through the estimators.

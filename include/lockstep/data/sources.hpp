@@ -95,7 +95,7 @@ struct SyntheticOptions {
 };
 // The synthetic keys (data.synthetic.{samples, test_samples, features, classes, seed, noise}) as
 // options for one split: the test split is the rows after the training rows of the same stream.
-// Shared with the idx source, whose synthetic_fallback uses them.
+// Read by the synthetic source.
 SyntheticOptions synthetic_options(ParamReader& params, SplitKind split);
 Table make_synthetic_table(comm::Communicator& comm, const SyntheticOptions& options);
 Partitioned<Example> make_synthetic(comm::Communicator& comm, const SyntheticOptions& options);
