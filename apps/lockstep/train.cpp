@@ -1,4 +1,4 @@
-// `lockstep train CONFIG [--set k=v ...] [--resume]`
+// `lockstep train CONFIG [--set k=v ...] [--resume] [--max-steps N]`
 #include <filesystem>
 
 #include "common.hpp"
@@ -11,6 +11,8 @@ namespace lockstep::app {
 int run_train(comm::Communicator& comm, const ConfigArgs& args, bool resume, std::int64_t max_steps) {
   io::Config cfg = load_config_everywhere(comm, args);
   if (!cfg.pipeline.empty()) throw ConfigError(args.path + ": this config has a pipeline: run it with lockstep fit");
+  // One run at a time in output.dir, held to the end of this function, however it ends.
+  const auto lock = train::lock_output_dir(comm, cfg.output.dir, "lockstep train");
   if (cfg.data.params.count("string_columns"))
     throw ConfigError(args.path +
                       ": data.string_columns: text columns are read by lockstep fit only (index them with a "
@@ -39,7 +41,7 @@ int run_train(comm::Communicator& comm, const ConfigArgs& args, bool resume, std
   trainer.set_max_steps(max_steps);
   const auto history = trainer.run();
   if (trainer.stopped_early()) {
-    log::info("checkpoint " + trainer.checkpoint_path() + "; continue with: lockstep train " + args.path + " --resume");
+    log::info("checkpoint " + trainer.checkpoint_path() + "; continue with: " + resume_command(args));
   } else if (!history.empty()) {
     log::info("done: " + history.back().test.describe("test") + " after " + std::to_string(history.back().epoch) +
               " epochs; metrics " + cfg.output.dir + "/metrics.jsonl, checkpoint " + trainer.checkpoint_path());
