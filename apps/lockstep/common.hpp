@@ -17,6 +17,14 @@ struct ConfigArgs {
   std::vector<std::string> overrides;
 };
 
+// `s` quoted for a POSIX shell: as it is when it holds only characters no shell treats specially,
+// else in single quotes (a single quote inside becomes '\'').
+std::string shell_quote(const std::string& s);
+// The command that resumes this run: `lockstep train CONFIG --set k=v ... --resume`, with the same
+// overrides in the same order, each argument shell-quoted, so that pasting it continues the same
+// run (the same output.dir and config hash).
+std::string resume_command(const ConfigArgs& args);
+
 // Parses and validates on every rank (errors agreed), then compares the hash of the resolved
 // config across ranks and refuses to go on if any rank differs.
 io::Config load_config_everywhere(comm::Communicator& comm, const ConfigArgs& args);

@@ -64,6 +64,8 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
     throw ConfigError(args.path +
                       ": pipeline: missing (lockstep fit needs a `pipeline:` list of stages; a config "
                       "with `model:` only is for lockstep train)");
+  // One run at a time in output.dir, held to the end of this function, however it ends.
+  const auto lock = train::lock_output_dir(comm, cfg.output.dir, "lockstep fit");
   const std::string yaml = io::to_yaml(cfg);
   log::info("lockstep fit: " + args.path + " on " + std::to_string(comm.size()) + " rank(s), config hash " +
             io::hex64(io::config_hash(cfg)));

@@ -59,8 +59,8 @@ void define_training(CLI::App& cli, Command& c) {
   ck->excludes(md);
   c.predict->add_option("--input", c.input, "Features file, in the config's data.format")->required();
   c.predict->add_option("--labels", c.labels,
-                        "IDX labels file (optional: without it the images are read unlabeled; CSV, LIBSVM and "
-                        "HDF5 inputs carry their own label column, which predict ignores)");
+                        "IDX labels file (optional: without it the images are read unlabeled; a CSV or HDF5 "
+                        "input may lack its label column or dataset; predict ignores labels)");
   c.predict
       ->add_option("--output", c.output,
                    "Output CSV in input order: index,prediction,score_0..score_{k-1} (--checkpoint) or "
@@ -171,7 +171,13 @@ int main(int argc, char** argv) {
   Command command;
   define_training(cli, command);
   define_pipelines(cli, command);
-  CLI11_PARSE(cli, argc, argv);  // --help and usage errors end here, before MPI starts
+  // --help and usage errors end here, before MPI starts: help with 0, a usage error with CLI11's
+  // message and 1, like every other error (not CLI11's own codes, 105 and up).
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli.exit(e) == 0 ? 0 : 1;
+  }
 
   std::unique_ptr<comm::Communicator> world;
   try {

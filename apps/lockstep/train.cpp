@@ -1,4 +1,4 @@
-// `lockstep train CONFIG [--set k=v ...] [--resume]`
+// `lockstep train CONFIG [--set k=v ...] [--resume] [--max-steps N]`
 #include <filesystem>
 
 #include "common.hpp"
@@ -15,6 +15,8 @@ int run_train(comm::Communicator& comm, const ConfigArgs& args, Resume resume, s
   install_stop_signals();
   io::Config cfg = load_config_everywhere(comm, args);
   if (!cfg.pipeline.empty()) throw ConfigError(args.path + ": this config has a pipeline: run it with lockstep fit");
+  // One run at a time in output.dir, held to the end of this function, however it ends.
+  const auto lock = train::lock_output_dir(comm, cfg.output.dir, "lockstep train");
   if (cfg.data.params.count("string_columns"))
     throw ConfigError(args.path +
                       ": data.string_columns: text columns are read by lockstep fit only (index them with a "
@@ -51,11 +53,11 @@ int run_train(comm::Communicator& comm, const ConfigArgs& args, Resume resume, s
   if (trainer.stopped_by_signal()) {
     log::info(std::string("stopped by ") + signal_name(trainer.stopped_by_signal()) + " at global step " +
               std::to_string(trainer.global_step()) + ": checkpoint " + trainer.checkpoint_path() +
-              "; continue with: lockstep train " + args.path + " --resume");
+              "; continue with: " + resume_command(args));
     return kExitStopped;
   }
   if (trainer.stopped_early()) {
-    log::info("checkpoint " + trainer.checkpoint_path() + "; continue with: lockstep train " + args.path + " --resume");
+    log::info("checkpoint " + trainer.checkpoint_path() + "; continue with: " + resume_command(args));
   } else if (!history.empty()) {
     log::info("done: " + history.back().test.describe("test") + " after " + std::to_string(history.back().epoch) +
               " epochs; metrics " + cfg.output.dir + "/metrics.jsonl, checkpoint " + trainer.checkpoint_path());

@@ -12,7 +12,7 @@
 
 #include "detail/hdf5.hpp"
 #include "lockstep/core/log.hpp"
-#include "lockstep/io/checkpoint.hpp"
+#include "lockstep/io/atomic_file.hpp"
 
 namespace lockstep::ml {
 
@@ -64,9 +64,10 @@ void PipelineModel::save(comm::Communicator& comm, const std::string& path, cons
   comm.collectively(
       [&] {
         if (comm.rank() != 0) return;
-        const std::string tmp = path + ".tmp";
+        io::AtomicFile out(path);  // removes the temporary if anything below fails
         {
-          H5File h = H5File::create(tmp);
+          H5File h = H5File::create(out.temp(), /*exclusive=*/true);
+          out.created();
           h.create_group("/pipeline");
           h.set_attr("/pipeline", "format", kPipelineFormat);
           h.set_attr("/pipeline", "stages", static_cast<std::int64_t>(stages_.size()));
@@ -75,7 +76,7 @@ void PipelineModel::save(comm::Communicator& comm, const std::string& path, cons
             save_stage(*stages_[i], h, "/pipeline/stage" + std::to_string(i));
           h.close();
         }
-        io::commit_file(tmp, path);
+        out.commit();
       },
       comm::Communicator::ErrorKind::kIo);
 }

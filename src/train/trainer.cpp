@@ -72,7 +72,7 @@ Trainer::Trainer(comm::Communicator& comm, TrainerOptions options, Dataset train
   m.dout = Tensor({mb, model_->output_features()}, model_->compute_dtype(), dev);
   m.log = std::make_unique<RunLog>(comm_, options_.output.dir);
   m.progress = std::make_unique<Progress>(comm_.rank() == 0, options_.output.progress, options_.output.log_every_steps);
-  if (comm_.rank() == 0) m.progress->set_log_file(m.log->path("train.log"));
+  m.progress->set_log(m.log.get(), "train.log");
 }
 
 Trainer::~Trainer() = default;

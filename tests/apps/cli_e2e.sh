@@ -39,8 +39,9 @@ TINY="$SRC/configs/tiny_synthetic.yaml"
 # ---- success paths ----
 run 2 train "$TINY" --set "output.dir=$WORK/run"
 if [ "$rc" = 0 ] && [ "$(wc -l <"$WORK/run/metrics.jsonl")" = 3 ] && [ -f "$WORK/run/checkpoint.h5" ] &&
-   [ -f "$WORK/run/train.log" ] && [ -f "$WORK/run/config.yaml" ] && ! ls "$WORK/run"/*.tmp >/dev/null 2>&1; then
-  ok "train writes metrics.jsonl (3 epochs), train.log, config.yaml and checkpoint.h5, no .tmp"
+   [ -f "$WORK/run/train.log" ] && [ -f "$WORK/run/config.yaml" ] && ! ls "$WORK/run" | grep -q '\.tmp' &&
+   [ ! -e "$WORK/run/lockstep.lock" ]; then
+  ok "train writes metrics.jsonl (3 epochs), train.log, config.yaml and checkpoint.h5, no temporary, lock released"
 else bad "train tiny config (exit $rc)"; fi
 for key in epoch step train_loss test_loss test_accuracy samples_per_sec comm_seconds compute_seconds; do
   grep -q "\"$key\":" "$WORK/run/metrics.jsonl" || bad "metrics.jsonl lacks $key"
@@ -196,7 +197,7 @@ output: {dir: $WORK/ml/run}
 YAML
 run 2 fit "$WORK/ml/pipe.yaml"
 if [ "$rc" = 0 ] && [ -f "$WORK/ml/run/model.h5" ] && [ "$(grep -c '"tuning"' "$WORK/ml/run/metrics.jsonl")" = 3 ] &&
-   grep -q '"split":"test"' "$WORK/ml/run/metrics.jsonl" && ! ls "$WORK/ml/run"/*.tmp >/dev/null 2>&1; then
+   grep -q '"split":"test"' "$WORK/ml/run/metrics.jsonl" && ! ls "$WORK/ml/run" | grep -q '\.tmp'; then
   ok "fit with CrossValidator: model.h5, 3 tuning lines and test metrics in metrics.jsonl, no .tmp"
 else bad "fit with CrossValidator (exit $rc)"; fi
 grep -q "CrossValidator chose LogisticRegression.regParam=0" "$WORK/out" && ok "cross-validation rejects regParam 10 (which underfits)" ||
@@ -319,6 +320,106 @@ expect_fail "binary_crossentropy without a final sigmoid" "binary_crossentropy t
   --set training.loss=binary_crossentropy
 expect_fail "a binary head on labels other than 0 and 1" "is not 0 or 1" 2 train "$TINY" --set "output.dir=$WORK/bin" \
   --set training.loss=bce_with_logits --set "model.layers=[{type: dense, units: 8, activation: relu}, {type: dense, units: 1}]"
+
+# ---- output directories, write failures, JSON and the command line ----
+# A second run into an output.dir another process holds is refused before it writes anything,
+# naming the directory and the holder; a holder killed with SIGKILL leaves nothing that blocks
+# the next run (the lock is the kernel's, released with the process).
+mkdir -p "$WORK/held"
+coproc HOLDER { /usr/bin/python3 -c '
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+os.write(fd, b"host otherhost, pid 4242, started earlier, lockstep train\n")
+print("locked", flush=True)
+sys.stdin.read()' "$WORK/held/lockstep.lock"; }
+holder_pid=$HOLDER_PID
+read -r -t 60 -u "${HOLDER[0]}" held || held=""
+[ "$held" = locked ] || bad "the test's lock holder did not start"
+expect_fail "a second run into a held output.dir" "output.dir $WORK/held is in use by another lockstep run (host otherhost, pid 4242" \
+  2 train "$TINY" --set "output.dir=$WORK/held"
+[ "$(grep -c 'in use by another' "$WORK/out")" = 1 ] && [ ! -e "$WORK/held/metrics.jsonl" ] && [ ! -e "$WORK/held/config.yaml" ] &&
+  ok "the refusal is one message, and nothing was written into the held directory" || bad "refused run wrote into the held directory"
+expect_fail "fit into a held output.dir" "is in use by another lockstep run" 2 fit "$WORK/ml/pipe.yaml" --set "output.dir=$WORK/held"
+kill -9 "$holder_pid"
+wait "$holder_pid" 2>/dev/null
+run 2 train "$TINY" --set "output.dir=$WORK/held" --set training.epochs=1
+if [ "$rc" = 0 ] && [ -f "$WORK/held/checkpoint.h5" ] && [ ! -e "$WORK/held/lockstep.lock" ]; then
+  ok "after the holder is killed (SIGKILL) the next run takes the directory and releases it"
+else bad "run after a killed holder (exit $rc)"; fi
+
+# The resume hint repeats the --set overrides, shell-quoted: pasting it resumes the same run, in a
+# directory whose name has a space and a quote.
+ODD="$WORK/odd dir 'quoted'"
+run 2 train "$TINY" --set "output.dir=$ODD" --set training.epochs=2 --max-steps 45
+hint=$(sed -n 's/.*continue with: //p' "$WORK/out" | head -1)
+lockstep() { timeout 120 "$MPIEXEC" -n 2 --oversubscribe "$LOCKSTEP" "$@"; }
+case "$hint" in lockstep\ train\ *) eval "$hint" >"$WORK/out" 2>&1; rc=$? ;; *) rc=99 ;; esac
+if [ "$rc" = 0 ] && grep -q "resumed from" "$WORK/out" && [ "$(wc -l <"$ODD/metrics.jsonl")" = 2 ]; then
+  ok "the printed resume command resumes the same run ($hint)"
+else bad "resume hint '$hint' (exit $rc)"; fi
+
+# JSON lines stay JSON: a checkpoint path with a quote, a backslash and a newline.
+WEIRD="$WORK/we\"ird\\dir
+line"
+mkdir -p "$WEIRD" && cp "$WORK/run/checkpoint.h5" "$WEIRD/ck.h5"
+run 1 evaluate "$TINY" --set "output.dir=$WORK/evalweird" --checkpoint "$WEIRD/ck.h5"
+if [ "$rc" = 0 ] && /usr/bin/python3 -c '
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert len(lines) == 1 and json.loads(lines[0])["checkpoint"] == sys.argv[2]' "$WORK/evalweird/eval.jsonl" "$WEIRD/ck.h5"; then
+  ok "eval.jsonl is one valid JSON line for a path with a quote, a backslash and a newline"
+else bad "eval.jsonl with an odd checkpoint path (exit $rc)"; fi
+
+# Write failures are errors naming the file, exit 1, on every rank. As root, chmod does not stop
+# a write; sysfs refuses new files even to root, and a device node of /dev/full is a full disk.
+if [ -d /sys ] && ! : 2>/dev/null >/sys/lockstep-probe; then
+  expect_fail "evaluate into a directory that refuses new files" "/sys/eval.jsonl: cannot open for appending" \
+    2 evaluate "$TINY" --set output.dir=/sys --checkpoint "$WORK/run/checkpoint.h5"
+  expect_fail "train into a directory that refuses new files" "/sys" 2 train "$TINY" --set output.dir=/sys
+  expect_fail "predict to a directory that refuses new files" "/sys/p.csv" \
+    2 predict "$WORK/pred/cfg.yaml" --checkpoint "$WORK/pred/run/checkpoint.h5" --input "$WORK/pred/in.csv" --output /sys/p.csv
+fi
+printf '' >"$WORK/afile"
+expect_fail "predict to a path under a regular file" "$WORK/afile/p.csv" \
+  2 predict "$WORK/pred/cfg.yaml" --checkpoint "$WORK/pred/run/checkpoint.h5" --input "$WORK/pred/in.csv" --output "$WORK/afile/p.csv"
+mkdir -p "$WORK/full"
+if mknod "$WORK/full/eval.jsonl" c 1 7 2>/dev/null; then
+  expect_fail "evaluate onto a full disk" "eval.jsonl: write failed: No space left on device" \
+    3 evaluate "$TINY" --set "output.dir=$WORK/full" --checkpoint "$WORK/run/checkpoint.h5"
+  [ "$rc" = 1 ] || bad "a full disk exits $rc, expected 1"
+  run 2 train "$TINY" --set "output.dir=$WORK/fullrun" --max-steps 45
+  rm -f "$WORK/fullrun/train.log" && mknod "$WORK/fullrun/train.log" c 1 7
+  expect_fail "train.log on a full disk" "train.log: write failed: No space left on device" \
+    2 train "$TINY" --set "output.dir=$WORK/fullrun" --resume
+fi
+# A symbolic link planted at an output name is neither followed nor replaced.
+printf 'precious\n' >"$WORK/victim"
+ln -s "$WORK/victim" "$WORK/pred/linked.csv"
+expect_fail "predict onto a symbolic link" "linked.csv: exists and is not a regular file (a symbolic link)" \
+  2 predict "$WORK/pred/cfg.yaml" --checkpoint "$WORK/pred/run/checkpoint.h5" --input "$WORK/pred/in.csv" --output "$WORK/pred/linked.csv"
+[ "$(cat "$WORK/victim")" = precious ] && ok "the link's target is untouched" || bad "predict wrote through a symbolic link"
+
+# Usage errors exit 1 with CLI11's message; --help exits 0.
+expect_fail "--max-steps -5" "max-steps" 1 train "$TINY" --max-steps -5
+[ "$rc" = 1 ] || bad "--max-steps -5 exits $rc, expected 1"
+expect_fail "an unknown option" "bogus" 1 train "$TINY" --bogus
+[ "$rc" = 1 ] || bad "an unknown option exits $rc, expected 1"
+"$LOCKSTEP" train --help >"$WORK/out" 2>&1 && grep -q -- "--resume" "$WORK/out" && ok "train --help exits 0" || bad "train --help"
+
+# predict on new data, without the label column (CSV) the config names.
+cut -d, -f2- "$WORK/pred/in.csv" >"$WORK/pred/nolabel.csv"
+run 2 predict "$WORK/pred/cfg.yaml" --checkpoint "$WORK/pred/run/checkpoint.h5" --input "$WORK/pred/nolabel.csv" --output "$WORK/pred/pn.csv"
+if [ "$rc" = 0 ] && cmp -s "$WORK/pred/p1.csv" "$WORK/pred/pn.csv"; then
+  ok "predict --checkpoint on a CSV without the label column gives the labelled file's predictions"
+else bad "predict --checkpoint without labels (exit $rc)"; fi
+cut -d, -f1-5 "$ML/classification.csv" >"$WORK/ml/nolabel.csv"
+run 3 predict "$WORK/ml/pipe.yaml" --model "$WORK/ml/run/model.h5" --input "$WORK/ml/nolabel.csv" --output "$WORK/ml/predn.csv"
+if [ "$rc" = 0 ] && cmp -s "$WORK/ml/pred1.csv" "$WORK/ml/predn.csv"; then
+  ok "predict --model on a CSV without the label column gives the labelled file's predictions"
+else bad "predict --model without labels (exit $rc)"; fi
+expect_fail "train still needs the label column" "label column" 2 train "$WORK/pred/cfg.yaml" \
+  --set "data.train.features=$WORK/pred/nolabel.csv" --set "output.dir=$WORK/pred/nl"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -48,6 +48,9 @@ struct CsvOptions {
   // Several real-valued targets: these columns are the labels, in order (label_column is then
   // not used), and are never features.
   std::vector<std::string> label_columns = {};
+  // A file given to predict may lack the label column(s) altogether (new data has no labels): its
+  // rows then get labels 0 (as many as label_columns, or one), which predict never writes out.
+  bool labels_optional = false;
 };
 // What a CSV says beside the numbers: the names of the feature columns, in feature order, and for
 // each of this rank's rows its string_columns values, in order.
@@ -78,6 +81,9 @@ LibsvmData read_libsvm(comm::Communicator& comm, const std::string& path, const 
 struct Hdf5Options {
   std::string features_dataset = "/features";
   std::string labels_dataset = "/labels";
+  // A file given to predict may lack the labels dataset: its rows then get this many labels of 0
+  // (0: the dataset is required).
+  std::int64_t labels_if_absent = 0;
 };
 // Features of rank > 2 keep their trailing dimensions as the sample shape.
 Table read_hdf5_table(comm::Communicator& comm, const std::string& path, const Hdf5Options& options = {});

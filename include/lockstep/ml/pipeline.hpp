@@ -43,7 +43,8 @@ class PipelineModel {
   // Feature importances of a tree predictor (empty otherwise), over its input columns.
   Vec feature_importances() const;
 
-  // Rank 0 writes <path>.tmp and renames it into place; every rank returns once it is there.
+  // Rank 0 writes a temporary of its own (io::AtomicFile) and renames it into place; every rank
+  // returns once it is there.
   void save(comm::Communicator& comm, const std::string& path, const std::string& config_yaml) const;
   // Refuses a file whose pipeline format tag or any stage's format version this build does not read.
   static PipelineModel load(comm::Communicator& comm, const std::string& path);
