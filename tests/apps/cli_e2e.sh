@@ -77,6 +77,22 @@ else bad "predict (exit $r1/$rc)"; fi
 # resume: stop at a step limit, continue, and match an uninterrupted run's final checkpoint params
 run 2 train "$TINY" --set "output.dir=$WORK/stop" --max-steps 45
 if [ "$rc" = 0 ] && grep -q "continue with" "$WORK/out"; then ok "--max-steps stops with a checkpoint"; else bad "--max-steps (exit $rc)"; fi
+# checkpoint.keep (2 by default): a damaged newest checkpoint is named in a warning and the
+# previous one is used; resuming from it still ends where an uninterrupted run does.
+cp -r "$WORK/stop" "$WORK/damaged"
+if [ -f "$WORK/damaged/checkpoint.1.h5" ]; then ok "the previous checkpoint is kept as checkpoint.1.h5"; else bad "no checkpoint.1.h5"; fi
+truncate -s 3000 "$WORK/damaged/checkpoint.h5"
+cp "$WORK/damaged/checkpoint.h5" "$WORK/damaged/checkpoint.h5.bad"
+run 2 train "$TINY" --set "output.dir=$WORK/damaged" --resume
+if [ "$rc" = 0 ] && grep -q "damaged/checkpoint.h5.*using the previous checkpoint .*checkpoint.1.h5" "$WORK/out" &&
+   grep -q "resumed from .*checkpoint.1.h5" "$WORK/out"; then
+  ok "--resume falls back from a damaged checkpoint.h5 to checkpoint.1.h5, naming both"
+else bad "--resume fallback (exit $rc)"; fi
+run 2 evaluate "$TINY" --set "output.dir=$WORK/damaged" --checkpoint "$WORK/damaged/checkpoint.h5"
+grep -q "test_accuracy $acc" "$WORK/out" && ok "the run resumed from checkpoint.1.h5 ends with the uninterrupted run's accuracy" ||
+  bad "fallback-resumed accuracy differs from $acc"
+expect_fail "evaluate a damaged checkpoint" "damaged/checkpoint.h5" 2 evaluate "$TINY" --set "output.dir=$WORK/damaged" \
+  --checkpoint "$WORK/damaged/checkpoint.h5.bad"
 run 2 train "$TINY" --set "output.dir=$WORK/stop" --resume
 if [ "$rc" = 0 ] && grep -q "resumed from" "$WORK/out"; then ok "--resume continues"; else bad "--resume (exit $rc)"; fi
 run 2 evaluate "$TINY" --set "output.dir=$WORK/stop" --checkpoint "$WORK/stop/checkpoint.h5"
@@ -100,6 +116,7 @@ expect_fail "unknown config key" "unknown.yaml:4: bogus: unknown key" 2 train "$
 expect_fail "unknown nested key via --set" "optimizer.lrr: unknown key" 2 train "$TINY" --set optimizer.lrr=1
 expect_fail "wrong type" "training.epochs: expected an integer, got \"ten\"" 2 train "$TINY" --set training.epochs=ten
 expect_fail "out of range" "optimizer.lr: expected a finite number > 0, got \"-1\"" 2 train "$TINY" --set optimizer.lr=-1
+expect_fail "checkpoint.keep out of range" "checkpoint.keep: expected an integer in \[1, 1000\], got \"0\"" 2 train "$TINY" --set checkpoint.keep=0
 # ranks started with different configs (MPMD launch: rank 1 gets another --set)
 timeout 120 "$MPIEXEC" --oversubscribe -n 1 "$LOCKSTEP" train "$TINY" --set "output.dir=$WORK/x" : \
   -n 1 "$LOCKSTEP" train "$TINY" --set "output.dir=$WORK/x" --set training.epochs=5 >"$WORK/out" 2>&1
