@@ -93,6 +93,21 @@ grep -q "test_accuracy $acc" "$WORK/out" && ok "the run resumed from checkpoint.
   bad "fallback-resumed accuracy differs from $acc"
 expect_fail "evaluate a damaged checkpoint" "damaged/checkpoint.h5" 2 evaluate "$TINY" --set "output.dir=$WORK/damaged" \
   --checkpoint "$WORK/damaged/checkpoint.h5.bad"
+# A checkpoint whose step lies past the end of an epoch of the current data (the CSV shrank under
+# the same name): a CheckpointError naming the field, the range and the value, not a crash.
+mkdir -p "$WORK/shrink"
+printf 'label,a,b\n' >"$WORK/shrink/d.csv"
+for i in $(seq 0 199); do printf '%d,%d,%d\n' $((i % 2)) "$i" $((i % 7)) >>"$WORK/shrink/d.csv"; done
+cat >"$WORK/shrink/cfg.yaml" <<YAML
+data: {format: csv, train: {features: $WORK/shrink/d.csv}, test: {features: $WORK/shrink/d.csv}, label_column: label}
+model: {layers: [{type: dense, units: 4}, {type: relu}, {type: dense, units: 2}]}
+training: {epochs: 1, batch_size: 10}
+output: {dir: $WORK/shrink/run, progress: none}
+YAML
+run 2 train "$WORK/shrink/cfg.yaml" --max-steps 15
+head -41 "$WORK/shrink/d.csv" >"$WORK/shrink/d40.csv" && mv "$WORK/shrink/d40.csv" "$WORK/shrink/d.csv"
+expect_fail "--resume at a step past the end of an epoch" "checkpoint.h5: attribute step_in_epoch: expected an integer in \[0, 3\].*found 15" \
+  2 train "$WORK/shrink/cfg.yaml" --resume
 run 2 train "$TINY" --set "output.dir=$WORK/stop" --resume
 if [ "$rc" = 0 ] && grep -q "resumed from" "$WORK/out"; then ok "--resume continues"; else bad "--resume (exit $rc)"; fi
 run 2 evaluate "$TINY" --set "output.dir=$WORK/stop" --checkpoint "$WORK/stop/checkpoint.h5"
