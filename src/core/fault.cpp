@@ -1,6 +1,8 @@
 // Fault injection (see fault.hpp).
 #include "lockstep/core/fault.hpp"
 
+#include <time.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -50,8 +52,10 @@ void point(const char* phase, int rank, std::int64_t step) {
   if (!spec || spec->fired || spec->rank != rank || spec->phase != phase) return;
   if (spec->step >= 0 && step != spec->step) return;
   spec->fired = true;
-  std::fprintf(stderr, "[rank %d] LOCKSTEP_FAULT=%s: injecting '%s' at %s\n", rank, spec->text.c_str(),
-               spec->kind.c_str(), phase);
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);  // the tests measure from here to the job's exit
+  std::fprintf(stderr, "[rank %d] LOCKSTEP_FAULT=%s: injecting '%s' at %s (unix time %lld.%03ld)\n", rank,
+               spec->text.c_str(), spec->kind.c_str(), phase, static_cast<long long>(now.tv_sec), now.tv_nsec / 1000000);
   std::fflush(stderr);
   if (spec->kind == "exit") std::raise(SIGKILL);
   if (spec->kind == "stall") std::raise(SIGSTOP);

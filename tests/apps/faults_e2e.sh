@@ -10,7 +10,7 @@ SRC=$2
 MPIEXEC=${3:-mpiexec}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 WORK=$(mktemp -d /tmp/lockstep-faults-XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+trap 'umount "$WORK/full" 2>/dev/null; rm -rf "$WORK"' EXIT
 passed=0
 failed=0
 ok() { passed=$((passed + 1)); echo "PASS: $1"; }
@@ -29,6 +29,11 @@ run() {
   rc=$?
   t1=$(date +%s.%N)
   secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  # from the injected fault (its unix time, printed by the faulting rank) to the job's exit
+  local tf
+  tf=$(sed -n 's/.*LOCKSTEP_FAULT=.*(unix time \([0-9.]*\)).*/\1/p' "$WORK/out" | head -1)
+  after=""
+  [ -n "$tf" ] && after=$(awk -v a="$tf" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 }
 
 digest() { "$LOCKSTEP" info --checkpoint "$1" 2>/dev/null | sed -n 's/.*digest \([0-9a-f]*\).*/\1/p' | head -1; }
@@ -42,7 +47,7 @@ expect_fault() {
   elif [ "$rc" = 0 ]; then bad "$name: exited 0";
   elif ! grep -q -- "$pattern" "$WORK/out"; then bad "$name: exit $rc but no '$pattern' in the output";
   elif awk -v s="$secs" -v l="$limit" 'BEGIN { exit !(s > l) }'; then bad "$name: took ${secs} s (limit ${limit} s)";
-  else ok "$name: exit $rc in ${secs} s"; fi
+  else ok "$name: exit $rc ${after:+${after} s after the fault, }${secs} s in all"; fi
 }
 
 # ---- the reference: an uninterrupted deterministic run ----
@@ -93,7 +98,7 @@ for sig in usr1 term; do
     rm -rf "$WORK/s"
     run $np "step:$last:$sig:40" train "$TINY" "${DET[@]}" --set "output.dir=$WORK/s"
     if [ "$rc" = 75 ] && grep -q "stopped by SIG" "$WORK/out" && grep -q "global step 41" "$WORK/out"; then
-      ok "SIG${sig^^} on rank $last (np $np): every rank stopped after step 41, exit 75 in ${secs} s"
+      ok "SIG${sig^^} on rank $last (np $np): every rank stopped after step 41, exit 75 ${after} s after the signal"
     else bad "SIG${sig^^} on rank $last (np $np): exit $rc"; fi
     # resume at the other rank count: deterministic mode is the same at any np
     run $((5 - np)) "" train "$TINY" "${DET[@]}" --set "output.dir=$WORK/s" --resume
@@ -102,6 +107,19 @@ for sig in usr1 term; do
     else bad "resume after SIG${sig^^} at np $((5 - np)): exit $rc, digest $got, expected $ref"; fi
   done
 done
+
+# ---- a full disk while a checkpoint is written (needs root to mount a small tmpfs) ----
+mkdir -p "$WORK/full"
+if mount -t tmpfs -o size=48k tmpfs "$WORK/full" 2>/dev/null; then
+  run 2 "" train "$TINY" "${DET[@]}" --set "output.dir=$WORK/full/run"
+  if [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "No space left on device" "$WORK/out" &&
+     ! grep -q "Segmentation fault\|signal 11" "$WORK/out" && "$LOCKSTEP" info --checkpoint "$WORK/full/run/checkpoint.h5" >/dev/null 2>&1; then
+    ok "disk full during a checkpoint: exit $rc naming ENOSPC in ${secs} s, no crash, the previous checkpoint intact"
+  else bad "disk full during a checkpoint (exit $rc)"; fi
+  umount "$WORK/full"
+else
+  echo "SKIP: disk full during a checkpoint: cannot mount a tmpfs here (not root?)"
+fi
 
 # ---- LOCKSTEP_STATUS_FILE: what a restart wrapper reads ----
 export LOCKSTEP_STATUS_FILE="$WORK/status.json"
