@@ -89,9 +89,9 @@ void agree_on_first_bad_row(comm::Communicator& comm, std::int64_t row, const st
   for (std::size_t r = 0; r < rows.size(); ++r)
     if (rows[r] < lowest) lowest = rows[r], owner = static_cast<int>(r);
   if (owner < 0) return;
-  std::string msg = comm.rank() == owner ? message : std::string();
-  comm.broadcast(msg, owner);
-  comm.agree(msg, comm::Communicator::ErrorKind::kData);
+  // Only the owner reports it, so the agreed message's [rank r] names the rank that holds the row.
+  comm.agree(comm.rank() == owner ? std::optional<std::string>(message) : std::nullopt,
+             comm::Communicator::ErrorKind::kData);
 }
 
 }  // namespace lockstep::comm

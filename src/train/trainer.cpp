@@ -132,8 +132,11 @@ void Trainer::check_setup() {
                    m.train.num_labels, " outputs (it has ", model_->output_features(), ")");
     LOCKSTEP_CHECK(m.test.num_labels == m.train.num_labels, DataError, m.test.description, ": ", m.test.num_labels,
                    " label columns, the training data has ", m.train.num_labels);
-    // A classifier needs an output per class (the dense losses see class labels one-hot).
-    LOCKSTEP_CHECK(m.head->task() != nn::Task::kClassification || m.train.num_classes <= model_->output_features(),
+    // A classifier needs an output per class (the dense losses see class labels one-hot). A label
+    // too large to be a class count (make_dataset caps it at 1e9) is left to check_labels, which
+    // names its row.
+    LOCKSTEP_CHECK(m.head->task() != nn::Task::kClassification || m.train.num_classes <= model_->output_features() ||
+                       m.train.num_classes >= 1000000000,
                    ConfigError, src, ": model.layers: the last layer has ", model_->output_features(),
                    " outputs but the labels of ", m.train.description, " go up to ", m.train.num_classes - 1,
                    " (expected ", m.train.num_classes,
