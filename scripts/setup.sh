@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libeigen3-dev libhdf5-dev
-          libyaml-cpp-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev)
+          libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev)
 optional=(dataset-fashion-mnist)  # the demo falls back to synthetic data without it
 
 missing=()
@@ -38,5 +38,8 @@ BUILD_DIR=${BUILD_DIR:-build}
 # shellcheck disable=SC2086
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-} >"$BUILD_DIR.configure.log" 2>&1 ||
   { cat "$BUILD_DIR.configure.log"; exit 1; }
-grep -A30 "enabled features" "$BUILD_DIR.configure.log" | sed -n '1,12p' || true
+# The feature summary: CMake's "The following features have been enabled/disabled:" lists and
+# lockstep's own line saying whether CUDA and NCCL were found.
+awk '/^-- The following features have been/ { p = 1 } /^-- The following/ && !/features have been/ { p = 0 }
+     /^-- Configuring done/ { p = 0 } (p || /^-- lockstep:/) && NF' "$BUILD_DIR.configure.log" || true
 cmake --build "$BUILD_DIR" -j"$(nproc)"

@@ -17,6 +17,14 @@ struct ConfigArgs {
   std::vector<std::string> overrides;
 };
 
+// `s` quoted for a POSIX shell: as it is when it holds only characters no shell treats specially,
+// else in single quotes (a single quote inside becomes '\'').
+std::string shell_quote(const std::string& s);
+// The command that resumes this run: `lockstep train CONFIG --set k=v ... --resume`, with the same
+// overrides in the same order, each argument shell-quoted, so that pasting it continues the same
+// run (the same output.dir and config hash).
+std::string resume_command(const ConfigArgs& args);
+
 // Parses and validates on every rank (errors agreed), then compares the hash of the resolved
 // config across ranks and refuses to go on if any rank differs.
 io::Config load_config_everywhere(comm::Communicator& comm, const ConfigArgs& args);
@@ -28,7 +36,9 @@ inline std::int64_t label_columns(const io::Config& cfg) {
   return std::max<std::int64_t>(1, static_cast<std::int64_t>(cfg.data.label_columns.size()));
 }
 
-int run_train(comm::Communicator& comm, const ConfigArgs& args, bool resume, std::int64_t max_steps);
+// --resume (the checkpoint must exist), --auto-resume (use it if it exists), or neither.
+enum class Resume { kNo, kRequired, kIfAny };
+int run_train(comm::Communicator& comm, const ConfigArgs& args, Resume resume, std::int64_t max_steps);
 int run_evaluate(comm::Communicator& comm, const ConfigArgs& args, const std::string& checkpoint);
 int run_predict(comm::Communicator& comm, const ConfigArgs& args, const std::string& checkpoint,
                 const std::string& input, const std::string& labels, const std::string& output);

@@ -1,10 +1,27 @@
 #include <set>
+#include <string>
 #include <sstream>
 
 #include "common.hpp"
+#include "lockstep/comm/watchdog.hpp"
 #include "lockstep/train/model.hpp"
 
 namespace lockstep::app {
+
+std::string shell_quote(const std::string& s) {
+  const bool plain = !s.empty() && s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                       "0123456789_-+=.,/:@%") == std::string::npos;
+  if (plain) return s;
+  std::string q = "'";
+  for (const char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+std::string resume_command(const ConfigArgs& args) {
+  std::string cmd = "lockstep train " + shell_quote(args.path);
+  for (const auto& o : args.overrides) cmd += " --set " + shell_quote(o);
+  return cmd + " --resume";
+}
 
 io::Config load_config_everywhere(comm::Communicator& comm, const ConfigArgs& args) {
   io::Config cfg;
@@ -26,6 +43,7 @@ io::Config load_config_everywhere(comm::Communicator& comm, const ConfigArgs& ar
     msg << "); every rank must read the same file with the same --set flags";
     comm.agree(msg.str());
   }
+  comm::set_watchdog_timeout(cfg.comm.timeout_s);
   return cfg;
 }
 

@@ -24,8 +24,13 @@ namespace {
 // stays CSR (the estimators take CSR blocks).
 ml::Frame load_frame(comm::Communicator& comm, const io::Config& cfg, const std::string& path,
                      const std::string& labels, std::optional<data::SplitKind> split) {
+  // A train or test split gets what every command's split gets (data.on_invalid, missing files).
+  if (split) {
+    const auto which = *split == data::SplitKind::kTrain ? train::Split::kTrain : train::Split::kTest;
+    return ml::Frame::from_table(comm, train::read_split_table(comm, cfg.data, which));
+  }
   data::SourceRequest req;
-  req.split = split.value_or(data::SplitKind::kFile);
+  req.split = data::SplitKind::kFile;
   req.features = path;
   req.labels = labels;
   const std::string what = path.empty() ? "synthetic data" : path;
@@ -59,6 +64,8 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
     throw ConfigError(args.path +
                       ": pipeline: missing (lockstep fit needs a `pipeline:` list of stages; a config "
                       "with `model:` only is for lockstep train)");
+  // One run at a time in output.dir, held to the end of this function, however it ends.
+  const auto lock = train::lock_output_dir(comm, cfg.output.dir, "lockstep fit");
   const std::string yaml = io::to_yaml(cfg);
   log::info("lockstep fit: " + args.path + " on " + std::to_string(comm.size()) + " rank(s), config hash " +
             io::hex64(io::config_hash(cfg)));
@@ -99,11 +106,11 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
   const ml::PipelineModel model = ml::fit_pipeline(train, stages, ctx, test ? &*test : nullptr);
   const double fit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (model.has_predictor()) {
-    const auto mtrain = ml::evaluate(train, model.predict(train), model.task());
+    const auto mtrain = model.evaluate(train);
     log::info("train: " + describe(mtrain));
     jsonl += json_metrics("train", mtrain, fit_seconds, comm.size());
     if (test) {
-      const auto mtest = ml::evaluate(*test, model.predict(*test), model.task());
+      const auto mtest = model.evaluate(*test);
       log::info("test: " + describe(mtest));
       jsonl += json_metrics("test", mtest, -1, comm.size());
     }

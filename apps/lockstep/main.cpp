@@ -4,10 +4,14 @@
 // other ranks may be waiting in a collective and would otherwise hang.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <limits>
 
 #include "common.hpp"
 #include "lockstep/core/log.hpp"
+#include "lockstep/core/stop_signal.hpp"
+#include "lockstep/io/json_line.hpp"
 
 namespace {
 using namespace lockstep;
@@ -15,7 +19,7 @@ using namespace lockstep;
 // What the command line chose: the subcommand and its files. The YAML config says the rest.
 struct Command {
   app::ConfigArgs cfg;
-  bool resume = false;
+  bool resume = false, auto_resume = false;
   std::int64_t max_steps = 0;
   std::string checkpoint, model, input, labels, output;
   CLI::App *train = nullptr, *evaluate = nullptr, *predict = nullptr, *fit = nullptr, *transform = nullptr,
@@ -31,7 +35,13 @@ void add_config(CLI::App* sub, Command& c) {
 void define_training(CLI::App& cli, Command& c) {
   c.train = cli.add_subcommand("train", "Train the model a config describes, data-parallel over the ranks");
   add_config(c.train, c);
-  c.train->add_flag("--resume", c.resume, "Continue from output.dir/checkpoint.h5 (the latest complete checkpoint)");
+  auto* resume =
+      c.train->add_flag("--resume", c.resume, "Continue from output.dir/checkpoint.h5 (the latest complete checkpoint)");
+  c.train
+      ->add_flag("--auto-resume", c.auto_resume,
+                 "Continue from output.dir/checkpoint.h5 if it exists, else start afresh (for batch scripts "
+                 "and restart wrappers)")
+      ->excludes(resume);
   c.train
       ->add_option("--max-steps", c.max_steps,
                    "Stop when the run has done this many steps in total (counted from the start of training, "
@@ -49,8 +59,8 @@ void define_training(CLI::App& cli, Command& c) {
   ck->excludes(md);
   c.predict->add_option("--input", c.input, "Features file, in the config's data.format")->required();
   c.predict->add_option("--labels", c.labels,
-                        "IDX labels file (optional: without it the images are read unlabeled; CSV, LIBSVM and "
-                        "HDF5 inputs carry their own label column, which predict ignores)");
+                        "IDX labels file (optional: without it the images are read unlabeled; a CSV or HDF5 "
+                        "input may lack its label column or dataset; predict ignores labels)");
   c.predict
       ->add_option("--output", c.output,
                    "Output CSV in input order: index,prediction,score_0..score_{k-1} (--checkpoint) or "
@@ -76,7 +86,10 @@ void define_pipelines(CLI::App& cli, Command& c) {
 }
 
 int run(comm::Communicator& world, const Command& c) {
-  if (*c.train) return app::run_train(world, c.cfg, c.resume, c.max_steps);
+  if (*c.train) {
+    const auto mode = c.resume ? app::Resume::kRequired : c.auto_resume ? app::Resume::kIfAny : app::Resume::kNo;
+    return app::run_train(world, c.cfg, mode, c.max_steps);
+  }
   if (*c.evaluate) return app::run_evaluate(world, c.cfg, c.checkpoint);
   if (*c.predict && !c.model.empty())
     return app::run_predict_pipeline(world, c.cfg, c.model, c.input, c.labels, c.output);
@@ -88,14 +101,55 @@ int run(comm::Communicator& world, const Command& c) {
   return app::run_info(world, c.checkpoint);
 }
 
+// How a run ended, for LOCKSTEP_STATUS_FILE: restart wrappers read it to tell an error that a
+// restart cannot fix (a config or data error) from one it may (a lost rank, an I/O hiccup).
+struct Outcome {
+  int code = 0;
+  const char* kind = "";
+  bool retryable = false;
+  std::string message;
+};
+
+const char* error_kind(const Error& e, bool* retryable) {
+  *retryable = false;
+  if (dynamic_cast<const ConfigError*>(&e)) return "config";
+  if (dynamic_cast<const DataError*>(&e)) return "data";
+  if (dynamic_cast<const CheckpointError*>(&e)) return "checkpoint";
+  *retryable = true;
+  if (dynamic_cast<const IoError*>(&e)) return "io";
+  if (dynamic_cast<const CommError*>(&e)) return "comm";
+  return "error";
+}
+
+// Rank 0 writes one JSON object to $LOCKSTEP_STATUS_FILE, if set. A crash never gets here, so a
+// wrapper that removed the file before the run finds none.
+void write_status(const comm::Communicator& world, const Outcome& o) {
+  const char* path = std::getenv("LOCKSTEP_STATUS_FILE");
+  if (!path || !*path || world.rank() != 0) return;
+  io::JsonLine js;
+  js.add("status", o.code == 0 ? "done" : o.code == kExitStopped ? "stopped" : "error").add("exit_code", o.code);
+  js.add("retryable", o.code == kExitStopped || o.retryable);
+  if (*o.kind) js.add("kind", o.kind).add("message", o.message);
+  std::ofstream out(path, std::ios::trunc);
+  out << js.str();
+  if (!out.flush()) std::fprintf(stderr, "warning: LOCKSTEP_STATUS_FILE=%s: cannot write\n", path);
+}
+
 // An error every rank agreed on ends every rank normally with status 1; one that only this rank
-// saw aborts the job, since the others may be waiting in a collective.
+// saw aborts the job at once, since the others may be waiting in a collective. Destructors that
+// would run a collective skip it while unwinding (comm/), so the abort is reached.
 int run_guarded(comm::Communicator& world, const Command& c) {
+  Outcome o;
   try {
-    return run(world, c);
+    o.code = run(world, c);
+    write_status(world, o);
+    return o.code;
   } catch (const Error& e) {
     if (e.agreed()) {  // every rank has it: say it once, end normally everywhere
       if (world.rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());
+      bool retryable = false;
+      const char* kind = error_kind(e, &retryable);
+      write_status(world, Outcome{1, kind, retryable, e.what()});
       return 1;
     }
     log::error(e.what());
@@ -117,7 +171,13 @@ int main(int argc, char** argv) {
   Command command;
   define_training(cli, command);
   define_pipelines(cli, command);
-  CLI11_PARSE(cli, argc, argv);  // --help and usage errors end here, before MPI starts
+  // --help and usage errors end here, before MPI starts: help with 0, a usage error with CLI11's
+  // message and 1, like every other error (not CLI11's own codes, 105 and up).
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli.exit(e) == 0 ? 0 : 1;
+  }
 
   std::unique_ptr<comm::Communicator> world;
   try {

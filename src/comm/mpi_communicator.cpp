@@ -29,11 +29,18 @@
 #include <thread>
 
 #include "lockstep/comm/communicator.hpp"
+#include "lockstep/comm/watchdog.hpp"
 #include "lockstep/core/log.hpp"
 
 namespace lockstep::comm {
 bool mpi_initialized();
 namespace {
+
+// True while this thread unwinds an exception. A destructor that would call a collective then
+// leaves it out (and leaks what it held): the error may be this rank's alone, and the other ranks,
+// waiting in some other collective, would never join it. The process is about to end anyway:
+// through MPI_Abort (an error only this rank saw) or, for an agreed error, on every rank alike.
+bool unwinding() { return std::uncaught_exceptions() > 0; }
 
 void check_mpi(int rc, const char* what) {
   if (rc == MPI_SUCCESS) return;
@@ -115,6 +122,7 @@ void divide_in_place(void* buf, std::size_t count, CommType t, int n) {
 }
 
 void allreduce_now(MPI_Comm comm, int size, void* buf, std::size_t count, CommType type, ReduceOp op) {
+  WatchdogWait wait("MPI_Allreduce");
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, buf, to_int(count, "allreduce"), mpi_type(type), mpi_op(type, op), comm),
             "MPI_Allreduce");
   if (op == ReduceOp::kAvg && size > 1) divide_in_place(buf, count, type, size);
@@ -285,7 +293,7 @@ class MpiSharedWindow final : public SharedWindow {
     fence();
   }
   ~MpiSharedWindow() override {
-    if (!mpi_initialized()) return;
+    if (!mpi_initialized() || unwinding()) return;
     drain_engine();
     MPI_Win_unlock_all(win_);
     MPI_Win_free(&win_);
@@ -297,6 +305,7 @@ class MpiSharedWindow final : public SharedWindow {
     // The unified memory model: sync, barrier, sync orders this rank's stores before the other
     // ranks' loads (MPI 3.1, section 11.7, example 11.21).
     MPI_Win_sync(win_);
+    WatchdogWait wait("SharedWindow::fence (MPI_Barrier)");
     check_mpi(MPI_Barrier(comm_), "MPI_Barrier");
     MPI_Win_sync(win_);
   }
@@ -345,6 +354,12 @@ class MpiCommunicator final : public Communicator {
   }
 
   ~MpiCommunicator() override {
+    if (unwinding()) {
+      // Neither wait for queued collectives nor stop the engine (its thread may be inside one
+      // that will never complete); keep both alive until the process ends.
+      new std::shared_ptr<ProgressThread>(std::move(progress_));
+      return;
+    }
     // This communicator's queued collectives finish before its MPI_Comm goes.
     drain_engine();
     progress_.reset();
@@ -392,17 +407,20 @@ class MpiCommunicator final : public Communicator {
 
   void broadcast(void* buf, std::size_t bytes, int root) override {
     enter_mpi("broadcast");
+    WatchdogWait wait("MPI_Bcast");
     check_mpi(MPI_Bcast(buf, to_int(bytes, "broadcast"), MPI_BYTE, root, comm_), "MPI_Bcast");
   }
 
   void allgather(const void* send, std::size_t bytes, void* recv) override {
     enter_mpi("allgather");
+    WatchdogWait wait("MPI_Allgather");
     const int n = to_int(bytes, "allgather");
     check_mpi(MPI_Allgather(send, n, MPI_BYTE, recv, n, MPI_BYTE, comm_), "MPI_Allgather");
   }
 
   void allgatherv(const void* send, void* recv, const std::vector<std::size_t>& counts) override {
     enter_mpi("allgatherv");
+    WatchdogWait wait("MPI_Allgatherv");
     LOCKSTEP_CHECK(counts.size() == static_cast<std::size_t>(size_), CommError, "allgatherv: ", counts.size(),
                    " counts for ", size_, " ranks");
     std::vector<int> displs;
@@ -414,6 +432,7 @@ class MpiCommunicator final : public Communicator {
 
   void alltoall(const void* send, std::size_t bytes, void* recv) override {
     enter_mpi("alltoall");
+    WatchdogWait wait("MPI_Alltoall");
     const int n = to_int(bytes, "alltoall");
     check_mpi(MPI_Alltoall(send, n, MPI_BYTE, recv, n, MPI_BYTE, comm_), "MPI_Alltoall");
   }
@@ -421,6 +440,7 @@ class MpiCommunicator final : public Communicator {
   void alltoallv(const void* send, const std::vector<std::size_t>& send_counts, void* recv,
                  const std::vector<std::size_t>& recv_counts) override {
     enter_mpi("alltoallv");
+    WatchdogWait wait("MPI_Alltoallv");
     std::vector<int> sd, rd;
     const auto sc = byte_counts(send_counts, &sd, "alltoallv");
     const auto rc = byte_counts(recv_counts, &rd, "alltoallv");
@@ -430,6 +450,7 @@ class MpiCommunicator final : public Communicator {
 
   void exscan(std::int64_t* buf, std::size_t count) override {
     enter_mpi("exscan");
+    WatchdogWait wait("MPI_Exscan");
     std::vector<std::int64_t> in(buf, buf + count);
     check_mpi(MPI_Exscan(in.data(), buf, to_int(count, "exscan"), MPI_INT64_T, MPI_SUM, comm_), "MPI_Exscan");
     if (rank_ == 0) std::fill(buf, buf + count, 0);  // MPI leaves rank 0's buffer undefined
@@ -437,6 +458,7 @@ class MpiCommunicator final : public Communicator {
 
   void barrier() override {
     enter_mpi("barrier");
+    WatchdogWait wait("MPI_Barrier");
     check_mpi(MPI_Barrier(comm_), "MPI_Barrier");
   }
 
@@ -497,6 +519,7 @@ std::unique_ptr<Communicator> make_mpi_world(int* argc, char*** argv, MpiOptions
   if (p.thread_level < MPI_THREAD_SERIALIZED) options.progress_thread = false;
   auto c = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, options);
   log::set_rank(c->rank(), c->size());
+  set_watchdog_identity(c->rank(), c->size(), c->host_name());
   return c;
 }
 

@@ -75,7 +75,14 @@ Columns resolve_columns(std::string header, const std::string& path, const CsvOp
   std::vector<std::string_view> fields;
   split_fields(header, options.delimiter, fields);
   for (const auto f : fields) c.names.emplace_back(unquote(f));
-  if (options.label_columns.empty()) {
+  const auto in_header = [&](const std::string& n) { return std::find(c.names.begin(), c.names.end(), n) != c.names.end(); };
+  const bool unlabelled = options.labels_optional &&
+                          (options.label_columns.empty() ? !in_header(options.label_column)
+                                                         : std::none_of(options.label_columns.begin(),
+                                                                        options.label_columns.end(), in_header));
+  if (unlabelled) {
+    // No label column: every other column is a feature; the labels are 0 (read_csv_table).
+  } else if (options.label_columns.empty()) {
     c.label = find_column(c.names, options.label_column, path, "label column");
     c.labels = {c.label};
   } else {
@@ -88,7 +95,7 @@ Columns resolve_columns(std::string header, const std::string& path, const CsvOp
   const auto is_string = [&](std::size_t i) {
     return std::find(c.strings.begin(), c.strings.end(), i) != c.strings.end();
   };
-  c.label_is_string = is_string(c.label);
+  c.label_is_string = !c.labels.empty() && is_string(c.label);
   if (options.feature_columns.empty()) {
     for (std::size_t i = 0; i < c.names.size(); ++i) {
       if (!is_label(i) && !is_string(i)) c.features.push_back(i);
@@ -126,7 +133,10 @@ Table read_csv_table(comm::Communicator& comm, const std::string& path, const Cs
 
   Table t;
   t.sample_shape = {static_cast<std::int64_t>(cols.features.size())};
-  t.num_labels = static_cast<std::int64_t>(cols.labels.size());
+  // Without label columns (labels_optional), as many zero labels as the config's targets.
+  const std::size_t zero_labels =
+      cols.labels.empty() ? std::max<std::size_t>(1, options.label_columns.size()) : std::size_t{0};
+  t.num_labels = static_cast<std::int64_t>(cols.labels.size() + zero_labels);
   for (const std::size_t c : cols.features) t.feature_names.push_back(cols.names[c]);
   t.text_names = options.string_columns;
   t.text.resize(cols.strings.size());
@@ -156,6 +166,7 @@ Table read_csv_table(comm::Communicator& comm, const std::string& path, const Cs
       };
       for (const std::size_t c : cols.labels)
         t.labels.push_back(cols.label_is_string && c == cols.label ? 0.0f : number(c));
+      t.labels.insert(t.labels.end(), zero_labels, 0.0f);
       for (const std::size_t c : cols.features) t.features.push_back(number(c));
       for (std::size_t k = 0; k < cols.strings.size(); ++k) t.text[k].emplace_back(unquote(fields[cols.strings[k]]));
       ++t.rows;
@@ -191,6 +202,7 @@ Table read_csv_source(comm::Communicator& comm, const SourceRequest& req, ParamR
   o.delimiter = delimiter[0];
   p.finish();
   o.label_columns = req.label_columns;
+  o.labels_optional = req.split == SplitKind::kFile;
   return read_csv_table(comm, req.features, o);
 }
 

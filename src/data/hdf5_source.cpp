@@ -33,9 +33,10 @@ Table read_hdf5_table(comm::Communicator& comm, const std::string& path, const H
     const std::string& xs = options.features_dataset;
     const std::string& ys = options.labels_dataset;
     require_dataset(f, xs);
-    require_dataset(f, ys);
+    const bool unlabelled = options.labels_if_absent > 0 && !f.exists(ys);
+    if (!unlabelled) require_dataset(f, ys);
     const auto xshape = f.shape(xs);
-    const auto yshape = f.shape(ys);
+    const auto yshape = unlabelled ? Shape{xshape.empty() ? 0 : xshape[0], options.labels_if_absent} : f.shape(ys);
     if (xshape.size() < 2) {
       throw DataError(path + ":" + xs + ": expected a 2-D dataset (rows x features), got shape " + shape_text(xshape) +
                       " (higher ranks are read as rows x a sample shape)");
@@ -53,7 +54,8 @@ Table read_hdf5_table(comm::Communicator& comm, const std::string& path, const H
     }
     const Range r = split_range(xshape[0], comm.rank(), comm.size());
     t.features = f.read_rows<float>(xs, r.begin, r.end);
-    t.labels = f.read_rows<float>(ys, r.begin, r.end);
+    t.labels = unlabelled ? std::vector<float>(static_cast<std::size_t>(r.size() * yshape[1]), 0.0f)
+                          : f.read_rows<float>(ys, r.begin, r.end);
     t.rows = r.size();
     t.sample_shape.assign(xshape.begin() + 1, xshape.end());
     t.num_labels = yshape.size() == 2 ? yshape[1] : 1;
@@ -73,6 +75,8 @@ Table read_hdf5_source(comm::Communicator& comm, const SourceRequest& req, Param
   p.get("features_dataset", o.features_dataset);
   p.get("labels_dataset", o.labels_dataset);
   p.finish();
+  if (req.split == SplitKind::kFile)
+    o.labels_if_absent = std::max<std::int64_t>(1, static_cast<std::int64_t>(req.label_columns.size()));
   Table t = read_hdf5_table(comm, req.features, o);
   // data.label_columns names the columns of a 2-D labels dataset; the count must match.
   if (!req.label_columns.empty() && static_cast<std::int64_t>(req.label_columns.size()) != t.num_labels)

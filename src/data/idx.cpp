@@ -15,7 +15,6 @@
 #include <memory>
 
 #include "data/source_util.hpp"
-#include "lockstep/core/log.hpp"
 #include "lockstep/data/source.hpp"
 #include "lockstep/data/sources.hpp"
 
@@ -318,35 +317,19 @@ std::vector<std::int64_t> idx_dims(comm::Communicator& comm, const std::string& 
 
 namespace {
 
-// The registry's row. synthetic_fallback: when the files are missing on any rank, the train and
-// test splits come from the synthetic generator (data.synthetic.*), so the demo configs run
-// without the Fashion-MNIST package; existence is agreed so that every rank takes one branch.
+// The registry's row. A missing file is an error (train/ names the config key and, for the
+// Fashion-MNIST paths, the Debian package); there is no synthetic stand-in, so a mistyped path can
+// never turn into a run on made-up data.
 Table read_idx_source(comm::Communicator& comm, const SourceRequest& req, ParamReader& p) {
   IdxOptions o;
   double scale = 1.0 / 255.0;
   p.get("scale", scale, greater_than(0.0));
   o.scale = static_cast<float>(scale);
-  bool fallback = false;
-  p.get("synthetic_fallback", fallback);
-  const SyntheticOptions synthetic = synthetic_options(p, req.split);
   p.finish();
-  if (fallback && req.split != SplitKind::kFile) {
-    const bool here = std::filesystem::exists(req.features) && std::filesystem::exists(req.labels);
-    if (comm.allreduce<std::int32_t>(here ? 1 : 0, comm::ReduceOp::kMin) == 0) {
-      if (req.split == SplitKind::kTrain) {
-        log::info("note: " + req.features +
-                  " not found (on Debian: apt-get install dataset-fashion-mnist); "
-                  "data.synthetic_fallback is on, so this run uses the built-in synthetic dataset instead");
-      }
-      Table t = make_synthetic_table(comm, synthetic);
-      t.origin = std::string("synthetic ") + (req.split == SplitKind::kTrain ? "train" : "test") + " (fallback)";
-      return t;
-    }
-  }
   return read_idx_table(comm, req.features, req.labels, o);
 }
 
-const SourceRegistrar kIdx{Source{"idx", {"scale", "synthetic_fallback", "synthetic.*"}, true, false, read_idx_source}};
+const SourceRegistrar kIdx{Source{"idx", {"scale"}, true, false, read_idx_source}};
 
 }  // namespace
 

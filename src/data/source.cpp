@@ -2,6 +2,7 @@
 // function-local static: registrars in other files run during static initialisation in an order
 // the language leaves open, and the first one must find the map already built.
 #include "lockstep/data/source.hpp"
+#include "lockstep/core/fault.hpp"
 
 #include <algorithm>
 
@@ -87,6 +88,7 @@ Table read_unagreed(comm::Communicator& comm, const SourceSpec& spec, const Sour
 Table read_source(comm::Communicator& comm, const SourceSpec& spec, const SourceRequest& request,
                   const std::string& what) {
   try {
+    fault::point("load", comm.rank());
     return read_unagreed(comm, spec, request, what);
   } catch (const ConfigError& e) {
     // A config mistake (unknown format or key, bad value) is found by every rank alike, before

@@ -53,22 +53,16 @@ void finish_table(comm::Communicator& comm, Table& t, const std::string& what) {
   }
 }
 
-void select_classes(comm::Communicator& comm, Table& t, const std::vector<std::int64_t>& classes,
-                    const std::string& what) {
-  if (classes.empty()) return;
+void keep_rows(Table& t, const std::vector<char>& keep, const std::vector<float>* first_label) {
   const std::int64_t f = t.num_features(), l = t.num_labels;
   std::int64_t kept = 0;
   for (std::int64_t i = 0; i < t.rows; ++i) {
-    const float y = t.label(i);
-    std::int64_t k = -1;
-    for (std::size_t c = 0; c < classes.size(); ++c)
-      if (static_cast<float>(classes[c]) == y) k = static_cast<std::int64_t>(c);
-    if (k < 0) continue;
+    if (!keep[static_cast<std::size_t>(i)]) continue;
     // Compacting in place: row `kept` <= i, so nothing unread is overwritten.
     if (!t.sparse && f > 0)
       std::memmove(t.features.data() + kept * f, t.row(i), static_cast<std::size_t>(f) * sizeof(float));
     std::memmove(t.labels.data() + kept * l, t.labels.data() + i * l, static_cast<std::size_t>(l) * sizeof(float));
-    t.labels[static_cast<std::size_t>(kept * l)] = static_cast<float>(k);
+    if (first_label) t.labels[static_cast<std::size_t>(kept * l)] = (*first_label)[static_cast<std::size_t>(i)];
     if (t.sparse) {
       // CSR rows are compacted the same way: entries of kept rows slide down.
       const std::int64_t b = t.indptr[static_cast<std::size_t>(i)], e = t.indptr[static_cast<std::size_t>(i + 1)];
@@ -89,6 +83,22 @@ void select_classes(comm::Communicator& comm, Table& t, const std::vector<std::i
     t.values.resize(static_cast<std::size_t>(t.indptr.back()));
   }
   for (auto& col : t.text) col.resize(static_cast<std::size_t>(kept));
+}
+
+void select_classes(comm::Communicator& comm, Table& t, const std::vector<std::int64_t>& classes,
+                    const std::string& what) {
+  if (classes.empty()) return;
+  std::vector<char> keep(static_cast<std::size_t>(t.rows), 0);
+  std::vector<float> relabel(static_cast<std::size_t>(t.rows), 0.0f);
+  for (std::int64_t i = 0; i < t.rows; ++i) {
+    const float y = t.label(i);
+    for (std::size_t c = 0; c < classes.size(); ++c)
+      if (static_cast<float>(classes[c]) == y) {
+        keep[static_cast<std::size_t>(i)] = 1;
+        relabel[static_cast<std::size_t>(i)] = static_cast<float>(c);
+      }
+  }
+  keep_rows(t, keep, &relabel);
   finish_table(comm, t, what);
   LOCKSTEP_CHECK(t.global_rows > 0, DataError, what, ": no rows of data.classes (check the labels the file holds)");
 }

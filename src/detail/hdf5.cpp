@@ -182,13 +182,13 @@ H5File H5File::open_rw(const std::string& path) {
   return H5File(path, check_id(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), path, "", "cannot open for writing"));
 }
 
-H5File H5File::create(const std::string& path) {
+H5File H5File::create(const std::string& path, bool exclusive) {
   silence_hdf5_printing();
   // The 1.8 file format at least: it stores attributes over 64 KiB (a config's text, say) densely
   // instead of refusing them, and every HDF5 since 2008, h5py included, reads it.
   Handle fapl(check_id(H5Pcreate(H5P_FILE_ACCESS), path, "", "cannot create a file access property list"), H5Pclose);
   check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST), path, "", "cannot set the file format version");
-  return H5File(path, check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), path, "", "cannot create"));
+  return H5File(path, check_id(H5Fcreate(path.c_str(), exclusive ? H5F_ACC_EXCL : H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), path, "", "cannot create"));
 }
 
 H5File::H5File(H5File&& other) noexcept : path_(std::move(other.path_)), id_(std::exchange(other.id_, -1)) {}

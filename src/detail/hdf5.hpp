@@ -24,8 +24,9 @@ class H5File {
   static H5File open_read(const std::string& path);
   // Opens an existing file for reading and writing.
   static H5File open_rw(const std::string& path);
-  // Creates a file, truncating any existing one.
-  static H5File create(const std::string& path);
+  // Creates a file, truncating any existing one; `exclusive`: fails if the name exists (O_EXCL,
+  // so a symbolic link there is not followed either), for io::AtomicFile's temporaries.
+  static H5File create(const std::string& path, bool exclusive = false);
 
   H5File(H5File&& other) noexcept;
   H5File& operator=(H5File&& other) noexcept;

@@ -5,61 +5,22 @@
 //   /params/<name>          each parameter with its own shape, e.g. /params/dense0.weight [784, 256]
 //   /flat/params            the flat buffer the trainer uses (float32)
 //   /flat/optimizer/<state> optimizer state in the flat layout (velocity, exp_avg, exp_avg_sq)
-// Written to <path>.tmp, fsynced, renamed: a reader sees the old file or the new one, never half.
+// Written through an io::AtomicFile (a temporary of this process, fsynced, renamed): a reader sees
+// the old file or the new one, never half.
 #include "lockstep/io/checkpoint.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "detail/hdf5.hpp"
+#include "lockstep/io/atomic_file.hpp"
 #include "lockstep/io/config.hpp"
 
 namespace lockstep::io {
-namespace {
-
-void fsync_path(const std::string& path, bool directory) {
-  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0) throw IoError(path + ": cannot open for fsync: " + std::strerror(errno));
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  // Some file systems do not support fsync on directories; the rename is still atomic there.
-  if (rc != 0 && !(directory && (err == EINVAL || err == EBADF)))
-    throw IoError(path + ": fsync failed: " + std::strerror(err));
-}
-
-}  // namespace
-
-void commit_file(const std::string& tmp, const std::string& path) {
-  fsync_path(tmp, false);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw IoError(tmp + ": cannot rename to " + path + ": " + std::strerror(errno));
-  const auto dir = std::filesystem::path(path).parent_path();
-  fsync_path(dir.empty() ? "." : dir.string(), true);
-}
-
-void write_file_atomically(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw IoError(tmp + ": cannot open for writing");
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) throw IoError(tmp + ": write failed (disk full?)");
-  }
-  commit_file(tmp, path);
-}
-
 void save_checkpoint(const std::string& path, const CheckpointState& st) {
-  const std::string tmp = path + ".tmp";
-  try {
-    auto f = detail::H5File::create(tmp);
+  AtomicFile out(path);  // removes the temporary if anything below fails
+  {
+    auto f = detail::H5File::create(out.temp(), /*exclusive=*/true);
+    out.created();
     f.set_attr("/", "format", "lockstep-checkpoint");
     f.set_attr("/", "format_version", CheckpointState::kFormatVersion);
     f.set_attr("/", "epoch", st.epoch);
@@ -85,12 +46,8 @@ void save_checkpoint(const std::string& path, const CheckpointState& st) {
     }
     f.flush();
     f.close();
-    commit_file(tmp, path);
-  } catch (...) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);  // never leave a partial file behind, under any name
-    throw;
   }
+  out.commit();
 }
 
 CheckpointState load_checkpoint(const std::string& path) {

@@ -426,6 +426,12 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
   k.get<bool>("at_epoch_end", c.checkpoint.at_epoch_end);
   k.finish();
 
+  Section cm = top.child("comm");
+  cm.get<double>(
+      "timeout_s", c.comm.timeout_s, [](const double& v) { return v >= 0 && std::isfinite(v); },
+      "a number of seconds >= 0 (0: no deadline)");
+  cm.finish();
+
   Section out = top.child("output");
   out.get<std::string>(
       "dir", c.output.dir, [](const std::string& v) { return !v.empty(); }, "a non-empty path");
@@ -543,6 +549,8 @@ std::string to_yaml(const Config& c) {
   e << YAML::Key << "checkpoint" << YAML::Value << YAML::BeginMap << YAML::Key << "every_steps" << YAML::Value
     << c.checkpoint.every_steps << YAML::Key << "at_epoch_end" << YAML::Value << c.checkpoint.at_epoch_end
     << YAML::EndMap;
+  e << YAML::Key << "comm" << YAML::Value << YAML::BeginMap << YAML::Key << "timeout_s" << YAML::Value
+    << c.comm.timeout_s << YAML::EndMap;
   e << YAML::Key << "output" << YAML::Value << YAML::BeginMap << YAML::Key << "dir" << YAML::Value << c.output.dir
     << YAML::Key << "progress" << YAML::Value << c.output.progress << YAML::Key << "log_every_steps" << YAML::Value
     << c.output.log_every_steps << YAML::EndMap;

@@ -1,77 +1,61 @@
-// JSON lines for the run logs (see json_line.hpp).
+// JSON lines for the run logs (see json_line.hpp), through nlohmann-json.
 #include "lockstep/io/json_line.hpp"
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
 
 namespace lockstep::io {
+namespace {
+std::string dump(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+}  // namespace
+
+struct JsonLine::Impl {
+  nlohmann::ordered_json obj = nlohmann::ordered_json::object();
+};
+
+JsonLine::JsonLine() : impl_(std::make_unique<Impl>()) {}
+JsonLine::~JsonLine() = default;
+JsonLine::JsonLine(JsonLine&&) noexcept = default;
+JsonLine& JsonLine::operator=(JsonLine&&) noexcept = default;
 
 std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
-
-void JsonLine::key(std::string_view k) {
-  if (!body_.empty()) body_ += ',';
-  body_ += json_string(k);
-  body_ += ':';
+  return dump(nlohmann::ordered_json(std::string(s)));
 }
 
 JsonLine& JsonLine::add(std::string_view k, double v) {
-  key(k);
+  auto& slot = impl_->obj[std::string(k)];
   if (!std::isfinite(v)) {
-    body_ += "null";
+    slot = nullptr;
     return *this;
   }
+  // The 9 significant digits the logs have always carried (float32 needs 9 to round-trip).
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.9g", v);
-  body_ += buf;
+  slot = std::strtod(buf, nullptr);
   return *this;
 }
 
 JsonLine& JsonLine::add(std::string_view k, std::int64_t v) {
-  key(k);
-  body_ += std::to_string(v);
+  impl_->obj[std::string(k)] = v;
   return *this;
 }
 
 JsonLine& JsonLine::add(std::string_view k, bool v) {
-  key(k);
-  body_ += v ? "true" : "false";
+  impl_->obj[std::string(k)] = v;
   return *this;
 }
 
 JsonLine& JsonLine::add(std::string_view k, std::string_view v) {
-  key(k);
-  body_ += json_string(v);
+  impl_->obj[std::string(k)] = std::string(v);
   return *this;
+}
+
+std::string JsonLine::str() const {
+  return dump(impl_->obj) + "\n";
 }
 
 }  // namespace lockstep::io

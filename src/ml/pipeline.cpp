@@ -3,6 +3,7 @@
 // form — lives in its registry row beside its estimator (src/ml/*_stages.cpp, src/pipeline/); this
 // file asks the registry and never names a stage.
 #include "lockstep/ml/pipeline.hpp"
+#include "lockstep/core/fault.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -11,7 +12,7 @@
 
 #include "detail/hdf5.hpp"
 #include "lockstep/core/log.hpp"
-#include "lockstep/io/checkpoint.hpp"
+#include "lockstep/io/atomic_file.hpp"
 
 namespace lockstep::ml {
 
@@ -48,6 +49,13 @@ Predictions PipelineModel::predict(const Frame& f) const {
   return stages_.back()->predict(transform(f));
 }
 
+std::map<std::string, double> PipelineModel::evaluate(const Frame& f) const {
+  LOCKSTEP_CHECK(has_predictor(), ConfigError, "this pipeline has no predictor stage to evaluate (its last stage is ",
+                 stages_.empty() ? "missing" : stages_.back()->type(), ")");
+  const Frame t = transform(f);
+  return ml::evaluate(t, stages_.back()->predict(t), task());
+}
+
 Vec PipelineModel::feature_importances() const {
   return has_predictor() ? stages_.back()->importances() : Vec();
 }
@@ -56,9 +64,10 @@ void PipelineModel::save(comm::Communicator& comm, const std::string& path, cons
   comm.collectively(
       [&] {
         if (comm.rank() != 0) return;
-        const std::string tmp = path + ".tmp";
+        io::AtomicFile out(path);  // removes the temporary if anything below fails
         {
-          H5File h = H5File::create(tmp);
+          H5File h = H5File::create(out.temp(), /*exclusive=*/true);
+          out.created();
           h.create_group("/pipeline");
           h.set_attr("/pipeline", "format", kPipelineFormat);
           h.set_attr("/pipeline", "stages", static_cast<std::int64_t>(stages_.size()));
@@ -67,7 +76,7 @@ void PipelineModel::save(comm::Communicator& comm, const std::string& path, cons
             save_stage(*stages_[i], h, "/pipeline/stage" + std::to_string(i));
           h.close();
         }
-        io::commit_file(tmp, path);
+        out.commit();
       },
       comm::Communicator::ErrorKind::kIo);
 }
@@ -102,6 +111,7 @@ PipelineModel fit_pipeline(const Frame& train, const std::vector<io::StageConfig
   if (validation) val = *validation;
   for (std::size_t i = 0; i < stages.size(); ++i) {
     const auto t0 = std::chrono::steady_clock::now();
+    fault::point("fit", cur.comm().rank());
     auto s = fit_stage(stages[i], cur, val ? &*val : nullptr, ctx);
     if (s->is_predictor() && i + 1 != stages.size())
       throw ConfigError(stages[i].where + ": a predictor must be the last stage of a pipeline");

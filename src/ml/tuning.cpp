@@ -76,7 +76,7 @@ double score_candidate(const Frame& train, const std::vector<io::StageConfig>& s
     for (std::int64_t i = 0; i < train.rows(); ++i) (fold[static_cast<std::size_t>(i)] == k ? va : tr).push_back(i);
     const Frame ftr = train.subset(tr), fva = train.subset(va);
     const PipelineModel m = fit_pipeline(ftr, stages, quiet);
-    const auto scores = evaluate(fva, m.predict(fva), m.task());
+    const auto scores = m.evaluate(fva);
     if (metric.empty()) metric = m.task() == "regression" ? "rmse" : (m.task() == "clustering" ? "cost" : "accuracy");
     const auto it = scores.find(metric);
     LOCKSTEP_CHECK(it != scores.end(), ConfigError, t.where, ".metric: ", metric, " does not apply to a ", m.task(),

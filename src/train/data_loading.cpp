@@ -4,6 +4,11 @@
 #include "lockstep/train/data_loading.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "lockstep/core/log.hpp"
+#include "lockstep/core/param_reader.hpp"
 
 namespace lockstep::train {
 
@@ -18,7 +23,7 @@ Dataset make_dataset(comm::Communicator& comm, data::Table table, std::string de
   d.num_features = table.num_features();
   d.sample_shape = table.sample_shape;
   d.num_labels = table.num_labels;
-  d.description = table.origin.empty() ? std::move(description) : table.origin;
+  d.description = std::move(description);
   // The trainer reads dense rows; LIBSVM's CSR is spread out once here.
   data::densify(table);
   d.table = std::move(table);
@@ -26,18 +31,120 @@ Dataset make_dataset(comm::Communicator& comm, data::Table table, std::string de
 }
 
 data::SourceSpec source_spec(const io::DataConfig& cfg) {
-  return data::SourceSpec{cfg.format, cfg.format_where, cfg.params, cfg.label_columns, cfg.classes};
+  // data.on_invalid belongs to no format: every split's rows get it here, after the read.
+  auto params = cfg.params;
+  params.erase("on_invalid");
+  return data::SourceSpec{cfg.format, cfg.format_where, std::move(params), cfg.label_columns, cfg.classes};
 }
 
-Dataset load_split(comm::Communicator& comm, const io::DataConfig& cfg, Split split) {
+OnInvalid on_invalid(const io::DataConfig& cfg) {
+  std::map<std::string, Param> mine;
+  if (const auto it = cfg.params.find("on_invalid"); it != cfg.params.end()) mine.insert(*it);
+  ParamReader p(mine, "data");
+  std::string v = "error";
+  p.get("on_invalid", v, one_of({"error", "skip"}));
+  return v == "skip" ? OnInvalid::kSkip : OnInvalid::kError;
+}
+
+namespace {
+
+// Where the Debian package puts Fashion-MNIST (the example configs read it from there).
+constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist/";
+
+// Every named file of the split exists on every rank, or one agreed DataError names the config key
+// and the path (before a reader's own, less helpful, "cannot open").
+void check_files_exist(comm::Communicator& comm, const io::DataSplitConfig& paths, const std::string& split) {
+  comm.collectively([&] {
+    for (const auto& [key, path] : {std::pair{"features", &paths.features}, std::pair{"labels", &paths.labels}}) {
+      if (path->empty() || std::filesystem::exists(*path)) continue;
+      std::string msg = "data." + split + "." + key + ": " + *path + " not found";
+      if (path->rfind(kFashionMnistDir, 0) == 0)
+        msg += " (Fashion-MNIST: on Debian, apt-get install dataset-fashion-mnist)";
+      throw DataError(msg);
+    }
+  });
+}
+
+// The lowest local row with a NaN or infinite feature (INT64_MAX for none) and its column; with
+// `keep`, every such row is marked 0 there.
+std::int64_t find_non_finite(const data::Table& t, std::int64_t& column, std::vector<char>* keep) {
+  std::int64_t first = INT64_MAX;
+  const std::int64_t f = t.num_features();
+  for (std::int64_t i = 0; i < t.rows; ++i) {
+    std::int64_t bad_col = -1;
+    if (t.sparse) {
+      for (auto k = t.indptr[static_cast<std::size_t>(i)]; k < t.indptr[static_cast<std::size_t>(i + 1)] && bad_col < 0;
+           ++k)
+        if (!std::isfinite(t.values[static_cast<std::size_t>(k)])) bad_col = t.indices[static_cast<std::size_t>(k)];
+    } else {
+      const float* x = t.row(i);
+      for (std::int64_t j = 0; j < f && bad_col < 0; ++j)
+        if (!std::isfinite(x[j])) bad_col = j;
+    }
+    if (bad_col < 0) continue;
+    if (first == INT64_MAX) first = i, column = bad_col;
+    if (!keep) break;
+    (*keep)[static_cast<std::size_t>(i)] = 0;
+  }
+  return first;
+}
+
+// data.on_invalid on a loaded split: error (one agreed DataError naming the file and the lowest
+// row with a NaN or infinite feature, whichever rank holds it) or skip (such rows are dropped and
+// rank 0 says how many). Collective.
+void apply_on_invalid(comm::Communicator& comm, OnInvalid mode, data::Table& t, const std::string& what) {
+  std::int64_t column = -1;
+  std::vector<char> keep(static_cast<std::size_t>(t.rows), 1);
+  const std::int64_t first = find_non_finite(t, column, mode == OnInvalid::kSkip ? &keep : nullptr);
+  if (mode == OnInvalid::kError) {
+    const std::int64_t row = first == INT64_MAX ? INT64_MAX : t.row_offset + first;
+    std::string message;
+    if (row != INT64_MAX) {
+      const auto c = static_cast<std::size_t>(column);
+      message = what + ": row " + std::to_string(row) + ": feature column " + std::to_string(column) +
+                (c < t.feature_names.size() ? " (\"" + t.feature_names[c] + "\")" : std::string()) +
+                " is NaN or infinite (data.on_invalid: error; drop or impute such rows, or set data.on_invalid: "
+                "skip to leave them out)";
+    }
+    comm::agree_on_first_bad_row(comm, row, message);
+    return;
+  }
+  const std::int64_t before = t.global_rows;
+  if (comm.allreduce<std::int64_t>(first == INT64_MAX ? 0 : 1, comm::ReduceOp::kSum) == 0) return;
+  data::keep_rows(t, keep);
+  data::finish_table(comm, t, what);
+  log::info("note: " + what + ": skipped " + std::to_string(before - t.global_rows) + " of " + std::to_string(before) +
+            " rows with a NaN or infinite feature (data.on_invalid: skip)");
+  LOCKSTEP_CHECK(t.global_rows > 0, DataError, what,
+                 ": every row has a NaN or infinite feature (data.on_invalid: skip)");
+}
+
+// What messages call a split: its features file, or "synthetic train"/"synthetic test".
+std::string split_what(const io::DataConfig& cfg, Split split) {
   const auto& paths = split == Split::kTrain ? cfg.train : cfg.test;
   const std::string name = split == Split::kTrain ? "train" : "test";
+  return cfg.format == "synthetic" || paths.features.empty() ? "synthetic " + name : paths.features;
+}
+
+}  // namespace
+
+data::Table read_split_table(comm::Communicator& comm, const io::DataConfig& cfg, Split split) {
+  const auto& paths = split == Split::kTrain ? cfg.train : cfg.test;
+  OnInvalid mode = OnInvalid::kError;
+  comm.collectively([&] { mode = on_invalid(cfg); });
+  if (cfg.format != "synthetic") check_files_exist(comm, paths, split == Split::kTrain ? "train" : "test");
   data::SourceRequest req;
   req.split = split == Split::kTrain ? data::SplitKind::kTrain : data::SplitKind::kTest;
   req.features = paths.features;
   req.labels = paths.labels;
-  const std::string what = cfg.format == "synthetic" || paths.features.empty() ? "synthetic " + name : paths.features;
-  return make_dataset(comm, data::read_source(comm, source_spec(cfg), req, what), what);
+  const std::string what = split_what(cfg, split);
+  data::Table t = data::read_source(comm, source_spec(cfg), req, what);
+  apply_on_invalid(comm, mode, t, what);
+  return t;
+}
+
+Dataset load_split(comm::Communicator& comm, const io::DataConfig& cfg, Split split) {
+  return make_dataset(comm, read_split_table(comm, cfg, split), split_what(cfg, split));
 }
 
 Dataset load_file(comm::Communicator& comm, const io::DataConfig& cfg, const std::string& features,

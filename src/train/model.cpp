@@ -1,5 +1,6 @@
 // Building the configured model and running it over a rank's rows (see model.hpp).
 #include "lockstep/train/model.hpp"
+#include "lockstep/core/fault.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -137,6 +138,7 @@ EvalResult evaluate(comm::Communicator& comm, nn::Sequential& model, const nn::H
   std::vector<double> sums(static_cast<std::size_t>(3 + 3 * columns), 0.0);
   std::vector<std::pair<float, float>> scored;  // binary: (logit, label)
   std::optional<std::string> err;
+  fault::point("eval", comm.rank());
   try {
     forward_rows(model, rows, eval_batch, [&](std::int64_t, std::int64_t m, const Tensor& full, const Tensor& labels) {
       const Tensor out = full.rows(0, m);

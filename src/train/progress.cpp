@@ -1,7 +1,6 @@
 #include "lockstep/train/progress.hpp"
 
 #include <cstdio>
-#include <fstream>
 
 #include "lockstep/core/log.hpp"
 
@@ -12,8 +11,9 @@ Progress::Progress(bool enabled, const std::string& mode, std::int64_t log_every
       live_(mode == "bar" || (mode == "auto" && log::stdout_is_terminal())),
       log_every_(log_every) {}
 
-void Progress::set_log_file(const std::string& path) {
-  log_path_ = path;
+void Progress::set_log(RunLog* log, const std::string& file) {
+  log_ = log;
+  log_file_ = file;
 }
 
 void Progress::start_epoch(std::int64_t epoch, std::int64_t epochs, std::int64_t steps) {
@@ -62,10 +62,7 @@ void Progress::line(const std::string& text) {
     std::fprintf(stdout, "%s\n", text.c_str());
     std::fflush(stdout);
   }
-  if (!log_path_.empty()) {
-    std::ofstream f(log_path_, std::ios::app);
-    f << text << '\n';
-  }
+  if (log_) log_->append(log_file_, text + "\n");
 }
 
 }  // namespace lockstep::train

@@ -1,23 +1,43 @@
 // Output-directory chores shared by train, fit, evaluate and predict (see run_log.hpp).
 #include "lockstep/train/run_log.hpp"
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
-#include "lockstep/io/checkpoint.hpp"
+#include "lockstep/io/atomic_file.hpp"
+#include "lockstep/io/dir_lock.hpp"
 
 namespace lockstep::train {
 
+namespace {
+void create_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  LOCKSTEP_CHECK(!ec && std::filesystem::is_directory(dir), IoError, "output.dir: cannot create ", dir, ": ",
+                 ec ? ec.message() : std::string("it exists and is not a directory"));
+}
+}  // namespace
+
 RunLog::RunLog(comm::Communicator& comm, std::string dir) : comm_(comm), dir_(std::move(dir)) {
-  comm_.collectively([&] {
-    if (comm_.rank() != 0) return;
-    std::error_code ec;
-    std::filesystem::create_directories(dir_, ec);
-    LOCKSTEP_CHECK(!ec && std::filesystem::is_directory(dir_), IoError, "output.dir: cannot create ", dir_, ": ",
-                   ec.message());
-  });
+  comm_.collectively(
+      [&] {
+        if (comm_.rank() == 0) create_dir(dir_);
+      },
+      comm::Communicator::ErrorKind::kIo);
+}
+
+std::shared_ptr<io::DirLock> lock_output_dir(comm::Communicator& comm, const std::string& dir,
+                                             const std::string& command) {
+  std::shared_ptr<io::DirLock> lock;
+  comm.collectively(
+      [&] {
+        if (comm.rank() != 0) return;
+        create_dir(dir);
+        lock = io::DirLock::acquire(dir, command);
+      },
+      comm::Communicator::ErrorKind::kIo);
+  return lock;
 }
 
 std::string RunLog::path(const std::string& file) const {
@@ -38,33 +58,30 @@ void RunLog::rotate(std::initializer_list<const char*> files) {
 }
 
 void RunLog::keep_epochs(const std::string& file, std::int64_t last) {
-  comm_.collectively([&] {
-    if (comm_.rank() != 0) return;
-    const std::string p = path(file);
-    std::ifstream in(p);
-    if (!in) return;
-    std::string kept, line;
-    while (std::getline(in, line)) {
-      const auto at = line.find("\"epoch\":");
-      if (at == std::string::npos) continue;
-      char* end = nullptr;
-      const long long epoch = std::strtoll(line.c_str() + at + 8, &end, 10);
-      if (end != line.c_str() + at + 8 && epoch <= last) kept += line + '\n';
-    }
-    in.close();
-    io::write_file_atomically(p, kept);
-  });
+  comm_.collectively(
+      [&] {
+        if (comm_.rank() != 0) return;
+        const std::string p = path(file);
+        std::ifstream in(p);
+        if (!in) return;
+        std::string kept, line;
+        while (std::getline(in, line)) {
+          // A line cut short by the crash that ends a run, or without an epoch, is dropped.
+          const auto js = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+          if (js.is_object() && js.contains("epoch") && js["epoch"].is_number_integer() &&
+              js["epoch"].get<std::int64_t>() <= last)
+            kept += line + '\n';
+        }
+        in.close();
+        io::write_file_atomically(p, kept);
+      },
+      comm::Communicator::ErrorKind::kIo);
 }
 
 void RunLog::append(const std::string& file, const std::string& lines) {
   comm_.collectively(
       [&] {
-        if (comm_.rank() != 0) return;
-        const std::string p = path(file);
-        std::ofstream out(p, std::ios::app);
-        out << lines;
-        out.flush();
-        LOCKSTEP_CHECK(out.good(), IoError, p, ": cannot append (", std::strerror(errno), ")");
+        if (comm_.rank() == 0) io::append_to_file(path(file), lines);
       },
       comm::Communicator::ErrorKind::kIo);
 }

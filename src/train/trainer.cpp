@@ -1,6 +1,8 @@
 // The data-parallel training loop (see trainer.hpp for the story in brief).
 #include "lockstep/train/trainer.hpp"
 #include "lockstep/core/clock.hpp"
+#include "lockstep/core/fault.hpp"
+#include "lockstep/core/stop_signal.hpp"
 
 #include <algorithm>
 #include <climits>
@@ -33,6 +35,11 @@ struct Trainer::Impl {
   TrainingPosition start;  // where run() begins
   std::int64_t global_step = 0, max_steps = 0;
   bool resumed = false, stopped = false;
+  // A stop requested by signal: this rank's request, reduced (max) over the ranks during the step,
+  // so that every rank sees the same value after it; the signal that stopped the run, or 0.
+  std::int32_t stop_request = 0;
+  std::unique_ptr<comm::Request> stop_reduction;
+  int stopped_by = 0;
   // The running epoch: loss over this rank's rows, exposed communication, the last lr, and the
   // window of steps the progress line averages over.
   double loss_sum = 0.0, comm_seconds = 0.0, lr = 0.0, window_loss = 0.0;
@@ -65,7 +72,7 @@ Trainer::Trainer(comm::Communicator& comm, TrainerOptions options, Dataset train
   m.dout = Tensor({mb, model_->output_features()}, model_->compute_dtype(), dev);
   m.log = std::make_unique<RunLog>(comm_, options_.output.dir);
   m.progress = std::make_unique<Progress>(comm_.rank() == 0, options_.output.progress, options_.output.log_every_steps);
-  if (comm_.rank() == 0) m.progress->set_log_file(m.log->path("train.log"));
+  m.progress->set_log(m.log.get(), "train.log");
 }
 
 Trainer::~Trainer() = default;
@@ -160,6 +167,12 @@ void Trainer::set_max_steps(std::int64_t steps) {
 bool Trainer::stopped_early() const {
   return impl_->stopped;
 }
+int Trainer::stopped_by_signal() const {
+  return impl_->stopped_by;
+}
+std::int64_t Trainer::global_step() const {
+  return impl_->global_step;
+}
 std::string Trainer::checkpoint_path() const {
   return impl_->log->path("checkpoint.h5");
 }
@@ -200,7 +213,7 @@ std::vector<EpochMetrics> Trainer::run() {
       if (after_step(epoch, s)) return history;
     }
     history.push_back(finish_epoch(epoch, first, data_seconds, seconds_since(m.loop_start)));
-    const bool stop_here = m.max_steps > 0 && m.global_step >= m.max_steps;
+    const bool stop_here = m.stopped_by != 0 || (m.max_steps > 0 && m.global_step >= m.max_steps);
     if (options_.checkpoint.at_epoch_end || stop_here) save(epoch + 1, 0);
     if (stop_here && epoch + 1 < t.epochs) {
       stop_here_at_step();
@@ -219,6 +232,12 @@ void Trainer::step(std::int64_t epoch, std::int64_t s) {
                        m.batches->steps_per_epoch() * t.epochs);
   nn::ForwardContext ctx{true, t.seed, static_cast<std::uint64_t>(epoch), nullptr};
   const std::int64_t rows = m.dout.dim(0);
+  fault::point("step", comm_.rank(), m.global_step);
+  // Any rank's stop request rides along with the step: started now, on the progress thread, so it
+  // overlaps the forward pass; read in after_step().
+  m.stop_request = stop_signal();
+  if (comm_.size() > 1)
+    m.stop_reduction = comm_.iallreduce(&m.stop_request, 1, comm::CommType::kI32, comm::ReduceOp::kMax);
   m.sync->begin_step();
   for (std::int64_t c = 0; c < m.batches->micro_batches(); ++c) {
     const Batch batch = m.batches->get(s, c);
@@ -255,7 +274,12 @@ bool Trainer::after_step(std::int64_t epoch, std::int64_t s) {
     m.window_loss = 0.0;
     m.window_rows = 0;
   }
-  const bool stop = m.max_steps > 0 && m.global_step >= m.max_steps;
+  if (m.stop_reduction) {
+    m.stop_reduction->wait();
+    m.stop_reduction.reset();
+  }
+  if (m.stop_request != 0 && m.stopped_by == 0) m.stopped_by = m.stop_request;
+  const bool stop = m.stopped_by != 0 || (m.max_steps > 0 && m.global_step >= m.max_steps);
   const std::int64_t every = options_.checkpoint.every_steps;
   if (s + 1 < steps && (stop || (every > 0 && m.global_step % every == 0))) save(epoch, s + 1);
   if (!stop || s + 1 >= steps) return false;
@@ -309,6 +333,7 @@ EpochMetrics Trainer::finish_epoch(std::int64_t epoch, std::int64_t first_step, 
   js.add("compute_seconds", em.compute_seconds).add("data_seconds", em.data_seconds);
   js.add("copy_seconds", em.copy_seconds).add("epoch_seconds", em.epoch_seconds).add("lr", em.lr);
   js.add("world_size", np).add("deterministic", t.deterministic).add("precision", t.precision);
+  js.add("train_data", m.train.description);  // the features file, or "synthetic train"
   m.log->append("metrics.jsonl", js.str());
   return em;
 }
@@ -318,12 +343,15 @@ void Trainer::save(std::int64_t next_epoch, std::int64_t next_step) {
   const bool mid_epoch = next_step > 0;
   const TrainingPosition pos{next_epoch, next_step, m.global_step, mid_epoch ? m.loss_sum : 0.0,
                              mid_epoch ? m.loss_count : 0};
+  fault::point("checkpoint", comm_.rank());
   save_training_checkpoint(comm_, checkpoint_path(), *model_, *m.opt, pos, options_);
 }
 
 void Trainer::stop_here_at_step() {
   auto& m = *impl_;
-  m.progress->line("stopped at global step " + std::to_string(m.global_step) + " (max steps); continue with --resume");
+  const std::string why = m.stopped_by ? std::string("by ") + signal_name(m.stopped_by) : std::string("(max steps)");
+  m.progress->line("stopped " + why + " at global step " + std::to_string(m.global_step) +
+                   " with a checkpoint; continue with --resume");
   m.stopped = true;
 }
 

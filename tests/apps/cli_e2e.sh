@@ -39,8 +39,9 @@ TINY="$SRC/configs/tiny_synthetic.yaml"
 # ---- success paths ----
 run 2 train "$TINY" --set "output.dir=$WORK/run"
 if [ "$rc" = 0 ] && [ "$(wc -l <"$WORK/run/metrics.jsonl")" = 3 ] && [ -f "$WORK/run/checkpoint.h5" ] &&
-   [ -f "$WORK/run/train.log" ] && [ -f "$WORK/run/config.yaml" ] && ! ls "$WORK/run"/*.tmp >/dev/null 2>&1; then
-  ok "train writes metrics.jsonl (3 epochs), train.log, config.yaml and checkpoint.h5, no .tmp"
+   [ -f "$WORK/run/train.log" ] && [ -f "$WORK/run/config.yaml" ] && ! ls "$WORK/run" | grep -q '\.tmp' &&
+   [ ! -e "$WORK/run/lockstep.lock" ]; then
+  ok "train writes metrics.jsonl (3 epochs), train.log, config.yaml and checkpoint.h5, no temporary, lock released"
 else bad "train tiny config (exit $rc)"; fi
 for key in epoch step train_loss test_loss test_accuracy samples_per_sec comm_seconds compute_seconds; do
   grep -q "\"$key\":" "$WORK/run/metrics.jsonl" || bad "metrics.jsonl lacks $key"
@@ -82,13 +83,39 @@ if [ "$rc" = 0 ] && grep -q "resumed from" "$WORK/out"; then ok "--resume contin
 run 2 evaluate "$TINY" --set "output.dir=$WORK/stop" --checkpoint "$WORK/stop/checkpoint.h5"
 grep -q "test_accuracy $acc" "$WORK/out" && ok "resumed run ends with the uninterrupted run's test accuracy" || bad "resumed accuracy differs from $acc"
 
-# The demo config without the Fashion-MNIST package: it says so and trains on synthetic data.
-run 2 train "$SRC/configs/fmnist_mlp.yaml" --set "output.dir=$WORK/fallback" --set training.epochs=1 \
-  --set data.train.features=/nonexistent/train-images.gz --set data.test.features=/nonexistent/t10k-images.gz \
-  --set data.synthetic.samples=2048 --set data.synthetic.test_samples=512
-if [ "$rc" = 0 ] && grep -q "dataset-fashion-mnist" "$WORK/out" && grep -q "synthetic" "$WORK/out" &&
-   [ -f "$WORK/fallback/checkpoint.h5" ]; then ok "demo falls back to synthetic data and says why";
-else bad "synthetic fallback (exit $rc)"; fi
+# The demo config without its data files: an error naming the file and the package, never a
+# quiet run on synthetic data (only scripts/run_demo.sh falls back, and says so).
+expect_fail "missing Fashion-MNIST files" "data.train.features: /usr/share/datasets/fashion-mnist/nope-images.gz not found (Fashion-MNIST: on Debian, apt-get install dataset-fashion-mnist)" \
+  2 train "$SRC/configs/fmnist_mlp.yaml" --set "output.dir=$WORK/nofiles" --set data.train.features=/usr/share/datasets/fashion-mnist/nope-images.gz
+[ ! -e "$WORK/nofiles/metrics.jsonl" ] && ok "no metrics written without the data" || bad "metrics written without the data"
+expect_fail "missing test file (fit)" "data.test.features: /nonexistent/t10k.gz not found" \
+  3 fit "$SRC/configs/fmnist_logreg.yaml" --set "output.dir=$WORK/nofiles" --set data.test.features=/nonexistent/t10k.gz
+grep -rq "synthetic_fallback" "$SRC/configs" && bad "a shipped config still has data.synthetic_fallback" || ok "no shipped config falls back to synthetic data"
+
+# A NaN feature in a training CSV: one agreed error before training, on the first or the last
+# rank, at np 1, 2 and 3 (it used to train to exit 0 with NaN parameters); data.on_invalid: skip
+# leaves the row out.
+mkdir -p "$WORK/nan"
+for bad in 0 47; do
+  printf 'label,a,b\n' >"$WORK/nan/t$bad.csv"
+  for i in $(seq 0 47); do
+    if [ "$i" = "$bad" ]; then printf '%d,%d.5,nan\n' $((i % 3)) "$i"; else printf '%d,%d.5,%d\n' $((i % 3)) "$i" $((i * 2)); fi
+  done >>"$WORK/nan/t$bad.csv"
+  cat >"$WORK/nan/c$bad.yaml" <<YAML
+data: {format: csv, train: {features: $WORK/nan/t$bad.csv}, test: {features: $WORK/nan/t$bad.csv}, label_column: label}
+model: {layers: [{type: dense, units: 3}]}
+training: {epochs: 1, batch_size: 6}
+output: {dir: $WORK/nan/run$bad, progress: none}
+YAML
+  for np in 1 2 3; do
+    expect_fail "NaN feature at row $bad, np=$np" "t$bad.csv: row $bad: feature column 1 (\"b\") is NaN or infinite (data.on_invalid: error" \
+      "$np" train "$WORK/nan/c$bad.yaml"
+  done
+done
+run 3 train "$WORK/nan/c47.yaml" --set data.on_invalid=skip
+if [ "$rc" = 0 ] && grep -q "skipped 1 of 48 rows" "$WORK/out" && ! grep -q '"train_loss":null' "$WORK/nan/run47/metrics.jsonl"; then
+  ok "data.on_invalid: skip trains on the 47 finite rows"
+else bad "data.on_invalid: skip (exit $rc)"; fi
 
 run 2 info
 if [ "$rc" = 0 ] && grep -q "ranks:   2" "$WORK/out" && grep -q "rank 1: host" "$WORK/out"; then ok "info lists 2 ranks"; else bad "info (exit $rc)"; fi
@@ -170,7 +197,7 @@ output: {dir: $WORK/ml/run}
 YAML
 run 2 fit "$WORK/ml/pipe.yaml"
 if [ "$rc" = 0 ] && [ -f "$WORK/ml/run/model.h5" ] && [ "$(grep -c '"tuning"' "$WORK/ml/run/metrics.jsonl")" = 3 ] &&
-   grep -q '"split":"test"' "$WORK/ml/run/metrics.jsonl" && ! ls "$WORK/ml/run"/*.tmp >/dev/null 2>&1; then
+   grep -q '"split":"test"' "$WORK/ml/run/metrics.jsonl" && ! ls "$WORK/ml/run" | grep -q '\.tmp'; then
   ok "fit with CrossValidator: model.h5, 3 tuning lines and test metrics in metrics.jsonl, no .tmp"
 else bad "fit with CrossValidator (exit $rc)"; fi
 grep -q "CrossValidator chose LogisticRegression.regParam=0" "$WORK/out" && ok "cross-validation rejects regParam 10 (which underfits)" ||
@@ -206,7 +233,7 @@ YAML
 expect_fail "a label outside the class range" "label 2.5 at row 2 is not a class index" 2 fit "$WORK/ml/frac.yaml"
 printf 'x0,x1,label\n1,2,0\n3,nan,1\n5,6,0\n7,8,1\n' >"$WORK/ml/nan.csv"
 sed "s/frac/nan/g" "$WORK/ml/frac.yaml" >"$WORK/ml/nan.yaml"
-expect_fail "NaN in features" "NaN or infinite value at row 1, column 1" 2 fit "$WORK/ml/nan.yaml"
+expect_fail "NaN in features" "nan.csv: row 1: feature column 1 (\"x1\") is NaN or infinite" 2 fit "$WORK/ml/nan.yaml"
 # StringIndexer: a text feature one-hot encoded, and a text label, at np=2; predict at np=3.
 /usr/bin/awk -F, 'NR == 1 { print "kind,size,color"; next }
   { c = ($1 > 0 ? "red" : "blue"); k = ($5 == 0 ? "cat" : ($5 == 1 ? "dog" : "eel")); print k "," $2 "," c }' \
@@ -226,6 +253,34 @@ if [ "$rc" = 0 ] && grep -q '"split":"test"' "$WORK/ml/text/metrics.jsonl" && cm
    [ "$(wc -l <"$WORK/ml/textpred1.csv")" = 401 ]; then
   ok "StringIndexer on a text feature and a text label; the saved model predicts the same at np=1 and 3"
 else bad "StringIndexer pipeline (exit $rc)"; fi
+# A binary text label is scored as indexed, in fit's metrics and in CrossValidator: the constant
+# model (regParam 100, index 0 everywhere) must not win, the test accuracy is the fraction of
+# predictions equal to the indexed label, and the AUC is a number (it was accuracy 1 and AUC null,
+# scored against the text column's constant 0).
+/usr/bin/awk -F, 'NR == 1 { print "x0,x1,x2,x3,x4,kind"; next } { print $1 "," $2 "," $3 "," $4 "," $5 "," ($6 == 2 ? "yes" : "no") }' \
+  "$ML/classification.csv" >"$WORK/ml/bin.csv"
+cat >"$WORK/ml/bin.yaml" <<YAML
+data: {format: csv, train: {features: $WORK/ml/bin.csv}, test: {features: $WORK/ml/bin.csv},
+       label_column: kind, string_columns: [kind]}
+pipeline:
+  - StringIndexer: {inputCol: kind, outputCol: label}
+  - LogisticRegression: {}
+tuning: {type: CrossValidator, numFolds: 3, grid: {LogisticRegression.regParam: [0.001, 100]}}
+output: {dir: $WORK/ml/bin}
+YAML
+run 2 fit "$WORK/ml/bin.yaml"
+chose=$(grep -o "CrossValidator chose [^ ]*" "$WORK/out")
+[ "$rc" = 0 ] && run 3 predict "$WORK/ml/bin.yaml" --model "$WORK/ml/bin/model.h5" --input "$WORK/ml/bin.csv" --output "$WORK/ml/binpred.csv"
+test_line=$(grep '"split":"test"' "$WORK/ml/bin/metrics.jsonl" 2>/dev/null)
+acc=$(echo "$test_line" | sed -n 's/.*"accuracy":\([0-9.e-]*\).*/\1/p')
+auc=$(echo "$test_line" | sed -n 's/.*"areaUnderROC":\([0-9.e-]*\).*/\1/p')
+# "no" is the more frequent value, so index 0; "yes" is 1.
+want=$(paste -d, <(tail -n +2 "$WORK/ml/bin.csv" | cut -d, -f6) <(tail -n +2 "$WORK/ml/binpred.csv" 2>/dev/null | cut -d, -f2) |
+  /usr/bin/awk -F, '{ n++; if (($1 == "yes") == ($2 + 0 == 1)) h++ } END { if (n) printf "%.9f", h / n }')
+if [ "$rc" = 0 ] && [ "$chose" = "CrossValidator chose LogisticRegression.regParam=0.001" ] && [ -n "$auc" ] &&
+   /usr/bin/awk -v a="${acc:-0}" -v w="${want:-1}" -v u="$auc" 'BEGIN { exit !(a < 1 && (a - w < 1e-8 && w - a < 1e-8) && u > 0.7) }'; then
+  ok "a StringIndexer text label is scored as indexed: accuracy $acc = predictions' agreement, AUC $auc, tuning chose regParam 0.001"
+else bad "StringIndexer label scoring (exit $rc, ${chose:-no choice}, accuracy ${acc:-none} vs $want, AUC ${auc:-null})"; fi
 printf 'kind,size,color\ncat,1,mauve\n' >"$WORK/ml/unseen.csv"
 expect_fail "a category the fit did not see" "has the value \"mauve\", which the fit did not see" 2 predict "$WORK/ml/text.yaml" --model "$WORK/ml/text/model.h5" --input "$WORK/ml/unseen.csv" --output "$WORK/ml/u.csv"
 # LIBSVM stays sparse (CSR) through the estimators.
@@ -265,6 +320,106 @@ expect_fail "binary_crossentropy without a final sigmoid" "binary_crossentropy t
   --set training.loss=binary_crossentropy
 expect_fail "a binary head on labels other than 0 and 1" "is not 0 or 1" 2 train "$TINY" --set "output.dir=$WORK/bin" \
   --set training.loss=bce_with_logits --set "model.layers=[{type: dense, units: 8, activation: relu}, {type: dense, units: 1}]"
+
+# ---- output directories, write failures, JSON and the command line ----
+# A second run into an output.dir another process holds is refused before it writes anything,
+# naming the directory and the holder; a holder killed with SIGKILL leaves nothing that blocks
+# the next run (the lock is the kernel's, released with the process).
+mkdir -p "$WORK/held"
+coproc HOLDER { /usr/bin/python3 -c '
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+os.write(fd, b"host otherhost, pid 4242, started earlier, lockstep train\n")
+print("locked", flush=True)
+sys.stdin.read()' "$WORK/held/lockstep.lock"; }
+holder_pid=$HOLDER_PID
+read -r -t 60 -u "${HOLDER[0]}" held || held=""
+[ "$held" = locked ] || bad "the test's lock holder did not start"
+expect_fail "a second run into a held output.dir" "output.dir $WORK/held is in use by another lockstep run (host otherhost, pid 4242" \
+  2 train "$TINY" --set "output.dir=$WORK/held"
+[ "$(grep -c 'in use by another' "$WORK/out")" = 1 ] && [ ! -e "$WORK/held/metrics.jsonl" ] && [ ! -e "$WORK/held/config.yaml" ] &&
+  ok "the refusal is one message, and nothing was written into the held directory" || bad "refused run wrote into the held directory"
+expect_fail "fit into a held output.dir" "is in use by another lockstep run" 2 fit "$WORK/ml/pipe.yaml" --set "output.dir=$WORK/held"
+kill -9 "$holder_pid"
+wait "$holder_pid" 2>/dev/null
+run 2 train "$TINY" --set "output.dir=$WORK/held" --set training.epochs=1
+if [ "$rc" = 0 ] && [ -f "$WORK/held/checkpoint.h5" ] && [ ! -e "$WORK/held/lockstep.lock" ]; then
+  ok "after the holder is killed (SIGKILL) the next run takes the directory and releases it"
+else bad "run after a killed holder (exit $rc)"; fi
+
+# The resume hint repeats the --set overrides, shell-quoted: pasting it resumes the same run, in a
+# directory whose name has a space and a quote.
+ODD="$WORK/odd dir 'quoted'"
+run 2 train "$TINY" --set "output.dir=$ODD" --set training.epochs=2 --max-steps 45
+hint=$(sed -n 's/.*continue with: //p' "$WORK/out" | head -1)
+lockstep() { timeout 120 "$MPIEXEC" -n 2 --oversubscribe "$LOCKSTEP" "$@"; }
+case "$hint" in lockstep\ train\ *) eval "$hint" >"$WORK/out" 2>&1; rc=$? ;; *) rc=99 ;; esac
+if [ "$rc" = 0 ] && grep -q "resumed from" "$WORK/out" && [ "$(wc -l <"$ODD/metrics.jsonl")" = 2 ]; then
+  ok "the printed resume command resumes the same run ($hint)"
+else bad "resume hint '$hint' (exit $rc)"; fi
+
+# JSON lines stay JSON: a checkpoint path with a quote, a backslash and a newline.
+WEIRD="$WORK/we\"ird\\dir
+line"
+mkdir -p "$WEIRD" && cp "$WORK/run/checkpoint.h5" "$WEIRD/ck.h5"
+run 1 evaluate "$TINY" --set "output.dir=$WORK/evalweird" --checkpoint "$WEIRD/ck.h5"
+if [ "$rc" = 0 ] && /usr/bin/python3 -c '
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert len(lines) == 1 and json.loads(lines[0])["checkpoint"] == sys.argv[2]' "$WORK/evalweird/eval.jsonl" "$WEIRD/ck.h5"; then
+  ok "eval.jsonl is one valid JSON line for a path with a quote, a backslash and a newline"
+else bad "eval.jsonl with an odd checkpoint path (exit $rc)"; fi
+
+# Write failures are errors naming the file, exit 1, on every rank. As root, chmod does not stop
+# a write; sysfs refuses new files even to root, and a device node of /dev/full is a full disk.
+if [ -d /sys ] && ! : 2>/dev/null >/sys/lockstep-probe; then
+  expect_fail "evaluate into a directory that refuses new files" "/sys/eval.jsonl: cannot open for appending" \
+    2 evaluate "$TINY" --set output.dir=/sys --checkpoint "$WORK/run/checkpoint.h5"
+  expect_fail "train into a directory that refuses new files" "/sys" 2 train "$TINY" --set output.dir=/sys
+  expect_fail "predict to a directory that refuses new files" "/sys/p.csv" \
+    2 predict "$WORK/pred/cfg.yaml" --checkpoint "$WORK/pred/run/checkpoint.h5" --input "$WORK/pred/in.csv" --output /sys/p.csv
+fi
+printf '' >"$WORK/afile"
+expect_fail "predict to a path under a regular file" "$WORK/afile/p.csv" \
+  2 predict "$WORK/pred/cfg.yaml" --checkpoint "$WORK/pred/run/checkpoint.h5" --input "$WORK/pred/in.csv" --output "$WORK/afile/p.csv"
+mkdir -p "$WORK/full"
+if mknod "$WORK/full/eval.jsonl" c 1 7 2>/dev/null; then
+  expect_fail "evaluate onto a full disk" "eval.jsonl: write failed: No space left on device" \
+    3 evaluate "$TINY" --set "output.dir=$WORK/full" --checkpoint "$WORK/run/checkpoint.h5"
+  [ "$rc" = 1 ] || bad "a full disk exits $rc, expected 1"
+  run 2 train "$TINY" --set "output.dir=$WORK/fullrun" --max-steps 45
+  rm -f "$WORK/fullrun/train.log" && mknod "$WORK/fullrun/train.log" c 1 7
+  expect_fail "train.log on a full disk" "train.log: write failed: No space left on device" \
+    2 train "$TINY" --set "output.dir=$WORK/fullrun" --resume
+fi
+# A symbolic link planted at an output name is neither followed nor replaced.
+printf 'precious\n' >"$WORK/victim"
+ln -s "$WORK/victim" "$WORK/pred/linked.csv"
+expect_fail "predict onto a symbolic link" "linked.csv: exists and is not a regular file (a symbolic link)" \
+  2 predict "$WORK/pred/cfg.yaml" --checkpoint "$WORK/pred/run/checkpoint.h5" --input "$WORK/pred/in.csv" --output "$WORK/pred/linked.csv"
+[ "$(cat "$WORK/victim")" = precious ] && ok "the link's target is untouched" || bad "predict wrote through a symbolic link"
+
+# Usage errors exit 1 with CLI11's message; --help exits 0.
+expect_fail "--max-steps -5" "max-steps" 1 train "$TINY" --max-steps -5
+[ "$rc" = 1 ] || bad "--max-steps -5 exits $rc, expected 1"
+expect_fail "an unknown option" "bogus" 1 train "$TINY" --bogus
+[ "$rc" = 1 ] || bad "an unknown option exits $rc, expected 1"
+"$LOCKSTEP" train --help >"$WORK/out" 2>&1 && grep -q -- "--resume" "$WORK/out" && ok "train --help exits 0" || bad "train --help"
+
+# predict on new data, without the label column (CSV) the config names.
+cut -d, -f2- "$WORK/pred/in.csv" >"$WORK/pred/nolabel.csv"
+run 2 predict "$WORK/pred/cfg.yaml" --checkpoint "$WORK/pred/run/checkpoint.h5" --input "$WORK/pred/nolabel.csv" --output "$WORK/pred/pn.csv"
+if [ "$rc" = 0 ] && cmp -s "$WORK/pred/p1.csv" "$WORK/pred/pn.csv"; then
+  ok "predict --checkpoint on a CSV without the label column gives the labelled file's predictions"
+else bad "predict --checkpoint without labels (exit $rc)"; fi
+cut -d, -f1-5 "$ML/classification.csv" >"$WORK/ml/nolabel.csv"
+run 3 predict "$WORK/ml/pipe.yaml" --model "$WORK/ml/run/model.h5" --input "$WORK/ml/nolabel.csv" --output "$WORK/ml/predn.csv"
+if [ "$rc" = 0 ] && cmp -s "$WORK/ml/pred1.csv" "$WORK/ml/predn.csv"; then
+  ok "predict --model on a CSV without the label column gives the labelled file's predictions"
+else bad "predict --model without labels (exit $rc)"; fi
+expect_fail "train still needs the label column" "label column" 2 train "$WORK/pred/cfg.yaml" \
+  --set "data.train.features=$WORK/pred/nolabel.csv" --set "output.dir=$WORK/pred/nl"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

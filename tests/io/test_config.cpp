@@ -265,7 +265,7 @@ TEST(Config, HashIsStableAndChangesWithEveryValue) {
       {"data.num_features=7"},
       {"data.features_dataset=/f"},
       {"data.labels_dataset=/l"},
-      {"data.synthetic_fallback=true"},
+      {"data.on_invalid=skip"},
       {"data.synthetic.samples=100"},
       {"data.synthetic.test_samples=10"},
       {"data.synthetic.features=3"},

@@ -2,6 +2,7 @@
 // linker dropped fails here, not in a user's `lockstep fit`), the unknown-stage message lists the
 // registry's names, every stage's model saves and loads to the same predictions bit for bit, and
 // a file with another pipeline format or stage format version is refused naming both.
+#include <cmath>
 #include <filesystem>
 
 #include "detail/hdf5.hpp"
@@ -202,4 +203,44 @@ TEST(Pipeline, OtherFormatVersionsAreRefusedNamingBoth) {
                  path + ":/pipeline/stage0: unknown stage type \"Bogus\" (this build knows: ");
   w.barrier();
   if (w.rank() == 0) std::filesystem::remove(path);
+}
+
+// A text label indexed by a StringIndexer (outputCol: label) is the label that a pipeline's
+// metrics and tuning score. Before the stages, such a frame's label is a constant 0 (the CSV
+// column is text); scored against it, a model that predicts index 0 everywhere had accuracy 1,
+// AUC was NaN, and CrossValidator picked the most regularised (constant) model.
+TEST(Pipeline, TheStringIndexedLabelIsTheOneScoredAndTuned) {
+  auto& w = world();
+  const Frame base = load_fixture(w, "classification.csv");
+  std::vector<std::vector<std::string>> kind(1);
+  for (std::int64_t i = 0; i < base.rows(); ++i) kind[0].push_back(base.label()[i] == 2.0 ? "yes" : "no");
+  const Frame f = base.with_label(Vec::Zero(base.rows())).with_strings({"kind"}, std::move(kind));
+  const auto stages =
+      pipeline_of("[{StringIndexer: {inputCol: kind, outputCol: label}}, {LogisticRegression: {regParam: 0.001}}]");
+  const PipelineModel m = fit_pipeline(f, stages, kQuiet);
+  const auto scores = m.evaluate(f);
+  const Frame t = m.transform(f);
+  const Predictions p = m.predict(f);
+  double hits = 0.0;
+  for (std::int64_t i = 0; i < t.rows(); ++i) hits += p.prediction[i] == t.label()[i] ? 1.0 : 0.0;
+  hits = w.allreduce<double>(hits, comm::ReduceOp::kSum);
+  EXPECT_DOUBLE_EQ(scores.at("accuracy"), hits / static_cast<double>(t.global_rows()));
+  EXPECT_GT(scores.at("accuracy"), 0.7);
+  EXPECT_LT(scores.at("accuracy"), 1.0);
+  ASSERT_TRUE(scores.count("areaUnderROC"));
+  EXPECT_TRUE(std::isfinite(scores.at("areaUnderROC")));
+  EXPECT_GT(scores.at("areaUnderROC"), 0.7);
+  // regParam 100 predicts the majority class ("no", index 0) for every row: against the constant
+  // 0 label it scored 1 and won; against the indexed label it is the worse candidate.
+  for (const char* type : {"CrossValidator", "TrainValidationSplit"}) {
+    io::TuningConfig tc;
+    tc.type = type;
+    tc.where = "test.yaml:3: tuning";
+    tc.grid = {{"LogisticRegression.regParam", io::StageParam{{"0.001", "100"}, true, "test.yaml:5: tuning.grid"}}};
+    const TuningResult r = tune(f, stages, tc, kQuiet);
+    ASSERT_EQ(r.candidates.size(), 2u) << type;
+    EXPECT_LT(r.candidates[0].second, 1.0) << type;
+    EXPECT_GT(r.candidates[0].second, r.candidates[1].second) << type;
+    EXPECT_EQ(r.best, r.candidates[0].second) << type;
+  }
 }

@@ -48,6 +48,9 @@ struct CsvOptions {
   // Several real-valued targets: these columns are the labels, in order (label_column is then
   // not used), and are never features.
   std::vector<std::string> label_columns = {};
+  // A file given to predict may lack the label column(s) altogether (new data has no labels): its
+  // rows then get labels 0 (as many as label_columns, or one), which predict never writes out.
+  bool labels_optional = false;
 };
 // What a CSV says beside the numbers: the names of the feature columns, in feature order, and for
 // each of this rank's rows its string_columns values, in order.
@@ -78,6 +81,9 @@ LibsvmData read_libsvm(comm::Communicator& comm, const std::string& path, const 
 struct Hdf5Options {
   std::string features_dataset = "/features";
   std::string labels_dataset = "/labels";
+  // A file given to predict may lack the labels dataset: its rows then get this many labels of 0
+  // (0: the dataset is required).
+  std::int64_t labels_if_absent = 0;
 };
 // Features of rank > 2 keep their trailing dimensions as the sample shape.
 Table read_hdf5_table(comm::Communicator& comm, const std::string& path, const Hdf5Options& options = {});
@@ -95,7 +101,7 @@ struct SyntheticOptions {
 };
 // The synthetic keys (data.synthetic.{samples, test_samples, features, classes, seed, noise}) as
 // options for one split: the test split is the rows after the training rows of the same stream.
-// Shared with the idx source, whose synthetic_fallback uses them.
+// Read by the synthetic source.
 SyntheticOptions synthetic_options(ParamReader& params, SplitKind split);
 Table make_synthetic_table(comm::Communicator& comm, const SyntheticOptions& options);
 Partitioned<Example> make_synthetic(comm::Communicator& comm, const SyntheticOptions& options);

@@ -36,7 +36,6 @@ struct Table {
   std::vector<std::string> feature_names;      // CSV: one per feature column; empty otherwise
   std::vector<std::string> text_names;         // CSV string_columns
   std::vector<std::vector<std::string>> text;  // [text column][local row]
-  std::string origin;  // what the rows are when not the file asked for (idx's synthetic fallback)
 
   std::int64_t num_features() const {
     std::int64_t n = 1;
@@ -51,6 +50,11 @@ struct Table {
 // shape and label width (a rank with no rows takes the others'). Collective; a mismatch is a
 // DataError on every rank naming `what`.
 void finish_table(comm::Communicator& comm, Table& t, const std::string& what);
+
+// Keeps the local rows i with keep[i] != 0, in order (features, CSR entries, labels, text);
+// first_label, when given, replaces each kept row's first label by first_label[i]. Local: call
+// finish_table afterwards.
+void keep_rows(Table& t, const std::vector<char>& keep, const std::vector<float>* first_label = nullptr);
 
 // The rows whose first label is one of `classes`, relabelled by position in that list (the
 // data.classes selection); a no-op for an empty list. Local, then finish_table. Collective.

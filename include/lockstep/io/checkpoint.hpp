@@ -1,6 +1,6 @@
 // Checkpoints and saved models in HDF5 (layout in docs/checkpoint-format.md, readable with h5py).
-// Writes go to "<path>.tmp", are flushed and fsynced, then renamed over <path>, so a crash never
-// leaves a partial file under the final name.
+// Writes go through an AtomicFile (io/atomic_file.hpp: a temporary of this process, flushed,
+// fsynced, renamed over <path>), so a crash never leaves a partial file under the final name.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lockstep/core/tensor.hpp"
+#include "lockstep/io/atomic_file.hpp"  // write_file_atomically, for the callers of this header
 
 namespace lockstep::io {
 
@@ -39,10 +40,5 @@ struct CheckpointState {
 
 void save_checkpoint(const std::string& path, const CheckpointState& state);
 CheckpointState load_checkpoint(const std::string& path);
-
-// Writes `bytes` to path via a temporary file, fsync and rename.
-void write_file_atomically(const std::string& path, const std::string& bytes);
-// fsync a file and the directory holding it, then rename tmp -> path.
-void commit_file(const std::string& tmp_path, const std::string& path);
 
 }  // namespace lockstep::io

@@ -80,6 +80,13 @@ struct CheckpointConfig {
   bool at_epoch_end = true;
 };
 
+// How ranks wait for each other.
+struct CommConfig {
+  // A wait in any collective longer than this ends the job (the watchdog, comm/watchdog.hpp);
+  // 0 disables it.
+  double timeout_s = 300.0;
+};
+
 struct OutputConfig {
   std::string dir = "runs/default";
   std::string progress = "auto";       // auto | bar | lines | none
@@ -114,6 +121,7 @@ struct Config {
   ScheduleConfig schedule;
   TrainingConfig training;
   CheckpointConfig checkpoint;
+  CommConfig comm;
   OutputConfig output;
   std::vector<StageConfig> pipeline;
   std::string pipeline_yaml;  // the pipeline and tuning sections as given (config.yaml, the hash)

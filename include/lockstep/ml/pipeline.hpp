@@ -6,6 +6,7 @@
 // (format tag lockstep-pipeline-1, docs/checkpoint-format.md) and loads at any number of ranks.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,10 +35,16 @@ class PipelineModel {
   std::string task() const;                   // classification | regression | clustering | "" (transformers only)
   Frame transform(const Frame& f) const;      // every transformer stage
   Predictions predict(const Frame& f) const;  // transformers, then the predictor
+  // The predictor's metrics (evaluate(), by task) on f's rows after the transformers, against the
+  // transformed labels: a StringIndexer whose outputCol is `label` makes the indexed text label the
+  // one scored, and rows a stage drops (handleInvalid: skip) are not scored. lockstep fit and tuning
+  // score with this.
+  std::map<std::string, double> evaluate(const Frame& f) const;
   // Feature importances of a tree predictor (empty otherwise), over its input columns.
   Vec feature_importances() const;
 
-  // Rank 0 writes <path>.tmp and renames it into place; every rank returns once it is there.
+  // Rank 0 writes a temporary of its own (io::AtomicFile) and renames it into place; every rank
+  // returns once it is there.
   void save(comm::Communicator& comm, const std::string& path, const std::string& config_yaml) const;
   // Refuses a file whose pipeline format tag or any stage's format version this build does not read.
   static PipelineModel load(comm::Communicator& comm, const std::string& path);

@@ -1,7 +1,8 @@
 // From the `data:` section of a config to a Dataset: the trainer's view of data/'s Table (one
 // split per call). The reading itself is data/'s source registry (data::read_source); this file
-// only converts the io/ record into data/'s request and derives what the model needs from the
-// rows: the feature width, the per-sample shape and the class count.
+// converts the io/ record into data/'s request, applies what every train and test split gets (a
+// missing file named by its key, data.on_invalid for non-finite features) and derives what the
+// model needs from the rows: the feature width, the per-sample shape and the class count.
 #pragma once
 
 #include <cstdint>
@@ -27,12 +28,22 @@ struct Dataset {
 // A Dataset over a table whose global facts are agreed (data::finish_table). Collective.
 Dataset make_dataset(comm::Communicator& comm, data::Table table, std::string description);
 
-// The io/ record as data/'s source spec.
+// The io/ record as data/'s source spec (without data.on_invalid, which no format reads).
 data::SourceSpec source_spec(const io::DataConfig& cfg);
 
+// data.on_invalid: what a train or test split does with a row whose features hold a NaN or an
+// infinity: error (the default) or skip (leave the row out). A ConfigError at the key for any other
+// value.
+enum class OnInvalid { kError, kSkip };
+OnInvalid on_invalid(const io::DataConfig& cfg);
+
 enum class Split { kTrain, kTest };
-// Reads one split. With data.synthetic_fallback and missing IDX files, falls back to the built-in
-// synthetic set (every rank warns once). Collective.
+// One split's rows, as every command that reads a train or test split gets them (train, evaluate,
+// fit): a named file missing on any rank is one DataError naming its key and path (for the
+// Fashion-MNIST paths, with the Debian package to install), and data.on_invalid is applied to the
+// features (error: one agreed DataError naming the file and the lowest bad row). Collective.
+data::Table read_split_table(comm::Communicator& comm, const io::DataConfig& cfg, Split split);
+// read_split_table as a Dataset. Collective.
 Dataset load_split(comm::Communicator& comm, const io::DataConfig& cfg, Split split);
 // Reads an arbitrary file in the configured format (for `lockstep predict --input`); data.classes
 // is not applied. Collective.

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "lockstep/train/run_log.hpp"
+
 namespace lockstep::train {
 
 class Progress {
@@ -14,8 +16,10 @@ class Progress {
   void start_epoch(std::int64_t epoch, std::int64_t epochs, std::int64_t steps);
   void step(std::int64_t step, double loss, double samples_per_sec);
   void end_epoch();                    // clears the live line
-  void line(const std::string& text);  // a finished line (also appended to the log file)
-  void set_log_file(const std::string& path);
+  // A finished line, also appended to the log file. Collective when a log is set: every rank
+  // calls it at the same point, and a failed append is an error on every rank.
+  void line(const std::string& text);
+  void set_log(RunLog* log, const std::string& file);  // on every rank
 
  private:
   bool enabled_;
@@ -23,7 +27,8 @@ class Progress {
   std::int64_t log_every_;
   std::int64_t epoch_ = 0, epochs_ = 0, steps_ = 0;
   std::chrono::steady_clock::time_point last_draw_{};
-  std::string log_path_;
+  RunLog* log_ = nullptr;
+  std::string log_file_;
   bool drawn_ = false;
 };
 

@@ -1,6 +1,7 @@
 // RunLog: the chores of an output directory that every subcommand shares. Rank 0 does the file
 // work; every call is collective, so a failed write (a full disk, a read-only directory) is an
-// error on every rank, not a hang or a silent exit 0.
+// IoError on every rank naming the file and the system's reason, not a hang or a silent exit 0.
+// Whole files go through io::AtomicFile; appends never follow a symbolic link.
 // - A new run into a used directory keeps the previous run's logs as *.prev instead of mixing
 //   two runs in one file.
 // - A resumed run drops the JSON lines of epochs past its checkpoint (written after it, by the
@@ -11,9 +12,11 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <string>
 
 #include "lockstep/comm/communicator.hpp"
+#include "lockstep/io/dir_lock.hpp"
 
 namespace lockstep::train {
 
@@ -37,6 +40,12 @@ class RunLog {
   comm::Communicator& comm_;
   std::string dir_;
 };
+
+// Creates `dir` if needed and takes its lock (io/dir_lock.hpp) for `command` ("lockstep train"):
+// rank 0 holds it (other ranks get nullptr) until the last copy is dropped; another run holding it
+// is an IoError on every rank naming the directory and the holder. Collective.
+std::shared_ptr<io::DirLock> lock_output_dir(comm::Communicator& comm, const std::string& dir,
+                                             const std::string& command);
 
 // Gathers every rank's text in rank order; rank 0 writes header + the parts to `path` through a
 // temporary file. Collective.

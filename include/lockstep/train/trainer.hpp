@@ -49,6 +49,11 @@ class Trainer {
   // continue later with resume_from). 0: no limit.
   void set_max_steps(std::int64_t steps);
   bool stopped_early() const;
+  // The signal (SIGUSR1, SIGTERM) whose request stopped the run early, on every rank alike, or 0.
+  // Requests are taken while install_stop_signals() is in effect (lockstep train installs it).
+  int stopped_by_signal() const;
+  // Steps done so far, counted from the start of training (including those before a resume).
+  std::int64_t global_step() const;
   // Trains for the configured epochs; returns one entry per epoch run.
   std::vector<EpochMetrics> run();
 
