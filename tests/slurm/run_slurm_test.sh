@@ -3,7 +3,8 @@
 # slurmctld and a slurmd with their configuration, state and logs in a temporary directory (the
 # system's /etc/slurm and munge are left alone). Run by .ci/run after the test suite:
 #
-#   tests/slurm/run_slurm_test.sh        # LOCKSTEP=path/to/lockstep to test another binary
+#   tests/slurm/run_slurm_test.sh        # LOCKSTEP=path/to/lockstep to test another binary,
+#                                        # KEEP=1 to keep the job outputs and daemon logs
 #
 # (a) a job runs to the end: the reference parameter digest;
 # (b) a job preempted by `scontrol requeue` after its first checkpoint comes back, continues from
@@ -61,7 +62,7 @@ cleanup() {
     kill "${pids[$i]}" 2>/dev/null || true
     wait "${pids[$i]}" 2>/dev/null || true
   done
-  rm -rf "$WORK"
+  if [[ ${KEEP:-0} == 1 ]]; then say "kept $WORK"; else rm -rf "$WORK"; fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -148,7 +149,7 @@ submit() {
   shift
   job=$(CONFIG=configs/tiny_synthetic.yaml OUTPUT_DIR="$WORK/$name" LOCKSTEP="$LOCKSTEP" \
         sbatch --parsable --job-name="ci-$name" --output="$WORK/job-$name.out" --time=10 "$@" slurm/train.sbatch \
-        --set training.epochs=10 --set checkpoint.every_steps=5 --set training.deterministic=true)
+        --set training.epochs=30 --set checkpoint.every_steps=5 --set training.deterministic=true)
   jobs_submitted+=("$job")
   say "($name) submitted job $job"
 }
