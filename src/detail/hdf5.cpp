@@ -6,6 +6,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 #include <utility>
@@ -21,7 +22,31 @@ namespace {
 // The reason lives on HDF5's error stack, not in the return value; printing it is turned off so
 // that it reaches the user once, inside the exception. Done at every open, not once: it is cheap,
 // and thread-safe builds of HDF5 keep this setting per thread.
-void silence_hdf5_printing() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+//
+// Also, once and before anything else of HDF5 runs: no HDF5 exit handler. A file whose final
+// write-out failed (ENOSPC, EIO) stays half-closed inside HDF5, and its exit handler then crashes
+// (SIGSEGV in H5F__close_cb) trying to close it again, after lockstep has reported the error. Every
+// H5File is closed by its owner (close() reports failures, the destructor closes quietly), so the
+// handler has nothing left to do for lockstep; the OS releases a failed file's descriptor at exit.
+void silence_hdf5_printing() {
+  static const bool no_atexit = [] {
+    H5dont_atexit();  // must precede the library's initialisation: this is the first HDF5 call
+    return true;
+  }();
+  (void)no_atexit;
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
+
+// HDF5's POSIX driver puts a long record in its innermost message ("file write failed: time =
+// ..., errno = 28, error message = 'No space left on device', buf = 0x..."): keep the system's
+// words only.
+std::string system_reason(const std::string& desc) {
+  const std::string key = "error message = '";
+  const auto at = desc.find(key);
+  if (at == std::string::npos) return desc;
+  const auto end = desc.find('\'', at + key.size());
+  return desc.substr(at + key.size(), end == std::string::npos ? std::string::npos : end - at - key.size());
+}
 
 // The outermost description (what the API call failed to do) and the innermost one (where it was
 // first detected, which usually carries the cause: "file signature not found", an errno text).
@@ -36,8 +61,8 @@ std::string hdf5_reason() {
       &descs);
   H5Eclear2(H5E_DEFAULT);
   if (descs.empty()) return "HDF5 gave no reason";
-  if (descs.size() == 1 || descs.front() == descs.back()) return descs.front();
-  return descs.front() + " (" + descs.back() + ")";
+  if (descs.size() == 1 || descs.front() == descs.back()) return system_reason(descs.front());
+  return descs.front() + " (" + system_reason(descs.back()) + ")";
 }
 
 std::string where(const std::string& file, const std::string& obj) {
@@ -126,6 +151,36 @@ std::vector<hsize_t> space_dims(hid_t space, const std::string& file, const std:
   return dims;
 }
 
+// The number of elements a read of `dims` allocates, refused before any allocation when it overflows
+// (a size_t of bytes of T) or when it is more than `limit_bytes` of the file could hold at
+// `file_elem_size` bytes each (limit_bytes < 0: no such limit).
+std::size_t checked_count(const std::vector<hsize_t>& dims, std::size_t elem_size, std::size_t file_elem_size,
+                          std::int64_t limit_bytes, const std::string& file, const std::string& obj) {
+  std::size_t n = 1, bytes = 0;
+  bool overflow = false;
+  for (const hsize_t d : dims) overflow = overflow || __builtin_mul_overflow(n, static_cast<std::size_t>(d), &n);
+  overflow = overflow || __builtin_mul_overflow(n, std::max(elem_size, file_elem_size), &bytes) ||
+             bytes > static_cast<std::size_t>(PTRDIFF_MAX);
+  if (overflow) {
+    throw IoError(where(file, obj) + ": declares shape " + shape_text(dims) +
+                  ", too many elements to hold in memory (the file is damaged or not lockstep's); refusing to allocate");
+  }
+  if (limit_bytes >= 0 && n * file_elem_size > static_cast<std::size_t>(limit_bytes)) {
+    throw IoError(where(file, obj) + ": declares shape " + shape_text(dims) + " (" + std::to_string(n * file_elem_size) +
+                  " bytes), more than the whole file (" + std::to_string(limit_bytes) +
+                  " bytes) holds; the file is damaged; refusing to allocate");
+  }
+  return n;
+}
+
+// The element count of an open dataset's dataspace, checked as above; 0 for a null dataspace.
+std::size_t dataset_count(hid_t dset, hid_t space, std::size_t elem_size, std::int64_t limit_bytes,
+                          const std::string& file, const std::string& obj) {
+  if (H5Sget_simple_extent_type(space) == H5S_NULL) return 0;
+  Handle type(check_id(H5Dget_type(dset), file, obj, "cannot read the datatype"), H5Tclose);
+  return checked_count(space_dims(space, file, obj), elem_size, H5Tget_size(type.get()), limit_bytes, file, obj);
+}
+
 Handle open_dataset(hid_t file_id, const std::string& file, const std::string& path) {
   return Handle(check_id(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT), file, path, "cannot open dataset"), H5Dclose);
 }
@@ -191,7 +246,8 @@ H5File H5File::create(const std::string& path, bool exclusive) {
   return H5File(path, check_id(H5Fcreate(path.c_str(), exclusive ? H5F_ACC_EXCL : H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), path, "", "cannot create"));
 }
 
-H5File::H5File(H5File&& other) noexcept : path_(std::move(other.path_)), id_(std::exchange(other.id_, -1)) {}
+H5File::H5File(H5File&& other) noexcept
+    : path_(std::move(other.path_)), id_(std::exchange(other.id_, -1)), read_limit_bytes_(other.read_limit_bytes_) {}
 
 H5File& H5File::operator=(H5File&& other) noexcept {
   if (this != &other) {
@@ -201,6 +257,7 @@ H5File& H5File::operator=(H5File&& other) noexcept {
     }
     path_ = std::move(other.path_);
     id_ = std::exchange(other.id_, -1);
+    read_limit_bytes_ = other.read_limit_bytes_;
   }
   return *this;
 }
@@ -221,6 +278,17 @@ void H5File::close() {
 void H5File::flush() {
   LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ": flush on a closed H5File");
   check(H5Fflush(id_, H5F_SCOPE_GLOBAL), path_, "", "cannot flush");
+}
+
+void H5File::limit_reads_to_file_size() {
+  read_limit_bytes_ = file_size();
+}
+
+std::int64_t H5File::file_size() const {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ": file_size on a closed H5File");
+  hsize_t size = 0;
+  check(H5Fget_filesize(id_, &size), path_, "", "cannot read the file size");
+  return static_cast<std::int64_t>(size);
 }
 
 // ---- groups ----
@@ -286,6 +354,11 @@ std::vector<std::string> H5File::list(const std::string& group_path) const {
   return names;
 }
 
+void H5File::remove(const std::string& path) {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", path, ": remove on a closed H5File");
+  check(H5Ldelete(id_, path.c_str(), H5P_DEFAULT), path_, path, "cannot remove");
+}
+
 // ---- datasets ----
 
 template <typename T>
@@ -319,14 +392,21 @@ std::vector<std::int64_t> H5File::shape(const std::string& path) const {
   return std::vector<std::int64_t>(dims.begin(), dims.end());
 }
 
+std::int64_t H5File::data_offset(const std::string& path) const {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", path, ": data_offset on a closed H5File");
+  Handle dset = open_dataset(id_, path_, path);
+  const haddr_t at = H5Dget_offset(dset.get());
+  H5Eclear2(H5E_DEFAULT);
+  return at == HADDR_UNDEF ? -1 : static_cast<std::int64_t>(at);
+}
+
 template <typename T> std::vector<T> H5File::read(const std::string& path) const {
   LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", path, ": read on a closed H5File");
   Handle dset = open_dataset(id_, path_, path);
   require_numeric(dset.get(), path_, path);
   Handle space(check_id(H5Dget_space(dset.get()), path_, path, "cannot read the dataspace"), H5Sclose);
-  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
-  if (n < 0) fail(path_, path, "cannot count the elements");
-  std::vector<T> out(static_cast<std::size_t>(n));
+  const std::size_t n = dataset_count(dset.get(), space.get(), sizeof(T), read_limit_bytes_, path_, path);
+  std::vector<T> out(n);
   if (n > 0) {
     check(H5Dread(dset.get(), native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), path_, path, "cannot read dataset");
   }
@@ -347,8 +427,8 @@ std::vector<T> H5File::read_rows(const std::string& path, std::int64_t row_begin
   std::vector<hsize_t> start(dims.size(), 0), count = dims;
   start[0] = static_cast<hsize_t>(row_begin);
   count[0] = static_cast<hsize_t>(row_end - row_begin);
-  std::size_t n = 1;
-  for (const hsize_t c : count) n *= static_cast<std::size_t>(c);
+  Handle type(check_id(H5Dget_type(dset.get()), path_, path, "cannot read the datatype"), H5Tclose);
+  const std::size_t n = checked_count(count, sizeof(T), H5Tget_size(type.get()), read_limit_bytes_, path_, path);
   std::vector<T> out(n);
   if (n == 0) return out;  // an empty hyperslab is not a valid selection in HDF5 1.10
   check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), path_, path,
@@ -466,6 +546,7 @@ std::string H5File::attr_string(const std::string& obj_path, const std::string& 
   }
   const std::size_t size = H5Tget_size(ftype.get());
   if (size == 0) fail(path_, obj_path, "cannot read the size of " + what);
+  checked_count({1}, 1, size, read_limit_bytes_, path_, obj_path + " " + what);
   std::string buf(size, '\0');
   check(H5Aread(attr.get(), ftype.get(), buf.data()), path_, obj_path, "cannot read " + what);
   // Fixed-length strings are padded with NULs (or spaces, for Fortran-style ones).

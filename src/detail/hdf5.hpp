@@ -40,6 +40,14 @@ class H5File {
   const std::string& path() const { return path_; }
   // Writes buffered data to disk without closing.
   void flush();
+  // From now on read(), read_rows() and attr_string() refuse (IoError naming the file and the
+  // object) any dataset or string whose declared size is more than this file's size on disk could
+  // hold, before allocating for it. For files lockstep writes itself (checkpoints, pipeline
+  // models: contiguous, uncompressed), where a larger size can only be damage. Every read checks
+  // its element count against overflow whether or not this is on.
+  void limit_reads_to_file_size();
+  // The file's size in bytes, as HDF5 sees it.
+  std::int64_t file_size() const;
 
   // ---- groups ----
   // Creates `path` and any missing intermediate groups; an existing group is left as it is.
@@ -48,6 +56,8 @@ class H5File {
   bool exists(const std::string& path) const;
   // Names of the direct children of a group, sorted.
   std::vector<std::string> list(const std::string& group_path) const;
+  // Unlinks the object at `path` (a dataset or group); the space is not reclaimed in the file.
+  void remove(const std::string& path);
 
   // ---- datasets ----
   // Creates a dataset of shape `shape` (empty shape: a scalar) from row-major `data`, creating
@@ -56,6 +66,9 @@ class H5File {
   template <typename T>
   void write(const std::string& path, const T* data, const std::vector<std::int64_t>& shape);
   std::vector<std::int64_t> shape(const std::string& path) const;
+  // Where a contiguous dataset's values start in the file, in bytes; -1 when they have no single
+  // place (chunked, compact, or not yet written). For tests that damage a file's bytes.
+  std::int64_t data_offset(const std::string& path) const;
   // The whole dataset, row-major, converted to T by HDF5 (any numeric file type works).
   template <typename T> std::vector<T> read(const std::string& path) const;
   // Rows [row_begin, row_end) over the first dimension, all of the others, row-major.
@@ -86,6 +99,7 @@ class H5File {
 
   std::string path_;
   std::int64_t id_ = -1;  // hid_t
+  std::int64_t read_limit_bytes_ = -1;  // -1: no limit beyond overflow (limit_reads_to_file_size)
 };
 
 }  // namespace lockstep::detail

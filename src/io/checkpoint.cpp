@@ -1,7 +1,9 @@
-// Checkpoints in HDF5. Layout (format_version 1; see docs/checkpoint-format.md):
+// Checkpoints in HDF5. Layout (format_version 2; see docs/checkpoint-format.md):
 //   /                       attributes: format, format_version, epoch, step_in_epoch, global_step,
 //                           optimizer_steps, optimizer, seed, config_hash, world_size,
-//                           deterministic, epoch_loss_sum, epoch_loss_count, config (YAML)
+//                           deterministic, epoch_loss_sum, epoch_loss_count, config (YAML),
+//                           attributes_crc32 (CRC-32 of the others as canonical text)
+//   every float dataset     attribute crc32: CRC-32 of its little-endian bytes, checked on load
 //   /params/<name>          each parameter with its own shape, e.g. /params/dense0.weight [784, 256]
 //   /flat/params            the flat buffer the trainer uses (float32)
 //   /flat/optimizer/<state> optimizer state in the flat layout (velocity, exp_avg, exp_avg_sq)
@@ -9,13 +11,148 @@
 // the old file or the new one, never half.
 #include "lockstep/io/checkpoint.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
 
 #include "detail/hdf5.hpp"
 #include "lockstep/io/atomic_file.hpp"
+#include "lockstep/core/log.hpp"
 #include "lockstep/io/config.hpp"
 
 namespace lockstep::io {
+namespace {
+
+// zlib's CRC-32 of the little-endian bytes of `n` floats, the bytes the file stores.
+std::uint32_t crc32_of(const float* data, std::size_t n) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(data);
+  std::vector<unsigned char> swapped;
+  if constexpr (std::endian::native == std::endian::big) {
+    swapped.resize(n * sizeof(float));
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto v = __builtin_bswap32(std::bit_cast<std::uint32_t>(data[i]));
+      std::memcpy(swapped.data() + i * sizeof v, &v, sizeof v);
+    }
+    bytes = swapped.data();
+  }
+  return static_cast<std::uint32_t>(::crc32_z(::crc32_z(0L, Z_NULL, 0), bytes, n * sizeof(float)));
+}
+
+std::uint32_t crc32_of(const std::string& s) {
+  return static_cast<std::uint32_t>(
+      ::crc32_z(::crc32_z(0L, Z_NULL, 0), reinterpret_cast<const unsigned char*>(s.data()), s.size()));
+}
+
+// Every root attribute but the format tag and the checksum itself, as one canonical text: its
+// CRC-32 is the attributes_crc32 attribute, so a damaged counter is caught like a damaged value.
+std::string root_attributes_text(const CheckpointState& st) {
+  std::ostringstream os;
+  os << "epoch=" << st.epoch << "\nstep_in_epoch=" << st.step_in_epoch << "\nglobal_step=" << st.global_step
+     << "\noptimizer_steps=" << st.optimizer_steps << "\noptimizer=" << st.optimizer_type << "\nseed=" << hex64(st.seed)
+     << "\nconfig_hash=" << hex64(st.config_hash) << "\nworld_size=" << st.world_size
+     << "\ndeterministic=" << static_cast<int>(st.deterministic)
+     << "\nepoch_loss_sum=" << hex64(std::bit_cast<std::uint64_t>(st.epoch_loss_sum))
+     << "\nepoch_loss_count=" << st.epoch_loss_count << "\nconfig=" << st.config_yaml;
+  return os.str();
+}
+
+void write_checksummed(detail::H5File& f, const std::string& name, const float* data, std::size_t n,
+                       const std::vector<std::int64_t>& shape) {
+  f.write(name, data, shape);
+  f.set_attr(name, kChecksumAttribute, static_cast<std::int64_t>(crc32_of(data, n)));
+}
+
+std::string crc_text(std::int64_t crc) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%08llx", static_cast<unsigned long long>(crc));
+  return buf;
+}
+
+// Reads a float dataset and, when the file carries checksums, checks it against its crc32.
+std::vector<float> read_verified(const detail::H5File& f, const std::string& name, bool checksummed) {
+  std::vector<float> v = f.read<float>(name);
+  if (!checksummed) return v;
+  if (!f.has_attr(name, kChecksumAttribute))
+    throw CheckpointError(f.path() + ":" + name + ": no " + kChecksumAttribute +
+                          " attribute, which every dataset of a format_version 2 checkpoint has; the file is damaged");
+  const std::int64_t stored = f.attr_int(name, kChecksumAttribute), computed = crc32_of(v.data(), v.size());
+  if (stored != computed)
+    throw CheckpointError(f.path() + ":" + name + ": checksum mismatch (crc32 stored " + crc_text(stored) +
+                          ", computed " + crc_text(computed) + "): the file is damaged; use an intact checkpoint");
+  return v;
+}
+
+// An integer root attribute that must lie in [lo, hi].
+std::int64_t counter(const detail::H5File& f, const char* name, std::int64_t lo, std::int64_t hi) {
+  const std::int64_t v = f.attr_int("/", name);
+  if (v < lo || v > hi)
+    throw CheckpointError(f.path() + ": attribute " + name + ": expected an integer in [" + std::to_string(lo) + ", " +
+                          std::to_string(hi) + "], found " + std::to_string(v));
+  return v;
+}
+
+// A root attribute written by hex64: exactly 16 lowercase hex digits.
+std::uint64_t hex_attr(const detail::H5File& f, const char* name) {
+  const std::string s = f.attr_string("/", name);
+  const bool ok = s.size() == 16 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (!ok)
+    throw CheckpointError(f.path() + ": attribute " + name + ": expected 16 lowercase hex digits, found \"" + s + "\"");
+  return std::stoull(s, nullptr, 16);
+}
+
+void read_root_attributes(const detail::H5File& f, CheckpointState& st) {
+  constexpr std::int64_t kMaxCount = std::int64_t{1} << 53;  // counts stay exact as doubles
+  st.epoch = counter(f, "epoch", 0, std::numeric_limits<std::int32_t>::max());
+  st.step_in_epoch = counter(f, "step_in_epoch", 0, kMaxCount);
+  st.global_step = counter(f, "global_step", 0, kMaxCount);
+  st.optimizer_steps = counter(f, "optimizer_steps", 0, kMaxCount);
+  st.optimizer_type = f.attr_string("/", "optimizer");
+  st.seed = hex_attr(f, "seed");
+  st.config_hash = hex_attr(f, "config_hash");
+  st.world_size = counter(f, "world_size", 1, std::numeric_limits<std::int32_t>::max());
+  st.deterministic = counter(f, "deterministic", 0, 1) != 0;
+  st.epoch_loss_sum = f.attr_double("/", "epoch_loss_sum");
+  st.epoch_loss_count = counter(f, "epoch_loss_count", 0, kMaxCount);
+  st.config_yaml = f.attr_string("/", "config");
+}
+
+void read_datasets(const detail::H5File& f, CheckpointState& st) {
+  const std::string& path = f.path();
+  st.params = read_verified(f, "/flat/params", st.checksummed);
+  // Names and shapes of the parameters (offsets are the flat layout's business: -1 here); their
+  // sizes must add up to the flat buffer, and each must match its checksum.
+  std::uint64_t total = 0;
+  for (const auto& name : f.list("/params")) {
+    const auto shape = f.shape("/params/" + name);
+    const auto values = read_verified(f, "/params/" + name, st.checksummed);
+    total += values.size();
+    st.layout.push_back({name, shape, -1});
+  }
+  if (total != st.params.size())
+    throw CheckpointError(path + ": the datasets under /params hold " + std::to_string(total) +
+                          " values in all, /flat/params holds " + std::to_string(st.params.size()) +
+                          "; expected the same (the file is damaged)");
+  for (const auto& name : f.list("/flat/optimizer")) {
+    st.optimizer_state[name] = read_verified(f, "/flat/optimizer/" + name, st.checksummed);
+    if (st.optimizer_state[name].size() != st.params.size())
+      throw CheckpointError(path + ": /flat/optimizer/" + name + " has " +
+                            std::to_string(st.optimizer_state[name].size()) + " values, expected " +
+                            std::to_string(st.params.size()));
+  }
+}
+
+}  // namespace
+
 void save_checkpoint(const std::string& path, const CheckpointState& st) {
   AtomicFile out(path);  // removes the temporary if anything below fails
   {
@@ -35,14 +172,18 @@ void save_checkpoint(const std::string& path, const CheckpointState& st) {
     f.set_attr("/", "epoch_loss_sum", st.epoch_loss_sum);
     f.set_attr("/", "epoch_loss_count", st.epoch_loss_count);
     f.set_attr("/", "config", st.config_yaml);
+    f.set_attr("/", "attributes_crc32", static_cast<std::int64_t>(crc32_of(root_attributes_text(st))));
     f.create_group("/params");
     for (const auto& p : st.layout) {
-      f.write("/params/" + p.name, st.params.data() + p.offset, p.shape);
+      std::size_t n = 1;
+      for (const auto d : p.shape) n *= static_cast<std::size_t>(d);
+      write_checksummed(f, "/params/" + p.name, st.params.data() + p.offset, n, p.shape);
     }
     f.create_group("/flat/optimizer");
-    f.write("/flat/params", st.params.data(), {static_cast<std::int64_t>(st.params.size())});
+    write_checksummed(f, "/flat/params", st.params.data(), st.params.size(),
+                      {static_cast<std::int64_t>(st.params.size())});
     for (const auto& [name, buf] : st.optimizer_state) {
-      f.write("/flat/optimizer/" + name, buf.data(), {static_cast<std::int64_t>(buf.size())});
+      write_checksummed(f, "/flat/optimizer/" + name, buf.data(), buf.size(), {static_cast<std::int64_t>(buf.size())});
     }
     f.flush();
     f.close();
@@ -55,40 +196,65 @@ CheckpointState load_checkpoint(const std::string& path) {
   CheckpointState st;
   try {
     auto f = detail::H5File::open_read(path);
+    f.limit_reads_to_file_size();
     if (!f.has_attr("/", "format") || f.attr_string("/", "format") != "lockstep-checkpoint")
       throw CheckpointError(path + ": not a lockstep checkpoint (attribute /format is missing or different)");
     const auto version = f.attr_int("/", "format_version");
-    if (version != CheckpointState::kFormatVersion)
+    if (version != CheckpointState::kFormatVersion && version != 1)
       throw CheckpointError(path + ": checkpoint format_version " + std::to_string(version) + ", this lockstep reads " +
-                            std::to_string(CheckpointState::kFormatVersion));
-    st.epoch = f.attr_int("/", "epoch");
-    st.step_in_epoch = f.attr_int("/", "step_in_epoch");
-    st.global_step = f.attr_int("/", "global_step");
-    st.optimizer_steps = f.attr_int("/", "optimizer_steps");
-    st.optimizer_type = f.attr_string("/", "optimizer");
-    st.seed = std::stoull(f.attr_string("/", "seed"), nullptr, 16);
-    st.config_hash = std::stoull(f.attr_string("/", "config_hash"), nullptr, 16);
-    st.world_size = f.attr_int("/", "world_size");
-    st.deterministic = f.attr_int("/", "deterministic") != 0;
-    st.epoch_loss_sum = f.attr_double("/", "epoch_loss_sum");
-    st.epoch_loss_count = f.attr_int("/", "epoch_loss_count");
-    st.config_yaml = f.attr_string("/", "config");
-    st.params = f.read<float>("/flat/params");
-    // Names and shapes of the parameters (offsets are the flat layout's business: -1 here).
-    for (const auto& name : f.list("/params")) st.layout.push_back({name, f.shape("/params/" + name), -1});
-    for (const auto& name : f.list("/flat/optimizer")) {
-      st.optimizer_state[name] = f.read<float>("/flat/optimizer/" + name);
-      if (st.optimizer_state[name].size() != st.params.size())
-        throw CheckpointError(path + ": /flat/optimizer/" + name + " has " +
-                              std::to_string(st.optimizer_state[name].size()) + " values, expected " +
-                              std::to_string(st.params.size()));
+                            std::to_string(CheckpointState::kFormatVersion) + " (and 1, unverified)");
+    st.checksummed = version >= 2;
+    read_root_attributes(f, st);
+    if (st.checksummed) {
+      const std::int64_t stored = f.attr_int("/", "attributes_crc32"),
+                         computed = crc32_of(root_attributes_text(st));
+      if (stored != computed)
+        throw CheckpointError(path + ": root attributes: checksum mismatch (attributes_crc32 stored " +
+                              crc_text(stored) + ", computed " + crc_text(computed) +
+                              "): a counter or the config is damaged; use an intact checkpoint");
+    } else {
+      log::warn(path + ": a format_version 1 checkpoint (written before checkpoints carried checksums): its "
+                       "contents cannot be verified; the next checkpoint is written with checksums");
     }
+    read_datasets(f, st);
   } catch (const IoError& e) {
     throw CheckpointError(std::string("cannot read checkpoint: ") + e.what());
-  } catch (const std::logic_error& e) {  // std::stoull: invalid_argument or out_of_range
-    throw CheckpointError(path + ": attribute seed or config_hash is not a 64-bit hex number (" + e.what() + ")");
   }
   return st;
+}
+
+std::string rotated_checkpoint_path(const std::string& path, std::int64_t i) {
+  const std::filesystem::path p(path);
+  return (p.parent_path() / (p.stem().string() + "." + std::to_string(i) + p.extension().string())).string();
+}
+
+void rotate_checkpoints(const std::string& path, std::int64_t keep) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  // Older generations than `keep` allows (keep was lowered) would only mislead a resume.
+  for (std::int64_t i = std::max<std::int64_t>(keep, 1); fs::exists(rotated_checkpoint_path(path, i), ec); ++i)
+    fs::remove(rotated_checkpoint_path(path, i), ec);
+  if (keep <= 1 || !fs::exists(path, ec)) return;
+  for (std::int64_t i = keep - 1; i >= 2; --i) {
+    const std::string from = rotated_checkpoint_path(path, i - 1), to = rotated_checkpoint_path(path, i);
+    if (!fs::exists(from, ec)) continue;
+    if (std::rename(from.c_str(), to.c_str()) != 0)
+      throw IoError(from + ": cannot rename to " + to + ": " + std::strerror(errno));
+  }
+  // A hard link: <path> stays in place (and valid) until the new checkpoint is renamed over it.
+  const std::string first = rotated_checkpoint_path(path, 1);
+  fs::remove(first, ec);
+  if (::link(path.c_str(), first.c_str()) != 0) {
+    fs::copy_file(path, first, fs::copy_options::overwrite_existing, ec);  // file systems without hard links
+    if (ec) throw IoError(path + ": cannot keep it as " + first + ": " + ec.message());
+  }
+}
+
+std::vector<std::string> checkpoint_generations(const std::string& path) {
+  std::vector<std::string> out{path};
+  for (std::int64_t i = 1; std::filesystem::exists(rotated_checkpoint_path(path, i)); ++i)
+    out.push_back(rotated_checkpoint_path(path, i));
+  return out;
 }
 
 }  // namespace lockstep::io

@@ -424,6 +424,8 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
   Section k = top.child("checkpoint");
   k.get<std::int64_t>("every_steps", c.checkpoint.every_steps, non_negative<std::int64_t>(), "an integer >= 0");
   k.get<bool>("at_epoch_end", c.checkpoint.at_epoch_end);
+  k.get<std::int64_t>(
+      "keep", c.checkpoint.keep, [](const std::int64_t& v) { return v >= 1 && v <= 1000; }, "an integer in [1, 1000]");
   k.finish();
 
   Section cm = top.child("comm");
@@ -548,7 +550,7 @@ std::string to_yaml(const Config& c) {
 
   e << YAML::Key << "checkpoint" << YAML::Value << YAML::BeginMap << YAML::Key << "every_steps" << YAML::Value
     << c.checkpoint.every_steps << YAML::Key << "at_epoch_end" << YAML::Value << c.checkpoint.at_epoch_end
-    << YAML::EndMap;
+    << YAML::Key << "keep" << YAML::Value << c.checkpoint.keep << YAML::EndMap;
   e << YAML::Key << "comm" << YAML::Value << YAML::BeginMap << YAML::Key << "timeout_s" << YAML::Value
     << c.comm.timeout_s << YAML::EndMap;
   e << YAML::Key << "output" << YAML::Value << YAML::BeginMap << YAML::Key << "dir" << YAML::Value << c.output.dir

@@ -19,6 +19,9 @@ namespace {
 KMeansModel load_kmeans(const H5File& h, const std::string& g) {
   KMeansModel m;
   m.centers = get_mat(h, g + "/centers");
+  expect_model(m.centers.rows() >= 1 && m.centers.cols() >= 1, h, g, "centers",
+               "expected at least one centre of at least one feature, found shape [" + std::to_string(m.centers.rows()) +
+                   ", " + std::to_string(m.centers.cols()) + "]");
   m.training_cost = h.attr_double(g, "trainingCost");
   return m;
 }

@@ -2,6 +2,8 @@
 // MaxAbsScaler, Normalizer, OneHotEncoder, StringIndexer, PCA and FeatureSelector — each one's
 // parameters by Spark name, its saved form (format version 1, the layout of lockstep-pipeline-1)
 // and its registry row.
+#include <limits>
+
 #include "lockstep/ml/feature.hpp"
 #include "ml/stage_rows.hpp"
 
@@ -17,8 +19,11 @@ void save_model(H5File& h, const std::string& g, const StandardScalerModel& m) {
   h.set_attr(g, "withStd", static_cast<std::int64_t>(m.with_std));
 }
 StandardScalerModel load_standard_scaler(const H5File& h, const std::string& g) {
-  return {get_vec(h, g + "/mean"), get_vec(h, g + "/std"), h.attr_int(g, "withMean") != 0,
-          h.attr_int(g, "withStd") != 0};
+  StandardScalerModel m{get_vec(h, g + "/mean"), get_vec(h, g + "/std"), int_attr_in(h, g, "withMean", 0, 1) != 0,
+                        int_attr_in(h, g, "withStd", 0, 1) != 0};
+  expect_model(m.mean.size() >= 1, h, g, "mean", "expected at least one feature, found none");
+  expect_size(h, g, "std", m.std.size(), m.mean.size(), "one per feature of mean");
+  return m;
 }
 
 void save_model(H5File& h, const std::string& g, const MinMaxScalerModel& m) {
@@ -28,22 +33,30 @@ void save_model(H5File& h, const std::string& g, const MinMaxScalerModel& m) {
   h.set_attr(g, "max", m.max);
 }
 MinMaxScalerModel load_min_max_scaler(const H5File& h, const std::string& g) {
-  return {get_vec(h, g + "/originalMin"), get_vec(h, g + "/originalMax"), h.attr_double(g, "min"),
-          h.attr_double(g, "max")};
+  MinMaxScalerModel m{get_vec(h, g + "/originalMin"), get_vec(h, g + "/originalMax"), h.attr_double(g, "min"),
+                      h.attr_double(g, "max")};
+  expect_model(m.original_min.size() >= 1, h, g, "originalMin", "expected at least one feature, found none");
+  expect_size(h, g, "originalMax", m.original_max.size(), m.original_min.size(), "one per feature of originalMin");
+  expect_model(m.min < m.max, h, g, "", "attributes min and max: expected min < max");
+  return m;
 }
 
 void save_model(H5File& h, const std::string& g, const MaxAbsScalerModel& m) {
   put(h, g + "/maxAbs", m.max_abs);
 }
 MaxAbsScalerModel load_max_abs_scaler(const H5File& h, const std::string& g) {
-  return {get_vec(h, g + "/maxAbs")};
+  MaxAbsScalerModel m{get_vec(h, g + "/maxAbs")};
+  expect_model(m.max_abs.size() >= 1, h, g, "maxAbs", "expected at least one feature, found none");
+  return m;
 }
 
 void save_model(H5File& h, const std::string& g, const Normalizer& m) {
   h.set_attr(g, "p", m.p);
 }
 Normalizer load_normalizer(const H5File& h, const std::string& g) {
-  return {h.attr_double(g, "p")};
+  const Normalizer n{h.attr_double(g, "p")};
+  expect_model(n.p >= 1.0, h, g, "", "attribute p: expected a number >= 1");
+  return n;
 }
 
 void save_model(H5File& h, const std::string& g, const OneHotEncoderModel& m) {
@@ -51,9 +64,20 @@ void save_model(H5File& h, const std::string& g, const OneHotEncoderModel& m) {
   h.set_attr(g, "dropLast", static_cast<std::int64_t>(m.drop_last));
   h.write<std::int64_t>(g + "/categories", m.categories.data(), {static_cast<std::int64_t>(m.categories.size())});
 }
+// At most 2^24 categories per column: each becomes a dense indicator column.
+constexpr std::int64_t kMaxCategories = std::int64_t{1} << 24;
+
 OneHotEncoderModel load_one_hot_encoder(const H5File& h, const std::string& g) {
-  return {split_lines(h.attr_string(g, "inputCols")), h.read<std::int64_t>(g + "/categories"),
-          h.attr_int(g, "dropLast") != 0};
+  OneHotEncoderModel m{split_lines(h.attr_string(g, "inputCols")), h.read<std::int64_t>(g + "/categories"),
+                       int_attr_in(h, g, "dropLast", 0, 1) != 0};
+  expect_model(!m.input_cols.empty(), h, g, "", "attribute inputCols: expected at least one column, found none");
+  expect_size(h, g, "categories", static_cast<std::int64_t>(m.categories.size()),
+              static_cast<std::int64_t>(m.input_cols.size()), "one per column of inputCols");
+  for (std::size_t c = 0; c < m.categories.size(); ++c)
+    expect_model(m.categories[c] >= 1 && m.categories[c] <= kMaxCategories, h, g, "categories",
+                 "value " + std::to_string(c) + " is " + std::to_string(m.categories[c]) + ", expected in [1, " +
+                     std::to_string(kMaxCategories) + "]");
+  return m;
 }
 
 void save_model(H5File& h, const std::string& g, const StringIndexerModel& m) {
@@ -70,10 +94,17 @@ StringIndexerModel load_string_indexer(const H5File& h, const std::string& g) {
                        split_lines(h.attr_string(g, "outputCols")),
                        {},
                        h.attr_string(g, "handleInvalid")};
+  expect_model(!m.input_cols.empty(), h, g, "", "attribute inputCols: expected at least one column, found none");
+  expect_model(m.output_cols.size() == m.input_cols.size(), h, g, "",
+               "attribute outputCols: expected one per column of inputCols (" + std::to_string(m.input_cols.size()) +
+                   "), found " + std::to_string(m.output_cols.size()));
+  expect_model(m.handle_invalid == "error" || m.handle_invalid == "skip" || m.handle_invalid == "keep", h, g, "",
+               "attribute handleInvalid: expected error, skip or keep, found \"" + m.handle_invalid + "\"");
   for (std::size_t c = 0; c < m.input_cols.size(); ++c) {
     auto labels = split_lines(h.attr_string(g, "labels" + std::to_string(c)));
-    // The newline join loses a trailing empty label; the count brings it back.
-    labels.resize(static_cast<std::size_t>(h.attr_int(g, "numLabels" + std::to_string(c))));
+    // The newline join loses a trailing empty label; the count brings it back (and only that one).
+    const auto n = static_cast<std::int64_t>(labels.size());
+    labels.resize(static_cast<std::size_t>(int_attr_in(h, g, "numLabels" + std::to_string(c), n, n + 1)));
     m.labels.push_back(std::move(labels));
   }
   return m;
@@ -86,8 +117,16 @@ void save_model(H5File& h, const std::string& g, const PcaModel& m) {
   put(h, g + "/mean", m.mean);
 }
 PcaModel load_pca(const H5File& h, const std::string& g) {
-  return {get_mat(h, g + "/components"), get_vec(h, g + "/explainedVariance"),
-          get_vec(h, g + "/explainedVarianceRatio"), get_vec(h, g + "/mean")};
+  PcaModel m{get_mat(h, g + "/components"), get_vec(h, g + "/explainedVariance"),
+             get_vec(h, g + "/explainedVarianceRatio"), get_vec(h, g + "/mean")};
+  expect_model(m.components.rows() >= 1 && m.components.cols() >= 1, h, g, "components",
+               "expected at least one component of at least one feature, found shape [" +
+                   std::to_string(m.components.rows()) + ", " + std::to_string(m.components.cols()) + "]");
+  expect_size(h, g, "explainedVariance", m.explained_variance.size(), m.components.rows(), "one per component");
+  expect_size(h, g, "explainedVarianceRatio", m.explained_variance_ratio.size(), m.components.rows(),
+              "one per component");
+  expect_size(h, g, "mean", m.mean.size(), m.components.cols(), "one per feature: columns of components");
+  return m;
 }
 std::map<std::string, double> model_summary(const PcaModel& m) {
   return {{"explainedVarianceRatio", m.explained_variance_ratio.sum()}};
@@ -96,8 +135,17 @@ std::map<std::string, double> model_summary(const PcaModel& m) {
 void save_model(H5File& h, const std::string& g, const ImportanceSelectorModel& m) {
   h.write<std::int64_t>(g + "/columns", m.columns.data(), {static_cast<std::int64_t>(m.columns.size())});
 }
+// Column indices: at least one, increasing (column order), each in [0, 2^31).
 ImportanceSelectorModel load_importance_selector(const H5File& h, const std::string& g) {
-  return {h.read<std::int64_t>(g + "/columns")};
+  ImportanceSelectorModel m{h.read<std::int64_t>(g + "/columns")};
+  expect_model(!m.columns.empty(), h, g, "columns", "expected at least one column, found none");
+  for (std::size_t i = 0; i < m.columns.size(); ++i) {
+    const std::int64_t lo = i == 0 ? 0 : m.columns[i - 1] + 1;
+    expect_model(m.columns[i] >= lo && m.columns[i] <= std::numeric_limits<std::int32_t>::max(), h, g, "columns",
+                 "value " + std::to_string(i) + " is " + std::to_string(m.columns[i]) +
+                     ", expected increasing column indices >= 0");
+  }
+  return m;
 }
 
 namespace {

@@ -1,6 +1,8 @@
 // The linear models as pipeline stages (linear.hpp): LinearRegression, LogisticRegression and
 // LinearSVC — their parameters by Spark name, their saved form (format version 1, the layout of
 // lockstep-pipeline-1: coefficients and intercept datasets plus scalar attributes) and their rows.
+#include <limits>
+
 #include "lockstep/ml/linear.hpp"
 #include "ml/stage_rows.hpp"
 
@@ -14,10 +16,17 @@ void save_linear(H5File& h, const std::string& g, const LinearModel& m) {
   put(h, g + "/intercept", m.intercept);
   h.set_attr(g, "iterations", static_cast<std::int64_t>(m.iterations));
 }
-void load_linear(const H5File& h, const std::string& g, LinearModel& m) {
+// coefficients [outputs, features], both >= 1 (outputs: `outputs` when given), and one intercept
+// per output.
+void load_linear(const H5File& h, const std::string& g, LinearModel& m, std::int64_t outputs = -1) {
   m.coefficients = get_mat(h, g + "/coefficients");
+  expect_model(m.coefficients.rows() >= 1 && m.coefficients.cols() >= 1, h, g, "coefficients",
+               "expected at least one output and one feature, found shape [" + std::to_string(m.coefficients.rows()) +
+                   ", " + std::to_string(m.coefficients.cols()) + "]");
+  if (outputs >= 0) expect_size(h, g, "coefficients", m.coefficients.rows(), outputs, "rows: the model's outputs");
   m.intercept = get_vec(h, g + "/intercept");
-  m.iterations = static_cast<int>(h.attr_int(g, "iterations"));
+  expect_size(h, g, "intercept", m.intercept.size(), m.coefficients.rows(), "one per row of coefficients");
+  m.iterations = static_cast<int>(int_attr_in(h, g, "iterations", 0, std::numeric_limits<int>::max()));
 }
 std::map<std::string, double> linear_summary(const LinearModel& m) {
   return {{"iterations", m.iterations}, {"evaluations", m.evaluations}};
@@ -54,26 +63,34 @@ std::map<std::string, double> model_summary(const LinearSvcModel& m) {
 
 namespace {
 
+constexpr std::int64_t kMaxClasses = std::numeric_limits<std::int32_t>::max();
+
 LinearRegressionModel load_linear_regression(const H5File& h, const std::string& g) {
   LinearRegressionModel m;
-  load_linear(h, g, m);
+  load_linear(h, g, m, 1);
   return m;
 }
 
+// Binomial: one row of coefficients and two classes; multinomial: a row per class.
 LogisticRegressionModel load_logistic_regression(const H5File& h, const std::string& g) {
   LogisticRegressionModel m;
-  load_linear(h, g, m);
-  m.num_classes = h.attr_int(g, "numClasses");
-  m.binomial = h.attr_int(g, "binomial") != 0;
+  m.binomial = int_attr_in(h, g, "binomial", 0, 1) != 0;
+  m.num_classes = m.binomial ? int_attr_in(h, g, "numClasses", 2, 2) : int_attr_in(h, g, "numClasses", 2, kMaxClasses);
+  load_linear(h, g, m, m.binomial ? 1 : m.num_classes);
   m.threshold = h.attr_double(g, "threshold");
-  if (h.exists(g + "/thresholds")) m.thresholds = h.read<double>(g + "/thresholds");
+  expect_model(m.threshold >= 0 && m.threshold <= 1, h, g, "", "attribute threshold: expected a number in [0, 1]");
+  if (h.exists(g + "/thresholds")) {
+    m.thresholds = h.read<double>(g + "/thresholds");
+    expect_size(h, g, "thresholds", static_cast<std::int64_t>(m.thresholds.size()), m.num_classes, "numClasses");
+  }
   return m;
 }
 
+// Two classes: one row of coefficients; more: one-vs-rest, a row per class.
 LinearSvcModel load_linear_svc(const H5File& h, const std::string& g) {
   LinearSvcModel m;
-  load_linear(h, g, m);
-  m.num_classes = h.attr_int(g, "numClasses");
+  m.num_classes = int_attr_in(h, g, "numClasses", 2, kMaxClasses);
+  load_linear(h, g, m, m.num_classes == 2 ? 1 : m.num_classes);
   m.threshold = h.attr_double(g, "threshold");
   return m;
 }

@@ -19,9 +19,22 @@ namespace {
 NaiveBayesModel load_naive_bayes(const H5File& h, const std::string& g) {
   NaiveBayesModel m;
   m.model_type = h.attr_string(g, "modelType");
+  expect_model(m.model_type == "multinomial" || m.model_type == "bernoulli" || m.model_type == "gaussian", h, g, "",
+               "attribute modelType: expected multinomial, bernoulli or gaussian, found \"" + m.model_type + "\"");
   m.pi = get_vec(h, g + "/pi");
+  expect_model(m.pi.size() >= 1, h, g, "pi", "expected at least one class, found none");
   m.theta = get_mat(h, g + "/theta");
-  if (h.exists(g + "/sigma")) m.sigma = get_mat(h, g + "/sigma");
+  expect_size(h, g, "theta", m.theta.rows(), m.pi.size(), "rows: one per class of pi");
+  expect_model(m.theta.cols() >= 1, h, g, "theta", "expected at least one feature, found none");
+  const bool gaussian = m.model_type == "gaussian";
+  expect_model(h.exists(g + "/sigma") == gaussian, h, g, "sigma",
+               gaussian ? "missing (a gaussian model has variances)" : "present, but only a gaussian model has one");
+  if (gaussian) {
+    m.sigma = get_mat(h, g + "/sigma");
+    expect_model(m.sigma.rows() == m.theta.rows() && m.sigma.cols() == m.theta.cols(), h, g, "sigma",
+                 "expected the shape of theta [" + std::to_string(m.theta.rows()) + ", " +
+                     std::to_string(m.theta.cols()) + "]");
+  }
   return m;
 }
 

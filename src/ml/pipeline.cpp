@@ -86,7 +86,8 @@ PipelineModel PipelineModel::load(comm::Communicator& comm, const std::string& p
   comm.collectively(
       [&] {
         if (!std::filesystem::exists(path)) throw IoError(path + ": no such model file (write one with lockstep fit)");
-        const H5File h = H5File::open_read(path);
+        H5File h = H5File::open_read(path);
+        h.limit_reads_to_file_size();  // lockstep writes models uncompressed: a larger dataset is damage
         if (!h.exists("/pipeline"))
           throw IoError(
               path +
@@ -96,6 +97,10 @@ PipelineModel PipelineModel::load(comm::Communicator& comm, const std::string& p
           throw IoError(path + ":/pipeline: format \"" + format + "\", but this build reads \"" + kPipelineFormat +
                         "\" (fit the pipeline again with this build, or use the build that wrote the file)");
         const auto n = h.attr_int("/pipeline", "stages");
+        const auto groups = static_cast<std::int64_t>(h.list("/pipeline").size());
+        if (n < 1 || n > groups)
+          throw IoError(path + ":/pipeline: attribute stages: expected an integer in [1, " + std::to_string(groups) +
+                        "] (the stage groups present), found " + std::to_string(n));
         for (std::int64_t i = 0; i < n; ++i) m.stages_.push_back(load_stage(h, "/pipeline/stage" + std::to_string(i)));
       },
       comm::Communicator::ErrorKind::kIo);

@@ -100,7 +100,12 @@ std::shared_ptr<const Stage> load_stage(const detail::H5File& file, const std::s
     throw IoError(where + ": " + type + " saved in format version " + std::to_string(version) +
                   ", but this build reads version " + std::to_string(kind->format_version) +
                   " (fit the pipeline again with this build, or use the build that wrote the file)");
-  return kind->load(file, group);
+  // The loaders name the file, the group and the dataset; the stage's type is added here.
+  try {
+    return kind->load(file, group);
+  } catch (const Error& e) {
+    throw IoError(std::string(e.what()) + " (stage " + type + "; the model file is damaged or was not written by lockstep fit)");
+  }
 }
 
 }  // namespace lockstep::ml

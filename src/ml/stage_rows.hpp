@@ -25,8 +25,24 @@ using detail::H5File;
 // ---- HDF5 helpers: row-major double datasets for Eigen data, newline-joined string lists ----
 void put(H5File& h, const std::string& path, const Mat& m);
 void put(H5File& h, const std::string& path, const Vec& v);
+// A 2-D (get_mat) or 1-D (get_vec) dataset; any other rank is an IoError naming the dataset.
 Mat get_mat(const H5File& h, const std::string& path);
 Vec get_vec(const H5File& h, const std::string& path);
+
+// ---- checks of a loaded model (every stage's load runs them before the model is used) ----
+// An IoError "<file>:<group>/<item>: <what>" (item: a dataset or attribute name; empty: the group).
+[[noreturn]] void bad_model(const H5File& h, const std::string& group, const std::string& item,
+                            const std::string& what);
+inline void expect_model(bool ok, const H5File& h, const std::string& group, const std::string& item,
+                         const std::string& what) {
+  if (!ok) bad_model(h, group, item, what);
+}
+// Sizes of datasets that must agree: "has N values, expected M (<why>)".
+void expect_size(const H5File& h, const std::string& group, const std::string& item, std::int64_t size,
+                 std::int64_t expected, const std::string& why);
+// An integer attribute in [lo, hi].
+std::int64_t int_attr_in(const H5File& h, const std::string& group, const std::string& name, std::int64_t lo,
+                         std::int64_t hi);
 std::string join_lines(const std::vector<std::string>& v);
 std::vector<std::string> split_lines(const std::string& s);
 

@@ -2,6 +2,8 @@
 // rows (classifier and regressor of each), their parameters by Spark name, and the one saved form
 // of a TreeEnsembleModel (format version 1, the layout of lockstep-pipeline-1: every node of
 // every tree as one row of an integer and a real table).
+#include <limits>
+
 #include "lockstep/ml/tree.hpp"
 #include "ml/stage_rows.hpp"
 
@@ -40,32 +42,109 @@ void save_model(H5File& h, const std::string& g, const TreeEnsembleModel& m) {
 
 namespace {
 
+constexpr std::int64_t kMaxIndex = std::numeric_limits<std::int32_t>::max();
+
+// treeOffsets: [0, ..., nodes], strictly increasing (every tree has a root), one more than trees.
+void check_offsets(const H5File& h, const std::string& g, const std::vector<std::int64_t>& offsets, std::int64_t nodes) {
+  expect_model(offsets.size() >= 2, h, g, "treeOffsets", "expected at least 2 values (one tree), found " +
+                                                             std::to_string(offsets.size()));
+  expect_model(offsets.front() == 0, h, g, "treeOffsets", "expected to start at 0, found " + std::to_string(offsets[0]));
+  for (std::size_t t = 0; t + 1 < offsets.size(); ++t)
+    expect_model(offsets[t] < offsets[t + 1], h, g, "treeOffsets",
+                 "expected strictly increasing values (every tree has a root), found " + std::to_string(offsets[t]) +
+                     " then " + std::to_string(offsets[t + 1]) + " at " + std::to_string(t));
+  expect_model(offsets.back() == nodes, h, g, "treeOffsets",
+               "ends at " + std::to_string(offsets.back()) + ", but nodeInts has " + std::to_string(nodes) + " rows");
+}
+
+// One tree's nodes (rows [begin, end) of nodeInts, children relative to begin): a leaf has feature
+// -1, a split a feature in [0, features) and two children in [0, size); walking from the root
+// reaches every reachable node exactly once (no cycle, no shared child), so prediction always
+// ends at a leaf.
+void check_tree(const H5File& h, const std::string& g, std::size_t t, const std::int64_t* ints, std::int64_t size,
+                std::int64_t features) {
+  const std::string where = "tree " + std::to_string(t) + ", node ";
+  for (std::int64_t i = 0; i < size; ++i) {  // every node, reachable or not: Tree::depth walks them all
+    const std::int64_t* row = ints + 3 * i;
+    if (row[0] == -1) continue;
+    expect_model(row[0] >= 0 && row[0] < features, h, g, "nodeInts",
+                 where + std::to_string(i) + ": feature " + std::to_string(row[0]) + ", expected -1 (a leaf) or in [0, " +
+                     std::to_string(features) + ")");
+    for (const std::int64_t c : {row[1], row[2]})
+      expect_model(c >= 0 && c < size, h, g, "nodeInts",
+                   where + std::to_string(i) + ": child " + std::to_string(c) + ", expected in [0, " +
+                       std::to_string(size) + ")");
+  }
+  std::vector<char> seen(static_cast<std::size_t>(size), 0);
+  std::vector<std::int64_t> stack{0};
+  while (!stack.empty()) {
+    const std::int64_t i = stack.back();
+    stack.pop_back();
+    expect_model(!seen[static_cast<std::size_t>(i)], h, g, "nodeInts",
+                 where + std::to_string(i) + " is reached twice from the root (the children form a cycle)");
+    seen[static_cast<std::size_t>(i)] = 1;
+    const std::int64_t* row = ints + 3 * i;
+    if (row[0] != -1) stack.insert(stack.end(), {row[1], row[2]});
+  }
+}
+
+// The node tables, their shapes checked against each other before any is indexed.
+struct NodeTables {
+  std::vector<std::int64_t> offsets, ints;
+  std::vector<double> reals, probs;
+};
+
+NodeTables read_node_tables(const H5File& h, const std::string& g, std::int64_t K) {
+  NodeTables n;
+  const auto ishape = h.shape(g + "/nodeInts");
+  expect_model(ishape.size() == 2 && ishape[1] == 3 && ishape[0] >= 1, h, g, "nodeInts",
+               "expected shape [nodes >= 1, 3]");
+  const std::int64_t nodes = ishape[0];
+  n.ints = h.read<std::int64_t>(g + "/nodeInts");
+  n.offsets = h.read<std::int64_t>(g + "/treeOffsets");
+  check_offsets(h, g, n.offsets, nodes);
+  const auto rshape = h.shape(g + "/nodeReals");
+  expect_model(rshape == std::vector<std::int64_t>{nodes, 5}, h, g, "nodeReals",
+               "expected shape [" + std::to_string(nodes) + ", 5] (one row per node of nodeInts)");
+  n.reals = h.read<double>(g + "/nodeReals");
+  if (K > 0) {
+    expect_model(h.shape(g + "/nodeClassProbs") == std::vector<std::int64_t>{nodes, K}, h, g, "nodeClassProbs",
+                 "expected shape [" + std::to_string(nodes) + ", " + std::to_string(K) + "] (nodes x numClasses)");
+    n.probs = h.read<double>(g + "/nodeClassProbs");
+  }
+  return n;
+}
+
 TreeEnsembleModel load_tree_ensemble(const H5File& h, const std::string& g) {
   TreeEnsembleModel m;
-  m.classification = h.attr_int(g, "classification") != 0;
-  m.num_classes = h.attr_int(g, "numClasses");
-  m.num_features = h.attr_int(g, "numFeatures");
-  m.boosted = h.attr_int(g, "boosted") != 0;
-  m.tree_weights = h.read<double>(g + "/treeWeights");
-  m.feature_importances = get_vec(h, g + "/featureImportances");
-  const auto offsets = h.read<std::int64_t>(g + "/treeOffsets");
-  const auto ints = h.read<std::int64_t>(g + "/nodeInts");
-  const auto reals = h.read<double>(g + "/nodeReals");
+  m.classification = int_attr_in(h, g, "classification", 0, 1) != 0;
+  m.boosted = int_attr_in(h, g, "boosted", 0, 1) != 0;
+  // Boosted classification is binary; a forest's class frequencies have numClasses columns.
+  m.num_classes = !m.classification ? h.attr_int(g, "numClasses")
+                  : m.boosted       ? int_attr_in(h, g, "numClasses", 2, 2)
+                                    : int_attr_in(h, g, "numClasses", 1, kMaxIndex);
+  m.num_features = int_attr_in(h, g, "numFeatures", 1, kMaxIndex);
   const std::int64_t K = m.classification && !m.boosted ? m.num_classes : 0;
-  const auto probs = K > 0 ? h.read<double>(g + "/nodeClassProbs") : std::vector<double>();
-  for (std::size_t t = 0; t + 1 < offsets.size(); ++t) {
+  const NodeTables n = read_node_tables(h, g, K);
+  m.tree_weights = h.read<double>(g + "/treeWeights");
+  expect_size(h, g, "treeWeights", static_cast<std::int64_t>(m.tree_weights.size()),
+              static_cast<std::int64_t>(n.offsets.size()) - 1, "one per tree of treeOffsets");
+  m.feature_importances = get_vec(h, g + "/featureImportances");
+  expect_size(h, g, "featureImportances", m.feature_importances.size(), m.num_features, "numFeatures");
+  for (std::size_t t = 0; t + 1 < n.offsets.size(); ++t) {
+    check_tree(h, g, t, n.ints.data() + 3 * n.offsets[t], n.offsets[t + 1] - n.offsets[t], m.num_features);
     Tree tree;
-    for (std::int64_t i = offsets[t]; i < offsets[t + 1]; ++i) {
+    for (std::int64_t i = n.offsets[t]; i < n.offsets[t + 1]; ++i) {
       const auto u = static_cast<std::size_t>(i);
-      TreeNode n;
-      n.feature = static_cast<std::int32_t>(ints[3 * u]);
-      n.left = static_cast<std::int32_t>(ints[3 * u + 1]);
-      n.right = static_cast<std::int32_t>(ints[3 * u + 2]);
-      n.threshold = reals[5 * u], n.prediction = reals[5 * u + 1], n.impurity = reals[5 * u + 2];
-      n.gain = reals[5 * u + 3], n.weight = reals[5 * u + 4];
+      TreeNode node;  // the indices were checked to fit (features, and children within the tree)
+      node.feature = static_cast<std::int32_t>(n.ints[3 * u]);
+      node.left = static_cast<std::int32_t>(n.ints[3 * u + 1]);
+      node.right = static_cast<std::int32_t>(n.ints[3 * u + 2]);
+      node.threshold = n.reals[5 * u], node.prediction = n.reals[5 * u + 1], node.impurity = n.reals[5 * u + 2];
+      node.gain = n.reals[5 * u + 3], node.weight = n.reals[5 * u + 4];
       for (std::int64_t k = 0; k < K; ++k)
-        n.class_probs.push_back(probs[u * static_cast<std::size_t>(K) + static_cast<std::size_t>(k)]);
-      tree.nodes.push_back(std::move(n));
+        node.class_probs.push_back(n.probs[u * static_cast<std::size_t>(K) + static_cast<std::size_t>(k)]);
+      tree.nodes.push_back(std::move(node));
     }
     m.trees.push_back(std::move(tree));
   }

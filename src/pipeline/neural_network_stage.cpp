@@ -75,9 +75,20 @@ class NeuralNetworkStage final : public ml::Stage {
     h.set_attr(g, "inputFeatures", features_);
     h.write<float>(g + "/params", params_.data(), {static_cast<std::int64_t>(params_.size())});
   }
+  // The parameters must be the configured network's, counted before it is built: inputFeatures is
+  // at most the parameter count (the first dense layer has inputFeatures x units weights).
   static std::shared_ptr<const ml::Stage> load(const detail::H5File& h, const std::string& g) {
     io::Config cfg = io::parse_config(h.attr_string(g, "config"), h.path() + ":" + g);
-    return std::make_shared<NeuralNetworkStage>(cfg, h.attr_int(g, "inputFeatures"), h.read<float>(g + "/params"));
+    std::vector<float> params = h.read<float>(g + "/params");
+    const std::int64_t features = h.attr_int(g, "inputFeatures");
+    const auto n = static_cast<std::int64_t>(params.size());
+    LOCKSTEP_CHECK(features >= 1 && features <= std::max<std::int64_t>(n, 1), IoError, h.path(), ":", g,
+                   ": attribute inputFeatures: expected an integer in [1, ", std::max<std::int64_t>(n, 1),
+                   "] (at most the parameter count), found ", features);
+    const std::int64_t want = train::build_model(cfg, Shape{features})->num_params();
+    LOCKSTEP_CHECK(n == want, IoError, h.path(), ":", g, "/params: has ", n, " values, expected ", want,
+                   " (the parameters of the network its config describes)");
+    return std::make_shared<NeuralNetworkStage>(cfg, features, std::move(params));
   }
 
  private:

@@ -26,14 +26,37 @@ void check_layout(const std::string& path, const nn::Sequential& model, const io
     throw CheckpointError(path + ": written for a different model: " + diff.str() + " (check model.layers)");
 }
 
-// Rank 0 reads the checkpoint; every rank receives it. A failure on rank 0 is everyone's error.
-io::CheckpointState read_and_share(comm::Communicator& comm, const std::string& path, const nn::Sequential& model) {
+// Rank 0 reads the first of `paths` that loads: a damaged or missing one is a warning naming it
+// when an older generation follows, else the error. Returns the state; `chosen` is its path.
+io::CheckpointState read_first_intact(const std::vector<std::string>& paths, std::string& chosen) {
+  std::string newest_error;
+  for (std::size_t i = 0;; ++i) {
+    try {
+      io::CheckpointState st = io::load_checkpoint(paths[i]);
+      chosen = paths[i];
+      return st;
+    } catch (const CheckpointError& e) {
+      if (i + 1 == paths.size()) {
+        if (i == 0) throw;
+        throw CheckpointError(newest_error + " (and no older checkpoint is intact; the oldest: " + e.what() + ")");
+      }
+      if (i == 0) newest_error = e.what();
+      log::warn(std::string(e.what()) + "; using the previous checkpoint " + paths[i + 1] + " instead");
+    }
+  }
+}
+
+// Rank 0 reads the checkpoint (with `fallback`, the newest intact generation of it); every rank
+// receives it and the path it came from. A failure on rank 0 is everyone's error.
+io::CheckpointState read_and_share(comm::Communicator& comm, const std::string& path, const nn::Sequential& model,
+                                   bool fallback, std::string& chosen) {
   io::CheckpointState st;
   comm.collectively([&] {
     if (comm.rank() != 0) return;
-    st = io::load_checkpoint(path);
-    check_layout(path, model, st);
+    st = read_first_intact(fallback ? io::checkpoint_generations(path) : std::vector<std::string>{path}, chosen);
+    check_layout(chosen, model, st);
   });
+  comm.broadcast(chosen, 0);
   std::uint64_t sizes[2] = {st.params.size(), st.optimizer_state.size()};
   comm.broadcast(sizes, sizeof sizes, 0);
   st.params.resize(sizes[0]);
@@ -99,13 +122,35 @@ std::vector<std::string> resume_conflicts(const io::Config& old, const io::Confi
 
 }  // namespace
 
-io::CheckpointState load_parameters(comm::Communicator& comm, const std::string& path, nn::Sequential& model) {
-  io::CheckpointState st = read_and_share(comm, path, model);
+namespace {
+
+io::CheckpointState load_into(comm::Communicator& comm, const std::string& path, nn::Sequential& model, bool fallback,
+                              std::string& chosen) {
+  io::CheckpointState st = read_and_share(comm, path, model, fallback, chosen);
   LOCKSTEP_CHECK(static_cast<std::int64_t>(st.params.size()) == model.num_params(), CheckpointError, path, ": holds ",
                  st.params.size(), " parameters, the configured model has ", model.num_params(),
                  " (was it written for a different model?)");
   model.flat_params().copy_from(Tensor::borrow(st.params.data(), {static_cast<std::int64_t>(st.params.size())}));
   return st;
+}
+
+// The position must be one this run has: a step inside an epoch, the configured seed.
+void check_position(comm::Communicator& comm, const std::string& path, const io::CheckpointState& st,
+                    const TrainerOptions& o, std::int64_t steps_per_epoch) {
+  comm.collectively([&] {
+    LOCKSTEP_CHECK(st.step_in_epoch < steps_per_epoch, CheckpointError, path,
+                   ": attribute step_in_epoch: expected an integer in [0, ", steps_per_epoch - 1,
+                   "] (an epoch has ", steps_per_epoch, " steps at this batch size and data), found ", st.step_in_epoch);
+    LOCKSTEP_CHECK(st.seed == o.training.seed, CheckpointError, path, ": attribute seed: ", io::hex64(st.seed),
+                   ", but training.seed is ", io::hex64(o.training.seed), " (resume with the seed that wrote it)");
+  });
+}
+
+}  // namespace
+
+io::CheckpointState load_parameters(comm::Communicator& comm, const std::string& path, nn::Sequential& model) {
+  std::string chosen;
+  return load_into(comm, path, model, false, chosen);
 }
 
 void save_training_checkpoint(comm::Communicator& comm, const std::string& path, const nn::Sequential& model,
@@ -135,13 +180,16 @@ void save_training_checkpoint(comm::Communicator& comm, const std::string& path,
     st.deterministic = o.training.deterministic;
     st.config_yaml = o.run_yaml;
     st.layout = param_layout(model);
+    io::rotate_checkpoints(path, o.checkpoint.keep);
     io::save_checkpoint(path, st);
   });
 }
 
-TrainingPosition resume_training(comm::Communicator& comm, const std::string& path, nn::Sequential& model,
-                                 nn::Optimizer& optimizer, const TrainerOptions& o) {
-  io::CheckpointState st = load_parameters(comm, path, model);
+TrainingPosition resume_training(comm::Communicator& comm, const std::string& newest, nn::Sequential& model,
+                                 nn::Optimizer& optimizer, const TrainerOptions& o, std::int64_t steps_per_epoch) {
+  std::string path;
+  io::CheckpointState st = load_into(comm, newest, model, true, path);
+  check_position(comm, path, st, o, steps_per_epoch);
   comm.collectively([&] {
     LOCKSTEP_CHECK(st.optimizer_type == o.optimizer.type, CheckpointError, path, ": optimizer \"", st.optimizer_type,
                    "\" in the checkpoint, \"", o.optimizer.type, "\" in the config");

@@ -179,7 +179,7 @@ std::string Trainer::checkpoint_path() const {
 
 void Trainer::resume_from(const std::string& path) {
   auto& m = *impl_;
-  m.start = resume_training(comm_, path, *model_, *m.opt, options_);
+  m.start = resume_training(comm_, path, *model_, *m.opt, options_, m.batches->steps_per_epoch());
   m.global_step = m.start.global_step;
   m.resumed = true;
   // metrics.jsonl keeps the epochs the checkpoint has finished; a line written after the

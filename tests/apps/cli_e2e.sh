@@ -78,6 +78,37 @@ else bad "predict (exit $r1/$rc)"; fi
 # resume: stop at a step limit, continue, and match an uninterrupted run's final checkpoint params
 run 2 train "$TINY" --set "output.dir=$WORK/stop" --max-steps 45
 if [ "$rc" = 0 ] && grep -q "continue with" "$WORK/out"; then ok "--max-steps stops with a checkpoint"; else bad "--max-steps (exit $rc)"; fi
+# checkpoint.keep (2 by default): a damaged newest checkpoint is named in a warning and the
+# previous one is used; resuming from it still ends where an uninterrupted run does.
+cp -r "$WORK/stop" "$WORK/damaged"
+if [ -f "$WORK/damaged/checkpoint.1.h5" ]; then ok "the previous checkpoint is kept as checkpoint.1.h5"; else bad "no checkpoint.1.h5"; fi
+truncate -s 3000 "$WORK/damaged/checkpoint.h5"
+cp "$WORK/damaged/checkpoint.h5" "$WORK/damaged/checkpoint.h5.bad"
+run 2 train "$TINY" --set "output.dir=$WORK/damaged" --resume
+if [ "$rc" = 0 ] && grep -q "damaged/checkpoint.h5.*using the previous checkpoint .*checkpoint.1.h5" "$WORK/out" &&
+   grep -q "resumed from .*checkpoint.1.h5" "$WORK/out"; then
+  ok "--resume falls back from a damaged checkpoint.h5 to checkpoint.1.h5, naming both"
+else bad "--resume fallback (exit $rc)"; fi
+run 2 evaluate "$TINY" --set "output.dir=$WORK/damaged" --checkpoint "$WORK/damaged/checkpoint.h5"
+grep -q "test_accuracy $acc" "$WORK/out" && ok "the run resumed from checkpoint.1.h5 ends with the uninterrupted run's accuracy" ||
+  bad "fallback-resumed accuracy differs from $acc"
+expect_fail "evaluate a damaged checkpoint" "damaged/checkpoint.h5" 2 evaluate "$TINY" --set "output.dir=$WORK/damaged" \
+  --checkpoint "$WORK/damaged/checkpoint.h5.bad"
+# A checkpoint whose step lies past the end of an epoch of the current data (the CSV shrank under
+# the same name): a CheckpointError naming the field, the range and the value, not a crash.
+mkdir -p "$WORK/shrink"
+printf 'label,a,b\n' >"$WORK/shrink/d.csv"
+for i in $(seq 0 199); do printf '%d,%d,%d\n' $((i % 2)) "$i" $((i % 7)) >>"$WORK/shrink/d.csv"; done
+cat >"$WORK/shrink/cfg.yaml" <<YAML
+data: {format: csv, train: {features: $WORK/shrink/d.csv}, test: {features: $WORK/shrink/d.csv}, label_column: label}
+model: {layers: [{type: dense, units: 4}, {type: relu}, {type: dense, units: 2}]}
+training: {epochs: 1, batch_size: 10}
+output: {dir: $WORK/shrink/run, progress: none}
+YAML
+run 2 train "$WORK/shrink/cfg.yaml" --max-steps 15
+head -41 "$WORK/shrink/d.csv" >"$WORK/shrink/d40.csv" && mv "$WORK/shrink/d40.csv" "$WORK/shrink/d.csv"
+expect_fail "--resume at a step past the end of an epoch" "checkpoint.h5: attribute step_in_epoch: expected an integer in \[0, 3\].*found 15" \
+  2 train "$WORK/shrink/cfg.yaml" --resume
 run 2 train "$TINY" --set "output.dir=$WORK/stop" --resume
 if [ "$rc" = 0 ] && grep -q "resumed from" "$WORK/out"; then ok "--resume continues"; else bad "--resume (exit $rc)"; fi
 run 2 evaluate "$TINY" --set "output.dir=$WORK/stop" --checkpoint "$WORK/stop/checkpoint.h5"
@@ -127,6 +158,7 @@ expect_fail "unknown config key" "unknown.yaml:4: bogus: unknown key" 2 train "$
 expect_fail "unknown nested key via --set" "optimizer.lrr: unknown key" 2 train "$TINY" --set optimizer.lrr=1
 expect_fail "wrong type" "training.epochs: expected an integer, got \"ten\"" 2 train "$TINY" --set training.epochs=ten
 expect_fail "out of range" "optimizer.lr: expected a finite number > 0, got \"-1\"" 2 train "$TINY" --set optimizer.lr=-1
+expect_fail "checkpoint.keep out of range" "checkpoint.keep: expected an integer in \[1, 1000\], got \"0\"" 2 train "$TINY" --set checkpoint.keep=0
 # ranks started with different configs (MPMD launch: rank 1 gets another --set)
 timeout 120 "$MPIEXEC" --oversubscribe -n 1 "$LOCKSTEP" train "$TINY" --set "output.dir=$WORK/x" : \
   -n 1 "$LOCKSTEP" train "$TINY" --set "output.dir=$WORK/x" --set training.epochs=5 >"$WORK/out" 2>&1

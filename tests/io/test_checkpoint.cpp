@@ -6,7 +6,12 @@
 // failed save leaves the previous checkpoint intact; and unreadable files are CheckpointErrors
 // that name the path.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
 
 #include <bit>
 #include <cmath>
@@ -16,6 +21,8 @@
 #include <functional>
 #include <limits>
 #include <sstream>
+
+#include <hdf5.h>
 
 #include "detail/hdf5.hpp"
 #include "lockstep/io/checkpoint.hpp"
@@ -263,4 +270,212 @@ TEST_F(CheckpointTest, WriteFileAtomicallyReplacesContentsWithoutLeftovers) {
   EXPECT_EQ(got, binary);
   EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);  // no temporary left
   EXPECT_THROW(lockstep::io::write_file_atomically(path("missing/dir/x"), "x"), lockstep::IoError);
+}
+
+// ---- checksums, counters, bounded reads, kept generations ----
+
+namespace {
+
+// Flips one bit of the file at byte `at`.
+void flip_bit(const std::string& file, std::int64_t at) {
+  std::fstream io(file, std::ios::in | std::ios::out | std::ios::binary);
+  io.seekg(at);
+  char c = 0;
+  io.read(&c, 1);
+  c = static_cast<char>(c ^ 0x10);
+  io.seekp(at);
+  io.write(&c, 1);
+}
+
+std::vector<std::string> float_datasets(const std::string& file) {
+  auto f = lockstep::detail::H5File::open_read(file);
+  std::vector<std::string> out{"/flat/params"};
+  for (const auto& n : f.list("/params")) out.push_back("/params/" + n);
+  for (const auto& n : f.list("/flat/optimizer")) out.push_back("/flat/optimizer/" + n);
+  return out;
+}
+
+}  // namespace
+
+TEST_F(CheckpointTest, AFlippedBitInAnyDatasetIsACheckpointErrorNamingTheDataset) {
+  const auto good = path("good.h5");
+  save_checkpoint(good, sample_state());
+  const auto datasets = float_datasets(good);
+  ASSERT_EQ(datasets.size(), 7u);  // flat params, 4 parameters, 2 optimizer states
+  int flips = 0;
+  for (const auto& ds : datasets) {
+    std::int64_t at = -1, bytes = 0;
+    {
+      auto f = lockstep::detail::H5File::open_read(good);
+      at = f.data_offset(ds);
+      bytes = static_cast<std::int64_t>(f.read<float>(ds).size() * sizeof(float));
+    }
+    ASSERT_GE(at, 0) << ds;
+    for (const std::int64_t where : {std::int64_t{0}, bytes / 2, bytes - 1}) {
+      const auto bad = path("flipped.h5");
+      fs::copy_file(good, bad, fs::copy_options::overwrite_existing);
+      flip_bit(bad, at + where);
+      const auto msg = error_of([&] { load_checkpoint(bad); });
+      EXPECT_HAS(msg, bad + ":" + ds + ": checksum mismatch");
+      ++flips;
+    }
+  }
+  EXPECT_EQ(flips, 21);
+}
+
+TEST_F(CheckpointTest, AChangedCounterWithoutItsChecksumIsRefused) {
+  const auto p = path("counter.h5");
+  save_checkpoint(p, sample_state());
+  {
+    auto f = lockstep::detail::H5File::open_rw(p);
+    f.set_attr("/", "global_step", std::int64_t{1234568});  // in range, but not what was written
+    f.close();
+  }
+  const auto msg = error_of([&] { load_checkpoint(p); });
+  EXPECT_HAS(msg, p + ": root attributes: checksum mismatch");
+}
+
+TEST_F(CheckpointTest, CountersOutOfRangeNameTheFieldTheRangeAndTheValue) {
+  struct Case {
+    const char* name;
+    std::int64_t value;
+    const char* range;
+  };
+  const Case cases[] = {
+      {"step_in_epoch", -1, "[0, 9007199254740992]"},
+      {"step_in_epoch", std::numeric_limits<std::int64_t>::max(), "[0, 9007199254740992]"},
+      {"epoch", -5, "[0, 2147483647]"},
+      {"epoch", std::int64_t{1} << 40, "[0, 2147483647]"},
+      {"global_step", -1, "[0, 9007199254740992]"},
+      {"optimizer_steps", std::numeric_limits<std::int64_t>::min(), "[0, 9007199254740992]"},
+      {"world_size", 0, "[1, 2147483647]"},
+      {"deterministic", 2, "[0, 1]"},
+      {"epoch_loss_count", -64, "[0, 9007199254740992]"},
+  };
+  for (const auto& c : cases) {
+    const auto p = path("range.h5");
+    save_checkpoint(p, sample_state());
+    {
+      auto f = lockstep::detail::H5File::open_rw(p);
+      f.set_attr("/", c.name, c.value);
+      f.close();
+    }
+    const auto msg = error_of([&] { load_checkpoint(p); });
+    EXPECT_HAS(msg, p + ": attribute " + c.name + ": expected an integer in " + c.range + ", found " +
+                        std::to_string(c.value));
+  }
+  // The RNG seed is 16 lowercase hex digits, as written; "-1" would otherwise parse as a huge number.
+  const auto p = path("seed.h5");
+  save_checkpoint(p, sample_state());
+  {
+    auto f = lockstep::detail::H5File::open_rw(p);
+    f.set_attr("/", "seed", "-1");
+    f.close();
+  }
+  EXPECT_HAS(error_of([&] { load_checkpoint(p); }), p + ": attribute seed: expected 16 lowercase hex digits");
+}
+
+TEST_F(CheckpointTest, ShapesThatDisagreeWithTheFlatBufferAreRefused) {
+  const auto p = path("shapes.h5");
+  save_checkpoint(p, sample_state());
+  {
+    auto f = lockstep::detail::H5File::open_rw(p);
+    f.remove("/params/dense0.bias");
+    const float two[2] = {1.0f, 2.0f};
+    f.write("/params/dense0.bias", two, {2});
+    f.set_attr("/params/dense0.bias", lockstep::io::kChecksumAttribute, std::int64_t{0});
+    f.close();
+  }
+  const auto msg = error_of([&] { load_checkpoint(p); });
+  EXPECT_HAS(msg, p);
+  EXPECT_HAS(msg, "/params/dense0.bias");
+}
+
+TEST_F(CheckpointTest, AHugeDeclaredDatasetIsRefusedBeforeAllocating) {
+  const auto p = path("huge.h5");
+  save_checkpoint(p, sample_state());
+  {
+    // A dataspace of 2^50 floats with no storage behind it: valid HDF5, and a bad_alloc (or worse)
+    // if the reader allocated first.
+    const hid_t f = H5Fopen(p.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    ASSERT_GE(H5Ldelete(f, "/flat/optimizer/exp_avg", H5P_DEFAULT), 0);
+    const hsize_t dims[1] = {hsize_t{1} << 50};
+    const hid_t space = H5Screate_simple(1, dims, nullptr);
+    const hid_t d = H5Dcreate2(f, "/flat/optimizer/exp_avg", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ASSERT_GE(d, 0);
+    H5Dclose(d);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  const auto msg = error_of([&] { load_checkpoint(p); });
+  EXPECT_HAS(msg, p + ":/flat/optimizer/exp_avg: declares shape (1125899906842624)");
+  EXPECT_HAS(msg, "refusing to allocate");
+}
+
+TEST_F(CheckpointTest, FormatVersion1FilesStillLoadUnverified) {
+  const auto p = path("v1.h5");
+  const auto st = sample_state();
+  save_checkpoint(p, st);
+  {
+    auto f = lockstep::detail::H5File::open_rw(p);
+    f.set_attr("/", "format_version", std::int64_t{1});
+    f.set_attr("/", "attributes_crc32", std::int64_t{0});  // version 1 had none: not looked at
+    f.set_attr("/flat/params", lockstep::io::kChecksumAttribute, std::int64_t{0});
+    f.close();
+  }
+  const auto got = load_checkpoint(p);
+  expect_equal_state(got, st);
+  EXPECT_FALSE(got.checksummed);
+}
+
+TEST_F(CheckpointTest, RotationKeepsTheLastKGenerationsNewestUnderTheFixedName) {
+  const auto p = path("checkpoint.h5");
+  EXPECT_EQ(lockstep::io::rotated_checkpoint_path(p, 2), path("checkpoint.2.h5"));
+  for (int e = 0; e < 4; ++e) {
+    auto st = sample_state();
+    st.epoch = e;
+    lockstep::io::rotate_checkpoints(p, 3);
+    save_checkpoint(p, st);
+  }
+  const auto gens = lockstep::io::checkpoint_generations(p);
+  ASSERT_EQ(gens, (std::vector<std::string>{p, path("checkpoint.1.h5"), path("checkpoint.2.h5")}));
+  for (std::size_t i = 0; i < gens.size(); ++i) EXPECT_EQ(load_checkpoint(gens[i]).epoch, 3 - static_cast<int>(i));
+  // Lowering keep removes the generations it no longer allows.
+  lockstep::io::rotate_checkpoints(p, 1);
+  save_checkpoint(p, sample_state());
+  EXPECT_EQ(lockstep::io::checkpoint_generations(p), std::vector<std::string>{p});
+}
+
+// A checkpoint write that runs out of space (here: the file size limit, EFBIG, which needs no root
+// and no small file system; ENOSPC takes the same path through HDF5's write-out) is an error naming
+// the file and the reason; the previous checkpoint stays intact; and the process then exits
+// normally, where HDF5's exit handler used to crash (SIGSEGV) on the half-closed file.
+TEST_F(CheckpointTest, AWriteThatRunsOutOfSpaceFailsCleanlyAndTheProcessExitsNormally) {
+  const auto p = path("full.h5");
+  const auto good = sample_state();
+  save_checkpoint(p, good);
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::signal(SIGXFSZ, SIG_IGN);
+    const rlimit limit{8192, 8192};  // the 100 KiB config alone does not fit
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    int code = 2;  // saved despite the limit
+    try {
+      save_checkpoint(p, sample_state(1));
+    } catch (const lockstep::Error& e) {
+      const std::string msg = e.what();
+      code = msg.find("full.h5.tmp") != std::string::npos && msg.find("File too large") != std::string::npos ? 0 : 3;
+      if (code) std::fprintf(stderr, "unexpected message: %s\n", e.what());
+    }
+    std::exit(code);  // runs the exit handlers
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "the process died of signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "2: saved despite the limit, 3: another message";
+  expect_equal_state(load_checkpoint(p), good);
+  EXPECT_FALSE(fs::exists(p + ".tmp"));
 }

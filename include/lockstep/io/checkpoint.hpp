@@ -19,8 +19,13 @@ struct ParamInfo {
   std::int64_t offset = 0;  // in the flat buffer, elements
 };
 
+// The attribute beside every dataset of a checkpoint: the CRC-32 (zlib's) of its bytes as stored.
+inline constexpr const char* kChecksumAttribute = "crc32";
+
 struct CheckpointState {
-  static constexpr std::int64_t kFormatVersion = 1;
+  // 2: every dataset carries a crc32 attribute and the root an attributes_crc32. Version 1 files
+  // (no checksums) are still read, unverified, with a warning.
+  static constexpr std::int64_t kFormatVersion = 2;
   std::vector<float> params;                                   // flat
   std::map<std::string, std::vector<float>> optimizer_state;   // flat, same length as params
   std::string optimizer_type;
@@ -32,13 +37,26 @@ struct CheckpointState {
   std::int64_t epoch_loss_count = 0;
   std::uint64_t config_hash = 0;
   std::uint64_t seed = 0;
-  std::int64_t world_size = 0;
+  std::int64_t world_size = 1;  // ranks that wrote it (at least one)
   bool deterministic = false;
   std::string config_yaml;
   std::vector<ParamInfo> layout;  // on load: names and shapes from /params, sorted by name, offset -1
+  bool checksummed = true;        // on load: false for a version 1 file, whose contents were not verified
 };
 
 void save_checkpoint(const std::string& path, const CheckpointState& state);
+// Checks the format, every counter's range (a CheckpointError naming the file, the attribute, the
+// range and the value), every dataset's size against the file's and its checksum (naming the
+// dataset), and that /params and /flat agree in size.
 CheckpointState load_checkpoint(const std::string& path);
+
+// The i-th older generation kept beside `path`: runs/x/checkpoint.h5 -> runs/x/checkpoint.<i>.h5.
+std::string rotated_checkpoint_path(const std::string& path, std::int64_t i);
+// Before a new checkpoint replaces `path`: shifts checkpoint.<i>.h5 to <i+1> for i < keep - 1 and
+// keeps the current `path` as checkpoint.1.h5 (a hard link, so `path` stays valid until it is
+// replaced), so that with the new one `keep` generations exist; removes generations >= keep.
+void rotate_checkpoints(const std::string& path, std::int64_t keep);
+// `path` followed by the older generations that exist (checkpoint.1.h5, checkpoint.2.h5, ...).
+std::vector<std::string> checkpoint_generations(const std::string& path);
 
 }  // namespace lockstep::io

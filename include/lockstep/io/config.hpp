@@ -78,6 +78,7 @@ struct TrainingConfig {
 struct CheckpointConfig {
   std::int64_t every_steps = 0;  // 0: only at epoch end
   bool at_epoch_end = true;
+  std::int64_t keep = 2;  // checkpoint generations kept: checkpoint.h5 and checkpoint.1.h5 .. keep-1
 };
 
 // How ranks wait for each other.

@@ -28,16 +28,20 @@ struct TrainingPosition {
   std::int64_t loss_count = 0;
 };
 
-// Rank 0 writes the model, the optimizer state and the position (the loss summed over ranks).
-// Collective.
+// Rank 0 writes the model, the optimizer state and the position (the loss summed over ranks),
+// first keeping the current file as the newest older generation (checkpoint.keep). Collective.
 void save_training_checkpoint(comm::Communicator& comm, const std::string& path, const nn::Sequential& model,
                               nn::Optimizer& optimizer, const TrainingPosition& position,
                               const TrainerOptions& options);
 
-// Loads parameters and optimizer state and checks that the checkpoint may continue under
-// `options` (ConfigError-like CheckpointError naming the keys that differ). Returns the position;
-// the running loss is rank 0's (the others get 0). Collective.
+// Loads parameters and optimizer state from the newest intact generation of `path` (rank 0
+// decides: a damaged newest checkpoint is a warning naming it, and the previous one kept by
+// checkpoint.keep is used) and checks that it may continue under `options` (ConfigError-like
+// CheckpointError naming the keys that differ) with its step inside an epoch of
+// `steps_per_epoch` steps. Returns the position; the running loss is rank 0's (the others get 0).
+// Collective.
 TrainingPosition resume_training(comm::Communicator& comm, const std::string& path, nn::Sequential& model,
-                                 nn::Optimizer& optimizer, const TrainerOptions& options);
+                                 nn::Optimizer& optimizer, const TrainerOptions& options,
+                                 std::int64_t steps_per_epoch);
 
 }  // namespace lockstep::train
