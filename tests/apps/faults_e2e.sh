@@ -38,6 +38,19 @@ run() {
 
 digest() { "$LOCKSTEP" info --checkpoint "$1" 2>/dev/null | sed -n 's/.*digest \([0-9a-f]*\).*/\1/p' | head -1; }
 
+# expect_resume NAME: after a fault in $WORK/f, `--auto-resume` at np 2 (from the last checkpoint, or
+# afresh if the fault came before the first) must end with the uninterrupted run's parameters
+expect_resume() {
+  local from="afresh"
+  [ -f "$WORK/f/checkpoint.h5" ] && from="from global step $("$LOCKSTEP" info --checkpoint "$WORK/f/checkpoint.h5" | sed -n 's/.*global_step \([0-9]*\).*/\1/p' | head -1)"
+  run 2 "" train "$TINY" "${DET[@]}" --set "output.dir=$WORK/f" --auto-resume
+  local got
+  got=$(digest "$WORK/f/checkpoint.h5")
+  if [ "$rc" = 0 ] && [ "$got" = "$ref" ]; then ok "  resumed $from after $1: digest = uninterrupted";
+  else bad "  resume after $1: exit $rc, digest $got, expected $ref"; fi
+  rm -rf "$WORK/f"
+}
+
 # expect_fault NAME PATTERN LIMIT NP FAULT ARGS...: non-zero, not a hang, PATTERN shown, within LIMIT s
 expect_fault() {
   local name=$1 pattern=$2 limit=$3
@@ -68,14 +81,18 @@ YAML
 for np in 2 3; do
   for rank in 0 $((np - 1)); do
     at="np $np, rank $rank"
+    rm -rf "$WORK/f"
     expect_fault "exception while loading data ($at)" "injected fault at load" 30 $np "load:$rank" \
       train "$TINY" "${DET[@]}" --set "output.dir=$WORK/f"
-    expect_fault "exception in a training step ($at)" "injected fault at step" 30 $np "step:$rank:throw:7" \
+    expect_fault "exception in a training step ($at)" "injected fault at step" 30 $np "step:$rank:throw:25" \
       train "$TINY" "${DET[@]}" --set "output.dir=$WORK/f"
+    expect_resume "an exception in step 25 ($at)"
     expect_fault "exception while writing a checkpoint ($at)" "injected fault at checkpoint" 30 $np \
       "checkpoint:$rank" train "$TINY" "${DET[@]}" --set "output.dir=$WORK/f"
+    expect_resume "an exception in the first checkpoint ($at)"
     expect_fault "exception in evaluation ($at)" "injected fault at eval" 30 $np "eval:$rank" \
       train "$TINY" "${DET[@]}" --set "output.dir=$WORK/f"
+    expect_resume "an exception in the first evaluation ($at)"
     expect_fault "exception in a pipeline fit ($at)" "injected fault at fit" 30 $np "fit:$rank" fit "$WORK/fit.yaml"
   done
 done
@@ -83,12 +100,15 @@ done
 # ---- a rank that dies, a rank that stalls ----
 for np in 2 3; do
   last=$((np - 1))
-  expect_fault "rank $last killed mid-step (np $np)" "" 30 $np "step:$last:exit:9" \
+  expect_fault "rank $last killed mid-step (np $np)" "" 30 $np "step:$last:exit:25" \
     train "$TINY" "${DET[@]}" --set "output.dir=$WORK/f"
-  expect_fault "rank 0 stalled mid-step, comm.timeout_s 3 (np $np)" "no progress for" 40 $np "step:0:stall:9" \
+  expect_resume "rank $last killed at step 25 (np $np)"
+  expect_fault "rank 0 stalled mid-step, comm.timeout_s 3 (np $np)" "no progress for" 40 $np "step:0:stall:25" \
     train "$TINY" "${DET[@]}" --set "output.dir=$WORK/f" --set comm.timeout_s=3
-  expect_fault "rank $last stalled mid-step, comm.timeout_s 3 (np $np)" "no progress for" 40 $np "step:$last:stall:9" \
+  expect_resume "rank 0 stalled at step 25 (np $np)"
+  expect_fault "rank $last stalled mid-step, comm.timeout_s 3 (np $np)" "no progress for" 40 $np "step:$last:stall:25" \
     train "$TINY" "${DET[@]}" --set "output.dir=$WORK/f" --set comm.timeout_s=3
+  expect_resume "rank $last stalled at step 25 (np $np)"
 done
 
 # ---- a stop by signal on one rank: every rank stops at the same step, 75, then resume ----
@@ -116,7 +136,9 @@ if mount -t tmpfs -o size=48k tmpfs "$WORK/full" 2>/dev/null; then
      ! grep -q "Segmentation fault\|signal 11" "$WORK/out" && "$LOCKSTEP" info --checkpoint "$WORK/full/run/checkpoint.h5" >/dev/null 2>&1; then
     ok "disk full during a checkpoint: exit $rc naming ENOSPC in ${secs} s, no crash, the previous checkpoint intact"
   else bad "disk full during a checkpoint (exit $rc)"; fi
+  rm -rf "$WORK/f" && cp -r "$WORK/full/run" "$WORK/f" && rm -f "$WORK/f"/*.tmp.* "$WORK/f/lockstep.lock"
   umount "$WORK/full"
+  expect_resume "the disk filled up (resumed on a disk with room)"
 else
   echo "SKIP: disk full during a checkpoint: cannot mount a tmpfs here (not root?)"
 fi
