@@ -1,6 +1,6 @@
 /* Writes the HDF5 seeds of corpus/hdf5/ (small valid files of the shapes read_hdf5_table takes,
  * and a few it must reject). Run from tests/fuzz/:
- *   h5cc -o /tmp/make_hdf5_seeds make_hdf5_seeds.c && /tmp/make_hdf5_seeds corpus/hdf5 */
+ *   (d=$PWD; cd /tmp && h5cc -o make_hdf5_seeds "$d/make_hdf5_seeds.c") && /tmp/make_hdf5_seeds corpus/hdf5 */
 #include <hdf5.h>
 #include <stdio.h>
 #include <string.h>

@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
     const std::filesystem::path p = argv[i];
     if (std::filesystem::is_directory(p)) {
       for (const auto& e : std::filesystem::directory_iterator(p))
-        if (e.is_regular_file()) files.push_back(e.path());
+        if (e.is_regular_file() && e.path().filename() != ".gitkeep") files.push_back(e.path());
     } else if (std::filesystem::exists(p)) {
       files.push_back(p);
     } else {
