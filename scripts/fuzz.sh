@@ -2,6 +2,8 @@
 # Builds the libFuzzer targets (tests/fuzz, docs/fuzzing.md) in build-fuzz with Clang and runs each
 # for a bounded time from its seed corpus:
 #   scripts/fuzz.sh [seconds per target, default 30] [target ...]
+# The default targets are the readers of outside data: idx csv libsvm hdf5 config. checkpoint and
+# pipeline_model (loaders of lockstep's own files) run when named.
 # Fails on any crash, hang (-timeout), out-of-memory (-rss_limit_mb / -malloc_limit_mb) or
 # sanitizer report; the input that caused it is left in build-fuzz/findings/<target>/ (copy it to
 # tests/fuzz/regressions/<target>/ once fixed, so the normal build replays it). New coverage
@@ -27,7 +29,7 @@ launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOCKSTEP_FUZZ=ON "${launcher[@]}" \
   >build-fuzz.configure.log 2>&1 || { cat build-fuzz.configure.log; exit 1; }
-cmake --build build-fuzz --target fuzzers -j"$(nproc)"
+cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
 
 source scripts/mpi_env.sh
 # Open MPI's own allocations at exit are not ours (as in the sanitizer build of .ci/run).
