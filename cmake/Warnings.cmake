@@ -26,3 +26,10 @@ if(LOCKSTEP_SANITIZE)
   target_compile_options(lockstep_options INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer)
   target_link_options(lockstep_options INTERFACE -fsanitize=address,undefined)
 endif()
+if(LOCKSTEP_FUZZ)
+  # Coverage for libFuzzer in every lockstep object (the fuzz binaries add the fuzzer's main), and
+  # every sanitizer report fatal, so the fuzzer stops at the first.
+  target_compile_options(lockstep_options INTERFACE -fsanitize=fuzzer-no-link,address,undefined
+                                                    -fno-sanitize-recover=all -fno-omit-frame-pointer -g)
+  target_link_options(lockstep_options INTERFACE -fsanitize=address,undefined)
+endif()

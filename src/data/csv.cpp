@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "data/source_util.hpp"
+#include "lockstep/core/checked_size.hpp"
 #include "lockstep/data/source.hpp"
 #include "lockstep/data/sources.hpp"
 
@@ -140,10 +141,18 @@ Table read_csv_table(comm::Communicator& comm, const std::string& path, const Cs
   for (const std::size_t c : cols.features) t.feature_names.push_back(cols.names[c]);
   t.text_names = options.string_columns;
   t.text.resize(cols.strings.size());
-  // Rows are appended straight into the blocks; reserving by the line count keeps it one allocation.
-  const auto lines = static_cast<std::size_t>(detail::count_lines(text));
-  t.features.reserve(lines * cols.features.size());
-  t.labels.reserve(lines * cols.labels.size());
+  // Rows are appended straight into the blocks; reserving by the row count keeps it one allocation.
+  // A row of n columns takes at least n bytes (n - 1 delimiters and its newline, or one non-blank
+  // character), so the reservation is bounded by the bytes read: a header of a million columns over
+  // a body of blank lines must not reserve lines x columns.
+  const std::int64_t most_rows =
+      std::min(detail::count_lines(text), static_cast<std::int64_t>(text.size() / cols.names.size()) + 1);
+  const std::string sizing = path + ": " + std::to_string(most_rows) + " rows of " +
+                             std::to_string(cols.features.size()) + " features";
+  t.features.reserve(static_cast<std::size_t>(
+      checked_mul<DataError>(most_rows, static_cast<std::int64_t>(cols.features.size()), sizing)));
+  t.labels.reserve(static_cast<std::size_t>(
+      checked_mul<DataError>(most_rows, static_cast<std::int64_t>(cols.labels.size()), sizing)));
   collectively(comm, [&] {
     // A tab-separated line of empty fields is a row with missing values, not a blank line.
     const char* blank_chars = options.delimiter == '\t' ? " " : " \t";

@@ -28,7 +28,7 @@ Example SparseExample::to_dense(std::int64_t num_features) const {
 
 Partitioned<Example> to_examples(comm::Communicator& comm, const Table& t) {
   Table dense = t;
-  densify(dense);
+  densify(comm, dense, "to_examples");
   const std::int64_t f = dense.num_features();
   std::vector<Example> rows(static_cast<std::size_t>(dense.rows));
   for (std::int64_t i = 0; i < dense.rows; ++i) {

@@ -2,7 +2,11 @@
 // and labels datasets. HDF5's type conversion turns whatever numeric types the file holds into
 // float. The wrapper's IoErrors (which name the file, the dataset and HDF5's reason) become
 // DataErrors here, like every other problem a source finds in its input.
+#include <algorithm>
+#include <filesystem>
+
 #include "data/source_util.hpp"
+#include "lockstep/core/checked_size.hpp"
 #include "detail/hdf5.hpp"
 #include "lockstep/data/source.hpp"
 #include "lockstep/data/sources.hpp"
@@ -22,6 +26,24 @@ void require_dataset(const lockstep::detail::H5File& f, const std::string& name)
   for (const auto& child : f.list("/")) have += (have.empty() ? "" : ", ") + ("/" + child);
   throw DataError(f.path() + ": expected a dataset " + name + ", not found; the root group has " +
                   (have.empty() ? std::string("nothing") : have));
+}
+
+// A dataset's values are bounded by the file before any is read: HDF5 lets a few bytes of header
+// declare any shape (and a dataset never written reads as its fill value), so the shape alone
+// would have each rank allocate whatever a corrupt or hostile file claims. The bound allows for
+// compression: deflate, the filter HDF5 always has, expands at most about 1032:1, so 4096 values
+// per byte of file leaves room for stacked filters (shuffle + deflate) and is still a bound.
+constexpr std::int64_t kMaxValuesPerFileByte = 4096;
+
+void check_dataset_size(const std::string& path, const std::string& name, const std::vector<std::int64_t>& shape,
+                        std::int64_t file_bytes) {
+  const std::string what = path + ":" + name + ": shape " + shape_text(shape);
+  const std::int64_t values = checked_product<DataError>(shape, what);
+  const std::int64_t bytes = checked_mul<DataError>(values, sizeof(float), what + " as float");
+  const std::int64_t limit = kMaxValuesPerFileByte * static_cast<std::int64_t>(sizeof(float)) * std::max<std::int64_t>(file_bytes, 1);
+  check_size_limit<DataError>(bytes, limit, what + " as float",
+                              "the " + bytes_text(file_bytes) + " file could hold even compressed (at most " +
+                                  std::to_string(kMaxValuesPerFileByte) + " values per byte of file); is it corrupt?");
 }
 
 }  // namespace
@@ -52,6 +74,11 @@ Table read_hdf5_table(comm::Communicator& comm, const std::string& path, const H
       throw DataError(path + ":" + ys + ": expected " + std::to_string(xshape[0]) + " rows (as many as " + xs +
                       " has), got " + std::to_string(yshape[0]));
     }
+    std::error_code ec;
+    const auto file_bytes = static_cast<std::int64_t>(std::filesystem::file_size(path, ec));
+    if (ec) throw DataError(path + ": cannot read the file size: " + ec.message());
+    check_dataset_size(path, xs, xshape, file_bytes);
+    check_dataset_size(path, ys, yshape, file_bytes);
     const Range r = split_range(xshape[0], comm.rank(), comm.size());
     t.features = f.read_rows<float>(xs, r.begin, r.end);
     t.labels = unlabelled ? std::vector<float>(static_cast<std::size_t>(r.size() * yshape[1]), 0.0f)

@@ -142,12 +142,20 @@ IdxHeader read_header(gzFile f, const std::string& path) {
   for (int d = 0; d < ndims; ++d) {
     const std::int64_t n = be32(&raw[static_cast<std::size_t>(4 * d)]);
     h.dims.push_back(n);
-    if (d > 0) h.values_per_record *= n;
+    // A record of no values would let a 12-byte header claim 2^32 records, which nothing bounds.
+    if (d > 0 && n == 0) {
+      throw DataError(path + ": dimensions " + dims_text(h.dims) +
+                      ": expected every dimension after the first (the record count) to be >= 1, got 0");
+    }
+    // One record alone is bounded too: with no records, the total says nothing about the rest.
+    const bool record_too_large = d > 0 && h.values_per_record > kMaxBytes / n;
+    if (d > 0 && !record_too_large) h.values_per_record *= n;
     bytes = (n != 0 && bytes > kMaxBytes / n) ? kMaxBytes + 1 : bytes * n;
-  }
-  if (bytes > kMaxBytes) {
-    throw DataError(path + ": dimensions " + dims_text(h.dims) +
-                    " describe more than 2^50 bytes; is the header corrupt?");
+    if (bytes > kMaxBytes || record_too_large) {
+      std::string so_far = dims_text(h.dims);
+      if (d + 1 < ndims) so_far.insert(so_far.size() - 1, ", ...");
+      throw DataError(path + ": dimensions " + so_far + " describe more than 2^50 bytes; is the header corrupt?");
+    }
   }
   h.records = h.dims[0];
   h.compressed = gzdirect(f) == 0;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <optional>
 
+#include "lockstep/core/checked_size.hpp"
 #include "lockstep/core/error.hpp"
 
 namespace lockstep::data {
@@ -103,10 +104,14 @@ void select_classes(comm::Communicator& comm, Table& t, const std::vector<std::i
   LOCKSTEP_CHECK(t.global_rows > 0, DataError, what, ": no rows of data.classes (check the labels the file holds)");
 }
 
-void densify(Table& t) {
+void densify(Table& t, const std::string& what) {
   if (!t.sparse) return;
-  const std::int64_t f = t.num_features();
-  t.features.assign(static_cast<std::size_t>(t.rows * f), 0.0f);
+  const std::string sizing = what + ": the dense form of " + std::to_string(t.rows) + " rows of " +
+                             shape_text(t.sample_shape) + " features";
+  const std::int64_t f = checked_product<DataError>(t.sample_shape, sizing);
+  const std::int64_t values = checked_mul<DataError>(t.rows, f, sizing);
+  check_fits_memory<DataError>(checked_mul<DataError>(values, sizeof(float), sizing), sizing);
+  t.features.assign(static_cast<std::size_t>(values), 0.0f);
   for (std::int64_t i = 0; i < t.rows; ++i)
     for (std::int64_t k = t.indptr[static_cast<std::size_t>(i)]; k < t.indptr[static_cast<std::size_t>(i + 1)]; ++k)
       t.features[static_cast<std::size_t>(i * f + t.indices[static_cast<std::size_t>(k)])] =
@@ -115,6 +120,10 @@ void densify(Table& t) {
   t.indptr = {};
   t.indices = {};
   t.values = {};
+}
+
+void densify(comm::Communicator& comm, Table& t, const std::string& what) {
+  comm.collectively([&] { densify(t, what); }, comm::Communicator::ErrorKind::kData);
 }
 
 Table repartition_rows(comm::Communicator& comm, const Table& t, std::span<const int> dest,

@@ -2,6 +2,7 @@
 // range, and finish() rejects any key nobody consumed, listing the keys that are allowed.
 #include "lockstep/io/config.hpp"
 
+#include "lockstep/core/checked_size.hpp"
 #include "lockstep/core/error.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -10,6 +11,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -282,7 +284,14 @@ void parse_nn(Section& top, const std::string* src, const std::set<std::string>&
   t.get<bool>("shared_memory", tr.shared_memory);
   t.get<std::string>("precision", tr.precision, one_of({"fp32", "bf16"}), "one of fp32, bf16");
   t.get<std::string>("reduce_precision", tr.reduce_precision, one_of({"fp32", "bf16"}), "one of fp32, bf16");
-  t.get<std::int64_t>("eval_batch", tr.eval_batch, positive<std::int64_t>(), "an integer > 0");
+  // A row of an evaluation batch is at least one 4-byte feature, so a batch of more rows than
+  // physical memory / 4 cannot be allocated whatever the data (922337203685477581 used to reach
+  // the allocator as a bare std::bad_alloc).
+  const std::int64_t most_rows = physical_memory_bytes() / 4;
+  t.get<std::int64_t>(
+      "eval_batch", tr.eval_batch, [=](const std::int64_t& v) { return v > 0 && v <= most_rows; },
+      "an integer > 0 and at most " + std::to_string(most_rows) + " (a row takes at least 4 bytes; this machine has " +
+          bytes_text(physical_memory_bytes()) + " of memory)");
   t.finish();
   fold_output_activation(c, t);
 }
@@ -447,6 +456,45 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
   return c;
 }
 
+// yaml-cpp keeps both pairs of a duplicated key and node[key] answers with the first, so a second
+// `lr:` further down a file was silently ignored. Every mapping of the document, nested ones and
+// those inside lists included, is checked once here. Aliases make the document a graph that can
+// expand exponentially (or loop), so the walk is iterative and stops at kMaxNodes nodes, far above
+// any real config.
+void check_duplicate_keys(const YAML::Node& root, const std::string& source) {
+  constexpr std::size_t kMaxNodes = 100000;
+  std::vector<std::pair<YAML::Node, std::string>> todo{{root, ""}};
+  std::size_t seen = 0;
+  while (!todo.empty()) {
+    auto [n, path] = std::move(todo.back());
+    todo.pop_back();
+    if (++seen > kMaxNodes)
+      throw ConfigError(source + ": the document expands to more than " + std::to_string(kMaxNodes) +
+                        " nodes (through aliases?); a config is far smaller");
+    if (n.IsSequence()) {
+      for (std::size_t i = 0; i < n.size(); ++i) todo.emplace_back(n[i], path + "[" + std::to_string(i) + "]");
+    } else if (n.IsMap()) {
+      std::map<std::string, int> lines;  // key -> the line it first appears on
+      for (const auto& kv : n) {
+        const int line = kv.first.Mark().line + 1;
+        // Every key the reader looks up is a name; a list or mapping as a key (YAML's `? [a, b]`)
+        // would otherwise fail deep in yaml-cpp as a conversion error naming nothing.
+        if (!kv.first.IsScalar())
+          throw ConfigError(source + ":" + std::to_string(line) + ": " + (path.empty() ? "(top level)" : path) +
+                            ": expected a plain name as a key, got " +
+                            (kv.first.IsMap() ? "a mapping" : kv.first.IsSequence() ? "a list" : "an empty key"));
+        const std::string key = kv.first.Scalar();
+        const std::string here = path.empty() ? key : path + "." + key;
+        const auto [it, fresh] = lines.emplace(key, line);
+        if (!fresh)
+          throw ConfigError(source + ":" + std::to_string(line) + ": " + here + ": duplicate key (first given on line " +
+                            std::to_string(it->second) + ")");
+        todo.emplace_back(kv.second, here);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Config parse_config(const std::string& text, const std::string& source, const std::vector<std::string>& overrides) {
@@ -458,12 +506,18 @@ Config parse_config(const std::string& text, const std::string& source, const st
   }
   if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) throw ConfigError(source + ": expected a mapping at the top level");
+  check_duplicate_keys(root, source);
   std::set<std::string> overridden;
   for (const auto& o : overrides) {
     apply_override(root, o);
     overridden.insert(o.substr(0, o.find('=')));
   }
-  return from_yaml(root, source, overridden);
+  try {
+    return from_yaml(root, source, overridden);
+  } catch (const YAML::Exception& e) {  // a shape the reader did not expect, still the file's fault
+    throw ConfigError(source + (e.mark.is_null() ? std::string() : ":" + std::to_string(e.mark.line + 1)) +
+                      ": unexpected YAML: " + e.msg);
+  }
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "lockstep/backend/ops.hpp"
+#include "lockstep/core/checked_size.hpp"
 #include "lockstep/core/rng.hpp"
 #include "lockstep/nn/layer_registry.hpp"
 
@@ -34,15 +35,55 @@ const char* init_name(Init i) {
   return "?";
 }
 
+namespace {
+
+// Every size the layers imply, checked before place_parameters allocates anything: each output
+// shape and parameter shape has a product that fits a 64-bit count, and the parameters' values
+// and gradients (8 bytes a parameter, the least a model of them needs) fit in this machine's
+// physical memory. where[i] names layer i's size key ("configs/x.yaml:12: model.layers[0].units").
+void check_sizes(const Shape& input, const std::vector<std::unique_ptr<Layer>>& layers,
+                 const std::vector<std::string>& where) {
+  Shape shape = input;
+  checked_product<ConfigError>(shape, "model: the input shape " + shape_str(shape));
+  std::int64_t total = 0;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    for (const auto& ps : layers[i]->param_specs(shape)) {
+      const std::string what = where[i] + ": parameter " + ps.name + " of shape " + shape_str(ps.shape);
+      total = checked_add<ConfigError>(total, checked_product<ConfigError>(ps.shape, what), what);
+      const std::string model = where[i] + ": the model's parameters up to this layer (" + std::to_string(total) +
+                                ", each with a value and a gradient)";
+      check_fits_memory<ConfigError>(checked_mul<ConfigError>(total, 8, model), model);
+    }
+    shape = layers[i]->output_shape(shape);
+    checked_product<ConfigError>(shape, where[i] + ": the output shape " + shape_str(shape));
+  }
+}
+
+// A layer's size key, for check_sizes: a dense layer's units, or the layer itself.
+std::string size_where(const Spec& spec) {
+  const auto units = spec.params.find("units");
+  return units != spec.params.end() ? units->second.where : spec.where;
+}
+
+}  // namespace
+
 Sequential::Sequential(const Shape& input, const std::vector<Spec>& specs) : input_(input) {
   LOCKSTEP_CHECK(!specs.empty(), ConfigError, "model.layers: expected at least one layer");
-  for (std::size_t i = 0; i < specs.size(); ++i) layers_.push_back(make_layer(specs[i], static_cast<std::uint32_t>(i)));
+  std::vector<std::string> where;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    layers_.push_back(make_layer(specs[i], static_cast<std::uint32_t>(i)));
+    where.push_back(size_where(specs[i]));
+  }
+  check_sizes(input_, layers_, where);
   place_parameters();
 }
 
 Sequential::Sequential(const Shape& input, std::vector<std::unique_ptr<Layer>> layers)
     : input_(input), layers_(std::move(layers)) {
   LOCKSTEP_CHECK(!layers_.empty(), ConfigError, "model.layers: expected at least one layer");
+  std::vector<std::string> where;
+  for (std::size_t i = 0; i < layers_.size(); ++i) where.push_back("model.layers[" + std::to_string(i) + "]");
+  check_sizes(input_, layers_, where);
   place_parameters();
 }
 

@@ -25,7 +25,7 @@ Dataset make_dataset(comm::Communicator& comm, data::Table table, std::string de
   d.num_labels = table.num_labels;
   d.description = std::move(description);
   // The trainer reads dense rows; LIBSVM's CSR is spread out once here.
-  data::densify(table);
+  data::densify(comm, table, d.description);
   d.table = std::move(table);
   return d;
 }

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "lockstep/backend/ops.hpp"
+#include "lockstep/core/checked_size.hpp"
 #include "lockstep/nn/layer_registry.hpp"
 
 namespace lockstep::train {
@@ -73,6 +74,10 @@ void forward_rows(nn::Sequential& model, const data::Table& rows, std::int64_t c
   const std::int64_t f = model.input_features(), l = rows.num_labels;
   LOCKSTEP_CHECK(n == 0 || rows.num_features() == f, DataError, "rows of this rank have ", rows.num_features(),
                  " features, the model expects ", f);
+  // chunk and f are the same on every rank, so each rank finds the same answer here.
+  const std::string sizing = "training.eval_batch: a batch of " + std::to_string(chunk) + " rows of " +
+                             std::to_string(f) + " features";
+  check_fits_memory<ConfigError>(checked_product<ConfigError>({chunk, f, 4}, sizing), sizing);
   Tensor x({chunk, f}), y(l == 1 ? Shape{chunk} : Shape{chunk, l});
   Tensor xd = model.device() == Device::kCpu ? x : Tensor({chunk, f}, DType::kF32, model.device());
   Tensor out_f32;  // bf16 models: the outputs handed on in float32

@@ -159,6 +159,10 @@ expect_fail "unknown nested key via --set" "optimizer.lrr: unknown key" 2 train 
 expect_fail "wrong type" "training.epochs: expected an integer, got \"ten\"" 2 train "$TINY" --set training.epochs=ten
 expect_fail "out of range" "optimizer.lr: expected a finite number > 0, got \"-1\"" 2 train "$TINY" --set optimizer.lr=-1
 expect_fail "checkpoint.keep out of range" "checkpoint.keep: expected an integer in \[1, 1000\], got \"0\"" 2 train "$TINY" --set checkpoint.keep=0
+printf 'training: {epochs: 2}\nmodel: {layers: [{type: dense, units: 2}]}\ndata: {format: synthetic}\ntraining: {epochs: 3}\n' >"$WORK/dup.yaml"
+expect_fail "duplicate config key" "dup.yaml:4: training: duplicate key (first given on line 1)" 2 train "$WORK/dup.yaml"
+printf 'training: {epochs: 1}\nmodel:\n  layers:\n    - {type: dense, units: 922337203685477581}\ndata: {format: synthetic}\n' >"$WORK/huge.yaml"
+expect_fail "layer too large (no bad_alloc)" "huge.yaml:4: model.layers\[0\].units: parameter weight of shape" 2 train "$WORK/huge.yaml" --set "output.dir=$WORK/huge"
 # ranks started with different configs (MPMD launch: rank 1 gets another --set)
 timeout 120 "$MPIEXEC" --oversubscribe -n 1 "$LOCKSTEP" train "$TINY" --set "output.dir=$WORK/x" : \
   -n 1 "$LOCKSTEP" train "$TINY" --set "output.dir=$WORK/x" --set training.epochs=5 >"$WORK/out" 2>&1

@@ -618,3 +618,55 @@ TEST(IdxSource, FashionMnistTestSet) {
   EXPECT_EQ(counts[10], 0) << "labels outside 0..9";
   EXPECT_EQ(counts[11], 0) << "rows without 784 features in [0, 1]";
 }
+
+// ---- sizes from untrusted headers: an error naming the file and the size, never a bad_alloc ----
+
+TEST(UntrustedSizes, IdxDimensionsThatDescribeNothingOrTooMuch) {
+  auto& c = world();
+  const auto dir = fixture_dir("idx-sizes");
+  const std::string zero_width = dir / "zero-width.idx", overflow = dir / "overflow.idx";
+  on_rank0([&] {
+    // 2^32 - 1 records of no values: 12 bytes that used to make every rank allocate 16 GiB of labels.
+    write_bytes(zero_width, idx_bytes(0x08, {0xFFFFFFFFu, 0}, ""));
+    // No records, and trailing dimensions whose product overflows 64 bits.
+    write_bytes(overflow, idx_bytes(0x0E, {0, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu}, ""));
+  });
+  EXPECT_CONTAINS(data_error_of([&] { data::read_idx_table(c, zero_width, ""); }),
+                  zero_width + ": dimensions (4294967295, 0): expected every dimension after the first (the record count) to be >= 1, got 0");
+  EXPECT_CONTAINS(data_error_of([&] { data::read_idx_table(c, overflow, ""); }),
+                  overflow + ": dimensions (0, 4294967295, 4294967295, ...) describe more than 2^50 bytes");
+}
+
+TEST(UntrustedSizes, CsvReservesByBytesReadNotLinesTimesColumns) {
+  auto& c = world();
+  const auto dir = fixture_dir("csv-wide");
+  const std::string path = dir / "wide.csv";
+  // A million columns over a million blank lines: 3 MB that used to reserve 4 TB.
+  on_rank0([&] { write_bytes(path, std::string(999999, ',') + "label\n" + std::string(1000000, '\n')); });
+  const auto t = data::read_csv_table(c, path);
+  EXPECT_EQ(t.rows, 0);
+  EXPECT_EQ(t.num_features(), 999999);
+}
+
+TEST(UntrustedSizes, LibsvmWidthTooLargeToDensifyIsAnAgreedError) {
+  auto& c = world();
+  const auto dir = fixture_dir("libsvm-wide");
+  const std::string path = dir / "wide.svm";
+  on_rank0([&] { write_bytes(path, "1 2147483648:1\n"); });
+  data::Table t = data::read_libsvm_table(c, path);
+  EXPECT_EQ(t.num_features(), 2147483648);
+  setenv("LOCKSTEP_MEMORY_LIMIT_MB", "512", 1);  // below the row's 8 GiB on any machine
+  const std::string msg = data_error_of([&] { data::densify(c, t, path); });
+  unsetenv("LOCKSTEP_MEMORY_LIMIT_MB");
+  // Only the rank that holds the row finds it too large; every rank throws its message.
+  EXPECT_CONTAINS(msg, path + ": the dense form of 1 rows of {2147483648} features: 8589934592 bytes (8.0 GiB), more than the 512.0 MiB of memory");
+}
+
+TEST(UntrustedSizes, Hdf5ShapeLargerThanTheFileCouldHold) {
+  // A 763-byte file declaring a 1000000 x 1000 dataset it never wrote (made by
+  // tests/fuzz/make_hdf5_seeds.c): the fill value would read as 4 GB of zeros.
+  const std::string path = LOCKSTEP_SOURCE_DIR "/tests/fuzz/corpus/hdf5/unwritten_huge.h5";
+  EXPECT_CONTAINS(data_error_of([&] { data::read_hdf5_table(world(), path); }),
+                  path + ":/features: shape (1000000, 1000) as float: 4000000000 bytes (3.7 GiB), more than the 763 bytes "
+                         "file could hold even compressed (at most 4096 values per byte of file); is it corrupt?");
+}

@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 
+#include "lockstep/core/checked_size.hpp"
 #include "lockstep/io/config.hpp"
 #include "lockstep/train/model.hpp"
 
@@ -408,4 +409,69 @@ TEST(Config, ClassSelection) {
   EXPECT_NE(config_error(kBase, {"data.classes=[1, 1]"}).find("data.classes: expected a list of distinct"),
             std::string::npos);
   EXPECT_NE(config_error(kBase, {"data.classes=[a]"}).find("data.classes"), std::string::npos);
+}
+
+// yaml-cpp keeps both pairs of a repeated key and reads the first; a repeated key anywhere in the
+// document (top level, nested, inside a list of layers) is an error naming the second one's line.
+TEST(Config, DuplicateKeysAreErrorsNamingTheLineAndKey) {
+  {
+    const auto msg = config_error(kBase + "  epochs: 3\n");  // line 18 repeats line 17
+    EXPECT_HAS(msg, "test.yaml:18: training.epochs: duplicate key (first given on line 17)");
+  }
+  EXPECT_HAS(config_error(kBase + "optimizer: {type: sgd}\n"), "test.yaml:18: optimizer: duplicate key (first given on line 13)");
+  EXPECT_HAS(config_error(replace_line(kBase, "{type: relu}", "{type: relu, type: tanh}")),
+             "test.yaml:10: model.layers[1].type: duplicate key");
+  EXPECT_HAS(config_error(replace_line(kBase, "    samples: 256\n", "    samples: 256\n    samples: 512\n")),
+             "test.yaml:7: data.synthetic.samples: duplicate key (first given on line 6)");
+  // Aliases that expand without end are refused, not walked.
+  std::string bomb = "a: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char i = '1'; i < '8'; ++i) {
+    // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) about "literal" + std::string.
+    bomb.append("a").push_back(i);
+    bomb.append(": &a").push_back(i);
+    bomb.append(" [");
+    for (int k = 0; k < 8; ++k) bomb.append(k ? ", *a" : "*a").push_back(static_cast<char>(i - 1));
+    bomb.append("]\n");
+  }
+  EXPECT_HAS(config_error(bomb), "test.yaml: the document expands to more than 100000 nodes");
+}
+
+// Sizes from the config are checked before anything is allocated: the units that overflow
+// the element count, a layer too large for this machine, and an eval_batch no memory could hold.
+TEST(Config, HugeSizesAreErrorsNamingTheKeyNotBadAlloc) {
+  const auto model_error = [](const std::string& yaml) -> std::string {
+    try {
+      lockstep::train::build_model(parse_config(yaml, "test.yaml"), {784});
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "no ConfigError for:\n" << yaml;
+    return "";
+  };
+  {
+    const auto msg = model_error(replace_line(kBase, "units: 8", "units: 922337203685477581"));
+    EXPECT_HAS(msg, "test.yaml:9: model.layers[0].units: parameter weight of shape [784, 922337203685477581]");
+    EXPECT_HAS(msg, "784 x 922337203685477581 is more than a 64-bit count holds");
+  }
+  {
+    const auto msg = model_error(replace_line(kBase, "units: 4,", "units: 4000000000000,"));
+    EXPECT_HAS(msg, "test.yaml:12: model.layers[3].units:");
+    EXPECT_HAS(msg, "of memory this machine has");
+  }
+  {
+    const auto msg = config_error(kBase + "  eval_batch: 922337203685477581\n");
+    EXPECT_HAS(msg, "test.yaml:18: training.eval_batch: expected an integer > 0 and at most");
+    EXPECT_HAS(msg, "922337203685477581");
+  }
+  // The largest eval_batch accepted is still refused where the batch is made, with its size.
+  const Config c = parse_config(kBase, "test.yaml");
+  auto model = lockstep::train::build_model(c, {784});
+  lockstep::data::Table rows;
+  rows.sample_shape = {784};
+  try {
+    lockstep::train::forward_rows(*model, rows, lockstep::physical_memory_bytes() / 4, [](auto, auto, auto&, auto&) {});
+    ADD_FAILURE() << "no ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_HAS(e.what(), "training.eval_batch: a batch of");
+  }
 }

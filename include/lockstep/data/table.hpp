@@ -61,8 +61,12 @@ void keep_rows(Table& t, const std::vector<char>& keep, const std::vector<float>
 void select_classes(comm::Communicator& comm, Table& t, const std::vector<std::int64_t>& classes,
                     const std::string& what);
 
-// The dense form of a CSR table (features zero-filled, then scattered). Local.
-void densify(Table& t);
+// The dense form of a CSR table (features zero-filled, then scattered). Local. A dense block
+// larger than this machine's memory (a LIBSVM index of 2^31 makes every row 8 GiB) is a DataError
+// naming `what` and the size, thrown before allocating.
+void densify(Table& t, const std::string& what = "densify");
+// The same on every rank, with the size check agreed: any rank's error is every rank's. Collective.
+void densify(comm::Communicator& comm, Table& t, const std::string& what);
 
 // Row-wise repartition: local row i goes to rank dest[i] (-1: dropped). Each destination receives
 // its rows as contiguous bytes in one alltoallv (features, then labels, then the rows' global
