@@ -189,12 +189,9 @@ void parse_layers(const YAML::Node& n, const std::string& source, const std::set
       }
       if (kv.second.IsMap() || (kv.second.IsSequence() && kv.second.size() > 0 && kv.second[0].IsMap())) {
         // A layer ({type: dense, ...}) or a list of them: nested specs (a residual block's keys).
-        YAML::Node list = kv.second;
-        if (kv.second.IsMap()) {
-          list = YAML::Node(YAML::NodeType::Sequence);
-          list.push_back(kv.second);
-        }
-        parse_layers(list, source, overridden, spec.children[key], here + "." + key);
+        YAML::Node one(YAML::NodeType::Sequence);  // (assigning to a node copied from kv.second would
+        if (kv.second.IsMap()) one.push_back(kv.second);  // overwrite the document's node itself)
+        parse_layers(kv.second.IsMap() ? one : kv.second, source, overridden, spec.children[key], here + "." + key);
         continue;
       }
       spec.params[key] = stage_param(kv.second, where);
