@@ -80,5 +80,25 @@ void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr, do
                  double wd, bool decoupled, std::int64_t step, double grad_scale) {
   LOCKSTEP_DISPATCH(adam_update, (TL{&w, &g, &m, &v}), w, g, m, v, lr, b1, b2, eps, wd, decoupled, step, grad_scale);
 }
+void batchnorm_stats(const Tensor& x, std::int64_t c, Tensor& mean, Tensor& var) {
+  LOCKSTEP_DISPATCH(batchnorm_stats, (TL{&x, &mean, &var}), x, c, mean, var);
+}
+void batchnorm_forward(const Tensor& x, std::int64_t c, const Tensor& mean, const Tensor& invstd, const Tensor& w,
+                       const Tensor& b, Tensor& y) {
+  LOCKSTEP_DISPATCH(batchnorm_forward, (TL{&x, &mean, &invstd, &w, &b, &y}), x, c, mean, invstd, w, b, y);
+}
+void batchnorm_backward_sums(const Tensor& dy, const Tensor& x, std::int64_t c, const Tensor& mean,
+                             const Tensor& invstd, Tensor& sdy, Tensor& sdyx) {
+  LOCKSTEP_DISPATCH(batchnorm_backward_sums, (TL{&dy, &x, &mean, &invstd, &sdy, &sdyx}), dy, x, c, mean, invstd, sdy,
+                    sdyx);
+}
+void batchnorm_backward(const Tensor& dy, const Tensor& x, std::int64_t c, const Tensor& mean, const Tensor& invstd,
+                        const Tensor& w, const Tensor& sdy, const Tensor& sdyx, double count, Tensor& dx) {
+  LOCKSTEP_DISPATCH(batchnorm_backward, (TL{&dy, &x, &mean, &invstd, &w, &sdy, &sdyx, &dx}), dy, x, c, mean, invstd,
+                    w, sdy, sdyx, count, dx);
+}
+void add(const Tensor& a, const Tensor& b, Tensor& out) {
+  LOCKSTEP_DISPATCH(add, (TL{&a, &b, &out}), a, b, out);
+}
 
 }  // namespace lockstep::backend

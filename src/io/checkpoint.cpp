@@ -7,6 +7,8 @@
 //   /params/<name>          each parameter with its own shape, e.g. /params/dense0.weight [784, 256]
 //   /flat/params            the flat buffer the trainer uses (float32)
 //   /flat/optimizer/<state> optimizer state in the flat layout (velocity, exp_avg, exp_avg_sq)
+//   /buffers/<name>         optional: non-trainable state (batch norm's running statistics)
+//   /flat/buffers           optional: the same in the model's flat buffer layout
 // Written through an io::AtomicFile (a temporary of this process, fsynced, renamed): a reader sees
 // the old file or the new one, never half.
 #include "lockstep/io/checkpoint.hpp"
@@ -126,6 +128,22 @@ void read_root_attributes(const detail::H5File& f, CheckpointState& st) {
   st.config_yaml = f.attr_string("/", "config");
 }
 
+// The optional buffer group: /buffers/<name> must add up to /flat/buffers, as /params does.
+void read_buffers(const detail::H5File& f, CheckpointState& st) {
+  if (!f.exists("/flat/buffers")) return;
+  st.buffers = read_verified(f, "/flat/buffers", st.checksummed);
+  std::uint64_t total = 0;
+  for (const auto& name : f.list("/buffers")) {
+    const auto values = read_verified(f, "/buffers/" + name, st.checksummed);
+    total += values.size();
+    st.buffer_layout.push_back({name, f.shape("/buffers/" + name), -1});
+  }
+  if (total != st.buffers.size())
+    throw CheckpointError(f.path() + ": the datasets under /buffers hold " + std::to_string(total) +
+                          " values in all, /flat/buffers holds " + std::to_string(st.buffers.size()) +
+                          "; expected the same (the file is damaged)");
+}
+
 void read_datasets(const detail::H5File& f, CheckpointState& st) {
   const std::string& path = f.path();
   st.params = read_verified(f, "/flat/params", st.checksummed);
@@ -142,6 +160,7 @@ void read_datasets(const detail::H5File& f, CheckpointState& st) {
     throw CheckpointError(path + ": the datasets under /params hold " + std::to_string(total) +
                           " values in all, /flat/params holds " + std::to_string(st.params.size()) +
                           "; expected the same (the file is damaged)");
+  read_buffers(f, st);
   for (const auto& name : f.list("/flat/optimizer")) {
     st.optimizer_state[name] = read_verified(f, "/flat/optimizer/" + name, st.checksummed);
     if (st.optimizer_state[name].size() != st.params.size())
@@ -179,7 +198,18 @@ void save_checkpoint(const std::string& path, const CheckpointState& st) {
       for (const auto d : p.shape) n *= static_cast<std::size_t>(d);
       write_checksummed(f, "/params/" + p.name, st.params.data() + p.offset, n, p.shape);
     }
+    if (!st.buffer_layout.empty()) {
+      f.create_group("/buffers");
+      for (const auto& b : st.buffer_layout) {
+        std::size_t n = 1;
+        for (const auto d : b.shape) n *= static_cast<std::size_t>(d);
+        write_checksummed(f, "/buffers/" + b.name, st.buffers.data() + b.offset, n, b.shape);
+      }
+    }
     f.create_group("/flat/optimizer");
+    if (!st.buffer_layout.empty())
+      write_checksummed(f, "/flat/buffers", st.buffers.data(), st.buffers.size(),
+                        {static_cast<std::int64_t>(st.buffers.size())});
     write_checksummed(f, "/flat/params", st.params.data(), st.params.size(),
                       {static_cast<std::int64_t>(st.params.size())});
     for (const auto& [name, buf] : st.optimizer_state) {

@@ -189,13 +189,20 @@ void parse_layers(const YAML::Node& n, const std::string& source, const std::set
         if (key == "activation") activation_where = where;
         continue;
       }
+      if (kv.second.IsMap() || (kv.second.IsSequence() && kv.second.size() > 0 && kv.second[0].IsMap())) {
+        // A layer ({type: dense, ...}) or a list of them: nested specs (a residual block's keys).
+        YAML::Node one(YAML::NodeType::Sequence);  // (assigning to a node copied from kv.second would
+        if (kv.second.IsMap()) one.push_back(kv.second);  // overwrite the document's node itself)
+        parse_layers(kv.second.IsMap() ? one : kv.second, source, overridden, spec.children[key], here + "." + key);
+        continue;
+      }
       spec.params[key] = stage_param(kv.second, where);
     }
     if (spec.type.empty()) throw ConfigError(spec.where + ".type: missing (the layer type, e.g. dense or relu)");
     if (activation == "softmax" && i + 1 != n.size())
       throw ConfigError(activation_where + ": softmax only on the last layer (with a cross-entropy loss)");
     out.push_back(std::move(spec));
-    if (!activation.empty() && activation != "linear") out.push_back(Spec{activation, activation_where, {}});
+    if (!activation.empty() && activation != "linear") out.push_back(Spec{activation, activation_where, {}, {}});
   }
 }
 
@@ -540,6 +547,19 @@ void emit_param(YAML::Emitter& e, const std::string& key, const Param& p) {
     e << p.values[0];
   }
 }
+void emit_layers(YAML::Emitter& e, const std::vector<Spec>& layers) {
+  e << YAML::BeginSeq;
+  for (const auto& l : layers) {
+    e << YAML::Flow << YAML::BeginMap << YAML::Key << "type" << YAML::Value << l.type;
+    for (const auto& [key, p] : l.params) emit_param(e, key, p);
+    for (const auto& [key, children] : l.children) {
+      e << YAML::Key << key << YAML::Value;
+      emit_layers(e, children);
+    }
+    e << YAML::EndMap;
+  }
+  e << YAML::EndSeq;
+}
 }  // namespace
 
 std::string to_yaml(const Config& c) {
@@ -571,13 +591,9 @@ std::string to_yaml(const Config& c) {
     e << YAML::Key << "label_columns" << YAML::Value << YAML::Flow << c.data.label_columns;
   e << YAML::EndMap;
 
-  e << YAML::Key << "model" << YAML::Value << YAML::BeginMap << YAML::Key << "layers" << YAML::Value << YAML::BeginSeq;
-  for (const auto& l : c.model.layers) {
-    e << YAML::Flow << YAML::BeginMap << YAML::Key << "type" << YAML::Value << l.type;
-    for (const auto& [key, p] : l.params) emit_param(e, key, p);
-    e << YAML::EndMap;
-  }
-  e << YAML::EndSeq << YAML::Key << "init" << YAML::Value << c.model.init << YAML::EndMap;
+  e << YAML::Key << "model" << YAML::Value << YAML::BeginMap << YAML::Key << "layers" << YAML::Value;
+  emit_layers(e, c.model.layers);
+  e << YAML::Key << "init" << YAML::Value << c.model.init << YAML::EndMap;
 
   const auto& o = c.optimizer;
   e << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap << YAML::Key << "type" << YAML::Value << o.type

@@ -5,6 +5,12 @@ namespace lockstep::nn {
 
 std::unique_ptr<Layer> make_layer(const Spec& spec, std::uint32_t index) {
   const LayerKind& kind = LayerRegistry::instance().at(spec.type, spec.where + ".type");
+  for (const auto& [key, children] : spec.children) {
+    bool known = false;
+    for (const auto& k : kind.layer_keys) known = known || k == key;
+    LOCKSTEP_CHECK(known, ConfigError, spec.where, ".", key, ": expected a scalar or a list of scalars, got layers (",
+                   spec.type, " takes ", kind.params.empty() ? std::string("no parameters") : kind.params, ")");
+  }
   ParamReader params(spec.params, spec.type);
   auto layer = kind.make(params, spec, index);
   params.finish();  // an unknown parameter, listing the ones this type takes

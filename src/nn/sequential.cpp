@@ -92,7 +92,9 @@ void Sequential::place_parameters() {
                  " holds no features");
   Shape shape = input_;
   std::vector<std::vector<ParamSpec>> per_layer;
+  std::vector<Shape> inputs;
   for (const auto& layer : layers_) {
+    inputs.push_back(shape);
     per_layer.push_back(layer->param_specs(shape));
     shape = layer->output_shape(shape);
     shapes_.push_back(shape);
@@ -130,6 +132,34 @@ void Sequential::place_parameters() {
     std::vector<Parameter*> ptrs;
     for (auto k : index[li]) ptrs.push_back(&parameters_[k]);
     layers_[li]->bind(ptrs);
+  }
+  place_buffers(inputs);
+}
+
+void Sequential::place_buffers(const std::vector<Shape>& inputs) {
+  std::vector<std::vector<BufferSpec>> per_layer;
+  std::int64_t total = 0;
+  for (std::size_t li = 0; li < layers_.size(); ++li) {
+    per_layer.push_back(layers_[li]->buffer_specs(inputs[li]));
+    for (const auto& bs : per_layer.back()) {
+      Buffer b;
+      b.name = layers_[li]->type() + std::to_string(li) + "." + bs.name;
+      b.offset = total;
+      b.spec = bs;
+      buffer_list_.push_back(std::move(b));
+      total += shape_numel(bs.shape);
+    }
+  }
+  buffers_ = Tensor({total});
+  for (auto& b : buffer_list_) {
+    b.value = Tensor::borrow(buffers_.data<float>() + b.offset, b.spec.shape);
+    std::fill_n(b.value.data<float>(), b.value.numel(), b.spec.initial);
+  }
+  std::size_t k = 0;
+  for (std::size_t li = 0; li < layers_.size(); ++li) {
+    std::vector<Buffer*> ptrs;
+    for (std::size_t j = 0; j < per_layer[li].size(); ++j) ptrs.push_back(&buffer_list_[k++]);
+    if (!ptrs.empty()) layers_[li]->bind_buffers(ptrs);
   }
 }
 
@@ -175,6 +205,9 @@ void Sequential::to(Device device) {
   if (params_.device() == device) return;
   params_ = params_.clone(device);
   grads_ = Tensor(grads_.shape(), grads_.dtype(), device);
+  if (buffers_.numel() > 0) buffers_ = buffers_.clone(device);
+  for (auto& b : buffer_list_)
+    b.value = Tensor::borrow(static_cast<float*>(buffers_.raw()) + b.offset, b.spec.shape, DType::kF32, device);
   if (compute_params_.defined()) compute_params_ = Tensor(compute_params_.shape(), DType::kBF16, device);
   bind_views();
   rows_ = -1;  // activation buffers are reallocated on the new device
@@ -185,8 +218,8 @@ void Sequential::initialize(std::uint64_t seed, Init init) {
     auto& p = parameters_[pi];
     float* w = p.value.data<float>();
     const std::int64_t n = p.value.numel();
-    if (p.spec.is_bias) {
-      for (std::int64_t i = 0; i < n; ++i) w[i] = 0.0f;
+    if (p.spec.is_bias || p.spec.is_scale) {
+      for (std::int64_t i = 0; i < n; ++i) w[i] = p.spec.is_scale ? 1.0f : 0.0f;
       continue;
     }
     const double fan_in = static_cast<double>(p.spec.fan_in), fan_out = static_cast<double>(p.spec.fan_out);
@@ -269,6 +302,10 @@ void Sequential::backward(const Tensor& doutput, const std::function<void(std::s
   }
 }
 
+void Sequential::end_step(const ForwardContext& ctx) {
+  for (auto& layer : layers_) layer->end_step(ctx);
+}
+
 std::string Sequential::summary() const {
   std::ostringstream os;
   const auto text = [](const Shape& s) { return s.size() == 1 ? std::to_string(s[0]) : shape_str(s); };
@@ -280,6 +317,7 @@ std::string Sequential::summary() const {
     w = shapes_[i];
   }
   os << "  [" << params_.numel() << " parameters";
+  if (buffers_.numel() > 0) os << ", " << buffers_.numel() << " buffer values";
   if (compute_ == DType::kBF16)
     os << ", bf16 compute, " << (grads_.dtype() == DType::kBF16 ? "bf16" : "fp32") << " gradients";
   os << "]";

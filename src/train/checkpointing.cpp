@@ -22,6 +22,20 @@ void check_layout(const std::string& path, const nn::Sequential& model, const io
            << st.layout[i].name << " " << shape_str(st.layout[i].shape);
     }
   }
+  auto buffers = buffer_layout(model);
+  std::sort(buffers.begin(), buffers.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  if (diff.str().empty() && !buffers.empty() && st.buffer_layout.empty())
+    diff << "the model has " << buffers.size() << " buffers (" << buffers[0].name
+         << ", ...), the checkpoint none (no /buffers group)";
+  for (std::size_t i = 0; diff.str().empty() && i < buffers.size(); ++i) {
+    if (i >= st.buffer_layout.size() || buffers[i].name != st.buffer_layout[i].name ||
+        buffers[i].shape != st.buffer_layout[i].shape)
+      diff << "the model has buffer " << buffers[i].name << " " << shape_str(buffers[i].shape) << ", the checkpoint "
+           << (i < st.buffer_layout.size() ? st.buffer_layout[i].name + " " + shape_str(st.buffer_layout[i].shape)
+                                           : std::string("no more buffers"));
+  }
+  if (diff.str().empty() && st.buffer_layout.size() > buffers.size())
+    diff << "the checkpoint has buffer " << st.buffer_layout[buffers.size()].name << ", the model has none such";
   if (!diff.str().empty())
     throw CheckpointError(path + ": written for a different model: " + diff.str() + " (check model.layers)");
 }
@@ -57,10 +71,12 @@ io::CheckpointState read_and_share(comm::Communicator& comm, const std::string& 
     check_layout(chosen, model, st);
   });
   comm.broadcast(chosen, 0);
-  std::uint64_t sizes[2] = {st.params.size(), st.optimizer_state.size()};
+  std::uint64_t sizes[3] = {st.params.size(), st.optimizer_state.size(), st.buffers.size()};
   comm.broadcast(sizes, sizeof sizes, 0);
   st.params.resize(sizes[0]);
   comm.broadcast(st.params.data(), st.params.size() * sizeof(float), 0);
+  st.buffers.resize(sizes[2]);
+  if (sizes[2] > 0) comm.broadcast(st.buffers.data(), st.buffers.size() * sizeof(float), 0);
   std::vector<std::string> keys;
   for (auto& kv : st.optimizer_state) keys.push_back(kv.first);
   keys.resize(sizes[1]);
@@ -131,6 +147,9 @@ io::CheckpointState load_into(comm::Communicator& comm, const std::string& path,
                  st.params.size(), " parameters, the configured model has ", model.num_params(),
                  " (was it written for a different model?)");
   model.flat_params().copy_from(Tensor::borrow(st.params.data(), {static_cast<std::int64_t>(st.params.size())}));
+  // check_layout made the buffers this model's on rank 0, so the sizes agree.
+  if (model.num_buffers() > 0)
+    model.flat_buffers().copy_from(Tensor::borrow(st.buffers.data(), {static_cast<std::int64_t>(st.buffers.size())}));
   return st;
 }
 
@@ -180,6 +199,8 @@ void save_training_checkpoint(comm::Communicator& comm, const std::string& path,
     st.deterministic = o.training.deterministic;
     st.config_yaml = o.run_yaml;
     st.layout = param_layout(model);
+    st.buffers = host(const_cast<nn::Sequential&>(model).flat_buffers());
+    st.buffer_layout = buffer_layout(model);
     io::rotate_checkpoints(path, o.checkpoint.keep);
     io::save_checkpoint(path, st);
   });

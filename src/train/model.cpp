@@ -68,6 +68,12 @@ std::vector<io::ParamInfo> param_layout(const nn::Sequential& model) {
   return out;
 }
 
+std::vector<io::ParamInfo> buffer_layout(const nn::Sequential& model) {
+  std::vector<io::ParamInfo> out;
+  for (const auto& b : model.buffers()) out.push_back({b.name, b.value.shape(), b.offset});
+  return out;
+}
+
 void forward_rows(nn::Sequential& model, const data::Table& rows, std::int64_t chunk,
                   const std::function<void(std::int64_t, std::int64_t, const Tensor&, const Tensor&)>& fn) {
   const std::int64_t n = rows.rows;

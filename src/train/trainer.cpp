@@ -15,12 +15,14 @@
 #include "lockstep/io/json_line.hpp"
 #include "lockstep/train/batch_stream.hpp"
 #include "lockstep/train/checkpointing.hpp"
+#include "lockstep/train/comm_ranks.hpp"
 #include "lockstep/train/gradient_sync.hpp"
 #include "lockstep/train/progress.hpp"
 #include "lockstep/train/run_log.hpp"
 #include "lockstep/train/schedule.hpp"
 
 namespace lockstep::train {
+
 struct Trainer::Impl {
   Impl(Dataset tr, Dataset te) : train(std::move(tr)), test(std::move(te)) {}
   Dataset train, test;
@@ -31,6 +33,7 @@ struct Trainer::Impl {
   std::unique_ptr<GradientSync> sync;  // made by run(), after any resume
   std::unique_ptr<RunLog> log;
   std::unique_ptr<Progress> progress;
+  std::unique_ptr<CommRanks> ranks;
   Tensor dout;             // d(loss)/d(output) of one micro-batch
   TrainingPosition start;  // where run() begins
   std::int64_t global_step = 0, max_steps = 0;
@@ -58,6 +61,8 @@ Trainer::Trainer(comm::Communicator& comm, TrainerOptions options, Dataset train
   // Rank 0 initialises, everyone receives: replicas start identical by construction.
   if (comm_.rank() == 0) model_->initialize(t.seed, model_init(options_));
   comm_.broadcast(model_->flat_params().raw(), model_->flat_params().bytes(), 0);
+  if (model_->num_buffers() > 0) comm_.broadcast(model_->flat_buffers().raw(), model_->flat_buffers().bytes(), 0);
+  m.ranks = std::make_unique<CommRanks>(comm_);
   m.opt = nn::make_optimizer(options_.optimizer, model_->num_params());
   const Device dev = t.device == "cuda" ? Device::kCuda : Device::kCpu;
   if (dev == Device::kCuda) {
@@ -233,7 +238,7 @@ void Trainer::step(std::int64_t epoch, std::int64_t s) {
   const auto& t = options_.training;
   m.lr = learning_rate(options_.schedule, options_.optimizer.lr, m.global_step, m.batches->steps_per_epoch(),
                        m.batches->steps_per_epoch() * t.epochs);
-  nn::ForwardContext ctx{true, t.seed, static_cast<std::uint64_t>(epoch), nullptr};
+  nn::ForwardContext ctx{true, t.seed, static_cast<std::uint64_t>(epoch), nullptr, m.ranks.get(), t.deterministic};
   const std::int64_t rows = m.dout.dim(0);
   fault::point("step", comm_.rank(), m.global_step);
   // Any rank's stop request rides along with the step: started now, on the progress thread, so it
@@ -259,6 +264,7 @@ void Trainer::step(std::int64_t epoch, std::int64_t s) {
     m.sync->end_micro_batch();
   }
   m.comm_seconds += m.sync->finish();
+  model_->end_step(ctx);  // layer state the ranks must agree on (batch norm's running statistics)
   const auto u = m.sync->update();
   m.opt->step_range(model_->flat_params(), model_->flat_grads(), m.lr, u.grad_scale, u.begin, u.end);
   m.comm_seconds += m.sync->after_update();

@@ -242,3 +242,35 @@ TEST(CudaRuntime, ReportsWhatItIs) {
     EXPECT_THROW(backend::cuda::init_device(0), Error);
   }
 }
+
+// Batch norm and the residual add: the kernels against the CPU loops, training statistics,
+// forward, the backward sums and the input gradient, on a 2-D batch [5, 3, 4, 6].
+TEST_F(CudaVsCpu, BatchNormMatchesTheCpu) {
+  const std::int64_t c = 3;
+  Tensor x = random_tensor({5, c, 4, 6}, 71, -2.0f, 3.0f), dy = random_tensor({5, c, 4, 6}, 72);
+  Tensor w = random_tensor({c}, 73, 0.5f, 1.5f), b = random_tensor({c}, 74);
+  Tensor mean({c}), var({c}), invstd({c}), y(x.shape()), sdy({c}), sdyx({c}), dx(x.shape()), sum(x.shape());
+  Tensor gx = on_gpu(x), gdy = on_gpu(dy), gw = on_gpu(w), gb = on_gpu(b);
+  Tensor gmean = on_gpu(mean), gvar = on_gpu(var), gy = on_gpu(y), gsdy = on_gpu(sdy), gsdyx = on_gpu(sdyx),
+         gdx = on_gpu(dx), gsum = on_gpu(sum);
+  backend::batchnorm_stats(x, c, mean, var);
+  backend::batchnorm_stats(gx, c, gmean, gvar);
+  expect_close(mean, gmean, kElementwiseRtol, "mean");
+  expect_close(var, gvar, kElementwiseRtol, "var");
+  for (std::int64_t k = 0; k < c; ++k) invstd.data<float>()[k] = 1.0f / std::sqrt(var.data<float>()[k] + 1e-5f);
+  Tensor ginv = on_gpu(invstd);
+  gmean = on_gpu(mean);  // the same statistics on both sides from here on
+  backend::batchnorm_forward(x, c, mean, invstd, w, b, y);
+  backend::batchnorm_forward(gx, c, gmean, ginv, gw, gb, gy);
+  expect_close(y, gy, kElementwiseRtol, "y");
+  backend::batchnorm_backward_sums(dy, x, c, mean, invstd, sdy, sdyx);
+  backend::batchnorm_backward_sums(gdy, gx, c, gmean, ginv, gsdy, gsdyx);
+  expect_close(sdy, gsdy, kGemmRtol, "sum_dy");
+  expect_close(sdyx, gsdyx, kGemmRtol, "sum_dy_xhat");
+  backend::batchnorm_backward(dy, x, c, mean, invstd, w, sdy, sdyx, 120.0, dx);
+  backend::batchnorm_backward(gdy, gx, c, gmean, ginv, gw, on_gpu(sdy), on_gpu(sdyx), 120.0, gdx);
+  expect_close(dx, gdx, kGemmRtol, "dx");
+  backend::add(x, dy, sum);
+  backend::add(gx, gdy, gsum);
+  expect_close(sum, gsum, kElementwiseRtol, "add");
+}

@@ -233,7 +233,7 @@ TEST(SequentialLayout, BadSpecsAndInputsAreReported) {
 // one of ..." missing that name.
 TEST(LayerRegistry, EveryShippedLayerTypeIsRegistered) {
   EXPECT_EQ(lockstep::nn::LayerRegistry::instance().names(),
-            (std::vector<std::string>{"dense", "dropout", "relu", "sigmoid", "tanh"}));
+            (std::vector<std::string>{"batchnorm", "dense", "dropout", "relu", "residual", "sigmoid", "tanh"}));
 }
 
 TEST(LayerRegistry, ParametersAreReadWithTheirPlaces) {

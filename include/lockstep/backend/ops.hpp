@@ -50,4 +50,23 @@ void sgd_update(Tensor& w, const Tensor& g, Tensor& velocity, float lr, float mo
 void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, double lr, double beta1, double beta2, double eps,
                  double weight_decay, bool decoupled, std::int64_t step, double grad_scale = 1.0);
 
+// Batch norm over x viewed as [N, C, S]: rows N, channels C = `channels`, S = numel / (N C) values
+// per channel and row (S = 1 for flat features, H W for images). Statistics are float32 [C].
+// mean, var = per-channel mean and biased variance (accumulated in double).
+void batchnorm_stats(const Tensor& x, std::int64_t channels, Tensor& mean, Tensor& var);
+// y = (x - mean) * invstd * weight + bias; weight and bias may be undefined (1 and 0).
+void batchnorm_forward(const Tensor& x, std::int64_t channels, const Tensor& mean, const Tensor& invstd,
+                       const Tensor& weight, const Tensor& bias, Tensor& y);
+// Per channel: sum_dy = sum of dy, sum_dy_xhat = sum of dy * (x - mean) * invstd (weight and bias
+// gradients, and the two sums the input gradient needs).
+void batchnorm_backward_sums(const Tensor& dy, const Tensor& x, std::int64_t channels, const Tensor& mean,
+                             const Tensor& invstd, Tensor& sum_dy, Tensor& sum_dy_xhat);
+// dx = weight * invstd * (dy - sum_dy / count - xhat * sum_dy_xhat / count), count = the values per
+// channel the statistics were taken over (over every rank for sync batch norm).
+void batchnorm_backward(const Tensor& dy, const Tensor& x, std::int64_t channels, const Tensor& mean,
+                        const Tensor& invstd, const Tensor& weight, const Tensor& sum_dy, const Tensor& sum_dy_xhat,
+                        double count, Tensor& dx);
+// out = a + b, element-wise (out may be a or b).
+void add(const Tensor& a, const Tensor& b, Tensor& out);
+
 }  // namespace lockstep::backend

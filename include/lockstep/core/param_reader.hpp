@@ -33,6 +33,8 @@ struct Spec {
   std::string type;
   std::string where;  // "file.yaml:9: model.layers[0]"
   std::map<std::string, Param> params;
+  // Keys whose value is a layer or a list of layers (a residual block's `layers` and `shortcut`).
+  std::map<std::string, std::vector<Spec>> children;
 };
 
 // An allowed range, with the words for it that an error message shows ("a number >= 0").

@@ -41,6 +41,10 @@ struct CheckpointState {
   bool deterministic = false;
   std::string config_yaml;
   std::vector<ParamInfo> layout;  // on load: names and shapes from /params, sorted by name, offset -1
+  // Non-trainable state (batch norm's running statistics): /flat/buffers and /buffers/<name>, an
+  // optional group (absent when the model has none, and in files written before it existed).
+  std::vector<float> buffers;
+  std::vector<ParamInfo> buffer_layout;  // on load: names and shapes from /buffers, sorted, offset -1
   bool checksummed = true;        // on load: false for a version 1 file, whose contents were not verified
 };
 

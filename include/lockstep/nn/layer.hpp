@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "lockstep/core/int128.hpp"
 #include "lockstep/core/tensor.hpp"
 
 namespace lockstep::nn {
@@ -21,6 +22,33 @@ struct ParamSpec {
   Shape shape;
   std::int64_t fan_in = 0, fan_out = 0;
   bool is_bias = false;
+  bool is_scale = false;  // initialised to one (batch norm's weight), not drawn
+};
+
+// Non-trainable state a layer keeps across steps (batch norm's running statistics). Buffers live
+// in the model's flat buffer vector beside the parameters, never in the optimizer or in gradient
+// buckets; rank 0's are broadcast at start, checkpoints save them, resume and evaluate restore them.
+struct BufferSpec {
+  std::string name;  // local to the layer: "running_mean"
+  Shape shape;
+  float initial = 0.0f;
+};
+struct Buffer {
+  std::string name;  // global: "batchnorm1.running_mean"
+  Tensor value;      // float32, a view into the model's flat buffers
+  std::int64_t offset = 0;
+  BufferSpec spec;
+};
+
+// The ranks training together, as a layer sees them (sync batch norm): nn does not depend on comm,
+// so the trainer passes an implementation of this. Sums are exact (fixed point), so their bits do
+// not depend on how rows are split between ranks.
+class CrossRank {
+ public:
+  virtual ~CrossRank() = default;
+  virtual int size() const = 0;
+  virtual void sum(int128* v, std::size_t n) const = 0;  // in place, over every rank
+  virtual void mean(float* v, std::size_t n) const = 0;            // in place, over every rank
 };
 
 struct Parameter {
@@ -38,6 +66,8 @@ struct ForwardContext {
   std::uint64_t seed = 0;
   std::uint64_t epoch = 0;
   const std::int64_t* sample_ids = nullptr;  // global index of each row (dropout masks key on it)
+  const CrossRank* ranks = nullptr;          // training only; null: one process
+  bool deterministic = false;                // training.deterministic: fixed-size micro-batches
 };
 
 class Layer {
@@ -54,6 +84,14 @@ class Layer {
   virtual void forward(const Tensor& x, Tensor& y, const ForwardContext& ctx) = 0;
   // Writes parameter gradients (overwriting) and, if dx is non-null, the input gradient.
   virtual void backward(const Tensor& dy, Tensor* dx) = 0;
+
+  // Buffers (non-trainable state), like parameters: specs for an input shape, then views into the
+  // model's flat buffer vector in buffer_specs order.
+  virtual std::vector<BufferSpec> buffer_specs(const Shape& input) const { return {}; }
+  virtual void bind_buffers(std::vector<Buffer*> buffers) {}
+  // After every micro-batch of a training step has gone through forward and backward: state that
+  // must agree across ranks is agreed here (collective when ctx.ranks is set).
+  virtual void end_step(const ForwardContext& ctx) {}
 };
 
 }  // namespace lockstep::nn

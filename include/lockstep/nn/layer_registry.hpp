@@ -22,6 +22,8 @@ struct LayerKind {
   // Reads the parameters (unknown ones are reported by the caller) and builds the layer. index is
   // the layer's position in the model, which keys per-layer randomness (dropout masks).
   std::function<std::unique_ptr<Layer>(ParamReader& params, const Spec& spec, std::uint32_t index)> make;
+  // Keys that hold layers (spec.children) this type reads, e.g. residual's layers and shortcut.
+  std::vector<std::string> layer_keys = {};
 };
 using LayerRegistry = Registry<LayerKind>;
 using LayerRegistrar = Registrar<LayerKind>;

@@ -3,5 +3,7 @@
 #pragma once
 
 #include "lockstep/nn/activation.hpp"
+#include "lockstep/nn/batchnorm.hpp"
 #include "lockstep/nn/dense.hpp"
 #include "lockstep/nn/dropout.hpp"
+#include "lockstep/nn/residual.hpp"

@@ -67,6 +67,11 @@ class Sequential {
   Tensor& flat_grads() { return grads_; }
   const std::vector<Parameter>& parameters() const { return parameters_; }
   std::int64_t num_params() const { return params_.numel(); }
+  // Non-trainable state (batch norm's running statistics), float32, in a flat vector of its own
+  // (layer order; never in the optimizer or the gradient buckets).
+  Tensor& flat_buffers() { return buffers_; }
+  const std::vector<Buffer>& buffers() const { return buffer_list_; }
+  std::int64_t num_buffers() const { return buffers_.numel(); }
   // Parameter-element range [begin, end) of layer i in the flat buffers (empty if none).
   std::pair<std::int64_t, std::int64_t> layer_param_range(std::size_t i) const { return layer_ranges_[i]; }
 
@@ -76,12 +81,16 @@ class Sequential {
   // (layers are visited last to first), which is when its bucket may start reducing.
   void backward(const Tensor& doutput, const std::function<void(std::size_t)>& on_layer_done = {});
 
+  // After a training step's micro-batches: every layer's end_step (collective with ctx.ranks).
+  void end_step(const ForwardContext& ctx);
+
   std::string summary() const;
 
  private:
   void place_parameters();  // the flat layout and every layer's views into it
   void ensure_buffers(std::int64_t rows);
   void bind_views();  // points every Parameter's value, grad and compute into the flat buffers
+  void place_buffers(const std::vector<Shape>& inputs);
 
   Shape input_;
   std::vector<std::unique_ptr<Layer>> layers_;
@@ -89,6 +98,8 @@ class Sequential {
   std::vector<Parameter> parameters_;
   std::vector<std::pair<std::int64_t, std::int64_t>> layer_ranges_;
   Tensor params_, grads_;
+  std::vector<Buffer> buffer_list_;
+  Tensor buffers_;
   DType compute_ = DType::kF32;
   Tensor compute_params_;  // bf16 copy of params_ (bf16 compute only)
   Tensor input_cast_;      // the input rounded to bf16 (bf16 compute only)

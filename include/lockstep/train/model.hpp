@@ -48,6 +48,8 @@ nn::Init model_init(const TrainerOptions& options);
 nn::Head model_head(const TrainerOptions& options, const nn::Sequential& model, std::int64_t label_columns = 1);
 // Layout of the flat parameter buffer, for checkpoints.
 std::vector<io::ParamInfo> param_layout(const nn::Sequential& model);
+// Layout of the flat buffer vector (batch norm's running statistics), for checkpoints.
+std::vector<io::ParamInfo> buffer_layout(const nn::Sequential& model);
 
 // Forward pass over `rows` in chunks of exactly `chunk` rows (the last one zero-padded), so a row's
 // output does not depend on how many rows this rank holds: GEMM blocking depends on the matrix

@@ -1,0 +1,135 @@
+// Batch norm (and the residual block's add) on the CPU (see include/lockstep/backend/ops.hpp): plain loops over [N, C, S], the
+// per-channel sums in double. bf16 operands go through float32 copies (f32_detour.hpp).
+#include <cmath>
+#include <vector>
+
+#include "backend/cpu/cpu_ops.hpp"
+#include "backend/f32_detour.hpp"
+
+namespace lockstep::backend::cpu {
+namespace {
+
+using f32_detour::any_bf16;
+using f32_detour::as_f32;
+using f32_detour::store_back;
+
+struct Dims {
+  std::int64_t n, c, s;
+};
+
+Dims dims_of(const Tensor& x, std::int64_t channels, const Tensor& stat, const char* op) {
+  const std::int64_t n = x.ndim() > 0 ? x.dim(0) : 0;
+  LOCKSTEP_CHECK(channels > 0 && n > 0 && x.numel() % (n * channels) == 0 && stat.numel() == channels, Error,
+                 "backend::", op, ": ", shape_str(x.shape()), " is not [rows, ", channels, ", ...] or the statistics ",
+                 shape_str(stat.shape()), " are not [", channels, "]");
+  return {n, channels, x.numel() / (n * channels)};
+}
+
+const float* maybe(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+
+}  // namespace
+
+void batchnorm_stats(const Tensor& x, std::int64_t channels, Tensor& mean, Tensor& var) {
+  if (any_bf16({&x})) return cpu::batchnorm_stats(as_f32(x), channels, mean, var);
+  const Dims d = dims_of(x, channels, mean, "batchnorm_stats");
+  const float* px = x.data<float>();
+  float *pm = mean.data<float>(), *pv = var.data<float>();
+  const double count = static_cast<double>(d.n * d.s);
+  for (std::int64_t c = 0; c < d.c; ++c) {
+    double sum = 0.0;
+    for (std::int64_t i = 0; i < d.n; ++i) {
+      const float* row = px + (i * d.c + c) * d.s;
+      for (std::int64_t k = 0; k < d.s; ++k) sum += row[k];
+    }
+    const double mu = sum / count;
+    double sq = 0.0;
+    for (std::int64_t i = 0; i < d.n; ++i) {
+      const float* row = px + (i * d.c + c) * d.s;
+      for (std::int64_t k = 0; k < d.s; ++k) sq += (row[k] - mu) * (row[k] - mu);
+    }
+    pm[c] = static_cast<float>(mu);
+    pv[c] = static_cast<float>(sq / count);
+  }
+}
+
+void batchnorm_forward(const Tensor& x, std::int64_t channels, const Tensor& mean, const Tensor& invstd,
+                       const Tensor& weight, const Tensor& bias, Tensor& y) {
+  if (any_bf16({&x, &weight, &bias, &y})) {
+    Tensor fy = as_f32(y);
+    cpu::batchnorm_forward(as_f32(x), channels, mean, invstd, as_f32(weight), as_f32(bias), fy);
+    return store_back(fy, y);
+  }
+  const Dims d = dims_of(x, channels, mean, "batchnorm_forward");
+  const float *px = x.data<float>(), *pm = mean.data<float>(), *pi = invstd.data<float>();
+  const float *pw = maybe(weight), *pb = maybe(bias);
+  float* py = y.data<float>();
+  for (std::int64_t i = 0; i < d.n; ++i) {
+    for (std::int64_t c = 0; c < d.c; ++c) {
+      const float scale = pi[c] * (pw ? pw[c] : 1.0f), shift = pb ? pb[c] : 0.0f, mu = pm[c];
+      const std::int64_t at = (i * d.c + c) * d.s;
+      for (std::int64_t k = 0; k < d.s; ++k) py[at + k] = (px[at + k] - mu) * scale + shift;
+    }
+  }
+}
+
+void batchnorm_backward_sums(const Tensor& dy, const Tensor& x, std::int64_t channels, const Tensor& mean,
+                             const Tensor& invstd, Tensor& sum_dy, Tensor& sum_dy_xhat) {
+  if (any_bf16({&dy, &x}))
+    return cpu::batchnorm_backward_sums(as_f32(dy), as_f32(x), channels, mean, invstd, sum_dy, sum_dy_xhat);
+  const Dims d = dims_of(x, channels, mean, "batchnorm_backward_sums");
+  const float *pdy = dy.data<float>(), *px = x.data<float>(), *pm = mean.data<float>(), *pi = invstd.data<float>();
+  float *ps = sum_dy.data<float>(), *psx = sum_dy_xhat.data<float>();
+  for (std::int64_t c = 0; c < d.c; ++c) {
+    double s = 0.0, sx = 0.0;
+    for (std::int64_t i = 0; i < d.n; ++i) {
+      const std::int64_t at = (i * d.c + c) * d.s;
+      for (std::int64_t k = 0; k < d.s; ++k) {
+        const float g = pdy[at + k];
+        s += g;
+        sx += static_cast<double>(g) * ((px[at + k] - pm[c]) * pi[c]);
+      }
+    }
+    ps[c] = static_cast<float>(s);
+    psx[c] = static_cast<float>(sx);
+  }
+}
+
+void batchnorm_backward(const Tensor& dy, const Tensor& x, std::int64_t channels, const Tensor& mean,
+                        const Tensor& invstd, const Tensor& weight, const Tensor& sum_dy, const Tensor& sum_dy_xhat,
+                        double count, Tensor& dx) {
+  if (any_bf16({&dy, &x, &weight, &dx})) {
+    Tensor fdx = as_f32(dx);
+    cpu::batchnorm_backward(as_f32(dy), as_f32(x), channels, mean, invstd, as_f32(weight), sum_dy, sum_dy_xhat, count,
+                            fdx);
+    return store_back(fdx, dx);
+  }
+  const Dims d = dims_of(x, channels, mean, "batchnorm_backward");
+  const float *pdy = dy.data<float>(), *px = x.data<float>(), *pm = mean.data<float>(), *pi = invstd.data<float>();
+  const float *pw = maybe(weight), *ps = sum_dy.data<float>(), *psx = sum_dy_xhat.data<float>();
+  float* pdx = dx.data<float>();
+  const float inv_count = static_cast<float>(1.0 / count);
+  for (std::int64_t i = 0; i < d.n; ++i) {
+    for (std::int64_t c = 0; c < d.c; ++c) {
+      const float k0 = pi[c] * (pw ? pw[c] : 1.0f), mdy = ps[c] * inv_count, mdyx = psx[c] * inv_count;
+      const std::int64_t at = (i * d.c + c) * d.s;
+      for (std::int64_t k = 0; k < d.s; ++k) {
+        const float xhat = (px[at + k] - pm[c]) * pi[c];
+        pdx[at + k] = k0 * (pdy[at + k] - mdy - xhat * mdyx);
+      }
+    }
+  }
+}
+void add(const Tensor& a, const Tensor& b, Tensor& out) {
+  LOCKSTEP_CHECK(a.numel() == b.numel() && a.numel() == out.numel(), Error, "backend::add: ", shape_str(a.shape()),
+                 " + ", shape_str(b.shape()), " into ", shape_str(out.shape()));
+  if (any_bf16({&a, &b, &out})) {
+    Tensor fo = as_f32(out);
+    cpu::add(as_f32(a), as_f32(b), fo);
+    return store_back(fo, out);
+  }
+  const float *pa = a.data<float>(), *pb = b.data<float>();
+  float* po = out.data<float>();
+  for (std::int64_t i = 0; i < a.numel(); ++i) po[i] = pa[i] + pb[i];
+}
+
+}  // namespace lockstep::backend::cpu
