@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libeigen3-dev libhdf5-dev
-          libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev)
+          libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
+          libpng-dev libjpeg62-turbo-dev)
 optional=(dataset-fashion-mnist)  # the demo falls back to synthetic data without it
 
 missing=()

@@ -1,5 +1,6 @@
 // Frame construction, column selection and the label checks every classifier shares.
 #include "lockstep/ml/frame.hpp"
+#include "lockstep/data/image_folder.hpp"
 
 #include <cmath>
 #include <optional>
@@ -205,6 +206,8 @@ RowMatrix Frame::to_dense() const {
 }
 
 Frame Frame::from_table(comm::Communicator& comm, const data::Table& t) {
+  // Per-epoch image augmentation is the trainer's; a frame takes the rows as test rows.
+  if (t.augment.active()) return from_table(comm, data::without_augment(t));
   Vec y(t.rows);
   for (std::int64_t i = 0; i < t.rows; ++i) y[i] = t.label(i);
   Frame f;

@@ -8,6 +8,7 @@
 
 #include "lockstep/backend/cuda_runtime.hpp"
 #include "lockstep/core/rng.hpp"
+#include "lockstep/data/image_folder.hpp"
 
 namespace lockstep::train {
 struct BatchStream::Stage {
@@ -47,6 +48,7 @@ void BatchStream::start_epoch(std::int64_t epoch, std::int64_t first_step) {
   const std::int64_t big_b = options_.global_batch, b = local_batch_;
   const std::int64_t n = num_rows_, used = steps_per_epoch_ * big_b;
   first_step_ = first_step;
+  epoch_ = epoch;
   std::vector<std::int64_t> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), 0);
   CounterRng rng(options_.seed, RngStream::kPermutation, static_cast<std::uint64_t>(epoch));
@@ -76,21 +78,26 @@ void BatchStream::start_epoch(std::int64_t epoch, std::int64_t first_step) {
     std::int64_t pos;
     const data::Table* table;
     std::int64_t row;
+    std::int64_t global;
   };
   std::vector<Slot> arrived;
   arrived.reserve(static_cast<std::size_t>(steps_per_epoch_ * b));
   for (std::int64_t i = 0; i < table_.rows; ++i) {
     const std::int64_t g = table_.row_offset + i;
-    if (owner(g) == rank) arrived.push_back({pos_of[static_cast<std::size_t>(g)], &table_, i});
+    if (owner(g) == rank) arrived.push_back({pos_of[static_cast<std::size_t>(g)], &table_, i, g});
   }
-  for (std::int64_t i = 0; i < arrived_.rows; ++i)
-    arrived.push_back({pos_of[static_cast<std::size_t>(arrived_ids[static_cast<std::size_t>(i)])], &arrived_, i});
+  for (std::int64_t i = 0; i < arrived_.rows; ++i) {
+    const std::int64_t g = arrived_ids[static_cast<std::size_t>(i)];
+    arrived.push_back({pos_of[static_cast<std::size_t>(g)], &arrived_, i, g});
+  }
   std::sort(arrived.begin(), arrived.end(), [](const Slot& a, const Slot& c) { return a.pos < c.pos; });
   positions_.clear();
+  globals_.clear();
   for (const auto& a : arrived) {
     rows_.push_back(a.table->row(a.row));
     labels_.push_back(a.table->labels.data() + a.row * num_labels_);
     positions_.push_back(a.pos);
+    globals_.push_back(a.global);
   }
   LOCKSTEP_CHECK(static_cast<std::int64_t>(rows_.size()) == steps_per_epoch_ * b, Error, "epoch shuffle delivered ",
                  rows_.size(), " rows to rank ", rank, ", expected ", steps_per_epoch_ * b);
@@ -105,7 +112,12 @@ void BatchStream::fill(std::int64_t begin, Tensor& x, Tensor& y, std::vector<std
   const std::int64_t l = num_labels_;
   for (std::int64_t i = 0; i < count; ++i) {
     const auto k = static_cast<std::size_t>(begin + i);
-    std::memcpy(px + i * f, rows_[k], static_cast<std::size_t>(f) * sizeof(float));
+    // Image sources' random crop and flip (data::Table::augment), keyed by (seed, epoch, global row).
+    if (table_.augment.active()) {
+      data::augment_row(table_, rows_[k], px + i * f, options_.seed, epoch_, globals_[k]);
+    } else {
+      std::memcpy(px + i * f, rows_[k], static_cast<std::size_t>(f) * sizeof(float));
+    }
     std::memcpy(py + i * l, labels_[k], static_cast<std::size_t>(l) * sizeof(float));
     ids[static_cast<std::size_t>(i)] = positions_[k];
   }

@@ -9,6 +9,7 @@
 
 #include "lockstep/core/log.hpp"
 #include "lockstep/core/param_reader.hpp"
+#include "lockstep/data/image_folder.hpp"
 
 namespace lockstep::train {
 
@@ -20,8 +21,10 @@ Dataset make_dataset(comm::Communicator& comm, data::Table table, std::string de
   const double top = comm.allreduce<double>(max_label, comm::ReduceOp::kMax);
   d.num_classes = top < 1e9 ? static_cast<std::int64_t>(top) + 1 : std::int64_t{1000000000};
   d.num_rows = table.global_rows;
-  d.num_features = table.num_features();
-  d.sample_shape = table.sample_shape;
+  // An image source's random crop (Table::augment) gives the model a smaller sample than a row.
+  d.sample_shape = data::augmented_shape(table);
+  d.num_features = 1;
+  for (const auto n : d.sample_shape) d.num_features *= n;
   d.num_labels = table.num_labels;
   d.description = std::move(description);
   // The trainer reads dense rows; LIBSVM's CSR is spread out once here.

@@ -42,7 +42,7 @@ data::Table read(const data::SourceSpec& spec, data::SplitKind split = data::Spl
 }  // namespace
 
 TEST(SourceRegistry, EveryExpectedFormatIsRegistered) {
-  EXPECT_EQ(data::source_names(), (std::vector<std::string>{"csv", "hdf5", "idx", "libsvm", "synthetic"}));
+  EXPECT_EQ(data::source_names(), (std::vector<std::string>{"csv", "hdf5", "idx", "image_folder", "libsvm", "synthetic"}));
   for (const auto& name : data::source_names()) EXPECT_TRUE(data::find_source(name)->read) << name;
 }
 
@@ -60,7 +60,7 @@ TEST(SourceRegistry, FormatKeysAreCheckedWithTheirPlace) {
 
 TEST(SourceRegistry, DispatchRefusesUnknownFormatsAndMissingFiles) {
   auto msg = config_error_of([&] { read({"parquet", "x.yaml:3: data.format", {}, {}, {}}); });
-  EXPECT_CONTAINS(msg, "x.yaml:3: data.format: unknown format \"parquet\" (known: csv, hdf5, idx, libsvm, synthetic)");
+  EXPECT_CONTAINS(msg, "x.yaml:3: data.format: unknown format \"parquet\" (known: csv, hdf5, idx, image_folder, libsvm, synthetic)");
   msg = config_error_of([&] { read({"csv", "", {}, {}, {}}); });
   EXPECT_CONTAINS(msg, "data.train.features: missing");
   msg = config_error_of([&] { read({"libsvm", "", {}, {"a", "b"}, {}}, data::SplitKind::kTrain, "x.svm"); });

@@ -88,6 +88,12 @@ class ParamReader {
     }
     return true;
   }
+  // The parameter as given (nullptr when absent), for checks across values (a list's length) that
+  // fail() at its place. Does not count as asking for it.
+  const Param* find(const std::string& name) const {
+    const auto it = params_.find(name);
+    return it == params_.end() ? nullptr : &it->second;
+  }
   // Throws for the first (alphabetically) name that no get() asked for.
   void finish() const;
 

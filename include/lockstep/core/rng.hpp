@@ -51,6 +51,7 @@ enum class RngStream : std::uint32_t {
   kKMeans = 5,     // k-means|| sampling, keyed by (seed, step, global row)
   kForest = 6,     // bootstrap weights and feature subsets, keyed by (seed, tree, row or node)
   kSplit = 7,      // random splits (train/validation, cross-validation folds), keyed by (seed, row)
+  kAugment = 8,    // image augmentation (random crop, flip), keyed by (seed, epoch, global row)
   kUser = 100
 };
 

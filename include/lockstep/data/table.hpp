@@ -20,6 +20,16 @@ namespace lockstep::data {
 
 using Shape = std::vector<std::int64_t>;
 
+// Per-epoch augmentation a source asks of the trainer (image_folder's random crop and random
+// horizontal flip of C x H x W rows): applied at batch assembly (train/batch_stream.cpp) with
+// data::augment_row (image_folder.hpp), keyed by (seed, epoch, global row) so that it is the same
+// at any number of ranks. The rows stay as read (sample_shape); the model sees augmented_shape().
+struct Augment {
+  bool hflip = false;                   // flip each row left-right with probability 1/2
+  std::int64_t crop_h = 0, crop_w = 0;  // > 0: a random crop_h x crop_w window of each row
+  bool active() const { return hflip || crop_h > 0; }
+};
+
 struct Table {
   Shape sample_shape;           // the shape of one sample; its product is num_features()
   std::int64_t num_labels = 1;  // L, label values per row
@@ -36,6 +46,7 @@ struct Table {
   std::vector<std::string> feature_names;      // CSV: one per feature column; empty otherwise
   std::vector<std::string> text_names;         // CSV string_columns
   std::vector<std::vector<std::string>> text;  // [text column][local row]
+  Augment augment;                             // training rows of image sources only
 
   std::int64_t num_features() const {
     std::int64_t n = 1;

@@ -1,7 +1,8 @@
 // BatchStream: where the trainer's batches come from. It owns the epoch shuffle (a global
 // permutation from (seed, epoch); step s is positions [s*B, (s+1)*B) of it and rank r takes its
 // B/np slice, delivered by a row-wise repartition of the training table that moves contiguous
-// bytes), the host assembly of each micro-batch (a memcpy per row from the table's blocks), and
+// bytes), the host assembly of each micro-batch (a memcpy per row from the table's blocks, or the
+// image source's per-epoch random crop and flip when the table asks for them), and
 // its copy to the model's device. On a GPU in default mode the copies are
 // pipelined: two pinned host buffers feed two device buffers, and the batch of step s+1 is
 // assembled and copied on a copy stream while step s's backward and reduction run.
@@ -73,7 +74,8 @@ class BatchStream {
   std::vector<const float*> rows_, labels_;
   std::int64_t num_labels_ = 1;
   std::vector<std::int64_t> positions_;
-  std::int64_t first_step_ = 0;
+  std::vector<std::int64_t> globals_;  // each row's global index in the training set (augmentation key)
+  std::int64_t first_step_ = 0, epoch_ = 0;
   // Plain mode: host buffers (and their device copy on a GPU).
   Tensor x_, y_, xd_;
   std::vector<std::int64_t> ids_;
