@@ -233,7 +233,8 @@ TEST(SequentialLayout, BadSpecsAndInputsAreReported) {
 // one of ..." missing that name.
 TEST(LayerRegistry, EveryShippedLayerTypeIsRegistered) {
   EXPECT_EQ(lockstep::nn::LayerRegistry::instance().names(),
-            (std::vector<std::string>{"dense", "dropout", "relu", "sigmoid", "tanh"}));
+            (std::vector<std::string>{"avg_pool2d", "conv2d", "dense", "dropout", "flatten", "global_avg_pool",
+                                      "max_pool2d", "relu", "sigmoid", "tanh"}));
 }
 
 TEST(LayerRegistry, ParametersAreReadWithTheirPlaces) {

@@ -3,5 +3,8 @@
 #pragma once
 
 #include "lockstep/nn/activation.hpp"
+#include "lockstep/nn/conv2d.hpp"
 #include "lockstep/nn/dense.hpp"
 #include "lockstep/nn/dropout.hpp"
+#include "lockstep/nn/flatten.hpp"
+#include "lockstep/nn/pooling.hpp"
