@@ -41,11 +41,28 @@ struct Window2d {
   LOCKSTEP_HD std::int64_t out_x(std::int64_t ix, std::int64_t kj) const {
     return through(ix + pad_w - kj * dilation_w, stride_w, out_w);
   }
+  // The taps [*lo, *hi] through which some output row (column) can read input row iy (column ix):
+  // the gathers loop over these only, so a global pool's gradient costs one tap, not the plane.
+  LOCKSTEP_HD void taps_y(std::int64_t iy, std::int64_t* lo, std::int64_t* hi) const {
+    tap_range(iy + pad_h, stride_h * (out_h - 1), dilation_h, kernel_h, lo, hi);
+  }
+  LOCKSTEP_HD void taps_x(std::int64_t ix, std::int64_t* lo, std::int64_t* hi) const {
+    tap_range(ix + pad_w, stride_w * (out_w - 1), dilation_w, kernel_w, lo, hi);
+  }
 
  private:
   LOCKSTEP_HD static std::int64_t through(std::int64_t v, std::int64_t stride, std::int64_t n) {
     if (v < 0 || v % stride != 0) return -1;
     return v / stride < n ? v / stride : -1;
+  }
+  // Taps k in [0, kernel) with 0 <= v - k * dilation <= last.
+  LOCKSTEP_HD static void tap_range(std::int64_t v, std::int64_t last, std::int64_t dilation, std::int64_t kernel,
+                                    std::int64_t* lo, std::int64_t* hi) {
+    const std::int64_t above = v - last;  // k >= ceil(above / dilation)
+    const std::int64_t first = above <= 0 ? 0 : (above + dilation - 1) / dilation;
+    const std::int64_t final_tap = v < 0 ? -1 : v / dilation;
+    *lo = first;
+    *hi = final_tap < kernel - 1 ? final_tap : kernel - 1;
   }
 };
 
@@ -56,10 +73,13 @@ namespace fn {
 template <typename T>
 LOCKSTEP_HD float col2im_element(const Window2d& g, const T* col, std::int64_t c, std::int64_t iy, std::int64_t ix) {
   float s = 0.0f;
-  for (std::int64_t ki = 0; ki < g.kernel_h; ++ki) {
+  std::int64_t ki0 = 0, ki1 = 0, kj0 = 0, kj1 = 0;
+  g.taps_y(iy, &ki0, &ki1);
+  g.taps_x(ix, &kj0, &kj1);
+  for (std::int64_t ki = ki0; ki <= ki1; ++ki) {
     const std::int64_t oy = g.out_y(iy, ki);
     if (oy < 0) continue;
-    for (std::int64_t kj = 0; kj < g.kernel_w; ++kj) {
+    for (std::int64_t kj = kj0; kj <= kj1; ++kj) {
       const std::int64_t ox = g.out_x(ix, kj);
       if (ox < 0) continue;
       s += load_f(col, ((c * g.kernel_h + ki) * g.kernel_w + kj) * g.out_plane() + oy * g.out_w + ox);
@@ -95,10 +115,13 @@ LOCKSTEP_HD float max_pool_grad_element(const Window2d& g, const T* dy_plane, co
                                         std::int64_t iy, std::int64_t ix) {
   const auto me = static_cast<std::int32_t>(iy * g.width + ix);
   float s = 0.0f;
-  for (std::int64_t ki = 0; ki < g.kernel_h; ++ki) {
+  std::int64_t ki0 = 0, ki1 = 0, kj0 = 0, kj1 = 0;
+  g.taps_y(iy, &ki0, &ki1);
+  g.taps_x(ix, &kj0, &kj1);
+  for (std::int64_t ki = ki0; ki <= ki1; ++ki) {
     const std::int64_t oy = g.out_y(iy, ki);
     if (oy < 0) continue;
-    for (std::int64_t kj = 0; kj < g.kernel_w; ++kj) {
+    for (std::int64_t kj = kj0; kj <= kj1; ++kj) {
       const std::int64_t ox = g.out_x(ix, kj);
       if (ox >= 0 && arg_plane[oy * g.out_w + ox] == me) s += load_f(dy_plane, oy * g.out_w + ox);
     }
@@ -132,10 +155,13 @@ LOCKSTEP_HD float avg_pool_element(const Window2d& g, const T* plane, std::int64
 template <typename T>
 LOCKSTEP_HD float avg_pool_grad_element(const Window2d& g, const T* dy_plane, std::int64_t iy, std::int64_t ix) {
   float s = 0.0f;
-  for (std::int64_t ki = 0; ki < g.kernel_h; ++ki) {
+  std::int64_t ki0 = 0, ki1 = 0, kj0 = 0, kj1 = 0;
+  g.taps_y(iy, &ki0, &ki1);
+  g.taps_x(ix, &kj0, &kj1);
+  for (std::int64_t ki = ki0; ki <= ki1; ++ki) {
     const std::int64_t oy = g.out_y(iy, ki);
     if (oy < 0) continue;
-    for (std::int64_t kj = 0; kj < g.kernel_w; ++kj) {
+    for (std::int64_t kj = kj0; kj <= kj1; ++kj) {
       const std::int64_t ox = g.out_x(ix, kj);
       if (ox >= 0) s += load_f(dy_plane, oy * g.out_w + ox) / static_cast<float>(taps_inside(g, oy, ox));
     }
