@@ -72,6 +72,20 @@ LossSum huber_loss(const Tensor& out, const Tensor& target, float scale, Tensor*
 LossSum bce_with_logits(const Tensor& logits, const Tensor& target, float scale, Tensor* d) {
   return LOCKSTEP_DISPATCH(bce_with_logits, (TL{&logits, &target}), logits, target, scale, d);
 }
+void im2col(const Tensor& x, const Window2d& g, Tensor& col) { LOCKSTEP_DISPATCH(im2col, (TL{&x, &col}), x, g, col); }
+void col2im(const Tensor& col, const Window2d& g, Tensor& dx) { LOCKSTEP_DISPATCH(col2im, (TL{&col, &dx}), col, g, dx); }
+void max_pool_forward(const Tensor& x, const Window2d& g, Tensor& y, Tensor& argmax) {
+  LOCKSTEP_DISPATCH(max_pool_forward, (TL{&x, &y, &argmax}), x, g, y, argmax);
+}
+void max_pool_backward(const Tensor& dy, const Tensor& argmax, const Window2d& g, Tensor& dx) {
+  LOCKSTEP_DISPATCH(max_pool_backward, (TL{&dy, &argmax, &dx}), dy, argmax, g, dx);
+}
+void avg_pool_forward(const Tensor& x, const Window2d& g, Tensor& y) {
+  LOCKSTEP_DISPATCH(avg_pool_forward, (TL{&x, &y}), x, g, y);
+}
+void avg_pool_backward(const Tensor& dy, const Window2d& g, Tensor& dx) {
+  LOCKSTEP_DISPATCH(avg_pool_backward, (TL{&dy, &dx}), dy, g, dx);
+}
 void sgd_update(Tensor& w, const Tensor& g, Tensor& vel, float lr, float momentum, float wd, bool nesterov,
                 float grad_scale) {
   LOCKSTEP_DISPATCH(sgd_update, (TL{&w, &g, &vel}), w, g, vel, lr, momentum, wd, nesterov, grad_scale);

@@ -233,7 +233,8 @@ TEST(SequentialLayout, BadSpecsAndInputsAreReported) {
 // one of ..." missing that name.
 TEST(LayerRegistry, EveryShippedLayerTypeIsRegistered) {
   EXPECT_EQ(lockstep::nn::LayerRegistry::instance().names(),
-            (std::vector<std::string>{"batchnorm", "dense", "dropout", "relu", "residual", "sigmoid", "tanh"}));
+            (std::vector<std::string>{"avg_pool2d", "batchnorm", "conv2d", "dense", "dropout", "flatten",
+                                      "global_avg_pool", "max_pool2d", "relu", "residual", "sigmoid", "tanh"}));
 }
 
 TEST(LayerRegistry, ParametersAreReadWithTheirPlaces) {

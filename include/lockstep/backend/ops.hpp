@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "lockstep/backend/window2d.hpp"
 #include "lockstep/core/tensor.hpp"
 
 namespace lockstep::backend {
@@ -43,6 +44,21 @@ LossSum bce_with_logits(const Tensor& logits, const Tensor& target, float scale,
 // Huber loss with delta 1; `correct` counts rows whose argmax matches the target's.
 LossSum mean_absolute_error(const Tensor& out, const Tensor& target, float scale, Tensor* dout);
 LossSum huber_loss(const Tensor& out, const Tensor& target, float scale, Tensor* dout);
+
+// Sliding windows over a batch [rows, channels, height, width] (any shape holding rows samples of
+// g's size; geometry and per-element math in window2d.hpp).
+// col [rows, channels * kernel_h * kernel_w, out_h * out_w]: col[n, (c*kh + i)*kw + j, oy*out_w + ox]
+// = x[n, c, in_y(oy, i), in_x(ox, j)], 0 outside the image.
+void im2col(const Tensor& x, const Window2d& g, Tensor& col);
+// The adjoint of im2col: dx[n, c, y, x] = the sum of the col entries copied from it (overwrites dx).
+void col2im(const Tensor& col, const Window2d& g, Tensor& dx);
+// y [rows, channels, out_h, out_w]; argmax (int32, y's shape) keeps the input position each output
+// took, for the backward pass.
+void max_pool_forward(const Tensor& x, const Window2d& g, Tensor& y, Tensor& argmax);
+void max_pool_backward(const Tensor& dy, const Tensor& argmax, const Window2d& g, Tensor& dx);
+// The mean of the taps inside the image.
+void avg_pool_forward(const Tensor& x, const Window2d& g, Tensor& y);
+void avg_pool_backward(const Tensor& dy, const Window2d& g, Tensor& dx);
 
 // grad_scale multiplies g before the update (1 / ranks when g holds a sum over ranks).
 void sgd_update(Tensor& w, const Tensor& g, Tensor& velocity, float lr, float momentum, float weight_decay,

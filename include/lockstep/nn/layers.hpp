@@ -4,6 +4,9 @@
 
 #include "lockstep/nn/activation.hpp"
 #include "lockstep/nn/batchnorm.hpp"
+#include "lockstep/nn/conv2d.hpp"
 #include "lockstep/nn/dense.hpp"
 #include "lockstep/nn/dropout.hpp"
+#include "lockstep/nn/flatten.hpp"
+#include "lockstep/nn/pooling.hpp"
 #include "lockstep/nn/residual.hpp"
