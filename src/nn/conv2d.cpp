@@ -173,12 +173,37 @@ Tensor Conv2d::block(const Tensor& t, std::int64_t n, std::int64_t g, std::int64
   return t.reshape({t.numel() / (r * c), r * c}).rows(i, i + 1).reshape({r, c});
 }
 
+backend::ConvPlan* Conv2d::library_plan(const Tensor& x) {
+  if (backend::conv_impl() == backend::ConvImpl::kReference) return nullptr;
+  // Libraries take one dtype per call (bf16 gradients of float32 activations take the reference).
+  if (weight_->compute.dtype() != x.dtype() || weight_->grad.dtype() != x.dtype()) return nullptr;
+  const bool same = plan_tried_ && plan_dtype_ == x.dtype() && plan_device_ == x.device() && x.dim(0) <= plan_rows_;
+  if (!same) {
+    plan_ = backend::make_conv_plan({g_, filters_, groups_, use_bias_}, x.device(), x.dtype(), x.dim(0));
+    plan_tried_ = true;
+    plan_dtype_ = x.dtype();
+    plan_device_ = x.device();
+    plan_rows_ = x.dim(0);
+  }
+  return plan_.get();
+}
+
 void Conv2d::forward(const Tensor& x, Tensor& y, const ForwardContext&) {
   const std::int64_t rows = x.dim(0);
   LOCKSTEP_CHECK(g_.out_h > 0 && x.numel() == rows * g_.channels * g_.in_plane(), Error,
                  "conv2d: input batch ", shape_str(x.shape()), " for samples of ", g_.channels, "x", g_.height, "x",
                  g_.width, " (output_shape sets the input shape)");
   x_ = x;
+  used_plan_ = library_plan(x);
+  if (used_plan_) {
+    used_plan_->forward(x, weight_->compute, bias_ ? &bias_->compute : nullptr, y);
+    return;
+  }
+  reference_forward(x, y);
+}
+
+void Conv2d::reference_forward(const Tensor& x, Tensor& y) {
+  const std::int64_t rows = x.dim(0);
   plan_buffers(x);
   Tensor col = col_.rows(0, rows);
   backend::im2col(x, g_, col);
@@ -197,6 +222,15 @@ void Conv2d::forward(const Tensor& x, Tensor& y, const ForwardContext&) {
 }
 
 void Conv2d::backward(const Tensor& dy, Tensor* dx) {
+  if (!used_plan_) {
+    reference_backward(dy, dx);
+    return;
+  }
+  used_plan_->backward_weights(x_, dy, weight_->grad, bias_ ? &bias_->grad : nullptr);
+  if (dx) used_plan_->backward_data(dy, weight_->compute, *dx);
+}
+
+void Conv2d::reference_backward(const Tensor& dy, Tensor* dx) {
   const std::int64_t rows = x_.dim(0);
   const std::int64_t fg = filters_ / groups_, k = g_.col_rows() / groups_, plane = g_.out_plane();
   const Tensor col = col_.rows(0, rows);

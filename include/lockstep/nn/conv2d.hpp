@@ -2,12 +2,18 @@
 // {channels, height, width} inputs, to {filters, out_h, out_w}. Config:
 //   {type: conv2d, filters: 32, kernel: 3 (or [kh, kw]), stride: 1, padding: valid | same | N | [ph, pw],
 //    dilation: 1, groups: 1, bias: true}
-// The reference implementation: im2col into a column matrix planned once per batch size, and one
-// GEMM per sample and group (backend::gemm: Eigen on the CPU, cuBLAS on CUDA).
+// Runs through the device's convolution library where the build has one (oneDNN on the CPU, cuDNN
+// on CUDA; backend/conv_plan.hpp), planned once per input shape. The reference implementation,
+// which the tests compare the libraries against and which runs where no library covers a call:
+// im2col into a column matrix planned once per batch size, and one GEMM per sample and group
+// (backend::gemm: Eigen on the CPU, cuBLAS on CUDA).
 #pragma once
 
 #include <string>
 
+#include <memory>
+
+#include "lockstep/backend/conv_plan.hpp"
 #include "lockstep/backend/window2d.hpp"
 #include "lockstep/core/param_reader.hpp"
 #include "lockstep/nn/layer.hpp"
@@ -47,6 +53,10 @@ class Conv2d final : public Layer {
  private:
   backend::Window2d geometry(const Shape& input) const;  // checks channels against groups too
   void plan_buffers(const Tensor& x);
+  // The library plan for x's device, dtype and batch size, or nullptr (the reference path runs).
+  backend::ConvPlan* library_plan(const Tensor& x);
+  void reference_forward(const Tensor& x, Tensor& y);
+  void reference_backward(const Tensor& dy, Tensor* dx);
   // View of sample n, group g of a [rows, groups * per_group...] tensor as a [r, c] matrix.
   Tensor block(const Tensor& t, std::int64_t n, std::int64_t g, std::int64_t r, std::int64_t c) const;
 
@@ -57,6 +67,12 @@ class Conv2d final : public Layer {
   Parameter* bias_ = nullptr;    // [filters]
   mutable backend::Window2d g_{};  // planned by output_shape() for the input the layer runs on
   Tensor x_;
+  std::unique_ptr<backend::ConvPlan> plan_;  // null: none made yet, or none for this input
+  bool plan_tried_ = false;
+  DType plan_dtype_ = DType::kF32;
+  Device plan_device_ = Device::kCpu;
+  std::int64_t plan_rows_ = 0;
+  backend::ConvPlan* used_plan_ = nullptr;   // what the last forward ran on, for its backward
   // Planned for the largest batch seen, on the input's device and dtype; a batch uses its first rows.
   Tensor col_, dcol_;          // [rows, channels * taps, out_plane]
   Tensor ones_;                // [out_plane] of 1: bias broadcast and bias gradient
