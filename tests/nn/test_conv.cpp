@@ -9,6 +9,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "lockstep/backend/conv_plan.hpp"
+#include "lockstep/build_info.hpp"
 #include "lockstep/nn/layer_registry.hpp"
 #include "lockstep/nn/layers.hpp"
 #include "lockstep/nn/sequential.hpp"
@@ -157,6 +159,19 @@ std::int64_t groups_of(const ConvCase& c) {
   return 1;
 }
 
+// Runs body once on the im2col + GEMM reference and once on the library path (oneDNN where this
+// build has it), restoring the process-wide choice afterwards.
+template <typename Body>
+void on_each_impl(Body&& body) {
+  using lockstep::backend::ConvImpl;
+  for (const ConvImpl impl : {ConvImpl::kReference, ConvImpl::kAuto}) {
+    SCOPED_TRACE(impl == ConvImpl::kReference ? "im2col reference" : "library (" + lockstep::backend::conv_libraries() + ")");
+    lockstep::backend::set_conv_impl(impl);
+    body();
+  }
+  lockstep::backend::set_conv_impl(ConvImpl::kAuto);
+}
+
 }  // namespace
 
 TEST(Conv2d, OutputShapesAndParameters) {
@@ -179,6 +194,7 @@ TEST(Conv2d, OutputShapesAndParameters) {
 }
 
 TEST(Conv2d, ForwardMatchesDirectConvolution) {
+  on_each_impl([] {
   for (const auto& c : conv_cases()) {
     Bench b(make_conv(c), {c.channels, c.height, c.width}, c.rows, 21);
     b.forward();
@@ -187,9 +203,11 @@ TEST(Conv2d, ForwardMatchesDirectConvolution) {
     ASSERT_EQ(y.size(), ref.size()) << c.name;
     for (std::size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], ref[i], 1e-5) << c.name << " output " << i;
   }
+  });
 }
 
 TEST(Conv2d, GradientsMatchFiniteDifferences) {
+  on_each_impl([] {
   for (const auto& c : conv_cases()) {
     SCOPED_TRACE(c.name);
     Bench b(make_conv(c), {c.channels, c.height, c.width}, c.rows, 31);
@@ -209,9 +227,11 @@ TEST(Conv2d, GradientsMatchFiniteDifferences) {
     }
     EXPECT_TRUE(check_gradient("dL/dx", dx.data<float>(), b.x.data<float>(), b.x.numel(), f, kF32Grad));
   }
+  });
 }
 
 TEST(Conv2d, SmallerBatchAfterLargerReusesBuffersAndStaysCorrect) {
+  on_each_impl([] {
   // Buffers are planned for the largest batch; a later, smaller batch (an epoch's last) uses
   // their first rows and must give the same rows as the full batch.
   const ConvCase c = conv_cases()[1];
@@ -221,6 +241,7 @@ TEST(Conv2d, SmallerBatchAfterLargerReusesBuffersAndStaysCorrect) {
   big.layer->forward(x1, y1, ForwardContext{});
   const auto all = to_vector(big.y), one = to_vector(y1);
   for (std::size_t i = 0; i < one.size(); ++i) EXPECT_EQ(one[i], all[i]) << "output " << i;
+  });
 }
 
 // ---- pooling ----
@@ -406,4 +427,50 @@ TEST(Conv2d, SmallCnnInSequentialCountsParametersAndShapes) {
   EXPECT_EQ(net.num_params(), 56714);
   EXPECT_EQ(net.output_shape(), (Shape{10}));
   EXPECT_EQ(net.layer(5).output_shape({32, 11, 11}), (Shape{32, 5, 5}));
+}
+
+TEST(Conv2d, LibraryPlanMatchesTheReferenceOnEveryOutputAndGradient) {
+  // The oneDNN plan (the layer's default on the CPU) against the im2col + GEMM reference on the
+  // same inputs: forward, dx, dW and db.
+  using lockstep::backend::ConvImpl;
+  for (const auto& c : conv_cases()) {
+    SCOPED_TRACE(c.name);
+    std::vector<std::vector<float>> got[2];
+    for (const ConvImpl impl : {ConvImpl::kReference, ConvImpl::kAuto}) {
+      lockstep::backend::set_conv_impl(impl);
+      Bench b(make_conv(c), {c.channels, c.height, c.width}, c.rows, 51);
+      const auto r = uniform_floats(static_cast<std::size_t>(b.y.numel()), -1.0f, 1.0f, 52);
+      Tensor dx(b.x.shape());
+      b.forward();
+      b.layer->backward(make_tensor(b.y.shape(), r), &dx);
+      auto& out = got[impl == ConvImpl::kAuto];
+      out = {to_vector(b.y), to_vector(dx), to_vector(b.params[0].grad)};
+      if (b.params.size() > 1) out.push_back(to_vector(b.params[1].grad));
+    }
+    lockstep::backend::set_conv_impl(ConvImpl::kAuto);
+    const char* what[] = {"y", "dx", "dW", "db"};
+    ASSERT_EQ(got[0].size(), got[1].size());
+    for (std::size_t k = 0; k < got[0].size(); ++k)
+      for (std::size_t i = 0; i < got[0][k].size(); ++i)
+        ASSERT_NEAR(got[1][k][i], got[0][k][i], 1e-5 * (1.0 + std::fabs(got[0][k][i]))) << what[k] << "[" << i << "]";
+  }
+}
+
+TEST(Conv2d, CpuConvolutionsRunOnOneDnnWhereTheBuildHasIt) {
+  lockstep::backend::ConvDesc d;
+  d.g.channels = 3, d.g.height = 8, d.g.width = 8, d.g.kernel_h = d.g.kernel_w = 3, d.g.out_h = d.g.out_w = 6;
+  d.filters = 4;
+  auto plan = lockstep::backend::make_conv_plan(d, lockstep::Device::kCpu, lockstep::DType::kF32, 8);
+  if (!LOCKSTEP_HAVE_DNNL) {
+    EXPECT_EQ(plan, nullptr);
+    GTEST_SKIP() << "this build has no oneDNN (apt-get install libdnnl-dev): convolutions use im2col + GEMM";
+  }
+  ASSERT_NE(plan, nullptr);
+  EXPECT_EQ(plan->library(), "onednn");
+  EXPECT_NE(lockstep::backend::conv_libraries().find("onednn 2."), std::string::npos);
+  // bf16 and the reference switch take the reference path.
+  EXPECT_EQ(lockstep::backend::make_conv_plan(d, lockstep::Device::kCpu, lockstep::DType::kBF16, 8), nullptr);
+  lockstep::backend::set_conv_impl(lockstep::backend::ConvImpl::kReference);
+  EXPECT_EQ(lockstep::backend::make_conv_plan(d, lockstep::Device::kCpu, lockstep::DType::kF32, 8), nullptr);
+  lockstep::backend::set_conv_impl(lockstep::backend::ConvImpl::kAuto);
 }
