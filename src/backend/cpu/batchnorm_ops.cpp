@@ -1,5 +1,7 @@
-// Batch norm (and the residual block's add) on the CPU (see include/lockstep/backend/ops.hpp): plain loops over [N, C, S], the
-// per-channel sums in double. bf16 operands go through float32 copies (f32_detour.hpp).
+// Batch norm (and the residual block's add) on the CPU (see include/lockstep/backend/ops.hpp): loops over [N, C, S].
+// Each sample's plane of a channel is summed in 16 float lanes (vectorised, a fixed order, so the
+// same bits at any rank count), the planes' sums and the channel's total in double. bf16 operands
+// go through float32 copies (f32_detour.hpp).
 #include <cmath>
 #include <vector>
 
@@ -27,6 +29,35 @@ Dims dims_of(const Tensor& x, std::int64_t channels, const Tensor& stat, const c
 
 const float* maybe(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
 
+constexpr int kLanes = 16;
+
+// sum over k of f(p[k]) for one plane: kLanes float accumulators, then the lanes and the tail in double.
+template <typename F>
+double plane_sum(const float* p, std::int64_t n, F&& f) {
+  float acc[kLanes] = {};
+  std::int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += f(p[k + j]);
+  double s = 0.0;
+  for (int j = 0; j < kLanes; ++j) s += acc[j];
+  for (; k < n; ++k) s += f(p[k]);
+  return s;
+}
+
+// The same over pairs: sum of a[k] and of a[k] * b(k)-style products, in one pass.
+template <typename F>
+void plane_sum2(const float* a, const float* b, std::int64_t n, F&& f, double& s1, double& s2) {
+  float acc1[kLanes] = {}, acc2[kLanes] = {};
+  std::int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      acc1[j] += a[k + j];
+      acc2[j] += a[k + j] * f(b[k + j]);
+    }
+  for (int j = 0; j < kLanes; ++j) s1 += acc1[j], s2 += acc2[j];
+  for (; k < n; ++k) s1 += a[k], s2 += static_cast<double>(a[k]) * f(b[k]);
+}
+
 }  // namespace
 
 void batchnorm_stats(const Tensor& x, std::int64_t channels, Tensor& mean, Tensor& var) {
@@ -37,17 +68,13 @@ void batchnorm_stats(const Tensor& x, std::int64_t channels, Tensor& mean, Tenso
   const double count = static_cast<double>(d.n * d.s);
   for (std::int64_t c = 0; c < d.c; ++c) {
     double sum = 0.0;
-    for (std::int64_t i = 0; i < d.n; ++i) {
-      const float* row = px + (i * d.c + c) * d.s;
-      for (std::int64_t k = 0; k < d.s; ++k) sum += row[k];
-    }
+    for (std::int64_t i = 0; i < d.n; ++i) sum += plane_sum(px + (i * d.c + c) * d.s, d.s, [](float v) { return v; });
     const double mu = sum / count;
+    const auto muf = static_cast<float>(mu);
     double sq = 0.0;
-    for (std::int64_t i = 0; i < d.n; ++i) {
-      const float* row = px + (i * d.c + c) * d.s;
-      for (std::int64_t k = 0; k < d.s; ++k) sq += (row[k] - mu) * (row[k] - mu);
-    }
-    pm[c] = static_cast<float>(mu);
+    for (std::int64_t i = 0; i < d.n; ++i)
+      sq += plane_sum(px + (i * d.c + c) * d.s, d.s, [muf](float v) { return (v - muf) * (v - muf); });
+    pm[c] = muf;
     pv[c] = static_cast<float>(sq / count);
   }
 }
@@ -67,7 +94,9 @@ void batchnorm_forward(const Tensor& x, std::int64_t channels, const Tensor& mea
     for (std::int64_t c = 0; c < d.c; ++c) {
       const float scale = pi[c] * (pw ? pw[c] : 1.0f), shift = pb ? pb[c] : 0.0f, mu = pm[c];
       const std::int64_t at = (i * d.c + c) * d.s;
-      for (std::int64_t k = 0; k < d.s; ++k) py[at + k] = (px[at + k] - mu) * scale + shift;
+      const float* __restrict xr = px + at;
+      float* __restrict out = py + at;
+      for (std::int64_t k = 0; k < d.s; ++k) out[k] = (xr[k] - mu) * scale + shift;
     }
   }
 }
@@ -81,13 +110,10 @@ void batchnorm_backward_sums(const Tensor& dy, const Tensor& x, std::int64_t cha
   float *ps = sum_dy.data<float>(), *psx = sum_dy_xhat.data<float>();
   for (std::int64_t c = 0; c < d.c; ++c) {
     double s = 0.0, sx = 0.0;
+    const float mu = pm[c], inv = pi[c];
     for (std::int64_t i = 0; i < d.n; ++i) {
       const std::int64_t at = (i * d.c + c) * d.s;
-      for (std::int64_t k = 0; k < d.s; ++k) {
-        const float g = pdy[at + k];
-        s += g;
-        sx += static_cast<double>(g) * ((px[at + k] - pm[c]) * pi[c]);
-      }
+      plane_sum2(pdy + at, px + at, d.s, [mu, inv](float v) { return (v - mu) * inv; }, s, sx);
     }
     ps[c] = static_cast<float>(s);
     psx[c] = static_cast<float>(sx);
@@ -111,11 +137,12 @@ void batchnorm_backward(const Tensor& dy, const Tensor& x, std::int64_t channels
   for (std::int64_t i = 0; i < d.n; ++i) {
     for (std::int64_t c = 0; c < d.c; ++c) {
       const float k0 = pi[c] * (pw ? pw[c] : 1.0f), mdy = ps[c] * inv_count, mdyx = psx[c] * inv_count;
+      const float mu = pm[c], inv = pi[c];
       const std::int64_t at = (i * d.c + c) * d.s;
-      for (std::int64_t k = 0; k < d.s; ++k) {
-        const float xhat = (px[at + k] - pm[c]) * pi[c];
-        pdx[at + k] = k0 * (pdy[at + k] - mdy - xhat * mdyx);
-      }
+      const float* __restrict xr = px + at;
+      const float* __restrict dyr = pdy + at;
+      float* __restrict out = pdx + at;
+      for (std::int64_t k = 0; k < d.s; ++k) out[k] = k0 * (dyr[k] - mdy - (xr[k] - mu) * inv * mdyx);
     }
   }
 }

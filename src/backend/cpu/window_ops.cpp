@@ -22,6 +22,37 @@ std::int64_t samples(const Tensor& t, std::int64_t per_sample, const char* op, c
   return rows;
 }
 
+// Every tap of every output is inside the image (no padding, and the last window ends inside).
+bool taps_all_inside(const Window2d& g) {
+  return g.pad_h == 0 && g.pad_w == 0 && (g.out_h - 1) * g.stride_h + g.dilation_h * (g.kernel_h - 1) < g.height &&
+         (g.out_w - 1) * g.stride_w + g.dilation_w * (g.kernel_w - 1) < g.width;
+}
+
+// No input element lies in two windows (stride at least the dilated kernel along both axes).
+bool windows_disjoint(const Window2d& g) {
+  return g.stride_h >= g.dilation_h * (g.kernel_h - 1) + 1 && g.stride_w >= g.dilation_w * (g.kernel_w - 1) + 1;
+}
+
+// max_pool_element without bounds checks, for windows that lie inside the image: the same first
+// maximum in the same tap order, so the same values and argmax.
+void max_pool_plane_inside(const Window2d& g, const float* plane, float* y, std::int32_t* arg) {
+  for (std::int64_t oy = 0; oy < g.out_h; ++oy)
+    for (std::int64_t ox = 0; ox < g.out_w; ++ox) {
+      const std::int64_t y0 = oy * g.stride_h, x0 = ox * g.stride_w;
+      float best = plane[y0 * g.width + x0];
+      auto where = static_cast<std::int32_t>(y0 * g.width + x0);
+      for (std::int64_t ki = 0; ki < g.kernel_h; ++ki) {
+        const std::int64_t row = (y0 + ki * g.dilation_h) * g.width;
+        for (std::int64_t kj = 0; kj < g.kernel_w; ++kj) {
+          const std::int64_t i = row + x0 + kj * g.dilation_w;
+          if (plane[i] > best) best = plane[i], where = static_cast<std::int32_t>(i);
+        }
+      }
+      y[oy * g.out_w + ox] = best;
+      arg[oy * g.out_w + ox] = where;
+    }
+}
+
 }  // namespace
 
 void im2col(const Tensor& x, const Window2d& g, Tensor& col) {
@@ -94,6 +125,11 @@ void max_pool_forward(const Tensor& x, const Window2d& g, Tensor& y, Tensor& arg
   const float* px = x.data<float>();
   float* py = y.data<float>();
   std::int32_t* pa = argmax.data<std::int32_t>();
+  if (taps_all_inside(g)) {
+    for (std::int64_t p = 0; p < planes; ++p)
+      max_pool_plane_inside(g, px + p * g.in_plane(), py + p * g.out_plane(), pa + p * g.out_plane());
+    return;
+  }
   for (std::int64_t p = 0; p < planes; ++p)
     for (std::int64_t oy = 0; oy < g.out_h; ++oy)
       for (std::int64_t ox = 0; ox < g.out_w; ++ox) {
@@ -114,6 +150,15 @@ void max_pool_backward(const Tensor& dy, const Tensor& argmax, const Window2d& g
   const float* pdy = dy.data<float>();
   const std::int32_t* pa = argmax.data<std::int32_t>();
   float* pd = dx.data<float>();
+  if (windows_disjoint(g)) {  // each input has at most one output that picked it: a scatter
+    std::fill(pd, pd + planes * g.in_plane(), 0.0f);
+    for (std::int64_t p = 0; p < planes; ++p)
+      for (std::int64_t o = 0; o < g.out_plane(); ++o) {
+        const std::int32_t a = pa[p * g.out_plane() + o];
+        if (a >= 0) pd[p * g.in_plane() + a] = 0.0f + pdy[p * g.out_plane() + o];  // the gather's 0 + dy
+      }
+    return;
+  }
   for (std::int64_t p = 0; p < planes; ++p)
     for (std::int64_t iy = 0; iy < g.height; ++iy)
       for (std::int64_t ix = 0; ix < g.width; ++ix)
