@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "data/source_util.hpp"
+#include "lockstep/core/tensor.hpp"
 #include "lockstep/data/source.hpp"
 #include "lockstep/data/sources.hpp"
 
@@ -333,11 +334,20 @@ Table read_idx_source(comm::Communicator& comm, const SourceRequest& req, ParamR
   double scale = 1.0 / 255.0;
   p.get("scale", scale, greater_than(0.0));
   o.scale = static_cast<float>(scale);
+  bool flip = false;  // random horizontal flips of training images, as image_folder's
+  p.get("horizontal_flip", flip);
   p.finish();
-  return read_idx_table(comm, req.features, req.labels, o);
+  Table t = read_idx_table(comm, req.features, req.labels, o);
+  if (flip && req.split == SplitKind::kTrain) {
+    LOCKSTEP_CHECK(t.sample_shape.size() == 3, ConfigError, p.find("horizontal_flip")->where,
+                   ": needs image samples (an IDX file of rank 3 or 4), but ", req.features, " holds samples of shape ",
+                   lockstep::shape_str(t.sample_shape));
+    t.augment.hflip = true;
+  }
+  return t;
 }
 
-const SourceRegistrar kIdx{Source{"idx", {"scale"}, true, false, read_idx_source}};
+const SourceRegistrar kIdx{Source{"idx", {"scale", "horizontal_flip"}, true, false, read_idx_source}};
 
 }  // namespace
 
