@@ -16,9 +16,11 @@
 // MPI_THREAD_MULTIPLE would allow more, but costs a lock inside Open MPI on every call of the
 // training path, and lockstep needs no second calling thread.
 #include <mpi.h>
+
 #include <unistd.h>
 
 #include <climits>
+#include <cstdlib>
 #include <cstdint>
 #include <condition_variable>
 #include <cstring>
@@ -498,6 +500,10 @@ std::unique_ptr<Communicator> make_mpi_world(int* argc, char*** argv, MpiOptions
   auto& p = mpi_process();
   if (!mpi_initialized()) {
     int provided = 0;
+    // A rank is two threads (training, progress) on one core: an MPI wait on the progress thread
+    // must give the core to the training thread rather than spin on it. Open MPI's busy poll
+    // yields when idle with this (unless the user set it); other MPIs ignore the variable.
+    setenv("OMPI_MCA_mpi_yield_when_idle", "1", /*overwrite=*/0);
     check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
     std::lock_guard<std::mutex> lock(p.mu);
     p.owner = std::this_thread::get_id();
