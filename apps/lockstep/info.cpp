@@ -3,6 +3,7 @@
 #include <map>
 
 #include "common.hpp"
+#include "lockstep/backend/conv_plan.hpp"
 #include "lockstep/backend/cuda_runtime.hpp"
 #include "lockstep/build_info.hpp"
 #include "lockstep/comm/nccl_communicator.hpp"
@@ -52,6 +53,8 @@ int run_info(comm::Communicator& comm, const std::string& checkpoint) {
   }
   if (cuda.built && cuda.devices.empty()) seen = "none (" + cuda.error + ")";
   const auto gpus = comm.allgather_strings(seen);
+  bool conv_reference = false;  // LOCKSTEP_CONV is read (and a bad value reported) on every rank
+  comm.collectively([&] { conv_reference = backend::conv_impl() == backend::ConvImpl::kReference; });
   if (comm.rank() != 0) return 0;
   std::printf("lockstep %s (%s build, %s)\n", LOCKSTEP_VERSION, LOCKSTEP_BUILD_TYPE, LOCKSTEP_COMPILER);
   std::printf("MPI:     %s\n", comm.library_version().c_str());
@@ -67,6 +70,8 @@ int run_info(comm::Communicator& comm, const std::string& checkpoint) {
   } else {
     std::printf("CUDA:    not built (no CUDA Toolkit at configure time, or -DLOCKSTEP_CUDA=OFF)\n");
   }
+  std::printf("conv:    %s%s\n", backend::conv_libraries().c_str(),
+              conv_reference ? " (not used: LOCKSTEP_CONV=reference)" : "");
   if (LOCKSTEP_HAVE_NCCL) {
     const int v = comm::nccl_version();
     std::printf("NCCL:    %d.%d.%d (gradient reduction for device: cuda)\n", v / 10000, v / 100 % 100, v % 100);

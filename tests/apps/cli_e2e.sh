@@ -149,7 +149,7 @@ if [ "$rc" = 0 ] && grep -q "skipped 1 of 48 rows" "$WORK/out" && ! grep -q '"tr
 else bad "data.on_invalid: skip (exit $rc)"; fi
 
 run 2 info
-if [ "$rc" = 0 ] && grep -q "ranks:   2" "$WORK/out" && grep -q "rank 1: host" "$WORK/out"; then ok "info lists 2 ranks"; else bad "info (exit $rc)"; fi
+if [ "$rc" = 0 ] && grep -q "ranks:   2" "$WORK/out" && grep -q "rank 1: host" "$WORK/out" && grep -q "^conv:    " "$WORK/out"; then ok "info lists 2 ranks and the conv libraries"; else bad "info (exit $rc)"; fi
 
 # ---- bad input: clear error, non-zero exit, every rank, no hang ----
 expect_fail "missing config file" "nope.yaml: cannot open" 2 train "$WORK/nope.yaml"
