@@ -93,7 +93,7 @@ keys = ["cpu", "cores", "nice", "rounds", "epochs", "config", "sets", "infer_bat
         "command", "utc", "git", "loadavg"]
 d = dict(zip(keys, sys.argv[1:])); d["meta"] = True
 print(json.dumps(d))' "$CPU" "$(nproc)" "$(nice)" "$ROUNDS" "$EPOCHS" "$CONFIG" "$SETS" "$INFER_BATCHES" "$IMAGES" \
-  "$CHANNELS" "ROUNDS=$ROUNDS EPOCHS=$EPOCHS SETS='$SETS' TASKS='$TASKS' $0 $FOLDER" "$STAMP" \
+  "$CHANNELS" "ROUNDS=$ROUNDS EPOCHS=$EPOCHS SETS='$SETS' TASKS='$TASKS' INFER_BATCHES='$INFER_BATCHES' SPLIT=$SPLIT CHANNELS=$CHANNELS $0 $FOLDER" "$STAMP" \
   "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$(cut -d' ' -f1-3 /proc/loadavg)" > "$OUT"
 
 # Appends the last JSON line of stdin to $OUT with task, round (and batch) added; prints a summary.
@@ -195,12 +195,12 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 meta, rows = rows[0], rows[1:]
 groups = {}
 for r in rows:
-    groups.setdefault((r["task"], r.get("batch", ""), r["peer"], r["mode"]), []).append(r)
+    groups.setdefault((r["task"], r.get("batch", "") if r["task"] == "infer" else "", r["peer"], r["mode"]), []).append(r)
 med = {k: statistics.median(r["value"] for r in v) for k, v in groups.items()}
 unit = {"train": "samples/s", "infer": "samples/s", "decode": "images/s per rank"}
 lines = ["| measurement | lockstep (median) | PyTorch best (median, setting) | ratio | per-round ratios | other PyTorch settings |",
          "|---|---|---|---|---|---|"]
-for task, batch in sorted({(k[0], k[1]) for k in groups}, key=lambda t: (["train", "infer", "decode"].index(t[0]), t[1])):
+for task, batch in sorted({(k[0], k[1]) for k in groups}, key=lambda t: (["train", "infer", "decode"].index(t[0]), int(t[1] or 0))):
     ls = med.get((task, batch, "lockstep", "mpi2"))
     pt = {k[3]: v for k, v in med.items() if k[:3] == (task, batch, "pytorch")}
     best = max(pt, key=pt.get)

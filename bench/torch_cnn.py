@@ -339,7 +339,7 @@ def train_loop(a, cfg, model, xtr, ytr, batches, world=1):
     t1 = time.perf_counter()
     if t_timed is None:
         t_timed, timed = t0, step * gb
-    return dict(steps=step, batch=gb, train_seconds=t1 - t0, timed_seconds=t1 - t_timed, timed_samples=timed,
+    return dict(steps=step, batch_size=gb, train_seconds=t1 - t0, timed_seconds=t1 - t_timed, timed_samples=timed,
                 samples_per_sec=timed / (t1 - t_timed), final_loss=loss.item())
 
 
