@@ -36,6 +36,23 @@ bool windows_disjoint(const Window2d& g) {
 // max_pool_element without bounds checks, for windows that lie inside the image: the same first
 // maximum in the same tap order, so the same values and argmax.
 void max_pool_plane_inside(const Window2d& g, const float* plane, float* y, std::int32_t* arg) {
+  if (g.kernel_h == 2 && g.kernel_w == 2 && g.dilation_h == 1 && g.dilation_w == 1) {  // the common 2x2
+    for (std::int64_t oy = 0; oy < g.out_h; ++oy) {
+      const std::int64_t r0 = oy * g.stride_h * g.width, r1 = r0 + g.width;
+      for (std::int64_t ox = 0; ox < g.out_w; ++ox) {
+        const std::int64_t c = ox * g.stride_w;
+        // Taps in the generic order (r0, c), (r0, c+1), (r1, c), (r1, c+1); the first maximum wins.
+        float best = plane[r0 + c];
+        std::int64_t where = r0 + c;
+        if (plane[r0 + c + 1] > best) best = plane[r0 + c + 1], where = r0 + c + 1;
+        if (plane[r1 + c] > best) best = plane[r1 + c], where = r1 + c;
+        if (plane[r1 + c + 1] > best) best = plane[r1 + c + 1], where = r1 + c + 1;
+        y[oy * g.out_w + ox] = best;
+        arg[oy * g.out_w + ox] = static_cast<std::int32_t>(where);
+      }
+    }
+    return;
+  }
   for (std::int64_t oy = 0; oy < g.out_h; ++oy)
     for (std::int64_t ox = 0; ox < g.out_w; ++ox) {
       const std::int64_t y0 = oy * g.stride_h, x0 = ox * g.stride_w;
