@@ -17,6 +17,7 @@
 #include "data/source_util.hpp"
 #include "lockstep/core/tensor.hpp"
 #include "lockstep/data/source.hpp"
+#include "lockstep/data/image_folder.hpp"
 #include "lockstep/data/sources.hpp"
 
 namespace lockstep::data {
@@ -329,6 +330,39 @@ namespace {
 // The registry's row. A missing file is an error (train/ names the config key and, for the
 // Fashion-MNIST paths, the Debian package); there is no synthetic stand-in, so a mistyped path can
 // never turn into a run on made-up data.
+// data.crop / crop_size on IDX images, as image_folder has them: `random` crops training rows
+// per epoch (keyed like the flip) and the other splits at the centre; `center` crops every split at
+// the centre once, at load.
+struct IdxCrop {
+  std::string mode = "none";
+  std::int64_t h = 0, w = 0;
+  std::string where;  // of crop_size, for errors
+};
+
+IdxCrop read_crop(ParamReader& p) {
+  IdxCrop c;
+  p.get("crop", c.mode, one_of({"none", "center", "random"}));
+  const bool has_size = detail::get_hw(p, "crop_size", c.h, c.w);
+  if (c.mode == "none" && has_size)
+    ParamReader::fail(*p.find("crop_size"), "no crop_size when data.crop is none (the default)", "one");
+  if (c.mode != "none" && !has_size) throw ConfigError(p.find("crop")->where + ": crop " + c.mode + " needs data.crop_size");
+  if (has_size) c.where = p.find("crop_size")->where;
+  return c;
+}
+
+void apply_crop(const SourceRequest& req, const IdxCrop& c, Table& t) {
+  if (c.mode == "none") return;
+  LOCKSTEP_CHECK(t.sample_shape.size() == 3 && c.h <= t.sample_shape[1] && c.w <= t.sample_shape[2], ConfigError,
+                 c.where, ": a crop of ", c.h, " x ", c.w, " needs images at least that large, but ", req.features,
+                 " holds samples of shape ", lockstep::shape_str(t.sample_shape));
+  t.augment.crop_h = c.h, t.augment.crop_w = c.w;
+  if (c.mode == "center" || req.split != SplitKind::kTrain) {
+    const bool flip = t.augment.hflip;
+    t = without_augment(t);  // the centre crop, at load
+    t.augment.hflip = flip;
+  }
+}
+
 Table read_idx_source(comm::Communicator& comm, const SourceRequest& req, ParamReader& p) {
   IdxOptions o;
   double scale = 1.0 / 255.0;
@@ -336,18 +370,21 @@ Table read_idx_source(comm::Communicator& comm, const SourceRequest& req, ParamR
   o.scale = static_cast<float>(scale);
   bool flip = false;  // random horizontal flips of training images, as image_folder's
   p.get("horizontal_flip", flip);
+  const std::string flip_where = p.find("horizontal_flip") ? p.find("horizontal_flip")->where : "";
+  const IdxCrop crop = read_crop(p);
   p.finish();
   Table t = read_idx_table(comm, req.features, req.labels, o);
   if (flip && req.split == SplitKind::kTrain) {
-    LOCKSTEP_CHECK(t.sample_shape.size() == 3, ConfigError, p.find("horizontal_flip")->where,
+    LOCKSTEP_CHECK(t.sample_shape.size() == 3, ConfigError, flip_where,
                    ": needs image samples (an IDX file of rank 3 or 4), but ", req.features, " holds samples of shape ",
                    lockstep::shape_str(t.sample_shape));
     t.augment.hflip = true;
   }
+  apply_crop(req, crop, t);
   return t;
 }
 
-const SourceRegistrar kIdx{Source{"idx", {"scale", "horizontal_flip"}, true, false, read_idx_source}};
+const SourceRegistrar kIdx{Source{"idx", {"scale", "horizontal_flip", "crop", "crop_size"}, true, false, read_idx_source}};
 
 }  // namespace
 

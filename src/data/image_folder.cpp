@@ -211,18 +211,6 @@ Table read_image_folder_table(comm::Communicator& comm, const std::string& root,
 
 namespace {
 
-// A list key of one or two positive integers ([H, W], or N for N x N).
-bool get_hw(ParamReader& p, const std::string& key, std::int64_t& h, std::int64_t& w) {
-  std::vector<std::int64_t> v;
-  if (!p.get_list(key, v, at_least(std::int64_t{1}))) return false;
-  if (v.empty() || v.size() > 2 || v[0] > 65536 || v.back() > 65536) {
-    ParamReader::fail(*p.find(key), "[H, W] (or one N for N x N), each in 1..65536",
-                      std::to_string(v.size()) + " values");
-  }
-  h = v[0], w = v.back();
-  return true;
-}
-
 void get_per_channel(ParamReader& p, const std::string& key, std::vector<float>& out, int channels, bool positive) {
   std::vector<double> v;
   if (!p.get_list(key, v, positive ? greater_than(0.0) : ParamRange<double>{})) return;
@@ -236,9 +224,9 @@ void get_per_channel(ParamReader& p, const std::string& key, std::vector<float>&
 Table read_image_folder_source(comm::Communicator& comm, const SourceRequest& req, ParamReader& p) {
   ImageFolderOptions o;
   p.get("channels", o.channels, ParamRange<int>{[](const int& c) { return c == 1 || c == 3; }, "1 or 3"});
-  get_hw(p, "size", o.height, o.width);
+  detail::get_hw(p, "size", o.height, o.width);
   p.get("crop", o.crop, one_of({"none", "center", "random"}));
-  const bool has_crop_size = get_hw(p, "crop_size", o.crop_h, o.crop_w);
+  const bool has_crop_size = detail::get_hw(p, "crop_size", o.crop_h, o.crop_w);
   if (o.crop != "none" && !has_crop_size)
     throw ConfigError((p.find("crop") ? p.find("crop")->where : "data.crop") + ": crop " + o.crop + " needs data.crop_size");
   if (o.crop == "none" && has_crop_size)

@@ -144,4 +144,15 @@ bool parse_int(std::string_view s, std::int64_t& out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
+bool get_hw(ParamReader& p, const std::string& key, std::int64_t& h, std::int64_t& w) {
+  std::vector<std::int64_t> v;
+  if (!p.get_list(key, v, at_least(std::int64_t{1}))) return false;
+  if (v.empty() || v.size() > 2 || v[0] > 65536 || v.back() > 65536) {
+    ParamReader::fail(*p.find(key), "[H, W] (or one N for N x N), each in 1..65536",
+                      std::to_string(v.size()) + " values");
+  }
+  h = v[0], w = v.back();
+  return true;
+}
+
 }  // namespace lockstep::data::detail

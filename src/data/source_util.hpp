@@ -12,6 +12,7 @@
 
 #include "lockstep/comm/communicator.hpp"
 #include "lockstep/core/error.hpp"
+#include "lockstep/core/param_reader.hpp"
 
 namespace lockstep::data::detail {
 
@@ -76,5 +77,8 @@ std::string quoted(std::string_view s);
 // The whole of `s` (spaces around allowed, a leading '+' allowed) as a number; false otherwise.
 bool parse_float(std::string_view s, float& out);
 bool parse_int(std::string_view s, std::int64_t& out);
+
+// A list key of one or two integers in 1..65536 ([H, W], or N for N x N) into h, w; false when absent.
+bool get_hw(ParamReader& p, const std::string& key, std::int64_t& h, std::int64_t& w);
 
 }  // namespace lockstep::data::detail

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 
+#include "lockstep/data/image_folder.hpp"
 #include "lockstep/data/source.hpp"
 #include "lockstep/data/sources.hpp"
 #include "support/test_comm.hpp"
@@ -150,6 +151,52 @@ TEST(SourceRegistry, CsvLabelColumnsAndIdxImageShape) {
   EXPECT_EQ(img.sample_shape, (data::Shape{1, 2, 3}));
   EXPECT_EQ(img.num_features(), 6);
   EXPECT_EQ(img.global_rows, 0);  // read_idx_table alone does not agree the global facts
+  world().barrier();
+  if (world().rank() == 0) std::filesystem::remove_all(dir);
+}
+
+TEST(SourceRegistry, IdxCropAndFlipAugmentTrainingAndCentreCropTheOtherSplits) {
+  // 4 images of 1 x 4 x 5, pixel value = image * 20 + position.
+  const auto dir = lockstep::testing::shared_temp_dir("idxcrop");
+  const std::string idx = (dir / "img.idx").string(), flat = (dir / "flat.idx").string();
+  world().collectively([&] {
+    if (world().rank() != 0) return;
+    std::string bytes{'\0', '\0', '\x08', '\x03', 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 5};
+    for (int n = 0; n < 4; ++n)
+      for (int i = 0; i < 20; ++i) bytes.push_back(static_cast<char>(n * 20 + i));
+    std::ofstream(idx, std::ios::binary) << bytes;
+    std::string two{'\0', '\0', '\x08', '\x02', 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6};
+    std::ofstream(flat, std::ios::binary) << two;
+  });
+  data::SourceSpec spec{"idx", "", {}, {}, {}};
+  spec.params["scale"] = Param{{"1"}, false, "x.yaml:4: data.scale"};
+  spec.params["crop"] = Param{{"random"}, false, "x.yaml:5: data.crop"};
+  spec.params["crop_size"] = Param{{"2", "3"}, true, "x.yaml:6: data.crop_size"};
+  spec.params["horizontal_flip"] = Param{{"true"}, false, "x.yaml:7: data.horizontal_flip"};
+  // Training rows stay whole; the trainer crops and flips them per epoch (augmented_shape).
+  const data::Table train = read(spec, data::SplitKind::kTrain, idx);
+  EXPECT_EQ(train.sample_shape, (data::Shape{1, 4, 5}));
+  EXPECT_EQ(data::augmented_shape(train), (data::Shape{1, 2, 3}));
+  EXPECT_TRUE(train.augment.hflip);
+  // Test rows are centre-cropped at load, never flipped: rows 1..2, columns 1..3 of each image.
+  const data::Table test = read(spec, data::SplitKind::kTest, idx);
+  EXPECT_EQ(test.sample_shape, (data::Shape{1, 2, 3}));
+  EXPECT_FALSE(test.augment.active());
+  for (std::int64_t i = 0; i < test.rows; ++i) {
+    const float base = static_cast<float>((test.row_offset + i) * 20);
+    EXPECT_EQ(std::vector<float>(test.row(i), test.row(i) + 6),
+              (std::vector<float>{base + 6, base + 7, base + 8, base + 11, base + 12, base + 13}));
+  }
+  // Errors name the key.
+  spec.params["crop_size"] = Param{{"5"}, false, "x.yaml:6: data.crop_size"};
+  EXPECT_CONTAINS(config_error_of([&] { read(spec, data::SplitKind::kTrain, idx); }),
+                  "x.yaml:6: data.crop_size: a crop of 5 x 5 needs images at least that large");
+  spec.params.erase("crop_size");
+  EXPECT_CONTAINS(config_error_of([&] { read(spec, data::SplitKind::kTrain, idx); }),
+                  "x.yaml:5: data.crop: crop random needs data.crop_size");
+  spec.params.erase("crop");
+  EXPECT_CONTAINS(config_error_of([&] { read(spec, data::SplitKind::kTrain, flat); }),
+                  "x.yaml:7: data.horizontal_flip: needs image samples");
   world().barrier();
   if (world().rank() == 0) std::filesystem::remove_all(dir);
 }
