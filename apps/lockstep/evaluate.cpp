@@ -17,7 +17,9 @@ namespace lockstep::app {
 int run_evaluate(comm::Communicator& comm, const ConfigArgs& args, const std::string& checkpoint) {
   io::Config cfg = load_config_everywhere(comm, args);
   const train::TrainerOptions options = train::trainer_options(cfg);
-  auto test = train::load_split(comm, cfg.data, train::Split::kTest);
+  // An image folder's class folders map to the classes the checkpoint was trained on.
+  const train::ClassNames classes{train::checkpoint_class_names(comm, checkpoint), checkpoint};
+  auto test = train::load_split(comm, cfg.data, train::Split::kTest, &classes);
   auto model = train::build_model(options, test.sample_shape);
   train::load_parameters(comm, checkpoint, *model);
   const auto head = train::model_head(options, *model, label_columns(cfg));

@@ -16,7 +16,8 @@ int run_predict(comm::Communicator& comm, const ConfigArgs& args, const std::str
                 const std::string& input, const std::string& labels, const std::string& output) {
   io::Config cfg = load_config_everywhere(comm, args);
   const train::TrainerOptions options = train::trainer_options(cfg);
-  auto data = train::load_file(comm, cfg.data, input, labels);
+  const train::ClassNames classes{train::checkpoint_class_names(comm, checkpoint), checkpoint};
+  auto data = train::load_file(comm, cfg.data, input, labels, &classes);
   auto model = train::build_model(options, data.sample_shape);
   train::load_parameters(comm, checkpoint, *model);
   const nn::Head head = train::model_head(options, *model, label_columns(cfg));

@@ -1,4 +1,5 @@
 // `lockstep train CONFIG [--set k=v ...] [--resume] [--max-steps N]`
+#include <cstdio>
 #include <filesystem>
 
 #include "common.hpp"
@@ -8,6 +9,13 @@
 #include "lockstep/train/trainer.hpp"
 
 namespace lockstep::app {
+namespace {
+std::string seconds_text(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", s);
+  return buf;
+}
+}  // namespace
 
 int run_train(comm::Communicator& comm, const ConfigArgs& args, Resume resume, std::int64_t max_steps) {
   // From here a SIGUSR1 or SIGTERM stops the run: every rank after the same step, with a
@@ -29,7 +37,8 @@ int run_train(comm::Communicator& comm, const ConfigArgs& args, Resume resume, s
   auto train = train::load_split(comm, cfg.data, train::Split::kTrain);
   auto test = train::load_split(comm, cfg.data, train::Split::kTest);
   log::info("data: train " + train.description + " (" + std::to_string(train.num_rows) + " rows, " +
-            std::to_string(train.num_features) + " features), test " + std::to_string(test.num_rows) + " rows");
+            std::to_string(train.num_features) + " features), test " + std::to_string(test.num_rows) +
+            " rows; loaded in " + seconds_text(train.load_seconds) + " + " + seconds_text(test.load_seconds) + " s");
 
   train::Trainer trainer(comm, options, std::move(train), std::move(test));
   train::RunLog(comm, cfg.output.dir).write("config.yaml", options.run_yaml);

@@ -2,6 +2,8 @@
 // block of the sorted list, and drop_invalid's counts are gathered for rank 0's log.
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 
 #include "data/image_decode.hpp"
@@ -57,38 +59,76 @@ std::vector<std::string> list_class(const fs::path& dir) {
   return files;
 }
 
-Listing list_folder(const std::string& root) {
+// The sorted class folder names of root (hidden ones skipped); at least one.
+std::vector<std::string> list_classes(const std::string& root) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
     throw DataError(root + ": not a folder (format image_folder reads a folder with one sub-folder per class" +
                     (ec ? std::string(": ") + ec.message() : std::string()) + ")");
   }
-  Listing l;
+  std::vector<std::string> classes;
   fs::directory_iterator it(root, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
     std::error_code type_ec;
-    if (!hidden(it->path()) && it->is_directory(type_ec)) l.classes.push_back(it->path().filename().string());
+    if (!hidden(it->path()) && it->is_directory(type_ec)) classes.push_back(it->path().filename().string());
   }
   if (ec) throw DataError(root + ": cannot list the folder: " + ec.message());
-  if (l.classes.empty()) {
+  if (classes.empty()) {
     throw DataError(root + ": no class folders (image_folder expects one sub-folder per class, e.g. " + root +
                     "/cat/001.png)");
   }
-  std::sort(l.classes.begin(), l.classes.end());
+  std::sort(classes.begin(), classes.end());
+  for (const auto& c : classes) {
+    if (c.find('\n') != std::string::npos)  // checkpoints keep class names one a line
+      throw DataError(root + ": a class folder name with a newline in it; rename it");
+  }
+  return classes;
+}
+
+// The label of each class folder: its position in `reference` (the training folder's classes),
+// or its own when there is none. A class the training data lacks is an error naming both.
+std::vector<std::int32_t> class_labels(const std::string& root, const std::vector<std::string>& classes,
+                                       const ImageFolderOptions& o) {
+  std::vector<std::int32_t> labels(classes.size());
+  for (std::size_t k = 0; k < classes.size(); ++k) {
+    if (o.classes.empty()) {
+      labels[k] = static_cast<std::int32_t>(k);
+      continue;
+    }
+    const auto it = std::find(o.classes.begin(), o.classes.end(), classes[k]);
+    if (it == o.classes.end()) {
+      std::string known;
+      for (std::size_t j = 0; j < o.classes.size() && j < 10; ++j) known += (j ? ", " : "") + o.classes[j];
+      if (o.classes.size() > 10) known += ", ...";
+      throw DataError(root + "/" + classes[k] + ": class folder \"" + classes[k] + "\" is not one of the " +
+                      std::to_string(o.classes.size()) + " classes of the training data " + o.classes_from + " (" +
+                      known + "); the labels are the training classes' indices, so every class folder here " +
+                      "must also be one there");
+    }
+    labels[k] = static_cast<std::int32_t>(it - o.classes.begin());
+  }
+  return labels;
+}
+
+Listing list_folder(const std::string& root, const ImageFolderOptions& o) {
+  Listing l;
+  l.classes = list_classes(root);
+  const std::vector<std::int32_t> labels = class_labels(root, l.classes, o);
   for (std::size_t k = 0; k < l.classes.size(); ++k) {
     for (auto& f : list_class(fs::path(root) / l.classes[k])) {
       l.files.push_back(std::move(f));
-      l.labels.push_back(static_cast<std::int32_t>(k));
+      l.labels.push_back(labels[k]);
     }
   }
+  if (!o.classes.empty()) l.classes = o.classes;  // what the labels index
   return l;
 }
 
 // Rank 0's listing on every rank (one broadcast of the encoded lists). Collective.
-Listing shared_listing(comm::Communicator& comm, const std::string& root) {
+Listing shared_listing(comm::Communicator& comm, const std::string& root, const ImageFolderOptions& o) {
   Listing l;
   collectively(comm, [&] {
-    if (comm.rank() == 0) l = list_folder(root);
+    if (comm.rank() == 0) l = list_folder(root, o);
   });
   std::string wire;
   if (comm.rank() == 0) {
@@ -184,18 +224,32 @@ void report_dropped(comm::Communicator& comm, const std::string& root, const Dro
             " that did not decode; the first:" + named);
 }
 
+// The decode's log line on rank 0: images, the slowest rank's seconds, and images/s per rank.
+void report_decode(comm::Communicator& comm, const std::string& root, double seconds, std::int64_t images) {
+  const double slowest = comm.allreduce<double>(seconds, comm::ReduceOp::kMax);
+  const double per_rank = static_cast<double>(images) / comm.size();
+  char buf[160];
+  std::snprintf(buf, sizeof buf, ": decoded %lld images in %.2f s on %d rank(s) (%.0f images/s per rank)",
+                static_cast<long long>(images), slowest, comm.size(), slowest > 0 ? per_rank / slowest : 0.0);
+  log::info(root + buf);
+}
+
 }  // namespace
 
 Table read_image_folder_table(comm::Communicator& comm, const std::string& root, const ImageFolderOptions& o,
                               std::vector<std::string>* class_names) {
-  const Listing l = shared_listing(comm, root);
+  const Listing l = shared_listing(comm, root, o);
   Table t;
   Dropped dropped;
+  const auto start = std::chrono::steady_clock::now();
   collectively(comm, [&] { decode_block(comm, l, o, t, dropped); });
+  report_decode(comm, root, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                static_cast<std::int64_t>(l.files.size()));
   if (o.drop_invalid) report_dropped(comm, root, dropped);
   if (o.training && o.crop == "random") t.augment.crop_h = o.crop_h, t.augment.crop_w = o.crop_w;
   if (o.training) t.augment.hflip = o.horizontal_flip;
   if (class_names) *class_names = l.classes;
+  t.class_names = l.classes;
   // A rank without rows (more ranks than images, or all dropped) takes the first other rank's
   // shape, which only decoding tells when data.size is not given; finish_table checks the rest.
   std::array<std::int64_t, 3> mine{};
@@ -207,6 +261,18 @@ Table read_image_folder_table(comm::Communicator& comm, const std::string& root,
   }
   finish_table(comm, t, root);
   return t;
+}
+
+std::vector<std::string> image_folder_classes(comm::Communicator& comm, const std::string& root) {
+  std::vector<std::string> classes;
+  collectively(comm, [&] {
+    if (comm.rank() == 0) classes = list_classes(root);
+  });
+  std::string wire;
+  if (comm.rank() == 0) Codec<std::vector<std::string>>::encode(classes, wire);
+  comm.broadcast(wire, 0);
+  const char* p = wire.data();
+  return Codec<std::vector<std::string>>::decode(p);
 }
 
 namespace {
@@ -244,6 +310,8 @@ Table read_image_folder_source(comm::Communicator& comm, const SourceRequest& re
   if (!req.labels.empty())
     throw ConfigError("data.labels: format image_folder takes labels from the class folders; remove the labels path");
   o.training = req.split == SplitKind::kTrain;
+  o.classes = req.class_names;
+  o.classes_from = req.class_names_from;
   return read_image_folder_table(comm, req.features, o);
 }
 

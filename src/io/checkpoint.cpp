@@ -55,6 +55,22 @@ std::uint32_t crc32_of(const std::string& s) {
       ::crc32_z(::crc32_z(0L, Z_NULL, 0), reinterpret_cast<const unsigned char*>(s.data()), s.size()));
 }
 
+// class_names as stored: one name a line (a class folder's name has no newline; image_folder refuses one).
+std::string join_lines(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : "\n") + x;
+  return s;
+}
+std::vector<std::string> split_lines(const std::string& s) {
+  std::vector<std::string> v;
+  for (std::size_t pos = 0; pos <= s.size();) {
+    const std::size_t end = std::min(s.find('\n', pos), s.size());
+    v.push_back(s.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return v;
+}
+
 // Every root attribute but the format tag and the checksum itself, as one canonical text: its
 // CRC-32 is the attributes_crc32 attribute, so a damaged counter is caught like a damaged value.
 std::string root_attributes_text(const CheckpointState& st) {
@@ -65,6 +81,7 @@ std::string root_attributes_text(const CheckpointState& st) {
      << "\ndeterministic=" << static_cast<int>(st.deterministic)
      << "\nepoch_loss_sum=" << hex64(std::bit_cast<std::uint64_t>(st.epoch_loss_sum))
      << "\nepoch_loss_count=" << st.epoch_loss_count << "\nconfig=" << st.config_yaml;
+  if (!st.class_names.empty()) os << "\nclass_names=" << join_lines(st.class_names);
   return os.str();
 }
 
@@ -126,6 +143,7 @@ void read_root_attributes(const detail::H5File& f, CheckpointState& st) {
   st.epoch_loss_sum = f.attr_double("/", "epoch_loss_sum");
   st.epoch_loss_count = counter(f, "epoch_loss_count", 0, kMaxCount);
   st.config_yaml = f.attr_string("/", "config");
+  if (f.has_attr("/", "class_names")) st.class_names = split_lines(f.attr_string("/", "class_names"));
 }
 
 // The optional buffer group: /buffers/<name> must add up to /flat/buffers, as /params does.
@@ -191,6 +209,7 @@ void save_checkpoint(const std::string& path, const CheckpointState& st) {
     f.set_attr("/", "epoch_loss_sum", st.epoch_loss_sum);
     f.set_attr("/", "epoch_loss_count", st.epoch_loss_count);
     f.set_attr("/", "config", st.config_yaml);
+    if (!st.class_names.empty()) f.set_attr("/", "class_names", join_lines(st.class_names));
     f.set_attr("/", "attributes_crc32", static_cast<std::int64_t>(crc32_of(root_attributes_text(st))));
     f.create_group("/params");
     for (const auto& p : st.layout) {
@@ -251,6 +270,18 @@ CheckpointState load_checkpoint(const std::string& path) {
     throw CheckpointError(std::string("cannot read checkpoint: ") + e.what());
   }
   return st;
+}
+
+std::vector<std::string> read_checkpoint_class_names(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw CheckpointError(path + ": no such checkpoint file");
+  try {
+    auto f = detail::H5File::open_read(path);
+    f.limit_reads_to_file_size();
+    if (!f.has_attr("/", "class_names")) return {};
+    return split_lines(f.attr_string("/", "class_names"));
+  } catch (const IoError& e) {
+    throw CheckpointError(std::string("cannot read checkpoint: ") + e.what());
+  }
 }
 
 std::string rotated_checkpoint_path(const std::string& path, std::int64_t i) {

@@ -1,8 +1,9 @@
 // The NeuralNetwork stage (neural_network_stage.hpp) and its registry row. Fitting hands the
 // pipeline's rows to train::Trainer as in-memory datasets (the stage's config keeps only the
 // network sections; data.format is set to synthetic so the trainer reads no files); the fitted
-// stage keeps the config and the flat float32 parameters, which is also its saved form (format
-// version 1, the layout of lockstep-pipeline-1: the config as YAML, the input width, the parameters).
+// stage keeps the config, the flat float32 parameters and the flat buffers (batch norm's running
+// statistics), which is also its saved form (format version 1, the layout of lockstep-pipeline-1:
+// the config as YAML, the input width, the parameters, and `buffers` when the network has any).
 #include "lockstep/pipeline/neural_network_stage.hpp"
 
 #include <Eigen/Core>
@@ -53,10 +54,11 @@ const std::string kName = "NeuralNetwork";
 
 class NeuralNetworkStage final : public ml::Stage {
  public:
-  NeuralNetworkStage(io::Config cfg, std::int64_t features, std::vector<float> params)
+  NeuralNetworkStage(io::Config cfg, std::int64_t features, std::vector<float> params, std::vector<float> buffers)
       : cfg_(std::move(cfg)),
         features_(features),
         params_(std::move(params)),
+        buffers_(std::move(buffers)),
         head_(train::model_head(train::trainer_options(cfg_), *train::build_model(cfg_, Shape{features_}))) {}
   const std::string& type() const override { return kName; }
   // A regression head (mse, mae or huber with one output) is a regressor; the others classify.
@@ -68,12 +70,19 @@ class NeuralNetworkStage final : public ml::Stage {
     LOCKSTEP_CHECK(static_cast<std::int64_t>(params_.size()) == model->num_params(), Error,
                    "NeuralNetwork: ", params_.size(), " saved parameters for a model of ", model->num_params());
     std::copy(params_.begin(), params_.end(), model->flat_params().data<float>());
+    LOCKSTEP_CHECK(static_cast<std::int64_t>(buffers_.size()) == model->num_buffers(), Error, "NeuralNetwork: ",
+                   buffers_.size(), " saved buffer values for a model of ", model->num_buffers());
+    if (!buffers_.empty()) {
+      model->flat_buffers().copy_from(Tensor::borrow(const_cast<float*>(buffers_.data()),
+                                                     {static_cast<std::int64_t>(buffers_.size())}));
+    }
     return predict_with_head(*model, head_, f, cfg_.training.eval_batch);
   }
   void save(detail::H5File& h, const std::string& g) const override {
     h.set_attr(g, "config", io::to_yaml(cfg_));
     h.set_attr(g, "inputFeatures", features_);
     h.write<float>(g + "/params", params_.data(), {static_cast<std::int64_t>(params_.size())});
+    if (!buffers_.empty()) h.write<float>(g + "/buffers", buffers_.data(), {static_cast<std::int64_t>(buffers_.size())});
   }
   // The parameters must be the configured network's, counted before it is built: inputFeatures is
   // at most the parameter count (the first dense layer has inputFeatures x units weights).
@@ -85,16 +94,26 @@ class NeuralNetworkStage final : public ml::Stage {
     LOCKSTEP_CHECK(features >= 1 && features <= std::max<std::int64_t>(n, 1), IoError, h.path(), ":", g,
                    ": attribute inputFeatures: expected an integer in [1, ", std::max<std::int64_t>(n, 1),
                    "] (at most the parameter count), found ", features);
-    const std::int64_t want = train::build_model(cfg, Shape{features})->num_params();
+    const auto model = train::build_model(cfg, Shape{features});
+    const std::int64_t want = model->num_params();
     LOCKSTEP_CHECK(n == want, IoError, h.path(), ":", g, "/params: has ", n, " values, expected ", want,
                    " (the parameters of the network its config describes)");
-    return std::make_shared<NeuralNetworkStage>(cfg, features, std::move(params));
+    // Buffers (batch norm's running statistics): absent in models of networks without any.
+    std::vector<float> buffers;
+    if (h.exists(g + "/buffers")) buffers = h.read<float>(g + "/buffers");
+    const auto nb = static_cast<std::int64_t>(buffers.size());
+    LOCKSTEP_CHECK(nb == model->num_buffers(), IoError, h.path(), ":", g, "/buffers: has ", nb,
+                   " values, expected ", model->num_buffers(),
+                   " (the running statistics of the network its config describes", nb == 0 ? "; the dataset is missing" : "",
+                   ")");
+    return std::make_shared<NeuralNetworkStage>(cfg, features, std::move(params), std::move(buffers));
   }
 
  private:
   io::Config cfg_;
   std::int64_t features_;
   std::vector<float> params_;
+  std::vector<float> buffers_;  // the model's flat buffers (empty when it has none)
   nn::Head head_;
 };
 
@@ -120,9 +139,14 @@ std::shared_ptr<const ml::Stage> fit_neural_network(const ml::StageFitArgs& a) {
       a.train.comm(), options, as_dataset(a.train, "pipeline features (train)", classes),
       as_dataset(val ? *val : a.train, val ? "pipeline features (test)" : "pipeline features (train)", classes));
   trainer.run();
-  const Tensor params = trainer.model().flat_params().clone(Device::kCpu);
-  return std::make_shared<NeuralNetworkStage>(
-      cfg, a.train.num_features(), std::vector<float>(params.data<float>(), params.data<float>() + params.numel()));
+  const auto host = [](const Tensor& t) {
+    const Tensor h = t.clone(Device::kCpu);
+    return std::vector<float>(h.data<float>(), h.data<float>() + h.numel());
+  };
+  std::vector<float> buffers;
+  if (trainer.model().num_buffers() > 0) buffers = host(trainer.model().flat_buffers());
+  return std::make_shared<NeuralNetworkStage>(cfg, a.train.num_features(), host(trainer.model().flat_params()),
+                                              std::move(buffers));
 }
 
 ml::StageKind neural_network_row() {

@@ -172,6 +172,20 @@ io::CheckpointState load_parameters(comm::Communicator& comm, const std::string&
   return load_into(comm, path, model, false, chosen);
 }
 
+std::vector<std::string> checkpoint_class_names(comm::Communicator& comm, const std::string& path) {
+  std::vector<std::string> names;
+  comm.collectively([&] {
+    if (comm.rank() == 0) names = io::read_checkpoint_class_names(path);
+  });
+  std::string wire;  // one name a line (a name has no newline)
+  for (const auto& n : names) wire += n + "\n";
+  comm.broadcast(wire, 0);
+  names.clear();
+  for (std::size_t pos = 0, end; (end = wire.find('\n', pos)) != std::string::npos; pos = end + 1)
+    names.push_back(wire.substr(pos, end - pos));
+  return names;
+}
+
 void save_training_checkpoint(comm::Communicator& comm, const std::string& path, const nn::Sequential& model,
                               nn::Optimizer& optimizer, const TrainingPosition& pos, const TrainerOptions& o) {
   // The running loss is a sum over ranks; only rank 0 writes, so agree on it first.
@@ -198,6 +212,7 @@ void save_training_checkpoint(comm::Communicator& comm, const std::string& path,
     st.world_size = comm.size();
     st.deterministic = o.training.deterministic;
     st.config_yaml = o.run_yaml;
+    st.class_names = o.class_names;
     st.layout = param_layout(model);
     st.buffers = host(const_cast<nn::Sequential&>(model).flat_buffers());
     st.buffer_layout = buffer_layout(model);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <chrono>
 #include <filesystem>
 
 #include "lockstep/core/log.hpp"
@@ -129,9 +130,31 @@ std::string split_what(const io::DataConfig& cfg, Split split) {
   return cfg.format == "synthetic" || paths.features.empty() ? "synthetic " + name : paths.features;
 }
 
+// For a test or prediction read of image_folder: the training classes its labels index, the
+// given ones (a checkpoint's) or the config's train folder's (when that folder is there).
+void set_training_classes(comm::Communicator& comm, const io::DataConfig& cfg, const ClassNames* given,
+                          data::SourceRequest& req) {
+  if (cfg.format != "image_folder") return;
+  if (given && !given->names.empty()) {
+    req.class_names = given->names;
+    req.class_names_from = given->from;
+    return;
+  }
+  std::int32_t there = 0;
+  if (comm.rank() == 0 && !cfg.train.features.empty()) {
+    std::error_code ec;
+    there = std::filesystem::is_directory(cfg.train.features, ec) ? 1 : 0;
+  }
+  comm.broadcast(there, 0);
+  if (!there) return;
+  req.class_names = data::image_folder_classes(comm, cfg.train.features);
+  req.class_names_from = cfg.train.features;
+}
+
 }  // namespace
 
-data::Table read_split_table(comm::Communicator& comm, const io::DataConfig& cfg, Split split) {
+data::Table read_split_table(comm::Communicator& comm, const io::DataConfig& cfg, Split split,
+                             const ClassNames* classes) {
   const auto& paths = split == Split::kTrain ? cfg.train : cfg.test;
   OnInvalid mode = OnInvalid::kError;
   comm.collectively([&] { mode = on_invalid(cfg); });
@@ -140,22 +163,28 @@ data::Table read_split_table(comm::Communicator& comm, const io::DataConfig& cfg
   req.split = split == Split::kTrain ? data::SplitKind::kTrain : data::SplitKind::kTest;
   req.features = paths.features;
   req.labels = paths.labels;
+  if (split == Split::kTest) set_training_classes(comm, cfg, classes, req);
   const std::string what = split_what(cfg, split);
   data::Table t = data::read_source(comm, source_spec(cfg), req, what);
   apply_on_invalid(comm, mode, t, what);
   return t;
 }
 
-Dataset load_split(comm::Communicator& comm, const io::DataConfig& cfg, Split split) {
-  return make_dataset(comm, read_split_table(comm, cfg, split), split_what(cfg, split));
+Dataset load_split(comm::Communicator& comm, const io::DataConfig& cfg, Split split, const ClassNames* classes) {
+  const auto start = std::chrono::steady_clock::now();
+  Dataset d = make_dataset(comm, read_split_table(comm, cfg, split, classes), split_what(cfg, split));
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  d.load_seconds = comm.allreduce<double>(s, comm::ReduceOp::kMax);
+  return d;
 }
 
 Dataset load_file(comm::Communicator& comm, const io::DataConfig& cfg, const std::string& features,
-                  const std::string& labels) {
+                  const std::string& labels, const ClassNames* classes) {
   data::SourceRequest req;
   req.split = data::SplitKind::kFile;
   req.features = features;
   req.labels = labels;
+  set_training_classes(comm, cfg, classes, req);
   return make_dataset(comm, data::read_source(comm, source_spec(cfg), req, features), features);
 }
 

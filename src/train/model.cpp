@@ -15,7 +15,7 @@ namespace lockstep::train {
 
 TrainerOptions trainer_options(const io::Config& cfg) {
   return TrainerOptions{cfg.model,  cfg.optimizer, cfg.schedule,     cfg.training,        cfg.checkpoint,
-                        cfg.output, cfg.source,    io::to_yaml(cfg), io::config_hash(cfg)};
+                        cfg.output, cfg.source,    io::to_yaml(cfg), io::config_hash(cfg), {}};
 }
 
 namespace {

@@ -50,8 +50,15 @@ struct Trainer::Impl {
   Clock::time_point loop_start;
 };
 
+namespace {
+TrainerOptions with_class_names(TrainerOptions o, const Dataset& train) {
+  if (o.class_names.empty()) o.class_names = train.table.class_names;
+  return o;
+}
+}  // namespace
+
 Trainer::Trainer(comm::Communicator& comm, TrainerOptions options, Dataset train, Dataset test)
-    : comm_(comm), options_(std::move(options)), impl_(std::make_unique<Impl>(std::move(train), std::move(test))) {
+    : comm_(comm), options_(with_class_names(std::move(options), train)), impl_(std::make_unique<Impl>(std::move(train), std::move(test))) {
   auto& m = *impl_;
   const auto& t = options_.training;
   setup_device();
@@ -343,6 +350,8 @@ EpochMetrics Trainer::finish_epoch(std::int64_t epoch, std::int64_t first_step, 
   js.add("copy_seconds", em.copy_seconds).add("epoch_seconds", em.epoch_seconds).add("lr", em.lr);
   js.add("world_size", np).add("deterministic", t.deterministic).add("precision", t.precision);
   js.add("train_data", m.train.description);  // the features file, or "synthetic train"
+  // Reading (and decoding) the data before the first epoch, train and test: once per run.
+  js.add("load_seconds", m.train.load_seconds + m.test.load_seconds);
   m.log->append("metrics.jsonl", js.str());
   return em;
 }

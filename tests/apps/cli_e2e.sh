@@ -457,5 +457,52 @@ else bad "predict --model without labels (exit $rc)"; fi
 expect_fail "train still needs the label column" "label column" 2 train "$WORK/pred/cfg.yaml" \
   --set "data.train.features=$WORK/pred/nolabel.csv" --set "output.dir=$WORK/pred/nl"
 
+# ---- image folders: the test, evaluate and predict folders take the training folder's classes ----
+# Classes told apart by brightness (ant dark, bee mid, cat bright); the test folder lacks "ant", so
+# renumbering its classes (bee 0, cat 1) would score near 0, mapping them to the training indices
+# (1, 2) near 1.
+if /usr/bin/python3 - "$WORK/img" <<'PY'
+import os, struct, sys, zlib
+def png(path, v):
+    raw = b"".join(b"\x00" + bytes([v] * 4) for _ in range(4))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 0, 0, 0, 0)) +
+                chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+root = sys.argv[1]
+for k, (c, base) in enumerate([("ant", 20), ("bee", 120), ("cat", 220)]):
+    for i in range(8):
+        png(f"{root}/train/{c}/{i}.png", base + i)
+        if c != "ant":
+            png(f"{root}/test/{c}/{i}.png", base + 30 - i)
+            png(f"{root}/odd/{c if c != 'cat' else 'dog'}/{i}.png", base)
+PY
+then
+  cat >"$WORK/img/cfg.yaml" <<YAML
+data: {format: image_folder, train: {features: $WORK/img/train}, test: {features: $WORK/img/test}, channels: 1}
+model: {layers: [{type: flatten}, {type: dense, units: 3}]}
+optimizer: {type: adam, lr: 0.05}
+training: {epochs: 40, batch_size: 8}
+output: {dir: $WORK/img/run, progress: none}
+YAML
+  run 2 train "$WORK/img/cfg.yaml"
+  iacc=$(tail -1 "$WORK/img/run/metrics.jsonl" 2>/dev/null | sed 's/.*"test_accuracy":\([0-9.]*\).*/\1/')
+  if [ "$rc" = 0 ] && awk -v a="$iacc" 'BEGIN { exit !(a > 0.9) }' && grep -q "decoded 24 images in" "$WORK/out" &&
+     grep -q '"load_seconds":' "$WORK/img/run/metrics.jsonl"; then
+    ok "image folder: a test folder without a class keeps the training indices (test accuracy $iacc), decode logged"
+  else bad "image folder test split mapped to the training classes (exit $rc, accuracy $iacc)"; fi
+  # evaluate with the training folder gone: the checkpoint's class names map the test folder.
+  run 3 evaluate "$WORK/img/cfg.yaml" --set "data.train.features=$WORK/img/gone" --checkpoint "$WORK/img/run/checkpoint.h5"
+  if [ "$rc" = 0 ] && grep -q "test_accuracy $iacc" "$WORK/out"; then
+    ok "evaluate maps an image folder's classes by the checkpoint's class names ($iacc)"
+  else bad "evaluate an image folder by the checkpoint's classes (exit $rc, expected test_accuracy $iacc)"; fi
+  expect_fail "image folder test class the training folder lacks" \
+    "odd/dog: class folder \"dog\" is not one of the 3 classes of the training data $WORK/img/train" \
+    2 train "$WORK/img/cfg.yaml" --set "data.test.features=$WORK/img/odd" --set "output.dir=$WORK/img/odd_run"
+  expect_fail "predict: a class the checkpoint lacks" "classes of the training data $WORK/img/run/checkpoint.h5" \
+    2 predict "$WORK/img/cfg.yaml" --checkpoint "$WORK/img/run/checkpoint.h5" --input "$WORK/img/odd" --output "$WORK/img/p.csv"
+else bad "writing the image folder fixture"; fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

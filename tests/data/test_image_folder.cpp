@@ -19,6 +19,8 @@
 #include <map>
 #include <set>
 
+#include <unistd.h>
+
 #include "lockstep/data/image_folder.hpp"
 #include "lockstep/data/partitioned.hpp"
 #include "lockstep/data/source.hpp"
@@ -368,12 +370,14 @@ TEST(ImageFolder, EveryBadFileIsAnErrorNamingItOrIsDroppedAndCounted) {
       {"cut.jpg", jpg.substr(0, jpg.size() / 2)},
       {"garbage.png", std::string(100, '\x5a')},
       {"notes.txt", "these are notes, not an image\n"},
+      {"readme.png", "a text file named like a PNG\n"},
       {"huge.png", png_claiming(png, 100000, 100000)},
       {"huge.jpg", jpeg_claiming(jpg, 60000, 60000)},
   };
   const std::vector<std::string> says{"empty file",
                                       "truncated PNG",
                                       "cannot decode JPEG",
+                                      "not a PNG or JPEG image",
                                       "not a PNG or JPEG image",
                                       "not a PNG or JPEG image",
                                       "declared dimensions 100000 x 100000 exceed",
@@ -439,4 +443,96 @@ TEST(ImageFolder, KeysAreCheckedWithTheirPlace) {
                           {"crop", Param{{"center"}, false, "x.yaml:6: data.crop"}},
                           {"crop_size", Param{{"9"}, false, "x.yaml:7: data.crop_size"}}}),
                   "x.yaml:7: data.crop_size: expected a crop no larger than data.size");
+}
+
+// A file no one may read (chmod 000) is an error naming it, or dropped and counted. root reads any
+// file whatever its mode, so the case cannot arise there.
+TEST(ImageFolder, AnUnreadableFileIsAnErrorNamingItOrIsDropped) {
+  if (::geteuid() == 0) GTEST_SKIP() << "running as root, who can read a file of mode 000";
+  Folder d;
+  const std::string file = d.path("c/x/locked.png");
+  on_rank0([&] {
+    for (int i = 0; i < 2; ++i) write_gray(d.path("c/x/" + std::to_string(i) + ".png"), 2, 2, {1, 2, 3, 4});
+    write_gray(file, 2, 2, {1, 2, 3, 4});
+    fs::permissions(file, fs::perms::none);
+  });
+  EXPECT_CONTAINS(data_error_of([&] { read(d.path("c"), raw(1)); }), file);
+  auto o = raw(1);
+  o.drop_invalid = true;
+  EXPECT_EQ(world().allreduce<std::int64_t>(read(d.path("c"), o).rows, lockstep::comm::ReduceOp::kSum), 2);
+  on_rank0([&] { fs::permissions(file, fs::perms::owner_all); });
+}
+
+// A test folder's labels are the training folder's class indices (torchvision users expect one
+// class_to_idx): a test folder without some classes keeps the others' indices, and a class the
+// training folder lacks is one error naming both folders and the class.
+TEST(ImageFolder, TestFoldersMapToTheTrainingClasses) {
+  Folder d;
+  on_rank0([&] {
+    for (const char* c : {"ant", "bee", "cat"}) write_gray(d.path(std::string("train/") + c + "/0.png"), 1, 1, {1});
+    write_gray(d.path("test/bee/0.png"), 1, 1, {2});
+    write_gray(d.path("test/cat/0.png"), 1, 1, {3});
+    write_gray(d.path("test/cat/1.png"), 1, 1, {4});
+    write_gray(d.path("odd/ant/0.png"), 1, 1, {5});
+    write_gray(d.path("odd/dog/0.png"), 1, 1, {6});
+  });
+  const auto classes = data::image_folder_classes(world(), d.path("train"));
+  EXPECT_EQ(classes, (std::vector<std::string>{"ant", "bee", "cat"}));
+  auto o = raw(1);
+  EXPECT_EQ(gather(read(d.path("test"), o)).second, (std::vector<float>{0, 1, 1}));  // alone: renumbered
+  o.classes = classes;
+  o.classes_from = d.path("train");
+  std::vector<std::string> names;
+  const auto t = data::read_image_folder_table(world(), d.path("test"), o, &names);
+  EXPECT_EQ(gather(t).second, (std::vector<float>{1, 2, 2}));
+  EXPECT_EQ(names, classes);
+  EXPECT_EQ(t.class_names, classes);
+  const std::string msg = data_error_of([&] { read(d.path("odd"), o); });
+  EXPECT_CONTAINS(msg, d.path("odd/dog") + ": class folder \"dog\" is not one of the 3 classes of the training data " +
+                           d.path("train") + " (ant, bee, cat)");
+  // Through the source registry, as train/evaluate/predict read a split.
+  data::SourceSpec spec{"image_folder", "", {{"channels", Param{{"1"}, false, "x.yaml:3: data.channels"}}}, {}, {}};
+  data::SourceRequest req;
+  req.split = data::SplitKind::kTest;
+  req.features = d.path("test");
+  req.class_names = classes;
+  req.class_names_from = "run/checkpoint.h5";
+  EXPECT_EQ(world().allgather_vector(data::read_source(world(), spec, req, "test").labels),
+            (std::vector<float>{1, 2, 2}));
+  req.features = d.path("odd");
+  EXPECT_CONTAINS(data_error_of([&] { data::read_source(world(), spec, req, "test"); }),
+                  "classes of the training data run/checkpoint.h5");
+}
+
+// scikit-learn's second sample photograph (the first, china.jpg, is checked above): decoded as
+// Pillow does, reduced to gray with PIL's "L" weights at every pixel, and resized as torch does.
+// Skipped without python3-sklearn.
+TEST(ImageFolder, SecondSamplePhotoDecodesGrayAndResizes) {
+  const std::string photo = "/usr/lib/python3/dist-packages/sklearn/datasets/images/flower.jpg";
+  if (!fs::exists(photo)) GTEST_SKIP() << photo << " is missing (python3-sklearn is not installed)";
+  Folder d;
+  on_rank0([&] { write_bytes(d.path("p/flower/flower.jpg"), read_bytes(photo)); });
+  const auto rgb = gather(read(d.path("p"), raw(3))).first;
+  ASSERT_EQ(rgb.size(), 3u * 427 * 640);
+  const auto gray = gather(read(d.path("p"), raw(1))).first;
+  ASSERT_EQ(gray.size(), 427u * 640);
+  // Gray is PIL's "L" of the RGB pixels, exactly, at every pixel.
+  const std::size_t plane = 427 * 640;
+  std::size_t off = 0;
+  for (std::size_t i = 0; i < plane; ++i) {
+    const auto r = static_cast<std::uint32_t>(rgb[i]), g = static_cast<std::uint32_t>(rgb[plane + i]),
+               b = static_cast<std::uint32_t>(rgb[2 * plane + i]);
+    off += gray[i] != static_cast<float>((r * 19595u + g * 38470u + b * 7471u + 0x8000u) >> 16);
+  }
+  EXPECT_EQ(off, 0u);
+  // Pillow 9.4: convert("RGB") at (y 100, x 200) is (5, 21, 21), convert("L") there 16.
+  EXPECT_EQ(rgb[100 * 640 + 200], 5);
+  EXPECT_EQ(rgb[plane + 100 * 640 + 200], 21);
+  EXPECT_EQ(gray[100 * 640 + 200], 16);
+  auto o = raw(1);
+  o.height = 32, o.width = 48;
+  const auto small = gather(read(d.path("p"), o)).first;
+  ASSERT_EQ(small.size(), 32u * 48);
+  // torch interpolate(size=(32, 48), bilinear, align_corners=False) of Pillow's "L" at (10, 20).
+  EXPECT_NEAR(small[10 * 48 + 20], 175.9608, 1e-2);
 }

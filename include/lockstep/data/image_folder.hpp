@@ -33,14 +33,25 @@ struct ImageFolderOptions {
   bool horizontal_flip = false;  // random, training rows only
   bool drop_invalid = false;     // skip (and count) files that do not decode instead of failing
   bool training = false;         // random crop and flip as Table::augment; else centre crop, no flip
+  // The training folder's classes (a test, evaluation or prediction folder): class folder `c` is
+  // labelled by its position in this list, and a class folder not in it is a DataError naming
+  // this folder, `classes_from` and the class. A class of the list with no folder here is simply
+  // absent (the others keep their indices). Empty: the folder's own sorted classes.
+  std::vector<std::string> classes;
+  std::string classes_from;
 };
 
 // The folder's rows, this rank's block of them. Labels are class indices; class_names, when
-// given, receives the sorted class folder names (the same on every rank). Collective; every
+// given, receives the class names the labels index (options.classes when given, else the sorted
+// class folder names; the same on every rank; also in Table::class_names). Collective; every
 // error (an unreadable folder, a bad file without drop_invalid) is the same DataError on every
 // rank, naming the folder or file.
 Table read_image_folder_table(comm::Communicator& comm, const std::string& root, const ImageFolderOptions& options,
                               std::vector<std::string>* class_names = nullptr);
+
+// The sorted class folder names of an image folder (what its labels index), without reading any
+// image: rank 0 lists, every rank receives them. Collective; errors agreed, naming the folder.
+std::vector<std::string> image_folder_classes(comm::Communicator& comm, const std::string& root);
 
 // The shape the model sees for rows of `t`: sample_shape, or C x crop_h x crop_w under a crop.
 Shape augmented_shape(const Table& t);

@@ -39,6 +39,11 @@ struct SourceRequest {
   std::string features;  // idx: the images file; the others: the file
   std::string labels;    // idx only; empty for unlabelled input
   std::vector<std::string> label_columns;
+  // The training data's class names, for a source whose labels are named in the data
+  // (image_folder): its rows are labelled by position in this list rather than by their own
+  // (so test, predict and evaluate rows map classes as training did). Empty: the data's own.
+  std::vector<std::string> class_names;
+  std::string class_names_from;  // where they come from (the training folder, a checkpoint), for messages
 };
 
 struct Source {

@@ -47,6 +47,9 @@ struct Table {
   std::vector<std::string> text_names;         // CSV string_columns
   std::vector<std::vector<std::string>> text;  // [text column][local row]
   Augment augment;                             // training rows of image sources only
+  // The class names behind the labels, label k is class_names[k] (image_folder's class folders,
+  // or the training folder's for its test rows); empty for sources whose labels are numbers.
+  std::vector<std::string> class_names;
 
   std::int64_t num_features() const {
     std::int64_t n = 1;

@@ -45,10 +45,16 @@ struct CheckpointState {
   // optional group (absent when the model has none, and in files written before it existed).
   std::vector<float> buffers;
   std::vector<ParamInfo> buffer_layout;  // on load: names and shapes from /buffers, sorted, offset -1
+  // The training data's class names (image_folder's class folders), what output k means; empty for
+  // sources whose labels are numbers. The optional root attribute class_names, one name a line.
+  std::vector<std::string> class_names;
   bool checksummed = true;        // on load: false for a version 1 file, whose contents were not verified
 };
 
 void save_checkpoint(const std::string& path, const CheckpointState& state);
+// Only the class_names attribute (empty when the file has none), before the model is built; the
+// whole file is verified when it is loaded.
+std::vector<std::string> read_checkpoint_class_names(const std::string& path);
 // Checks the format, every counter's range (a CheckpointError naming the file, the attribute, the
 // range and the value), every dataset's size against the file's and its checksum (naming the
 // dataset), and that /params and /flat agree in size.

@@ -19,6 +19,11 @@ namespace lockstep::train {
 // parameters must be this model's by name and shape. Returns the whole state. Collective.
 io::CheckpointState load_parameters(comm::Communicator& comm, const std::string& path, nn::Sequential& model);
 
+// The class names a checkpoint's training data had (empty when its source names none, or the
+// file predates them), on every rank, before the model is built: what evaluate and predict map an
+// image folder's class folders to. Rank 0 reads; errors agreed. Collective.
+std::vector<std::string> checkpoint_class_names(comm::Communicator& comm, const std::string& path);
+
 // Where a run stands: what the next step is, and the running loss of the interrupted epoch.
 struct TrainingPosition {
   std::int64_t epoch = 0;          // 0-based, the epoch to run next

@@ -23,6 +23,7 @@ struct Dataset {
   std::string description;
   data::Shape sample_shape;     // per sample: {F}, or {C, H, W} for images
   std::int64_t num_labels = 1;  // label columns per row
+  double load_seconds = 0.0;    // reading (and decoding) it: wall seconds of the slowest rank (load_split, load_file)
 };
 
 // A Dataset over a table whose global facts are agreed (data::finish_table). Collective.
@@ -41,13 +42,23 @@ enum class Split { kTrain, kTest };
 // One split's rows, as every command that reads a train or test split gets them (train, evaluate,
 // fit): a named file missing on any rank is one DataError naming its key and path (for the
 // Fashion-MNIST paths, with the Debian package to install), and data.on_invalid is applied to the
-// features (error: one agreed DataError naming the file and the lowest bad row). Collective.
-data::Table read_split_table(comm::Communicator& comm, const io::DataConfig& cfg, Split split);
+// features (error: one agreed DataError naming the file and the lowest bad row). For a source
+// whose labels are named in the data (image_folder), the test split's labels index the training
+// classes: `classes` when given (a checkpoint's), else the config's train folder's (listed, not
+// read). Collective.
+struct ClassNames {
+  std::vector<std::string> names;
+  std::string from;  // for messages: the training folder, or the checkpoint
+};
+data::Table read_split_table(comm::Communicator& comm, const io::DataConfig& cfg, Split split,
+                             const ClassNames* classes = nullptr);
 // read_split_table as a Dataset. Collective.
-Dataset load_split(comm::Communicator& comm, const io::DataConfig& cfg, Split split);
+Dataset load_split(comm::Communicator& comm, const io::DataConfig& cfg, Split split,
+                   const ClassNames* classes = nullptr);
 // Reads an arbitrary file in the configured format (for `lockstep predict --input`); data.classes
 // is not applied. Collective.
+// `classes` as for read_split_table.
 Dataset load_file(comm::Communicator& comm, const io::DataConfig& cfg, const std::string& features,
-                  const std::string& labels);
+                  const std::string& labels, const ClassNames* classes = nullptr);
 
 }  // namespace lockstep::train

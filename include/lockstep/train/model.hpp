@@ -31,6 +31,9 @@ struct TrainerOptions {
   std::string source;    // the config file, for messages
   std::string run_yaml;  // the whole resolved config
   std::uint64_t run_hash = 0;
+  // The training data's class names (image_folder), saved in checkpoints; the Trainer sets them
+  // from its training table when empty.
+  std::vector<std::string> class_names;
 };
 TrainerOptions trainer_options(const io::Config& cfg);
 
