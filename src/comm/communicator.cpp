@@ -47,15 +47,6 @@ std::vector<std::string> Communicator::allgather_strings(const std::string& mine
   return out;
 }
 
-namespace {
-template <typename E>
-[[noreturn]] void throw_agreed(const std::string& msg) {
-  E e(msg);
-  e.set_agreed();
-  throw e;
-}
-}  // namespace
-
 void Communicator::agree(const std::optional<std::string>& local_error, ErrorKind kind) {
   const std::int32_t mine = local_error ? rank() : size();
   const std::int32_t first = allreduce<std::int32_t>(mine, ReduceOp::kMin);
