@@ -3,6 +3,7 @@
 // shared memory, so a sum has the same bits every run. bf16 operands go through float32 copies.
 #include <cuda_runtime.h>
 
+#include "backend/batchnorm_dims.hpp"
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/cuda_ops.hpp"
 #include "backend/f32_detour.hpp"
@@ -15,19 +16,9 @@ using f32_detour::any_bf16;
 using f32_detour::as_f32;
 using f32_detour::store_back;
 
-struct Dims {
-  std::int64_t n, c, s;
-};
-
-Dims dims_of(const Tensor& x, std::int64_t channels, const Tensor& stat, const char* op) {
-  const std::int64_t n = x.ndim() > 0 ? x.dim(0) : 0;
-  LOCKSTEP_CHECK(channels > 0 && n > 0 && x.numel() % (n * channels) == 0 && stat.numel() == channels, Error,
-                 "backend::", op, ": ", shape_str(x.shape()), " is not [rows, ", channels, ", ...] or the statistics ",
-                 shape_str(stat.shape()), " are not [", channels, "]");
-  return {n, channels, x.numel() / (n * channels)};
-}
-
-const float* maybe(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+using bn::Dims;
+using bn::dims_of;
+using bn::maybe;
 int blocks_for(std::int64_t n) {
   const std::int64_t b = (n + kThreads - 1) / kThreads;
   return static_cast<int>(b < 65535 ? (b > 0 ? b : 1) : 65535);
