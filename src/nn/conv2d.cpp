@@ -226,8 +226,7 @@ void Conv2d::backward(const Tensor& dy, Tensor* dx) {
     reference_backward(dy, dx);
     return;
   }
-  used_plan_->backward_weights(x_, dy, weight_->grad, bias_ ? &bias_->grad : nullptr);
-  if (dx) used_plan_->backward_data(dy, weight_->compute, *dx);
+  used_plan_->backward(x_, dy, weight_->compute, weight_->grad, bias_ ? &bias_->grad : nullptr, dx);
 }
 
 void Conv2d::reference_backward(const Tensor& dy, Tensor* dx) {

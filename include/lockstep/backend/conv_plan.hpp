@@ -36,6 +36,13 @@ class ConvPlan {
   virtual void backward_data(const Tensor& dy, const Tensor& w, Tensor& dx) = 0;
   // dw = sum over the batch of the weight gradient, db = dy summed over rows and planes; overwrite.
   virtual void backward_weights(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* db) = 0;
+  // Both gradients of one step (x and w as the forward just given them): backward_weights, then
+  // backward_data when dx is given. A plan may share work between the two (oneDNN reorders x and
+  // dy into its layout once).
+  virtual void backward(const Tensor& x, const Tensor& dy, const Tensor& w, Tensor& dw, Tensor* db, Tensor* dx) {
+    backward_weights(x, dy, dw, db);
+    if (dx) backward_data(dy, w, *dx);
+  }
 };
 
 // Which convolution implementation layers use: kAuto = the library where one covers the call, else

@@ -123,8 +123,30 @@ class OneDnnConvPlan final : public ConvPlan {
 
   void backward_weights(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* db) override {
     Entry& e = entry(x.dim(0));
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.w_src.in(x.raw(), stream_)},
-                                         {DNNL_ARG_DIFF_DST, e.w_ddst.in(dy.raw(), stream_)},
+    weights_grad(e, e.w_src.in(x.raw(), stream_), e.w_ddst.in(dy.raw(), stream_), dw, db);
+  }
+
+  // x in the forward's layout is still in f_src.prim (the forward of this batch reordered it), and
+  // dy is reordered once when both backward primitives want the same layout.
+  void backward(const Tensor& x, const Tensor& dy, const Tensor& w, Tensor& dw, Tensor* db, Tensor* dx) override {
+    Entry& e = entry(x.dim(0));
+    const memory& src = e.src_shared ? e.f_src.prim : e.w_src.in(x.raw(), stream_);
+    const memory& ddst = e.w_ddst.in(dy.raw(), stream_);
+    weights_grad(e, src, ddst, dw, db);
+    if (!dx) return;
+    e.bwd_data.execute(stream_, {{DNNL_ARG_DIFF_DST, e.ddst_shared ? ddst : e.d_ddst.in(dy.raw(), stream_)},
+                                 {DNNL_ARG_WEIGHTS, e.d_wei.in(w.raw(), stream_)},
+                                 {DNNL_ARG_DIFF_SRC, e.d_dsrc.out(dx->raw())},
+                                 {DNNL_ARG_SCRATCHPAD, scratch_}});
+    e.d_dsrc.finish(stream_);
+    stream_.wait();
+  }
+
+ private:
+  struct Entry;  // below
+  void weights_grad(Entry& e, const memory& src, const memory& ddst, Tensor& dw, Tensor* db) {
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
+                                         {DNNL_ARG_DIFF_DST, ddst},
                                          {DNNL_ARG_DIFF_WEIGHTS, e.w_dwei.out(dw.raw())},
                                          {DNNL_ARG_SCRATCHPAD, scratch_}};
     if (d_.bias) {
@@ -136,12 +158,12 @@ class OneDnnConvPlan final : public ConvPlan {
     stream_.wait();
   }
 
- private:
   struct Entry {
     dnnl::convolution_forward fwd;
     dnnl::convolution_backward_data bwd_data;
     dnnl::convolution_backward_weights bwd_weights;
     Port f_src, f_wei, f_dst, d_ddst, d_wei, d_dsrc, w_src, w_ddst, w_dwei;
+    bool src_shared = false, ddst_shared = false;  // backward() may reuse f_src.prim / w_ddst.prim
   };
 
   Entry& entry(std::int64_t rows) {
@@ -187,6 +209,8 @@ class OneDnnConvPlan final : public ConvPlan {
     e.w_src.make(src_user, wpd.src_desc(), eng_, true);
     e.w_ddst.make(dst_user, wpd.diff_dst_desc(), eng_, true);
     e.w_dwei.make(wei_user, wpd.diff_weights_desc(), eng_, false);
+    e.src_shared = e.f_src.reordered && fpd.src_desc() == wpd.src_desc();
+    e.ddst_shared = dpd.diff_dst_desc() == wpd.diff_dst_desc();
     if (!bias_user_) bias_user_ = memory(bias_md, eng_, DNNL_MEMORY_NONE);
     std::size_t need = 0;
     for (const memory::desc& s : {fpd.scratchpad_desc(), dpd.scratchpad_desc(), wpd.scratchpad_desc()})
