@@ -113,12 +113,7 @@ class OneDnnConvPlan final : public ConvPlan {
 
   void backward_data(const Tensor& dy, const Tensor& w, Tensor& dx) override {
     Entry& e = entry(dy.dim(0));
-    e.bwd_data.execute(stream_, {{DNNL_ARG_DIFF_DST, e.d_ddst.in(dy.raw(), stream_)},
-                                 {DNNL_ARG_WEIGHTS, e.d_wei.in(w.raw(), stream_)},
-                                 {DNNL_ARG_DIFF_SRC, e.d_dsrc.out(dx.raw())},
-                                 {DNNL_ARG_SCRATCHPAD, scratch_}});
-    e.d_dsrc.finish(stream_);
-    stream_.wait();
+    data_grad(e, e.d_ddst.in(dy.raw(), stream_), w, dx);
   }
 
   void backward_weights(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* db) override {
@@ -133,17 +128,19 @@ class OneDnnConvPlan final : public ConvPlan {
     const memory& src = e.src_shared ? e.f_src.prim : e.w_src.in(x.raw(), stream_);
     const memory& ddst = e.w_ddst.in(dy.raw(), stream_);
     weights_grad(e, src, ddst, dw, db);
-    if (!dx) return;
-    e.bwd_data.execute(stream_, {{DNNL_ARG_DIFF_DST, e.ddst_shared ? ddst : e.d_ddst.in(dy.raw(), stream_)},
-                                 {DNNL_ARG_WEIGHTS, e.d_wei.in(w.raw(), stream_)},
-                                 {DNNL_ARG_DIFF_SRC, e.d_dsrc.out(dx->raw())},
-                                 {DNNL_ARG_SCRATCHPAD, scratch_}});
-    e.d_dsrc.finish(stream_);
-    stream_.wait();
+    if (dx) data_grad(e, e.ddst_shared ? ddst : e.d_ddst.in(dy.raw(), stream_), w, *dx);
   }
 
  private:
   struct Entry;  // below
+  void data_grad(Entry& e, const memory& ddst, const Tensor& w, Tensor& dx) {
+    e.bwd_data.execute(stream_, {{DNNL_ARG_DIFF_DST, ddst},
+                                 {DNNL_ARG_WEIGHTS, e.d_wei.in(w.raw(), stream_)},
+                                 {DNNL_ARG_DIFF_SRC, e.d_dsrc.out(dx.raw())},
+                                 {DNNL_ARG_SCRATCHPAD, scratch_}});
+    e.d_dsrc.finish(stream_);
+    stream_.wait();
+  }
   void weights_grad(Entry& e, const memory& src, const memory& ddst, Tensor& dw, Tensor* db) {
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
                                          {DNNL_ARG_DIFF_DST, ddst},
