@@ -71,6 +71,30 @@ std::vector<std::string> split_lines(const std::string& s) {
   return v;
 }
 
+// input_shape as stored: "1,28,28".
+std::string shape_text(const Shape& s) {
+  std::ostringstream t;  // not operator+ chains: GCC 12 warns falsely on them (-Wrestrict, PR 105329)
+  for (std::size_t i = 0; i < s.size(); ++i) t << (i ? "," : "") << s[i];
+  return t.str();
+}
+Shape parse_shape_text(const std::string& path, const std::string& t) {
+  Shape s;
+  std::size_t pos = 0;
+  while (pos < t.size()) {
+    const std::size_t end = std::min(t.find(',', pos), t.size());
+    const std::string d = t.substr(pos, end - pos);
+    const bool ok = !d.empty() && d.size() <= 9 && d.find_first_not_of("0123456789") == std::string::npos &&
+                    std::stoll(d) > 0;
+    if (!ok || s.size() >= 8)
+      throw CheckpointError(path + ": attribute input_shape: expected up to 8 positive integers separated by commas, "
+                                   "found \"" + t + "\"");
+    s.push_back(std::stoll(d));
+    pos = end + 1;
+  }
+  if (s.empty()) throw CheckpointError(path + ": attribute input_shape: empty");
+  return s;
+}
+
 // Every root attribute but the format tag and the checksum itself, as one canonical text: its
 // CRC-32 is the attributes_crc32 attribute, so a damaged counter is caught like a damaged value.
 std::string root_attributes_text(const CheckpointState& st) {
@@ -82,6 +106,7 @@ std::string root_attributes_text(const CheckpointState& st) {
      << "\nepoch_loss_sum=" << hex64(std::bit_cast<std::uint64_t>(st.epoch_loss_sum))
      << "\nepoch_loss_count=" << st.epoch_loss_count << "\nconfig=" << st.config_yaml;
   if (!st.class_names.empty()) os << "\nclass_names=" << join_lines(st.class_names);
+  if (!st.input_shape.empty()) os << "\ninput_shape=" << shape_text(st.input_shape);
   return os.str();
 }
 
@@ -144,6 +169,7 @@ void read_root_attributes(const detail::H5File& f, CheckpointState& st) {
   st.epoch_loss_count = counter(f, "epoch_loss_count", 0, kMaxCount);
   st.config_yaml = f.attr_string("/", "config");
   if (f.has_attr("/", "class_names")) st.class_names = split_lines(f.attr_string("/", "class_names"));
+  if (f.has_attr("/", "input_shape")) st.input_shape = parse_shape_text(f.path(), f.attr_string("/", "input_shape"));
 }
 
 // The optional buffer group: /buffers/<name> must add up to /flat/buffers, as /params does.
@@ -210,6 +236,7 @@ void save_checkpoint(const std::string& path, const CheckpointState& st) {
     f.set_attr("/", "epoch_loss_count", st.epoch_loss_count);
     f.set_attr("/", "config", st.config_yaml);
     if (!st.class_names.empty()) f.set_attr("/", "class_names", join_lines(st.class_names));
+    if (!st.input_shape.empty()) f.set_attr("/", "input_shape", shape_text(st.input_shape));
     f.set_attr("/", "attributes_crc32", static_cast<std::int64_t>(crc32_of(root_attributes_text(st))));
     f.create_group("/params");
     for (const auto& p : st.layout) {

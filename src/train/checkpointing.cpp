@@ -213,6 +213,7 @@ void save_training_checkpoint(comm::Communicator& comm, const std::string& path,
     st.deterministic = o.training.deterministic;
     st.config_yaml = o.run_yaml;
     st.class_names = o.class_names;
+    st.input_shape = model.input_shape();
     st.layout = param_layout(model);
     st.buffers = host(const_cast<nn::Sequential&>(model).flat_buffers());
     st.buffer_layout = buffer_layout(model);

@@ -48,6 +48,10 @@ struct CheckpointState {
   // The training data's class names (image_folder's class folders), what output k means; empty for
   // sources whose labels are numbers. The optional root attribute class_names, one name a line.
   std::vector<std::string> class_names;
+  // The model's per-sample input shape ({784}, {1, 28, 28}), so that a checkpoint alone rebuilds its
+  // network (init_from, export, featurizers). The optional root attribute input_shape, "1,28,28";
+  // empty in files written before it existed.
+  Shape input_shape;
   bool checksummed = true;        // on load: false for a version 1 file, whose contents were not verified
 };
 

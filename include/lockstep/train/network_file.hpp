@@ -1,0 +1,47 @@
+// Networks as files: reading one (an ONNX model or a lockstep checkpoint) into an io::NetworkFile,
+// building an nn::Sequential from it with its parameters, copying a file's parameters into a model
+// by name and shape (transfer learning's model.init_from), and describing a model for export.
+//
+// Layers are named as checkpoints and summaries name them: "<type><index>" ("conv2d0", "dense6"),
+// the index being the layer's place in model.layers; a parameter is "<layer>.<name>".
+#pragma once
+
+#include <cstddef>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lockstep/comm/communicator.hpp"
+#include "lockstep/io/onnx.hpp"
+#include "lockstep/nn/sequential.hpp"
+
+namespace lockstep::train {
+
+inline constexpr std::size_t kAllLayers = std::numeric_limits<std::size_t>::max();
+
+// Reads `path` on every rank: an ONNX model when it ends in .onnx (io::read_onnx), else a lockstep
+// checkpoint (its run config's model.layers, its input_shape attribute, its parameters and
+// buffers). Errors are agreed, so every rank throws the same one. Collective.
+io::NetworkFile read_network(comm::Communicator& comm, const std::string& path);
+
+// The names of net's layers ("conv2d0", ...), in order; built from the specs through nn's registry.
+std::vector<std::string> layer_names(const io::NetworkFile& net);
+// The index in net.layers of the layer called `name`; a ConfigError at `where` listing the names
+// otherwise.
+std::size_t layer_index(const io::NetworkFile& net, const std::string& name, const std::string& where);
+
+// Builds the network of net's first `layers` layers and sets their parameters and buffers from net.
+std::unique_ptr<nn::Sequential> build_network(const io::NetworkFile& net, std::size_t layers = kAllLayers);
+
+// Copies into `model` every parameter and buffer of its first `layers` layers from the array of the
+// same name in `from`. A name `from` lacks, or a shape that differs, is a ConfigError naming both
+// sides (`what` says where the request came from: "model.init_from: runs/a/checkpoint.h5").
+void copy_network_state(const io::NetworkFile& from, nn::Sequential& model, std::size_t layers,
+                        const std::string& what);
+
+// `model` (built from `specs`) as a NetworkFile in export form: every window's padding explicit as
+// [top, left, bottom, right], its parameters and buffers copied out.
+io::NetworkFile describe_network(const nn::Sequential& model, const std::vector<Spec>& specs);
+
+}  // namespace lockstep::train

@@ -1,0 +1,149 @@
+// Networks as files (see network_file.hpp).
+#include "lockstep/train/network_file.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include "lockstep/core/error.hpp"
+#include "lockstep/io/checkpoint.hpp"
+#include "lockstep/io/config.hpp"
+#include "lockstep/nn/layer_registry.hpp"
+
+namespace lockstep::train {
+
+namespace {
+
+std::vector<float> host_values(const Tensor& t) {
+  const Tensor h = t.device() == Device::kCpu ? t : t.clone(Device::kCpu);
+  return std::vector<float>(h.data<float>(), h.data<float>() + h.numel());
+}
+
+// The checkpoint's network: the model its run config describes for its input shape, holding the
+// checkpoint's parameters; every name and shape of /params must be that model's.
+io::NetworkFile read_checkpoint_network(const std::string& path) {
+  const io::CheckpointState st = io::load_checkpoint(path);
+  LOCKSTEP_CHECK(!st.input_shape.empty(), CheckpointError, path,
+                 ": no input_shape attribute (written by a lockstep older than model.init_from and export); "
+                 "train it again, or resume it once with this version, to record the model's input shape");
+  io::NetworkFile net;
+  net.path = path;
+  net.description = path + " (lockstep checkpoint, epoch " + std::to_string(st.epoch) + ")";
+  net.input = st.input_shape;
+  net.layers = io::parse_config(st.config_yaml, path + " (its config)").model.layers;
+  net.class_names = st.class_names;
+  nn::Sequential model(net.input, net.layers);
+  LOCKSTEP_CHECK(static_cast<std::int64_t>(st.params.size()) == model.num_params(), CheckpointError, path, ": holds ",
+                 st.params.size(), " parameters, the model its config describes has ", model.num_params());
+  LOCKSTEP_CHECK(static_cast<std::int64_t>(st.buffers.size()) == model.num_buffers(), CheckpointError, path,
+                 ": holds ", st.buffers.size(), " buffer values, the model its config describes has ",
+                 model.num_buffers());
+  std::map<std::string, Shape> stored;
+  for (const auto& p : st.layout) stored[p.name] = p.shape;
+  for (const auto& b : st.buffer_layout) stored[b.name] = b.shape;
+  for (const auto& p : model.parameters()) {
+    const auto it = stored.find(p.name);
+    LOCKSTEP_CHECK(it != stored.end() && it->second == p.value.shape(), CheckpointError, path, ": /params/", p.name,
+                   it == stored.end() ? std::string(" is missing") : " has shape " + shape_str(it->second),
+                   ", the model its config describes has ", p.name, " of shape ", shape_str(p.value.shape()));
+    const float* v = st.params.data() + p.offset;
+    net.params.push_back({p.name, p.value.shape(), std::vector<float>(v, v + p.value.numel())});
+  }
+  for (const auto& b : model.buffers()) {
+    const float* v = st.buffers.data() + b.offset;
+    net.buffers.push_back({b.name, b.value.shape(), std::vector<float>(v, v + b.value.numel())});
+  }
+  return net;
+}
+
+// The layers of `model` among its first `layers`: the names of their parameters and buffers.
+bool in_first_layers(const std::string& name, const std::vector<std::string>& prefixes) {
+  for (const auto& p : prefixes)
+    if (name.size() > p.size() && name.compare(0, p.size(), p) == 0 && name[p.size()] == '.') return true;
+  return false;
+}
+
+std::vector<std::string> model_layer_names(const nn::Sequential& model) {
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < model.num_layers(); ++i) names.push_back(model.layer(i).type() + std::to_string(i));
+  return names;
+}
+
+void copy_array(const io::NamedArray* src, Tensor& dst, const std::string& name, const std::string& what) {
+  LOCKSTEP_CHECK(src != nullptr, ConfigError, what, ": has no ", name, ", which the model has (shape ",
+                 shape_str(dst.shape()), ")");
+  LOCKSTEP_CHECK(src->shape == dst.shape(), ConfigError, what, ": ", name, " has shape ", shape_str(src->shape),
+                 ", the model's ", name, " has shape ", shape_str(dst.shape()));
+  LOCKSTEP_CHECK(static_cast<std::int64_t>(src->values.size()) == dst.numel(), ConfigError, what, ": ", name,
+                 " holds ", src->values.size(), " values for shape ", shape_str(src->shape));
+  dst.copy_from(Tensor::borrow(const_cast<float*>(src->values.data()), src->shape));
+}
+
+const io::NamedArray* find_array(const std::vector<io::NamedArray>& v, const std::string& name) {
+  for (const auto& a : v)
+    if (a.name == name) return &a;
+  return nullptr;
+}
+
+}  // namespace
+
+io::NetworkFile read_network(comm::Communicator& comm, const std::string& path) {
+  io::NetworkFile net;
+  comm.collectively([&] { net = io::is_onnx_path(path) ? io::read_onnx(path) : read_checkpoint_network(path); },
+                    comm::Communicator::ErrorKind::kData);
+  return net;
+}
+
+std::vector<std::string> layer_names(const io::NetworkFile& net) {
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < net.layers.size(); ++i)
+    names.push_back(nn::make_layer(net.layers[i], static_cast<std::uint32_t>(i))->type() + std::to_string(i));
+  return names;
+}
+
+std::size_t layer_index(const io::NetworkFile& net, const std::string& name, const std::string& where) {
+  const auto names = layer_names(net);
+  const auto it = std::find(names.begin(), names.end(), name);
+  if (it != names.end()) return static_cast<std::size_t>(it - names.begin());
+  std::string list;
+  for (const auto& n : names) {
+    if (!list.empty()) list += ", ";
+    list += n;
+  }
+  throw ConfigError(where + ": no layer \"" + name + "\" in " + net.path + " (its layers: " + list + ")");
+}
+
+std::unique_ptr<nn::Sequential> build_network(const io::NetworkFile& net, std::size_t layers) {
+  const std::size_t n = std::min(layers, net.layers.size());
+  auto model = std::make_unique<nn::Sequential>(
+      net.input, std::vector<Spec>(net.layers.begin(), net.layers.begin() + static_cast<std::ptrdiff_t>(n)));
+  copy_network_state(net, *model, n, net.path);
+  return model;
+}
+
+void copy_network_state(const io::NetworkFile& from, nn::Sequential& model, std::size_t layers,
+                        const std::string& what) {
+  auto names = model_layer_names(model);
+  names.resize(std::min(layers, names.size()));
+  for (const auto& p : model.parameters()) {
+    if (!in_first_layers(p.name, names)) continue;
+    Tensor dst = p.value;
+    copy_array(find_array(from.params, p.name), dst, p.name, what);
+  }
+  for (const auto& b : model.buffers()) {
+    if (!in_first_layers(b.name, names)) continue;
+    Tensor dst = b.value;
+    copy_array(find_array(from.buffers, b.name), dst, b.name, what);
+  }
+}
+
+io::NetworkFile describe_network(const nn::Sequential& model, const std::vector<Spec>& specs) {
+  // PLACEHOLDER until the onnx branch lands (it resolves every window's padding).
+  io::NetworkFile net;
+  net.input = model.input_shape();
+  net.layers = specs;
+  for (const auto& p : model.parameters()) net.params.push_back({p.name, p.value.shape(), host_values(p.value)});
+  for (const auto& b : model.buffers()) net.buffers.push_back({b.name, b.value.shape(), host_values(b.value)});
+  return net;
+}
+
+}  // namespace lockstep::train
