@@ -144,7 +144,7 @@ struct Cursor {
 
 class Importer {
  public:
-  Importer(const onnx::ModelProto& m, std::string path, const std::vector<NamedArray>& extra);
+  Importer(const onnx::ModelProto& m, std::string path, const std::vector<std::string>& extra);
   NetworkFile run();
 
  private:
@@ -161,7 +161,7 @@ class Importer {
   float attr_float(int n, const std::string& name, float dflt) const;
   std::vector<std::int64_t> attr_ints(int n, const std::string& name, std::vector<std::int64_t> dflt) const;
   const Const& weight(int n, int input, const std::string& role) const;
-  void read_inputs(const std::vector<NamedArray>& extra);
+  void read_inputs(const std::vector<std::string>& extra);
   void read_constants();
   std::vector<Spec> chain(Cursor& c, const std::string& end, int first, const std::string& prefix);
   Spec residual(Cursor& c, const std::vector<int>& forks, const std::string& prefix);
@@ -276,7 +276,7 @@ const Const& Importer::weight(int n, int input, const std::string& role) const {
   return it->second;
 }
 
-Importer::Importer(const onnx::ModelProto& m, std::string path, const std::vector<NamedArray>& extra)
+Importer::Importer(const onnx::ModelProto& m, std::string path, const std::vector<std::string>& extra)
     : m_(m), g_(m.graph()), path_(std::move(path)), done_(static_cast<std::size_t>(m.graph().node_size()), false) {
   for (const auto& op : m.opset_import()) {
     if (!op.domain().empty() && op.domain() != "ai.onnx") continue;
@@ -309,7 +309,7 @@ void Importer::read_constants() {
   }
 }
 
-void Importer::read_inputs(const std::vector<NamedArray>& extra) {
+void Importer::read_inputs(const std::vector<std::string>& extra) {
   std::size_t next_extra = 0;
   for (const auto& in : g_.input()) {
     if (is_const(in.name())) continue;
@@ -334,12 +334,11 @@ void Importer::read_inputs(const std::vector<NamedArray>& extra) {
     }
     LOCKSTEP_CHECK(next_extra < extra.size(), DataError, path_, ": input \"", in.name(),
                    "\" is a second data input; lockstep reads models with one input (weights as initializers)");
-    const NamedArray& a = extra[next_extra++];
-    Const c;
+    const std::string& file = extra[next_extra++];
+    onnx::TensorProto t;
+    LOCKSTEP_CHECK(t.ParseFromString(read_bytes(file)), DataError, file, ": not a serialized ONNX TensorProto");
+    Const c = to_const(t, file);
     c.name = in.name();
-    c.dtype = onnx::TensorProto::FLOAT;
-    c.shape = a.shape;
-    c.f = a.values;
     consts_[c.name] = c;
   }
   LOCKSTEP_CHECK(!data_input_.empty(), DataError, path_, ": the graph has no input besides its initializers");
@@ -1010,7 +1009,7 @@ onnx::ModelProto export_model(const NetworkFile& net) {
 
 }  // namespace
 
-NetworkFile read_onnx(const std::string& path, const std::vector<NamedArray>& extra_inputs) {
+NetworkFile read_onnx(const std::string& path, const std::vector<std::string>& extra_inputs) {
   const onnx::ModelProto m = parse_model(path);
   return Importer(m, path, extra_inputs).run();
 }
@@ -1045,7 +1044,7 @@ std::string onnx_version() { return LOCKSTEP_ONNX_VERSION; }
 
 #else  // built without ONNX (-DLOCKSTEP_ONNX=OFF)
 
-NetworkFile read_onnx(const std::string& path, const std::vector<NamedArray>&) {
+NetworkFile read_onnx(const std::string& path, const std::vector<std::string>&) {
   throw DataError(path + ": this lockstep was built without ONNX (-DLOCKSTEP_ONNX=OFF; install libonnx-dev)");
 }
 void write_onnx(const std::string& path, const NetworkFile&) {

@@ -37,9 +37,10 @@ bool is_onnx_path(const std::string& path);
 // Reads an ONNX model whose operators lockstep has (see docs/onnx.md). Any other operator, opset,
 // data type or graph shape is a DataError naming the file, the node (name and op_type) and what is
 // supported; a file that is not a readable ONNX model is a DataError naming the file.
-// extra_inputs: values for the graph's inputs after the first (the data), in order, taken as
-// constants (the ONNX operator test cases feed weights as inputs); none by default.
-NetworkFile read_onnx(const std::string& path, const std::vector<NamedArray>& extra_inputs = {});
+// extra_inputs: serialized TensorProto files (any data type) holding the values of the graph's
+// inputs after the first (the data), in order, taken as constants: the ONNX operator test cases
+// feed weights and shapes as inputs. None by default.
+NetworkFile read_onnx(const std::string& path, const std::vector<std::string>& extra_inputs = {});
 
 // Writes `net` as an ONNX model (through an AtomicFile). Its layers must be in export form:
 // every window's padding explicit as [top, left, bottom, right] (train::describe_network makes it).
