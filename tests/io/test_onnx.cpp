@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -232,7 +234,10 @@ TEST(OnnxTorch, ImportedNetworkMatchesPyTorchsProbabilities) {
   const auto x = read_floats(kFixtures / "torch_cnn_input.bin");
   const auto want = read_floats(kFixtures / "torch_cnn_probs.bin");
   const auto got = forward(*model, {16, 1, 12, 12}, x);
-  EXPECT_LE(worst(got, want), 1e-5);
+  double most = 0.0;  // probabilities are at most 1: the absolute difference
+  for (std::size_t i = 0; i < got.size(); ++i) most = std::max(most, std::fabs(static_cast<double>(got[i]) - want[i]));
+  std::printf("largest probability difference from PyTorch 1.13: %.3g\n", most);
+  EXPECT_LE(most, 1e-5);
 }
 
 // ---- export then import ----

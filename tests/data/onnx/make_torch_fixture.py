@@ -3,10 +3,12 @@
 
   LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-pthread /usr/bin/python3 make_torch_fixture.py
 
-torch_cnn.onnx: a small CNN in Debian's PyTorch 1.13 (Conv-ReLU-BN-MaxPool, a BatchNormalization after a Conv being folded into it by the export; a residual block whose
-Add has an identity shortcut, GlobalAveragePool, Flatten, Linear-ReLU-Dropout-Linear, Softmax; the export drops the Dropout of an eval-mode model),
+torch_cnn.onnx: a small CNN in Debian's PyTorch 1.13 (Conv-ReLU-BN-MaxPool, a residual block whose
+Add has an identity shortcut, GlobalAveragePool, Flatten, Linear-ReLU-Dropout-Linear, Softmax),
 trained with a few hundred seeded SGD steps on random data so that the batch-norm statistics are
 not trivial, put in eval mode and exported with torch.onnx.export (opset 13, dynamic batch axis).
+The export folds a BatchNorm that follows a Conv into it, hence BN after the ReLU, and leaves an
+eval-mode Dropout out of the file (the operator test cases cover Dropout).
 torch_cnn_input.bin holds 16 inputs [16, 1, 12, 12] and torch_cnn_probs.bin PyTorch's softmax
 probabilities [16, 5] for them, raw little-endian float32.
 
