@@ -38,6 +38,23 @@ if(LOCKSTEP_ONEDNN)
     message(STATUS "lockstep: oneDNN 2.x not found (apt-get install libdnnl-dev); CPU convolutions use im2col + Eigen")
   endif()
 endif()
+# ONNX import and export (src/io/onnx.cpp only): Debian's libonnx-dev 1.12 and libprotobuf-dev. Its
+# imported targets carry the defines its generated headers need (ONNX_NAMESPACE=onnx, ONNX_ML=1).
+option(LOCKSTEP_ONNX "ONNX model import and export (libonnx-dev, libprotobuf-dev)" ON)
+set(LOCKSTEP_HAVE_ONNX OFF)
+set(LOCKSTEP_ONNX_VERSION "")
+if(LOCKSTEP_ONNX)
+  find_package(Protobuf QUIET)
+  find_package(ONNX CONFIG QUIET)
+  if(NOT Protobuf_FOUND OR NOT ONNX_FOUND OR NOT TARGET onnx)
+    message(FATAL_ERROR "lockstep: ONNX import and export need libonnx-dev and libprotobuf-dev "
+                        "(apt-get install libonnx-dev libprotobuf-dev, or scripts/setup.sh); "
+                        "configure with -DLOCKSTEP_ONNX=OFF to build without them")
+  endif()
+  set(LOCKSTEP_HAVE_ONNX ON)
+  set(LOCKSTEP_ONNX_VERSION "${ONNX_VERSION}")
+  message(STATUS "lockstep: ONNX ${ONNX_VERSION}, protobuf ${Protobuf_VERSION}")
+endif()
 set_package_properties(MPI PROPERTIES TYPE REQUIRED PURPOSE "communicator between ranks")
 set_package_properties(HDF5 PROPERTIES TYPE REQUIRED PURPOSE "datasets, models and checkpoints")
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libeigen3-dev libhdf5-dev
           libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
-          libpng-dev libjpeg62-turbo-dev libdnnl-dev)
+          libpng-dev libjpeg62-turbo-dev libdnnl-dev libonnx-dev libprotobuf-dev libonnx-testdata python3-onnx)
 optional=(dataset-fashion-mnist)  # the demo falls back to synthetic data without it
 
 missing=()

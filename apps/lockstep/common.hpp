@@ -43,6 +43,7 @@ int run_evaluate(comm::Communicator& comm, const ConfigArgs& args, const std::st
 int run_predict(comm::Communicator& comm, const ConfigArgs& args, const std::string& checkpoint,
                 const std::string& input, const std::string& labels, const std::string& output);
 int run_info(comm::Communicator& comm, const std::string& checkpoint);
+int run_export(comm::Communicator& comm, const std::string& checkpoint, const std::string& output);
 int run_fit(comm::Communicator& comm, const ConfigArgs& args);
 int run_transform(comm::Communicator& comm, const ConfigArgs& args, const std::string& model, const std::string& input,
                   const std::string& labels, const std::string& output);

@@ -80,6 +80,10 @@ int run_info(comm::Communicator& comm, const std::string& checkpoint) {
   }
   std::map<std::string, int> per_host;
   for (const auto& h : hosts) ++per_host[h];
+  if (LOCKSTEP_HAVE_ONNX)
+    std::printf("ONNX:    %s (import and export, opsets 7-17)\n", LOCKSTEP_ONNX_VERSION);
+  else
+    std::printf("ONNX:    not built (-DLOCKSTEP_ONNX=OFF)\n");
   std::printf("ranks:   %d on %zu host(s)\n", comm.size(), per_host.size());
   for (int r = 0; r < comm.size(); ++r) {
     std::printf("  rank %d: host %s, local rank %d%s%s\n", r, hosts[static_cast<std::size_t>(r)].c_str(),

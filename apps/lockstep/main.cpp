@@ -23,7 +23,7 @@ struct Command {
   std::int64_t max_steps = 0;
   std::string checkpoint, model, input, labels, output;
   CLI::App *train = nullptr, *evaluate = nullptr, *predict = nullptr, *fit = nullptr, *transform = nullptr,
-           *info = nullptr;
+           *info = nullptr, *export_onnx = nullptr;
 };
 
 void add_config(CLI::App* sub, Command& c) {
@@ -80,6 +80,10 @@ void define_pipelines(CLI::App& cli, Command& c) {
   c.transform->add_option("--labels", c.labels, "IDX labels file (optional)");
   c.transform->add_option("--output", c.output, "Output CSV: index,label,features..., input order")->required();
 
+  c.export_onnx = cli.add_subcommand("export", "Write a checkpoint's network as an ONNX model (docs/onnx.md)");
+  c.export_onnx->add_option("--checkpoint", c.checkpoint, "Checkpoint file (HDF5) written by lockstep train")->required();
+  c.export_onnx->add_option("--output", c.output, "The ONNX file to write (.onnx)")->required();
+
   c.info = cli.add_subcommand("info", "Version, MPI library, CUDA/NCCL support, ranks and hosts");
   c.info->add_option("--checkpoint", c.checkpoint,
                      "Also describe a checkpoint: counters, config hash, parameter digest");
@@ -98,6 +102,7 @@ int run(comm::Communicator& world, const Command& c) {
   if (*c.predict) return app::run_predict(world, c.cfg, c.checkpoint, c.input, c.labels, c.output);
   if (*c.fit) return app::run_fit(world, c.cfg);
   if (*c.transform) return app::run_transform(world, c.cfg, c.model, c.input, c.labels, c.output);
+  if (*c.export_onnx) return app::run_export(world, c.checkpoint, c.output);
   return app::run_info(world, c.checkpoint);
 }
 

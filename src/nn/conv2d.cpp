@@ -16,7 +16,9 @@ constexpr std::int64_t kMaxExtent = std::int64_t{1} << 24;  // any kernel, strid
 std::string dims(std::int64_t h, std::int64_t w) { return std::to_string(h) + "x" + std::to_string(w); }
 
 // Output length along one axis, and the leading padding it implies; -1 when the kernel does not fit.
-std::int64_t out_len(std::int64_t in, std::int64_t k, std::int64_t s, std::int64_t d, Padding mode, std::int64_t& pad) {
+// end_pad: the trailing padding of an explicit [top, left, bottom, right] list, -1 for as leading.
+std::int64_t out_len(std::int64_t in, std::int64_t k, std::int64_t s, std::int64_t d, Padding mode, std::int64_t& pad,
+                     std::int64_t end_pad) {
   const std::int64_t span = d * (k - 1) + 1;
   if (mode == Padding::kSame) {
     const std::int64_t out = (in + s - 1) / s;
@@ -24,8 +26,9 @@ std::int64_t out_len(std::int64_t in, std::int64_t k, std::int64_t s, std::int64
     return out;
   }
   if (mode == Padding::kValid) pad = 0;
-  if (in + 2 * pad < span) return -1;
-  return (in + 2 * pad - span) / s + 1;
+  const std::int64_t padded = in + pad + (mode == Padding::kExplicit && end_pad >= 0 ? end_pad : pad);
+  if (padded < span) return -1;
+  return (padded - span) / s + 1;
 }
 
 // A scalar or a list [h, w] of integers >= lo into (h, w); false when the key is absent.
@@ -47,13 +50,14 @@ void read_padding(ParamReader& p, const Spec& spec, WindowSpec& ws) {
   std::vector<std::string> v;
   if (!p.get_list("padding", v)) return;
   const Param& param = spec.params.at("padding");
-  const std::string expected = "same, valid, an integer >= 0 or a list [pad_h, pad_w]";
+  const std::string expected = "same, valid, an integer >= 0, a list [pad_h, pad_w] or [top, left, bottom, right]";
   if (v.size() == 1 && (v[0] == "same" || v[0] == "valid")) {
     ws.padding = v[0] == "same" ? Padding::kSame : Padding::kValid;
     return;
   }
-  if (v.empty() || v.size() > 2) ParamReader::fail(param, expected, "a list of " + std::to_string(v.size()));
-  std::int64_t n[2] = {0, 0};
+  if (v.empty() || v.size() == 3 || v.size() > 4)
+    ParamReader::fail(param, expected, "a list of " + std::to_string(v.size()));
+  std::int64_t n[4] = {0, 0, 0, 0};
   for (std::size_t i = 0; i < v.size(); ++i) {
     try {
       n[i] = parse_param<std::int64_t>(param, v[i]);
@@ -64,7 +68,8 @@ void read_padding(ParamReader& p, const Spec& spec, WindowSpec& ws) {
   }
   ws.padding = Padding::kExplicit;
   ws.pad_h = n[0];
-  ws.pad_w = v.size() == 2 ? n[1] : n[0];
+  ws.pad_w = v.size() >= 2 ? n[1] : n[0];
+  if (v.size() == 4) ws.pad_bottom = n[2], ws.pad_right = n[3];
 }
 
 }  // namespace
@@ -78,6 +83,9 @@ std::string WindowSpec::padding_text() const {
     case Padding::kExplicit:
       break;
   }
+  if (pad_bottom >= 0 || pad_right >= 0)
+    return detail::concat("[", pad_h, ", ", pad_w, ", ", pad_bottom >= 0 ? pad_bottom : pad_h, ", ",
+                          pad_right >= 0 ? pad_right : pad_w, "]");
   return detail::concat("[", pad_h, ", ", pad_w, "]");
 }
 
@@ -91,15 +99,17 @@ backend::Window2d WindowSpec::plan(const Shape& input, const std::string& layer)
   g.width = input[2];
   g.kernel_h = kernel_h, g.kernel_w = kernel_w, g.stride_h = stride_h, g.stride_w = stride_w;
   g.dilation_h = dilation_h, g.dilation_w = dilation_w, g.pad_h = pad_h, g.pad_w = pad_w;
-  g.out_h = out_len(g.height, kernel_h, stride_h, dilation_h, padding, g.pad_h);
-  g.out_w = out_len(g.width, kernel_w, stride_w, dilation_w, padding, g.pad_w);
+  g.out_h = out_len(g.height, kernel_h, stride_h, dilation_h, padding, g.pad_h, pad_bottom);
+  g.out_w = out_len(g.width, kernel_w, stride_w, dilation_w, padding, g.pad_w, pad_right);
   if (g.out_h <= 0 || g.out_w <= 0) {
     const std::string dilated =
         dilation_h * dilation_w > 1 ? " (" + dims(dilation_h * (kernel_h - 1) + 1, dilation_w * (kernel_w - 1) + 1) +
                                           " with dilation)"
                                     : "";
     throw ConfigError(where + ".kernel: the " + dims(kernel_h, kernel_w) + " kernel" + dilated +
-                      " is larger than its input " + dims(g.height + 2 * pad_h, g.width + 2 * pad_w) +
+                      " is larger than its input " +
+                      dims(g.height + pad_h + (pad_bottom >= 0 ? pad_bottom : pad_h),
+                           g.width + pad_w + (pad_right >= 0 ? pad_right : pad_w)) +
                       " (input " + shape_str(input) + ", padding " + padding_text() + ")");
   }
   return g;
@@ -258,7 +268,7 @@ namespace {
 const LayerRegistrar kConv2d{
     {"conv2d",
      "filters (an integer > 0), kernel (an integer or [kh, kw]), stride (default 1), padding (valid (default), same, "
-     "N or [ph, pw]), dilation (default 1), groups (default 1), bias (true or false; default true)",
+     "N, [ph, pw] or [top, left, bottom, right]), dilation (default 1), groups (default 1), bias (true or false; default true)",
      [](ParamReader& p, const Spec& spec, std::uint32_t) -> std::unique_ptr<Layer> {
        std::int64_t filters = 0, groups = 1;
        bool bias = true;

@@ -18,8 +18,10 @@ void check_batch(const Tensor& x, const backend::Window2d& g, const char* layer)
 
 Pool2d::Pool2d(Kind kind, WindowSpec window) : kind_(kind), window_(std::move(window)) {
   using Padding = WindowSpec::Padding;
+  const auto half = [](std::int64_t pad, std::int64_t kernel) { return 2 * pad <= kernel; };
   LOCKSTEP_CHECK(window_.padding != Padding::kExplicit ||
-                     (2 * window_.pad_h <= window_.kernel_h && 2 * window_.pad_w <= window_.kernel_w),
+                     (half(window_.pad_h, window_.kernel_h) && half(window_.pad_w, window_.kernel_w) &&
+                      half(window_.pad_bottom, window_.kernel_h) && half(window_.pad_right, window_.kernel_w)),
                  ConfigError, window_.where, ".padding: expected at most half the kernel (",
                  window_.kernel_h / 2, "x", window_.kernel_w / 2, "), got ", window_.padding_text());
 }
@@ -64,7 +66,7 @@ void GlobalAvgPool::backward(const Tensor& dy, Tensor* dx) {
 
 namespace {
 LayerKind pool_row(const char* name, Pool2d::Kind kind) {
-  return {name, "kernel (an integer or [kh, kw]), stride (default: the kernel), padding (valid (default), same, N or [ph, pw])",
+  return {name, "kernel (an integer or [kh, kw]), stride (default: the kernel), padding (valid (default), same, N, [ph, pw] or [top, left, bottom, right])",
           [kind](ParamReader& p, const Spec& spec, std::uint32_t) -> std::unique_ptr<Layer> {
             return std::make_unique<Pool2d>(kind, read_window_spec(p, spec, 0, false));
           }};

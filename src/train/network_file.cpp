@@ -7,6 +7,7 @@
 #include "lockstep/core/error.hpp"
 #include "lockstep/io/checkpoint.hpp"
 #include "lockstep/io/config.hpp"
+#include "lockstep/nn/conv2d.hpp"
 #include "lockstep/nn/layer_registry.hpp"
 
 namespace lockstep::train {
@@ -84,6 +85,43 @@ const io::NamedArray* find_array(const std::vector<io::NamedArray>& v, const std
   return nullptr;
 }
 
+Param list_param(const std::vector<std::int64_t>& v, const std::string& where) {
+  Param p;
+  for (const auto x : v) p.values.push_back(std::to_string(x));
+  p.is_list = true;
+  p.where = where;
+  return p;
+}
+
+// `spec` in export form for a per-sample input `shape` (which becomes its output shape): a window's
+// kernel, stride, dilation and padding explicit, the padding as [top, left, bottom, right] (the
+// bottom and right that lockstep's windows imply from the output size), recursively in blocks.
+Spec export_spec(const Spec& spec, std::uint32_t index, Shape& shape) {
+  Spec s = spec;
+  if (s.type == "residual") {
+    for (auto& [key, children] : s.children) {
+      Shape branch = shape;
+      for (std::size_t j = 0; j < children.size(); ++j)
+        children[j] = export_spec(children[j], static_cast<std::uint32_t>(j), branch);
+    }
+  } else if (s.type == "conv2d" || s.type == "max_pool2d" || s.type == "avg_pool2d") {
+    const bool conv = s.type == "conv2d";
+    ParamReader reader(spec.params, spec.type);
+    const nn::WindowSpec ws = nn::read_window_spec(reader, spec, conv ? 1 : 0, conv);
+    const backend::Window2d g = ws.plan(shape, s.type);
+    const std::int64_t bottom =
+        std::max<std::int64_t>((g.out_h - 1) * g.stride_h + g.dilation_h * (g.kernel_h - 1) + 1 - g.height - g.pad_h, 0);
+    const std::int64_t right =
+        std::max<std::int64_t>((g.out_w - 1) * g.stride_w + g.dilation_w * (g.kernel_w - 1) + 1 - g.width - g.pad_w, 0);
+    s.params["kernel"] = list_param({g.kernel_h, g.kernel_w}, spec.where + ".kernel");
+    s.params["stride"] = list_param({g.stride_h, g.stride_w}, spec.where + ".stride");
+    if (conv) s.params["dilation"] = list_param({g.dilation_h, g.dilation_w}, spec.where + ".dilation");
+    s.params["padding"] = list_param({g.pad_h, g.pad_w, bottom, right}, spec.where + ".padding");
+  }
+  shape = nn::make_layer(spec, index)->output_shape(shape);
+  return s;
+}
+
 }  // namespace
 
 io::NetworkFile read_network(comm::Communicator& comm, const std::string& path) {
@@ -137,10 +175,11 @@ void copy_network_state(const io::NetworkFile& from, nn::Sequential& model, std:
 }
 
 io::NetworkFile describe_network(const nn::Sequential& model, const std::vector<Spec>& specs) {
-  // PLACEHOLDER until the onnx branch lands (it resolves every window's padding).
   io::NetworkFile net;
   net.input = model.input_shape();
-  net.layers = specs;
+  Shape shape = net.input;
+  for (std::size_t i = 0; i < specs.size(); ++i)
+    net.layers.push_back(export_spec(specs[i], static_cast<std::uint32_t>(i), shape));
   for (const auto& p : model.parameters()) net.params.push_back({p.name, p.value.shape(), host_values(p.value)});
   for (const auto& b : model.buffers()) net.buffers.push_back({b.name, b.value.shape(), host_values(b.value)});
   return net;

@@ -504,5 +504,22 @@ YAML
     2 predict "$WORK/img/cfg.yaml" --checkpoint "$WORK/img/run/checkpoint.h5" --input "$WORK/img/odd" --output "$WORK/img/p.csv"
 else bad "writing the image folder fixture"; fi
 
+# ---- export: a checkpoint's network as ONNX (docs/onnx.md), checked by onnx.checker ----
+onnx_ok() { # FILE: python3-onnx's checker accepts it (skipped without python3-onnx)
+  /usr/bin/python3 -c "import onnx" 2>/dev/null || return 0
+  /usr/bin/python3 -c "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]))" "$1" >>"$WORK/out" 2>&1
+}
+for ck in "$WORK/run/checkpoint.h5" "$WORK/img/run/checkpoint.h5"; do
+  [ -f "$ck" ] || continue
+  run 2 export --checkpoint "$ck" --output "${ck%/*}/net.onnx"
+  if [ "$rc" = 0 ] && [ -f "${ck%/*}/net.onnx" ] && onnx_ok "${ck%/*}/net.onnx" && grep -q "ONNX opset 13" "$WORK/out"; then
+    ok "export ${ck#$WORK/} to ONNX at np=2, accepted by onnx.checker"
+  else bad "export ${ck#$WORK/} (exit $rc)"; fi
+done
+expect_fail "export of a missing checkpoint" "nope/checkpoint.h5" 2 export --checkpoint "$WORK/nope/checkpoint.h5" \
+  --output "$WORK/nope.onnx"
+expect_fail "export to a name without .onnx" "expected a file name ending in .onnx" 2 export \
+  --checkpoint "$WORK/run/checkpoint.h5" --output "$WORK/net.h5"
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -399,7 +399,7 @@ TEST(Conv2d, ConfigErrorsNameTheKey) {
   EXPECT_CONTAINS(shape_error("conv2d", {{"filters", {"6"}}, {"kernel", {"3"}}, {"groups", {"2"}}}, {3, 8, 8}),
               ("model.layers[2].groups: expected a divisor of the 3 input channels, got 2"));
   EXPECT_CONTAINS(shape_error("conv2d", {{"filters", {"4"}}, {"kernel", {"3"}}, {"padding", {"full"}}}, {1, 8, 8}),
-              ("model.layers[2].padding: expected same, valid, an integer >= 0 or a list [pad_h, pad_w], got \"full\""));
+              ("model.layers[2].padding: expected same, valid, an integer >= 0, a list [pad_h, pad_w] or [top, left, bottom, right], got \"full\""));
   EXPECT_CONTAINS(shape_error("conv2d", {{"filters", {"4"}}, {"kernel", {"3", "3", "3"}}}, {1, 8, 8}),
               ("model.layers[2].kernel: expected an integer in [1, 16777216] or a list [kernel_h, kernel_w]"));
   EXPECT_CONTAINS(shape_error("conv2d", {{"filters", {"4"}}}, {1, 8, 8}), ("model.layers[2].kernel: missing"));
@@ -473,4 +473,31 @@ TEST(Conv2d, CpuConvolutionsRunOnOneDnnWhereTheBuildHasIt) {
   lockstep::backend::set_conv_impl(lockstep::backend::ConvImpl::kReference);
   EXPECT_EQ(lockstep::backend::make_conv_plan(d, lockstep::Device::kCpu, lockstep::DType::kF32, 8), nullptr);
   lockstep::backend::set_conv_impl(lockstep::backend::ConvImpl::kAuto);
+}
+
+// padding: [top, left, bottom, right] (ONNX's asymmetric pads): "same" with a 2x2 kernel is
+// [0, 0, 1, 1], and a pool's padding may differ per side; three values are an error naming the key.
+TEST(Conv2d, FourSidedPaddingMatchesSameAndChangesTheOutputSize) {
+  const auto spec = [](std::vector<std::string> pad) {
+    Spec s = lockstep::nn::layer_spec("conv2d", {{"filters", "2"}, {"kernel", "2"}});
+    s.params["padding"] = Param{std::move(pad), true, "layer conv2d.padding"};
+    return s;
+  };
+  lockstep::nn::Sequential same({1, 5, 5}, {lockstep::nn::layer_spec("conv2d", {{"filters", "2"}, {"kernel", "2"}, {"padding", "same"}})});
+  lockstep::nn::Sequential four({1, 5, 5}, {spec({"0", "0", "1", "1"})});
+  same.initialize(5, lockstep::nn::Init::kHeUniform);
+  four.initialize(5, lockstep::nn::Init::kHeUniform);
+  EXPECT_EQ(four.output_shape(), (Shape{2, 5, 5}));
+  Tensor x = lockstep::testing::make_tensor({2, 1, 5, 5}, lockstep::testing::uniform_floats(50, -1.0f, 1.0f, 8));
+  const auto a = lockstep::testing::to_vector(same.forward(x, ForwardContext{}));
+  const auto b = lockstep::testing::to_vector(four.forward(x, ForwardContext{}));
+  EXPECT_EQ(a, b);
+  lockstep::nn::Sequential top_only({1, 5, 5}, {spec({"2", "0", "0", "1"})});
+  EXPECT_EQ(top_only.output_shape(), (Shape{2, 6, 5}));
+  try {
+    lockstep::nn::make_layer(spec({"1", "1", "1"}), 0);
+    ADD_FAILURE() << "three paddings were accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("layer conv2d.padding: expected"), std::string::npos) << e.what();
+  }
 }

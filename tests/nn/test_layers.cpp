@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "lockstep/nn/layer_registry.hpp"
 #include "lockstep/nn/layers.hpp"
 #include "nn/nn_test_util.hpp"
 
@@ -304,4 +305,38 @@ TEST(Dropout, TrainingWithoutSampleIdsIsAnError) {
   ForwardContext ctx;
   ctx.training = true;
   EXPECT_THROW(d.forward(x, y, ctx), lockstep::Error);
+}
+
+// ---- softmax ----
+
+TEST(Softmax, ForwardIsEachRowsProbabilitiesOverAllFeatures) {
+  auto layer = lockstep::nn::make_layer(lockstep::nn::layer_spec("softmax"), 0);
+  EXPECT_EQ(layer->type(), "softmax");
+  EXPECT_EQ(layer->output_shape({2, 3, 2}), (Shape{2, 3, 2}));
+  // Per-sample {2, 3}: the softmax runs over all six values of a sample, not over the last axis.
+  const auto xs = uniform_floats(24, -30.0f, 30.0f, 31);
+  Tensor x = make_tensor({4, 2, 3}, xs), y({4, 2, 3});
+  layer->forward(x, y, ForwardContext{});
+  for (int r = 0; r < 4; ++r) {
+    double top = -1e300, sum = 0.0;
+    for (int j = 0; j < 6; ++j) top = std::max(top, static_cast<double>(xs[r * 6 + j]));
+    for (int j = 0; j < 6; ++j) sum += std::exp(xs[r * 6 + j] - top);
+    for (int j = 0; j < 6; ++j) {
+      const double ref = std::exp(xs[r * 6 + j] - top) / sum;
+      EXPECT_NEAR(y.data<float>()[r * 6 + j], ref, 1e-6 * std::max(ref, 1e-6)) << "row " << r << " col " << j;
+    }
+  }
+}
+
+TEST(Softmax, BackwardMatchesFiniteDifferences) {
+  auto layer = lockstep::nn::make_layer(lockstep::nn::layer_spec("softmax"), 0);
+  Tensor x = make_tensor({5, 7}, uniform_floats(35, -3.0f, 3.0f, 32)), y({5, 7}), dx({5, 7});
+  const auto r = uniform_floats(35, -1.0f, 1.0f, 33);
+  layer->forward(x, y, ForwardContext{});
+  layer->backward(make_tensor({5, 7}, r), &dx);
+  const auto f = [&] {
+    layer->forward(x, y, ForwardContext{});
+    return weighted_sum(y, r);
+  };
+  EXPECT_TRUE(check_gradient("dsoftmax/dx", dx.data<float>(), x.data<float>(), x.numel(), f, kF32Grad));
 }

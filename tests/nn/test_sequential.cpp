@@ -234,7 +234,7 @@ TEST(SequentialLayout, BadSpecsAndInputsAreReported) {
 TEST(LayerRegistry, EveryShippedLayerTypeIsRegistered) {
   EXPECT_EQ(lockstep::nn::LayerRegistry::instance().names(),
             (std::vector<std::string>{"avg_pool2d", "batchnorm", "conv2d", "dense", "dropout", "flatten",
-                                      "global_avg_pool", "max_pool2d", "relu", "residual", "sigmoid", "tanh"}));
+                                      "global_avg_pool", "max_pool2d", "relu", "residual", "sigmoid", "softmax", "tanh"}));
 }
 
 TEST(LayerRegistry, ParametersAreReadWithTheirPlaces) {

@@ -37,10 +37,21 @@ bool is_onnx_path(const std::string& path);
 // Reads an ONNX model whose operators lockstep has (see docs/onnx.md). Any other operator, opset,
 // data type or graph shape is a DataError naming the file, the node (name and op_type) and what is
 // supported; a file that is not a readable ONNX model is a DataError naming the file.
-NetworkFile read_onnx(const std::string& path);
+// extra_inputs: serialized TensorProto files (any data type) holding the values of the graph's
+// inputs after the first (the data), in order, taken as constants: the ONNX operator test cases
+// feed weights and shapes as inputs. None by default.
+NetworkFile read_onnx(const std::string& path, const std::vector<std::string>& extra_inputs = {});
 
 // Writes `net` as an ONNX model (through an AtomicFile). Its layers must be in export form:
 // every window's padding explicit as [top, left, bottom, right] (train::describe_network makes it).
 void write_onnx(const std::string& path, const NetworkFile& net);
+
+// onnx::checker's verdict on the ONNX file at `path`: "" when it accepts it, else its message.
+std::string check_onnx(const std::string& path);
+// A serialized TensorProto (the test cases' input_0.pb, output_0.pb) as float32 values; other data
+// types are a DataError naming the file.
+NamedArray read_onnx_tensor(const std::string& path);
+// "1.12.0": the ONNX library this build uses ("" when built without ONNX).
+std::string onnx_version();
 
 }  // namespace lockstep::io

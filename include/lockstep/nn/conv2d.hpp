@@ -1,6 +1,7 @@
 // Conv2d: a 2-D convolution (cross-correlation, as PyTorch and Keras compute it) over per-sample
 // {channels, height, width} inputs, to {filters, out_h, out_w}. Config:
-//   {type: conv2d, filters: 32, kernel: 3 (or [kh, kw]), stride: 1, padding: valid | same | N | [ph, pw],
+//   {type: conv2d, filters: 32, kernel: 3 (or [kh, kw]), stride: 1,
+//    padding: valid | same | N | [ph, pw] | [top, left, bottom, right],
 //    dilation: 1, groups: 1, bias: true}
 // Runs through the device's convolution library where the build has one (oneDNN on the CPU, cuDNN
 // on CUDA; backend/conv_plan.hpp), planned once per input shape. The reference implementation,
@@ -22,12 +23,14 @@ namespace lockstep::nn {
 
 // A sliding window's size and placement as the config gives them, shared by convolution and
 // pooling. padding "same" makes out = ceil(in / stride), with the extra row and column at the
-// bottom and right (TensorFlow's rule); "valid" is no padding; explicit padding is symmetric.
+// bottom and right (TensorFlow's rule); "valid" is no padding; explicit padding is N or [ph, pw]
+// (symmetric) or [top, left, bottom, right] (ONNX's pads, in lockstep's order).
 struct WindowSpec {
   enum class Padding { kValid, kSame, kExplicit };
   std::int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
   Padding padding = Padding::kValid;
-  std::int64_t pad_h = 0, pad_w = 0;  // kExplicit
+  std::int64_t pad_h = 0, pad_w = 0;  // kExplicit: top and left
+  std::int64_t pad_bottom = -1, pad_right = -1;  // kExplicit: bottom and right; -1: as top and left
   std::string where;                  // "file.yaml:9: model.layers[0]", for shape errors
 
   // The geometry over a {C, H, W} input; a ConfigError naming where + ".kernel" when the (dilated)
