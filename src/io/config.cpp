@@ -250,7 +250,8 @@ void parse_nn(Section& top, const std::string* src, const std::set<std::string>&
   m.get<std::int64_t>("init_layers", mc.init_layers, non_negative<std::int64_t>(), "an integer >= 0");
   if (mc.init_from.empty())
     for (const char* k : {"replace_from", "base_trainable", "init_layers"})
-      if (m.raw(k)) m.fail(m.key_path(k), m.raw(k), "needs model.init_from (the pretrained network it refers to)");
+      if (const YAML::Node n = m.raw(k); n && !n.IsNull())
+        m.fail(m.key_path(k), n, "needs model.init_from (the pretrained network it refers to)");
   // With init_from, the source's layers are the network; model.layers (the new head) may be empty.
   const YAML::Node layers = m.raw("layers");
   const bool no_layers = !layers || layers.IsNull() || (layers.IsSequence() && layers.size() == 0);
