@@ -5,6 +5,7 @@
 #include "common.hpp"
 #include "lockstep/comm/watchdog.hpp"
 #include "lockstep/train/model.hpp"
+#include "lockstep/train/network_file.hpp"
 
 namespace lockstep::app {
 
@@ -33,6 +34,10 @@ io::Config load_config_everywhere(comm::Communicator& comm, const ConfigArgs& ar
     for (const auto& stage : cfg.pipeline)
       if (stage.nn) train::check_network(*stage.nn);
   });
+  // model.init_from: the pretrained network's layers become part of model.layers (train/network_file.hpp).
+  train::resolve_init_from(comm, cfg);
+  for (auto& stage : cfg.pipeline)
+    if (stage.nn) train::resolve_init_from(comm, *stage.nn);
   const std::uint64_t mine = io::config_hash(cfg);
   const auto all = comm.allgather<std::uint64_t>(mine);
   if (std::set<std::uint64_t>(all.begin(), all.end()).size() > 1) {

@@ -207,10 +207,11 @@ void read_datasets(const detail::H5File& f, CheckpointState& st) {
   read_buffers(f, st);
   for (const auto& name : f.list("/flat/optimizer")) {
     st.optimizer_state[name] = read_verified(f, "/flat/optimizer/" + name, st.checksummed);
-    if (st.optimizer_state[name].size() != st.params.size())
+    // The trainable parameters are a prefix of /flat/params (frozen layers' follow): at most as long.
+    if (st.optimizer_state[name].size() > st.params.size())
       throw CheckpointError(path + ": /flat/optimizer/" + name + " has " +
-                            std::to_string(st.optimizer_state[name].size()) + " values, expected " +
-                            std::to_string(st.params.size()));
+                            std::to_string(st.optimizer_state[name].size()) + " values, expected at most " +
+                            std::to_string(st.params.size()) + " (the length of /flat/params)");
   }
 }
 

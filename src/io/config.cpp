@@ -241,11 +241,24 @@ void fold_output_activation(Config& c, const Section& t) {
 void parse_nn(Section& top, const std::string* src, const std::set<std::string>& overridden, Config& c,
               bool require_layers = true) {
   Section m = top.child("model");
+  auto& mc = c.model;
+  m.get<std::string>("init_from", mc.init_from);
+  mc.init_from_where = mark(*src, m.raw("init_from"), overridden, m.key_path("init_from"));
+  m.get<std::string>("replace_from", mc.replace_from);
+  mc.replace_from_where = mark(*src, m.raw("replace_from"), overridden, m.key_path("replace_from"));
+  m.get<bool>("base_trainable", mc.base_trainable);
+  m.get<std::int64_t>("init_layers", mc.init_layers, non_negative<std::int64_t>(), "an integer >= 0");
+  if (mc.init_from.empty())
+    for (const char* k : {"replace_from", "base_trainable", "init_layers"})
+      if (const YAML::Node n = m.raw(k); n && !n.IsNull())
+        m.fail(m.key_path(k), n, "needs model.init_from (the pretrained network it refers to)");
+  // With init_from, the source's layers are the network; model.layers (the new head) may be empty.
   const YAML::Node layers = m.raw("layers");
-  if (require_layers || (layers && !layers.IsNull()))
-    parse_layers(m.raw("layers"), *src, overridden, c.model.layers, m.key_path("layers"));
-  m.get<std::string>("init", c.model.init);
-  c.model.init_where = mark(*src, m.raw("init"), overridden, m.key_path("init"));
+  const bool no_layers = !layers || layers.IsNull() || (layers.IsSequence() && layers.size() == 0);
+  if ((require_layers && mc.init_from.empty()) || !no_layers)
+    parse_layers(m.raw("layers"), *src, overridden, mc.layers, m.key_path("layers"));
+  m.get<std::string>("init", mc.init);
+  mc.init_where = mark(*src, m.raw("init"), overridden, m.key_path("init"));
   m.finish();
 
   Section o = top.child("optimizer");
@@ -593,7 +606,17 @@ std::string to_yaml(const Config& c) {
 
   e << YAML::Key << "model" << YAML::Value << YAML::BeginMap << YAML::Key << "layers" << YAML::Value;
   emit_layers(e, c.model.layers);
-  e << YAML::Key << "init" << YAML::Value << c.model.init << YAML::EndMap;
+  e << YAML::Key << "init" << YAML::Value << c.model.init;
+  if (!c.model.init_from.empty()) {  // resolved: the full layer list and how many came from the source
+    e << YAML::Key << "init_from" << YAML::Value << c.model.init_from;
+    if (c.model.init_layers >= 0) {
+      e << YAML::Key << "init_layers" << YAML::Value << c.model.init_layers;
+    } else {
+      if (!c.model.replace_from.empty()) e << YAML::Key << "replace_from" << YAML::Value << c.model.replace_from;
+      e << YAML::Key << "base_trainable" << YAML::Value << c.model.base_trainable;
+    }
+  }
+  e << YAML::EndMap;
 
   const auto& o = c.optimizer;
   e << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap << YAML::Key << "type" << YAML::Value << o.type

@@ -172,7 +172,7 @@ void BatchNorm::forward(const Tensor& x, Tensor& y, const ForwardContext& ctx) {
     for (Tensor* t : {&mean_, &invstd_, &var_, &sum_dy_, &sum_dy_xhat_}) *t = Tensor({c}, DType::kF32, x.device());
   }
   x_ = x;
-  training_ = ctx.training;
+  training_ = ctx.training && trainable_;  // frozen (trainable: false): inference mode, as Keras does
   ranks_ = ctx.ranks;
   if (training_) {
     batch_statistics(x, ctx);
@@ -189,9 +189,11 @@ void BatchNorm::forward(const Tensor& x, Tensor& y, const ForwardContext& ctx) {
 
 void BatchNorm::backward(const Tensor& dy, Tensor* dx) {
   const std::int64_t c = channels_;
-  backend::batchnorm_backward_sums(dy, x_, c, mean_, invstd_, sum_dy_, sum_dy_xhat_);
-  if (weight_) backend::cast(sum_dy_xhat_, weight_->grad);  // float32 or bf16 gradients
-  if (bias_) backend::cast(sum_dy_, bias_->grad);
+  if (trainable_) {  // frozen: no parameter gradients, and the inference-mode dx needs no sums
+    backend::batchnorm_backward_sums(dy, x_, c, mean_, invstd_, sum_dy_, sum_dy_xhat_);
+    if (weight_) backend::cast(sum_dy_xhat_, weight_->grad);  // float32 or bf16 gradients
+    if (bias_) backend::cast(sum_dy_, bias_->grad);
+  }
   if (!dx) return;
   if (!training_) {  // the running statistics are constants: dx = dy * weight * invstd
     Tensor zero({c}, DType::kF32, dy.device());
@@ -220,6 +222,7 @@ void BatchNorm::backward(const Tensor& dy, Tensor* dx) {
 }
 
 void BatchNorm::end_step(const ForwardContext& ctx) {
+  if (!trainable_) return;  // frozen: the running statistics are not updated (the same on every rank)
   const std::int64_t c = channels_;
   if (!step_sums_.empty()) {  // deterministic mode: one update from the global batch's statistics
     const int128 per_batch = step_sums_[2 * c + 1];

@@ -186,7 +186,7 @@ Tensor Conv2d::block(const Tensor& t, std::int64_t n, std::int64_t g, std::int64
 backend::ConvPlan* Conv2d::library_plan(const Tensor& x) {
   if (backend::conv_impl() == backend::ConvImpl::kReference) return nullptr;
   // Libraries take one dtype per call (bf16 gradients of float32 activations take the reference).
-  if (weight_->compute.dtype() != x.dtype() || weight_->grad.dtype() != x.dtype()) return nullptr;
+  if (weight_->compute.dtype() != x.dtype() || (trainable_ && weight_->grad.dtype() != x.dtype())) return nullptr;
   const bool same = plan_tried_ && plan_dtype_ == x.dtype() && plan_device_ == x.device() && x.dim(0) <= plan_rows_;
   if (!same) {
     plan_ = backend::make_conv_plan({g_, filters_, groups_, use_bias_}, x.device(), x.dtype(), x.dim(0));
@@ -236,6 +236,10 @@ void Conv2d::backward(const Tensor& dy, Tensor* dx) {
     reference_backward(dy, dx);
     return;
   }
+  if (!trainable_) {  // frozen: the input gradient only
+    if (dx) used_plan_->backward_data(dy, weight_->compute, *dx);
+    return;
+  }
   used_plan_->backward(x_, dy, weight_->compute, weight_->grad, bias_ ? &bias_->grad : nullptr, dx);
 }
 
@@ -243,12 +247,12 @@ void Conv2d::reference_backward(const Tensor& dy, Tensor* dx) {
   const std::int64_t rows = x_.dim(0);
   const std::int64_t fg = filters_ / groups_, k = g_.col_rows() / groups_, plane = g_.out_plane();
   const Tensor col = col_.rows(0, rows);
-  for (std::int64_t g = 0; g < groups_; ++g) {  // dW_g = sum over samples of dy_g col_g^T, in sample order
+  for (std::int64_t g = 0; g < groups_ && trainable_; ++g) {  // dW_g = sum over samples of dy_g col_g^T, in sample order
     Tensor dw = block(weight_->grad, 0, g, fg, k);
     for (std::int64_t n = 0; n < rows; ++n)
       backend::gemm(false, true, 1.0f, block(dy, n, g, fg, plane), block(col, n, g, k, plane), n == 0 ? 0.0f : 1.0f, dw);
   }
-  if (bias_) {  // db = dy summed over each plane, then over samples
+  if (bias_ && trainable_) {  // db = dy summed over each plane, then over samples
     Tensor sums = channel_sums_.rows(0, rows);
     Tensor sums_col = sums.reshape({rows * filters_, 1});
     backend::gemm(false, false, 1.0f, dy.reshape({rows * filters_, plane}), ones_.reshape({plane, 1}), 0.0f, sums_col);

@@ -27,8 +27,10 @@ void Dense::forward(const Tensor& x, Tensor& y, const ForwardContext&) {
 }
 
 void Dense::backward(const Tensor& dy, Tensor* dx) {
-  backend::gemm(true, false, 1.0f, x_, dy, 0.0f, weight_->grad);  // dW = x^T dy
-  if (bias_) backend::sum_rows(dy, 0.0f, bias_->grad);
+  if (trainable_) {  // frozen: no parameter gradients
+    backend::gemm(true, false, 1.0f, x_, dy, 0.0f, weight_->grad);  // dW = x^T dy
+    if (bias_) backend::sum_rows(dy, 0.0f, bias_->grad);
+  }
   if (dx) backend::gemm(false, true, 1.0f, dy, weight_->compute, 0.0f, *dx);  // dx = dy W^T
 }
 

@@ -162,11 +162,26 @@ void Residual::end_step(const ForwardContext& ctx) {
     for (auto& l : b->layers) l->end_step(ctx);
 }
 
+void Residual::set_trainable(bool t) {
+  trainable_ = t;
+  for (Branch* b : {&inner_, &shortcut_})
+    for (auto& l : b->layers) l->set_trainable(t);
+}
+
 namespace {
 // Inner layers key their randomness (dropout masks) on an index of their own: the block's, times
 // 256, plus the layer's place (128 more for the shortcut's).
+// A block's parameters are one contiguous range of the model's, trainable or frozen as a whole, so
+// `trainable` belongs on the block, not on a layer inside it.
 std::vector<std::unique_ptr<Layer>> make_branch(const std::vector<Spec>& specs, std::uint32_t base) {
   std::vector<std::unique_ptr<Layer>> out;
+  for (const auto& s : specs) {
+    const auto it = s.params.find("trainable");
+    if (it != s.params.end())
+      throw ConfigError(it->second.where +
+                        ": trainable is set on a whole residual block (its parameters are frozen or trained together); "
+                        "move it to the block");
+  }
   for (std::size_t j = 0; j < specs.size(); ++j) out.push_back(make_layer(specs[j], base + static_cast<std::uint32_t>(j)));
   return out;
 }

@@ -100,20 +100,27 @@ void Sequential::place_parameters() {
     shapes_.push_back(shape);
   }
 
-  // Reverse layer order: the last layer's parameters first (see the header).
+  // Reverse layer order: the last layer's parameters first (see the header); the trainable layers'
+  // first, then the frozen ones', so that the trainable parameters are a prefix.
   std::int64_t total = 0;
   layer_ranges_.assign(layers_.size(), {0, 0});
+  lowest_trainable_ = layers_.size();
   std::vector<std::vector<std::int64_t>> offsets(layers_.size());
-  for (std::size_t li = layers_.size(); li-- > 0;) {
-    const std::int64_t begin = total;
-    for (const auto& ps : per_layer[li]) {
-      offsets[li].push_back(total);
-      total += shape_numel(ps.shape);
+  for (const bool trainable : {true, false}) {
+    for (std::size_t li = layers_.size(); li-- > 0;) {
+      if (layers_[li]->trainable() != trainable) continue;
+      if (trainable && !per_layer[li].empty()) lowest_trainable_ = li;
+      const std::int64_t begin = total;
+      for (const auto& ps : per_layer[li]) {
+        offsets[li].push_back(total);
+        total += shape_numel(ps.shape);
+      }
+      layer_ranges_[li] = {begin, total};
     }
-    layer_ranges_[li] = {begin, total};
+    if (trainable) trainable_ = total;
   }
   params_ = Tensor({total});
-  grads_ = Tensor({total});
+  grads_ = Tensor({trainable_});
   parameters_.reserve(64);
   std::vector<std::vector<std::size_t>> index(layers_.size());
   for (std::size_t li = 0; li < layers_.size(); ++li) {
@@ -173,7 +180,7 @@ void Sequential::bind_views() {
   };
   for (auto& p : parameters_) {
     p.value = view(params_, p);
-    p.grad = view(grads_, p);
+    p.grad = p.offset < trainable_ ? view(grads_, p) : Tensor();  // frozen: no gradient
     p.compute = compute_ == DType::kF32 ? p.value : view(compute_params_, p);
   }
 }
@@ -197,7 +204,7 @@ void Sequential::relocate(float* params, float* grads, bool copy_params) {
   const std::int64_t n = params_.numel();
   if (copy_params) std::copy(params_.data<float>(), params_.data<float>() + n, params);
   params_ = Tensor::borrow(params, {n});
-  grads_ = Tensor::borrow(grads, {n});
+  grads_ = Tensor::borrow(grads, {trainable_});
   bind_views();
 }
 
@@ -293,9 +300,10 @@ const Tensor& Sequential::forward(const Tensor& x, const ForwardContext& ctx) {
 void Sequential::backward(const Tensor& doutput, const std::function<void(std::size_t)>& on_layer_done) {
   LOCKSTEP_CHECK(doutput.numel() == acts_.back().numel(), Error, "Sequential::backward: gradient ",
                  shape_str(doutput.shape()), " for output ", shape_str(acts_.back().shape()));
+  // Nothing below the lowest layer with trainable parameters needs a gradient: no dx into it.
   const Tensor* dy = &doutput;
-  for (std::size_t i = layers_.size(); i-- > 0;) {
-    Tensor* dx = i > 0 ? &dacts_[i - 1] : nullptr;
+  for (std::size_t i = layers_.size(); i-- > lowest_trainable_;) {
+    Tensor* dx = i > lowest_trainable_ ? &dacts_[i - 1] : nullptr;
     layers_[i]->backward(*dy, dx);
     if (on_layer_done) on_layer_done(i);
     if (dx) dy = dx;
@@ -316,7 +324,8 @@ std::string Sequential::summary() const {
     if (shapes_[i] != w || layers_[i]->type() == "dense") os << "(" << text(shapes_[i]) << ")";
     w = shapes_[i];
   }
-  os << "  [" << params_.numel() << " parameters";
+  os << "  [" << params_.numel() << " parameters (" << trainable_ << " trainable, " << params_.numel() - trainable_
+     << " frozen)";
   if (buffers_.numel() > 0) os << ", " << buffers_.numel() << " buffer values";
   if (compute_ == DType::kBF16)
     os << ", bf16 compute, " << (grads_.dtype() == DType::kBF16 ? "bf16" : "fp32") << " gradients";

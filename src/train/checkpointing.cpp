@@ -236,6 +236,9 @@ TrainingPosition resume_training(comm::Communicator& comm, const std::string& ne
     comm.collectively([&] {
       LOCKSTEP_CHECK(it != st.optimizer_state.end(), CheckpointError, path, ": optimizer state \"", name,
                      "\" is missing");
+      LOCKSTEP_CHECK(static_cast<std::int64_t>(it->second.size()) == tensor->numel(), CheckpointError, path,
+                     ": optimizer state \"", name, "\" holds ", it->second.size(), " values, this model has ",
+                     tensor->numel(), " trainable parameters (did a layer's trainable flag change?)");
     });
     tensor->copy_from(Tensor::borrow(it->second.data(), {static_cast<std::int64_t>(it->second.size())}));
   }

@@ -18,9 +18,10 @@ class BucketSync final : public GradientSync {
     const bool device = model.device() != Device::kCpu;  // device gradients: grad_comm is NCCL
     grad_scale_ = device ? 1.0 : 1.0 / np;
     std::vector<std::pair<std::int64_t, std::int64_t>> ranges;
-    for (const auto& p : model.parameters()) ranges.emplace_back(p.offset, p.offset + p.value.numel());
+    for (const auto& p : model.parameters())  // the trainable ones: the prefix the gradient buffer holds
+      if (p.offset < model.num_trainable_params()) ranges.emplace_back(p.offset, p.offset + p.value.numel());
     buckets_ = std::make_unique<comm::GradientBuckets>(
-        grad_comm, model.num_params(), ranges, static_cast<std::size_t>(o.bucket_mb * 1024 * 1024), o.overlap,
+        grad_comm, model.num_trainable_params(), ranges, static_cast<std::size_t>(o.bucket_mb * 1024 * 1024), o.overlap,
         device ? comm::ReduceOp::kAvg : comm::ReduceOp::kSum,
         model.grad_dtype() == DType::kBF16 ? comm::CommType::kBF16 : comm::CommType::kF32);
   }
@@ -29,7 +30,7 @@ class BucketSync final : public GradientSync {
   void begin_step() override { buckets_->begin_step(model_.flat_grads().raw()); }
   void ready(std::int64_t end) override { buckets_->mark_ready(end); }
   double finish() override { return buckets_->finish(); }
-  Update update() const override { return {0, model_.num_params(), grad_scale_}; }
+  Update update() const override { return {0, model_.num_trainable_params(), grad_scale_}; }
 
  private:
   nn::Sequential& model_;
@@ -44,9 +45,10 @@ class SharedWindowSync final : public GradientSync {
  public:
   SharedWindowSync(comm::Communicator& comm, nn::Sequential& model, nn::Optimizer& opt, const SyncOptions& o)
       : np_(comm.size()), loss_scale_(1.0f / static_cast<float>(o.local_batch)) {
-    const std::int64_t n = model.num_params();
+    // Gradients, optimizer state and shards cover the trainable prefix; buffer 0, the parameters, all.
+    const std::int64_t n = model.num_trainable_params();
     auto state = opt.state();
-    shared_ = std::make_unique<comm::SharedGradients>(comm, n, 1 + state.size());
+    shared_ = std::make_unique<comm::SharedGradients>(comm, n, 1 + state.size(), model.num_params());
     // Rank 0's values (identical everywhere after the broadcast or resume) seed the window.
     const bool seed = comm.rank() == 0;
     std::size_t k = 1;
@@ -85,8 +87,8 @@ class SharedWindowSync final : public GradientSync {
 class ExactSync final : public GradientSync {
  public:
   ExactSync(comm::Communicator& comm, nn::Sequential& model, const SyncOptions& o)
-      : comm_(comm), model_(model), exact_(model.num_params()), global_batch_(o.global_batch) {
-    if (model.device() != Device::kCpu) host_grads_ = Tensor({model.num_params()});
+      : comm_(comm), model_(model), exact_(model.num_trainable_params()), global_batch_(o.global_batch) {
+    if (model.device() != Device::kCpu) host_grads_ = Tensor({model.num_trainable_params()});
   }
   const char* name() const override { return "exact"; }
   float loss_scale() const override { return 1.0f; }
@@ -102,7 +104,7 @@ class ExactSync final : public GradientSync {
     if (host_grads_.defined()) model_.flat_grads().copy_from(host_grads_);
     return waited;
   }
-  Update update() const override { return {0, model_.num_params(), 1.0}; }
+  Update update() const override { return {0, model_.num_trainable_params(), 1.0}; }
 
  private:
   Tensor& grads() { return host_grads_.defined() ? host_grads_ : model_.flat_grads(); }

@@ -2,6 +2,8 @@
 #include "lockstep/train/network_file.hpp"
 
 #include <algorithm>
+#include <filesystem>
+#include <sstream>
 #include <map>
 
 #include "lockstep/core/error.hpp"
@@ -172,6 +174,73 @@ void copy_network_state(const io::NetworkFile& from, nn::Sequential& model, std:
     Tensor dst = b.value;
     copy_array(find_array(from.buffers, b.name), dst, b.name, what);
   }
+}
+
+namespace {
+
+// model.init_from's file, readable: a ConfigError naming the key otherwise (read_network's own
+// messages say what is wrong inside a file that is there).
+void check_source_exists(comm::Communicator& comm, const io::ModelConfig& m) {
+  comm.collectively([&] {
+    std::error_code ec;
+    LOCKSTEP_CHECK(std::filesystem::is_regular_file(m.init_from, ec), ConfigError, m.init_from_where, ": ",
+                   m.init_from, ": no such file (expected a lockstep checkpoint, e.g. runs/x/checkpoint.h5, or an "
+                   ".onnx file)");
+  });
+}
+
+// The source's first `cut` layers (flagged as base_trainable says) followed by the head.
+std::vector<Spec> transfer_layers(const io::NetworkFile& net, std::size_t cut, const io::ModelConfig& m) {
+  std::vector<Spec> full(net.layers.begin(), net.layers.begin() + static_cast<std::ptrdiff_t>(cut));
+  for (auto& spec : full) {
+    spec.params.erase("trainable");
+    if (!m.base_trainable) spec.params["trainable"] = Param{{"false"}, false, m.init_from_where + ": base_trainable"};
+  }
+  full.insert(full.end(), m.layers.begin(), m.layers.end());
+  return full;
+}
+
+}  // namespace
+
+void resolve_init_from(comm::Communicator& comm, io::Config& cfg) {
+  auto& m = cfg.model;
+  if (m.init_from.empty() || m.init_layers >= 0) return;
+  check_source_exists(comm, m);
+  const io::NetworkFile net = read_network(comm, m.init_from);
+  comm.collectively([&] {
+    std::size_t cut = net.layers.size();
+    if (!m.replace_from.empty()) {
+      cut = layer_index(net, m.replace_from, m.replace_from_where);
+      LOCKSTEP_CHECK(!m.layers.empty(), ConfigError, m.replace_from_where, ": replaces the layers of ", m.init_from,
+                     " from ", m.replace_from, " on by model.layers (the new head), which is empty; give its layers");
+    }
+    std::vector<Spec> full = transfer_layers(net, cut, m);
+    LOCKSTEP_CHECK(!full.empty(), ConfigError, m.replace_from_where, ": ", m.replace_from, " is the first layer of ",
+                   m.init_from, " and model.layers is empty: no layers left");
+    try {
+      nn::Sequential check(net.input, full);  // the head takes the base's output shape
+    } catch (const ConfigError& e) {
+      std::ostringstream msg;
+      msg << m.init_from_where << ": " << m.init_from << ": model.layers (the new head) after layer "
+          << (cut == 0 ? std::string("(the input)") : layer_names(net)[cut - 1]) << " (output shape "
+          << shape_str(cut == 0 ? net.input : build_network(net, cut)->output_shape()) << "): " << e.what();
+      throw ConfigError(msg.str());
+    }
+    m.layers = std::move(full);
+    m.init_layers = static_cast<std::int64_t>(cut);
+  });
+}
+
+void load_init_from(comm::Communicator& comm, const io::ModelConfig& m, nn::Sequential& model) {
+  if (m.init_from.empty() || m.init_layers <= 0) return;
+  check_source_exists(comm, m);
+  const io::NetworkFile net = read_network(comm, m.init_from);
+  comm.collectively([&] {
+    LOCKSTEP_CHECK(net.input == model.input_shape(), ConfigError, m.init_from_where, ": ", m.init_from,
+                   " takes samples of shape ", shape_str(net.input), ", the data's are ",
+                   shape_str(model.input_shape()));
+    copy_network_state(net, model, static_cast<std::size_t>(m.init_layers), m.init_from_where + ": " + m.init_from);
+  });
 }
 
 io::NetworkFile describe_network(const nn::Sequential& model, const std::vector<Spec>& specs) {

@@ -17,6 +17,7 @@
 #include "lockstep/train/checkpointing.hpp"
 #include "lockstep/train/comm_ranks.hpp"
 #include "lockstep/train/gradient_sync.hpp"
+#include "lockstep/train/network_file.hpp"
 #include "lockstep/train/progress.hpp"
 #include "lockstep/train/run_log.hpp"
 #include "lockstep/train/schedule.hpp"
@@ -70,7 +71,7 @@ Trainer::Trainer(comm::Communicator& comm, TrainerOptions options, Dataset train
   comm_.broadcast(model_->flat_params().raw(), model_->flat_params().bytes(), 0);
   if (model_->num_buffers() > 0) comm_.broadcast(model_->flat_buffers().raw(), model_->flat_buffers().bytes(), 0);
   m.ranks = std::make_unique<CommRanks>(comm_);
-  m.opt = nn::make_optimizer(options_.optimizer, model_->num_params());
+  m.opt = nn::make_optimizer(options_.optimizer, model_->num_trainable_params());  // frozen ones stay out
   const Device dev = t.device == "cuda" ? Device::kCuda : Device::kCpu;
   if (dev == Device::kCuda) {
     // The replica lives on this rank's GPU; gradient buckets are reduced by NCCL on its own stream.
@@ -135,6 +136,8 @@ void Trainer::check_setup() {
     LOCKSTEP_CHECK(m.train.num_rows >= t.batch_size, ConfigError, src, ": training.batch_size: ", t.batch_size,
                    " is larger than the training set (", m.train.num_rows, " rows)");
     model_ = build_model(options_, m.train.sample_shape);
+    LOCKSTEP_CHECK(model_->num_params() == 0 || model_->num_trainable_params() > 0, ConfigError, src,
+                   ": model.layers: every layer with parameters is frozen (trainable: false); nothing to train");
     m.head = model_head(options_, *model_, m.train.num_labels);
     // Several label columns (data.label_columns) are the targets of a regression with one output each.
     LOCKSTEP_CHECK(m.train.num_labels == 1 || m.head->task() == nn::Task::kRegression, ConfigError, src,
@@ -206,6 +209,9 @@ std::vector<EpochMetrics> Trainer::run() {
   auto& m = *impl_;
   const auto& t = options_.training;
   if (!m.sync) {
+    // A fresh run of a transfer config: the pretrained layers' parameters and buffers, on every rank
+    // (each reads the same file), before the shared window or the device takes the buffers over.
+    if (!m.resumed && m.start.epoch == 0 && m.start.step_in_epoch == 0) load_init_from(comm_, options_.model, *model_);
     m.sync = make_gradient_sync(
         comm_, m.nccl ? *m.nccl : comm_, *model_, *m.opt,
         SyncOptions{m.batches->local_batch(), t.batch_size, t.deterministic, t.shared_memory, t.bucket_mb, t.overlap});
@@ -265,7 +271,7 @@ void Trainer::step(std::int64_t epoch, std::int64_t s) {
     m.window_rows += rows;
     model_->backward(m.dout, [&](std::size_t layer) {
       const auto range = model_->layer_param_range(layer);
-      if (range.second > range.first) m.sync->ready(range.second);
+      if (range.second > range.first && model_->layer(layer).trainable()) m.sync->ready(range.second);
     });
     m.batches->prefetch_after(s);
     m.sync->end_micro_batch();

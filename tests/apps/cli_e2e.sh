@@ -520,6 +520,36 @@ expect_fail "export of a missing checkpoint" "nope/checkpoint.h5" 2 export --che
   --output "$WORK/nope.onnx"
 expect_fail "export to a name without .onnx" "expected a file name ending in .onnx" 2 export \
   --checkpoint "$WORK/run/checkpoint.h5" --output "$WORK/net.h5"
+# ---- transfer learning: a new head on a frozen pretrained base (model.init_from) ----
+run 2 train "$TINY" --set "output.dir=$WORK/pre" --set training.epochs=1
+if [ "$rc" = 0 ] && [ -f "$WORK/pre/checkpoint.h5" ]; then
+  cat >"$WORK/tl.yaml" <<YAML
+data:
+  format: synthetic
+  synthetic: {samples: 1536, test_samples: 384, features: 20, classes: 4, seed: 3, noise: 1.5}
+model:
+  init_from: $WORK/pre/checkpoint.h5
+  replace_from: dense5
+  base_trainable: false
+  layers: [{type: dense, units: 4}]
+optimizer: {type: sgd, lr: 0.1, momentum: 0.9}
+training: {epochs: 2, batch_size: 48, seed: 5}
+output: {dir: $WORK/tl, progress: none}
+YAML
+  run 2 train "$WORK/tl.yaml"
+  if [ "$rc" = 0 ] && grep -q "(68 trainable, 1200 frozen)" "$WORK/out" && grep -q "init_layers: 5" "$WORK/tl/config.yaml" &&
+     grep -q "trainable: false" "$WORK/tl/config.yaml"; then
+    ok "init_from + replace_from + base_trainable: false trains a new head on the frozen base (68 trainable, 1200 frozen)"
+  else bad "transfer training (exit $rc)"; fi
+  # The run's config.yaml holds the whole network: evaluate needs the source no more.
+  mv "$WORK/pre/checkpoint.h5" "$WORK/pre/moved.h5"
+  run 2 evaluate "$WORK/tl/config.yaml" --checkpoint "$WORK/tl/checkpoint.h5"
+  [ "$rc" = 0 ] && ok "evaluate a transfer run from its config.yaml without the source" || bad "evaluate a transfer run (exit $rc)"
+  expect_fail "init_from: a missing file" "model.init_from: $WORK/pre/checkpoint.h5: no such file" 2 train "$WORK/tl.yaml"
+  mv "$WORK/pre/moved.h5" "$WORK/pre/checkpoint.h5"
+  expect_fail "replace_from: no such layer" "no layer \"dense9\" in $WORK/pre/checkpoint.h5 (its layers: dense0, relu1" \
+    2 train "$WORK/tl.yaml" --set model.replace_from=dense9 --set "output.dir=$WORK/tl9"
+else bad "pretraining for transfer (exit $rc)"; fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -251,9 +251,10 @@ TEST_F(CheckpointTest, UnreadableFilesAreCheckpointErrorsNamingThePath) {
   }
   EXPECT_HAS(error_of([&] { load_checkpoint(damaged); }), damaged);
 
-  // Optimizer state that does not match the parameters.
+  // Optimizer state longer than the parameters. (Shorter is the trainable prefix of a model with
+  // frozen layers; resume checks it against the model's trainable parameters.)
   auto mismatched = sample_state();
-  mismatched.optimizer_state["exp_avg"].pop_back();
+  mismatched.optimizer_state["exp_avg"].push_back(0.0f);
   save_checkpoint(path("mismatch.h5"), mismatched);
   const auto mmsg = error_of([&] { load_checkpoint(path("mismatch.h5")); });
   EXPECT_HAS(mmsg, "mismatch.h5");

@@ -20,8 +20,10 @@ class SharedGradients {
     std::int64_t begin, end;  // elements
   };
 
-  // Collective over a communicator whose ranks share one node. n: elements per buffer.
-  SharedGradients(Communicator& comm, std::int64_t n, std::size_t replicated);
+  // Collective over a communicator whose ranks share one node. n: elements per buffer (the
+  // gradients, the shard's range). first: the elements of replicated buffer 0 when it is longer
+  // than n (every parameter, when the first n are the trainable ones and the rest are frozen).
+  SharedGradients(Communicator& comm, std::int64_t n, std::size_t replicated, std::int64_t first = 0);
 
   std::int64_t size() const { return n_; }
   float* replicated(std::size_t k);       // k < replicated: the same memory on every rank, 64-byte aligned
@@ -36,7 +38,7 @@ class SharedGradients {
 
  private:
   Communicator& comm_;
-  std::int64_t n_, stride_;
+  std::int64_t n_, stride_, first_stride_;
   std::size_t replicated_;
   Shard shard_;
   std::unique_ptr<SharedWindow> window_;

@@ -48,6 +48,16 @@ struct ModelConfig {
   std::vector<Spec> layers;  // {type, parameters with their places}: nn's layer registry reads them
   std::string init = "he_uniform";
   std::string init_where = "model.init";  // "file.yaml:20: model.init", for nn's errors
+  // Transfer learning (docs/config.md): start from a pretrained network's layers. train's
+  // resolve_init_from turns these into the full layer list when a run loads its config.
+  std::string init_from;  // a lockstep checkpoint or an .onnx file; empty: none
+  std::string init_from_where = "model.init_from";
+  std::string replace_from;  // the source's layer ("dense6") where `layers` (the new head) take over
+  std::string replace_from_where = "model.replace_from";
+  bool base_trainable = true;  // false: the source's layers get trainable: false
+  // Resolved: `layers` is the full list and its first init_layers take their parameters from
+  // init_from at the start of a fresh run. -1: not resolved yet.
+  std::int64_t init_layers = -1;
 };
 
 struct ScheduleConfig {

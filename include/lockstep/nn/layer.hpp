@@ -92,6 +92,16 @@ class Layer {
   // After every micro-batch of a training step has gone through forward and backward: state that
   // must agree across ranks is agreed here (collective when ctx.ranks is set).
   virtual void end_step(const ForwardContext& ctx) {}
+
+  // `trainable: false` (a key any layer spec may carry, read by make_layer): the layer's parameters
+  // are frozen. Its backward then writes no parameter gradients (their `grad` views are empty: the
+  // model keeps gradients for trainable parameters only) and still writes dx when asked; batch norm
+  // runs in inference mode. A container (residual) passes the flag to the layers inside it.
+  bool trainable() const { return trainable_; }
+  virtual void set_trainable(bool t) { trainable_ = t; }
+
+ protected:
+  bool trainable_ = true;
 };
 
 }  // namespace lockstep::nn

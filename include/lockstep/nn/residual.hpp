@@ -29,6 +29,7 @@ class Residual final : public Layer {
   void forward(const Tensor& x, Tensor& y, const ForwardContext& ctx) override;
   void backward(const Tensor& dy, Tensor* dx) override;
   void end_step(const ForwardContext& ctx) override;
+  void set_trainable(bool t) override;  // the block's flag covers every layer inside it
 
  private:
   struct Branch {

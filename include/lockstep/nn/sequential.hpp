@@ -3,6 +3,12 @@
 // gradients. Parameters are laid out in reverse layer order, so
 // the gradients backward produces first sit at the front: a gradient bucket is a contiguous
 // slice that becomes ready as soon as backward has passed its layers.
+//
+// Frozen layers (`trainable: false`): the trainable layers' parameters come first (in the same
+// reverse order, so a model with nothing frozen has the same layout), the frozen layers' after
+// them. The gradient buffer, and so the optimizer and the gradient buckets, cover only that
+// trainable prefix [0, num_trainable_params()); backward writes no gradient of a frozen parameter
+// and stops at the lowest layer with trainable parameters (no input gradient into it).
 #pragma once
 
 #include <cstdint>
@@ -58,8 +64,8 @@ class Sequential {
   void to(Device device);
   Device device() const { return params_.device(); }
 
-  // Moves the flat buffers to memory the caller provides (num_params() floats each, 64-byte
-  // aligned, outliving the model), e.g. a window shared by the ranks of a node. copy_params:
+  // Moves the flat buffers to memory the caller provides (num_params() and num_trainable_params()
+  // floats, 64-byte aligned, outliving the model), e.g. a window shared by the ranks of a node. copy_params:
   // copy the current values there (only one rank should, if several share `params`).
   void relocate(float* params, float* grads, bool copy_params);
 
@@ -67,6 +73,11 @@ class Sequential {
   Tensor& flat_grads() { return grads_; }
   const std::vector<Parameter>& parameters() const { return parameters_; }
   std::int64_t num_params() const { return params_.numel(); }
+  // The trainable parameters: elements [0, num_trainable_params()) of flat_params(), and all of
+  // flat_grads() (which holds no frozen parameter's gradient).
+  std::int64_t num_trainable_params() const { return trainable_; }
+  // The lowest layer with trainable parameters (num_layers() if none): backward goes no lower.
+  std::size_t lowest_trainable_layer() const { return lowest_trainable_; }
   // Non-trainable state (batch norm's running statistics), float32, in a flat vector of its own
   // (layer order; never in the optimizer or the gradient buckets).
   Tensor& flat_buffers() { return buffers_; }
@@ -78,7 +89,8 @@ class Sequential {
   // Returns the output of the last layer; valid until the next forward.
   const Tensor& forward(const Tensor& x, const ForwardContext& ctx);
   // Backward from d(loss)/d(output). on_layer_done(i) runs after layer i's gradients are written
-  // (layers are visited last to first), which is when its bucket may start reducing.
+  // (layers are visited last to first, down to lowest_trainable_layer()), which is when its bucket
+  // may start reducing (a frozen layer's range lies outside the gradient buffer).
   void backward(const Tensor& doutput, const std::function<void(std::size_t)>& on_layer_done = {});
 
   // After a training step's micro-batches: every layer's end_step (collective with ctx.ranks).
@@ -97,6 +109,8 @@ class Sequential {
   std::vector<Shape> shapes_;  // shapes_[i] = per-sample output shape of layer i
   std::vector<Parameter> parameters_;
   std::vector<std::pair<std::int64_t, std::int64_t>> layer_ranges_;
+  std::int64_t trainable_ = 0;         // parameters of trainable layers: the prefix of the flat buffers
+  std::size_t lowest_trainable_ = 0;
   Tensor params_, grads_;
   std::vector<Buffer> buffer_list_;
   Tensor buffers_;

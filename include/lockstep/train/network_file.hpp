@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lockstep/comm/communicator.hpp"
+#include "lockstep/io/config.hpp"
 #include "lockstep/io/onnx.hpp"
 #include "lockstep/nn/sequential.hpp"
 
@@ -39,6 +40,21 @@ std::unique_ptr<nn::Sequential> build_network(const io::NetworkFile& net, std::s
 // sides (`what` says where the request came from: "model.init_from: runs/a/checkpoint.h5").
 void copy_network_state(const io::NetworkFile& from, nn::Sequential& model, std::size_t layers,
                         const std::string& what);
+
+// Transfer learning, when a run loads its config: model.init_from (with model.replace_from and
+// model.base_trainable) becomes the full layer list — the source's layers before replace_from
+// (all of them without it; trainable: false on each when base_trainable is false) followed by
+// model.layers, the new head — and model.init_layers, how many of them take their parameters from
+// the source. A config already resolved (init_layers given, as in a run's config.yaml) or without
+// init_from is left alone. ConfigErrors naming model.init_from or model.replace_from and the file:
+// a missing file, a replace_from that names no layer (listing them), a head that does not fit.
+// Collective (every rank reads the source).
+void resolve_init_from(comm::Communicator& comm, io::Config& cfg);
+
+// At the start of a fresh run from a resolved config: copies the parameters and buffers of the
+// model's first model.init_layers layers from model.init_from (read again, on every rank), after
+// checking the source's input shape against the model's. Collective.
+void load_init_from(comm::Communicator& comm, const io::ModelConfig& config, nn::Sequential& model);
 
 // `model` (built from `specs`) as a NetworkFile in export form: every window's padding explicit as
 // [top, left, bottom, right], its parameters and buffers copied out.
