@@ -79,7 +79,9 @@ Table read_unagreed(comm::Communicator& comm, const SourceSpec& spec, const Sour
   ParamReader params(spec.params, "data (format " + spec.format + ")");
   Table t = source->read(comm, req, params);
   finish_table(comm, t, what);
-  if (request.split != SplitKind::kFile) select_classes(comm, t, spec.classes, what);
+  if (request.split != SplitKind::kFile) select_classes(comm, t, spec.classes, what, spec.classes_where);
+  if (request.split == SplitKind::kTrain)
+    select_fraction(comm, t, spec.train_fraction, spec.fraction_seed, what, spec.train_fraction_where);
   return t;
 }
 

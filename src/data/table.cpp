@@ -3,7 +3,10 @@
 // the feature and label blocks, packed per destination, in one alltoallv.
 #include "lockstep/data/table.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <sstream>
 #include <optional>
 
 #include "lockstep/core/checked_size.hpp"
@@ -87,21 +90,61 @@ void keep_rows(Table& t, const std::vector<char>& keep, const std::vector<float>
 }
 
 void select_classes(comm::Communicator& comm, Table& t, const std::vector<std::int64_t>& classes,
-                    const std::string& what) {
+                    const std::string& what, const std::string& where) {
   if (classes.empty()) return;
   std::vector<char> keep(static_cast<std::size_t>(t.rows), 0);
   std::vector<float> relabel(static_cast<std::size_t>(t.rows), 0.0f);
+  std::int64_t bad = -1;
   for (std::int64_t i = 0; i < t.rows; ++i) {
     const float y = t.label(i);
+    if (bad < 0 && !(std::isfinite(y) && std::floor(y) == y)) bad = i;
     for (std::size_t c = 0; c < classes.size(); ++c)
       if (static_cast<float>(classes[c]) == y) {
         keep[static_cast<std::size_t>(i)] = 1;
         relabel[static_cast<std::size_t>(i)] = static_cast<float>(c);
       }
   }
+  // The lowest global row whose label is not an integer, reported by the rank that holds it.
+  const auto firsts = comm.allgather<std::int64_t>(bad < 0 ? INT64_MAX : t.row_offset + bad);
+  const auto owner = std::min_element(firsts.begin(), firsts.end());
+  if (*owner != INT64_MAX) {
+    std::optional<std::string> err;
+    if (owner - firsts.begin() == comm.rank()) {
+      std::ostringstream os;
+      os << where << ": selects rows by integer class label, but " << what << " row " << *owner << " has label "
+         << t.label(bad) << " (not an integer)";
+      err = os.str();
+    }
+    comm.agree(err, comm::Communicator::ErrorKind::kConfig);
+  }
   keep_rows(t, keep, &relabel);
   finish_table(comm, t, what);
-  LOCKSTEP_CHECK(t.global_rows > 0, DataError, what, ": no rows of data.classes (check the labels the file holds)");
+  LOCKSTEP_CHECK(t.global_rows > 0, ConfigError, where, ": no row of ", what,
+                 " has one of these labels (check the labels the file holds)");
+}
+
+bool fraction_kept(std::uint64_t seed, std::int64_t global_row, double fraction) {
+  // splitmix64 of (seed, row): 53 uniform bits compared with the fraction.
+  std::uint64_t z = seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(global_row) + 0x632BE59BD9B4E019ULL;
+  for (int round = 0; round < 2; ++round) {
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+  }
+  return static_cast<double>(z >> 11) * 0x1.0p-53 < fraction;
+}
+
+void select_fraction(comm::Communicator& comm, Table& t, double fraction, std::uint64_t seed, const std::string& what,
+                     const std::string& where) {
+  if (fraction >= 1.0) return;
+  const std::int64_t before = t.global_rows;
+  std::vector<char> keep(static_cast<std::size_t>(t.rows), 0);
+  for (std::int64_t i = 0; i < t.rows; ++i) keep[static_cast<std::size_t>(i)] = fraction_kept(seed, t.row_offset + i, fraction);
+  keep_rows(t, keep);
+  finish_table(comm, t, what);
+  LOCKSTEP_CHECK(t.global_rows > 0, ConfigError, where, ": ", fraction, " of the ", before, " rows of ", what,
+                 " keeps none (raise it, or change data.fraction_seed)");
 }
 
 void densify(Table& t, const std::string& what) {

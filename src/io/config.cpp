@@ -427,14 +427,22 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
                "expected a list of distinct class labels (integers >= 0), got \"" + v + "\"");
       c.data.classes.push_back(k);
     }
+    c.data.classes_where = mark(source, d.raw("classes"), overridden, "data.classes");
   }
+  d.get<double>(
+      "train_fraction", c.data.train_fraction, [](const double& v) { return v > 0.0 && v <= 1.0; },
+      "a number in (0, 1]");
+  c.data.train_fraction_where = mark(source, d.raw("train_fraction"), overridden, "data.train_fraction");
+  d.get<std::uint64_t>("fraction_seed", c.data.fraction_seed);
   d.get<std::vector<std::string>>("label_columns", c.data.label_columns);
   // Everything else belongs to the format: kept with its place for data/'s source to read.
   const YAML::Node dn = YAML::Node(root)["data"];
   if (dn && dn.IsMap()) {
     for (const auto& kv : dn) {
       const std::string key = kv.first.as<std::string>();
-      if (key == "format" || key == "train" || key == "test" || key == "classes" || key == "label_columns") continue;
+      if (key == "format" || key == "train" || key == "test" || key == "classes" || key == "label_columns" ||
+          key == "train_fraction" || key == "fraction_seed")
+        continue;
       if (kv.second.IsMap()) {
         for (const auto& inner : kv.second) {
           const std::string name = key + "." + inner.first.as<std::string>();
@@ -600,6 +608,10 @@ std::string to_yaml(const Config& c) {
     e << YAML::EndMap;
   }
   if (!c.data.classes.empty()) e << YAML::Key << "classes" << YAML::Value << YAML::Flow << c.data.classes;
+  if (c.data.train_fraction != 1.0) {
+    e << YAML::Key << "train_fraction" << YAML::Value << c.data.train_fraction << YAML::Key << "fraction_seed"
+      << YAML::Value << c.data.fraction_seed;
+  }
   if (!c.data.label_columns.empty())
     e << YAML::Key << "label_columns" << YAML::Value << YAML::Flow << c.data.label_columns;
   e << YAML::EndMap;

@@ -36,10 +36,11 @@ std::string PipelineModel::task() const {
   return has_predictor() ? task_name(stages_.back()->task()) : "";
 }
 
+// Every stage but a last predictor (a predictor before the last place hands its outputs on).
 Frame PipelineModel::transform(const Frame& f) const {
   Frame cur = f;
-  for (const auto& s : stages_)
-    if (!s->is_predictor()) cur = s->transform(cur);
+  for (std::size_t i = 0; i < stages_.size(); ++i)
+    if (i + 1 < stages_.size() || !stages_[i]->is_predictor()) cur = stages_[i]->transform(cur);
   return cur;
 }
 
@@ -118,9 +119,12 @@ PipelineModel fit_pipeline(const Frame& train, const std::vector<io::StageConfig
     const auto t0 = std::chrono::steady_clock::now();
     fault::point("fit", cur.comm().rank());
     auto s = fit_stage(stages[i], cur, val ? &*val : nullptr, ctx);
-    if (s->is_predictor() && i + 1 != stages.size())
-      throw ConfigError(stages[i].where + ": a predictor must be the last stage of a pipeline");
-    if (!s->is_predictor()) {
+    const bool last = i + 1 == stages.size();
+    if (!last && !s->inner_transform())
+      throw ConfigError(stages[i].where +
+                        ": a predictor must be the last stage of a pipeline (only a NeuralNetwork hands its outputs "
+                        "on to later stages)");
+    if (!last || !s->is_predictor()) {
       cur = s->transform(cur);
       if (val) val = s->transform(*val);
     }

@@ -65,7 +65,26 @@ class NeuralNetworkStage final : public ml::Stage {
   ml::StageTask task() const override {
     return head_.task() == nn::Task::kRegression ? ml::StageTask::kRegression : ml::StageTask::kClassification;
   }
+  // Before the last place of a pipeline, the network hands on its raw outputs (a classifier's
+  // logits, a regression's values) as the next stage's features: nn_0, nn_1, ...
+  bool inner_transform() const override { return true; }
+  ml::Frame transform(const ml::Frame& f) const override {
+    auto model = built();
+    const std::int64_t k = model->output_features();
+    ml::RowMatrix out(f.rows(), k);
+    train::forward_rows(*model, f.to_table(), cfg_.training.eval_batch,
+                        [&](std::int64_t b, std::int64_t m, const Tensor& o, const Tensor&) {
+                          const Tensor h = o.device() == Device::kCpu ? o : o.clone(Device::kCpu);
+                          std::copy_n(h.data<float>(), m * k, out.data() + b * k);
+                        });
+    std::vector<std::string> names;
+    for (std::int64_t j = 0; j < k; ++j) names.push_back("nn_" + std::to_string(j));
+    return f.with_features(std::move(out), std::move(names));
+  }
   ml::Predictions predict(const ml::Frame& f) const override {
+    return predict_with_head(*built(), head_, f, cfg_.training.eval_batch);
+  }
+  std::unique_ptr<nn::Sequential> built() const {
     auto model = train::build_model(cfg_, Shape{features_});
     LOCKSTEP_CHECK(static_cast<std::int64_t>(params_.size()) == model->num_params(), Error,
                    "NeuralNetwork: ", params_.size(), " saved parameters for a model of ", model->num_params());
@@ -76,7 +95,7 @@ class NeuralNetworkStage final : public ml::Stage {
       model->flat_buffers().copy_from(Tensor::borrow(const_cast<float*>(buffers_.data()),
                                                      {static_cast<std::int64_t>(buffers_.size())}));
     }
-    return predict_with_head(*model, head_, f, cfg_.training.eval_batch);
+    return model;
   }
   void save(detail::H5File& h, const std::string& g) const override {
     h.set_attr(g, "config", io::to_yaml(cfg_));

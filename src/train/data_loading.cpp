@@ -38,7 +38,17 @@ data::SourceSpec source_spec(const io::DataConfig& cfg) {
   // data.on_invalid belongs to no format: every split's rows get it here, after the read.
   auto params = cfg.params;
   params.erase("on_invalid");
-  return data::SourceSpec{cfg.format, cfg.format_where, std::move(params), cfg.label_columns, cfg.classes};
+  data::SourceSpec spec;
+  spec.format = cfg.format;
+  spec.format_where = cfg.format_where;
+  spec.params = std::move(params);
+  spec.label_columns = cfg.label_columns;
+  spec.classes = cfg.classes;
+  spec.classes_where = cfg.classes_where;
+  spec.train_fraction = cfg.train_fraction;
+  spec.fraction_seed = cfg.fraction_seed;
+  spec.train_fraction_where = cfg.train_fraction_where;
+  return spec;
 }
 
 OnInvalid on_invalid(const io::DataConfig& cfg) {

@@ -29,6 +29,10 @@ struct SourceSpec {
   std::map<std::string, Param> params;
   std::vector<std::string> label_columns;  // several real-valued targets (formats that have columns)
   std::vector<std::int64_t> classes;       // keep these labels, relabelled 0, 1, ... (train/test only)
+  std::string classes_where = "data.classes";
+  double train_fraction = 1.0;  // keep this fraction of the training split (data.train_fraction)
+  std::uint64_t fraction_seed = 1;
+  std::string train_fraction_where = "data.train_fraction";
 };
 
 enum class SplitKind { kTrain, kTest, kFile };

@@ -71,9 +71,17 @@ void finish_table(comm::Communicator& comm, Table& t, const std::string& what);
 void keep_rows(Table& t, const std::vector<char>& keep, const std::vector<float>* first_label = nullptr);
 
 // The rows whose first label is one of `classes`, relabelled by position in that list (the
-// data.classes selection); a no-op for an empty list. Local, then finish_table. Collective.
+// data.classes selection); a no-op for an empty list. Local, then finish_table. Collective. A label
+// that is not an integer, or no row left, is one agreed ConfigError at `where` ("x.yaml:9: data.classes").
 void select_classes(comm::Communicator& comm, Table& t, const std::vector<std::int64_t>& classes,
-                    const std::string& what);
+                    const std::string& what, const std::string& where = "data.classes");
+
+// data.train_fraction: keeps row i (its global index) when fraction_kept(seed, i, fraction), so the
+// kept rows do not depend on how they are spread over ranks; a no-op for fraction >= 1. No row left
+// is one agreed ConfigError at `where`. Collective.
+bool fraction_kept(std::uint64_t seed, std::int64_t global_row, double fraction);
+void select_fraction(comm::Communicator& comm, Table& t, double fraction, std::uint64_t seed, const std::string& what,
+                     const std::string& where = "data.train_fraction");
 
 // The dense form of a CSR table (features zero-filled, then scattered). Local. A dense block
 // larger than this machine's memory (a LIBSVM index of 2^31 makes every row 8 GiB) is a DataError

@@ -36,6 +36,12 @@ struct DataConfig {
   // Keep only rows with these class labels, relabelled 0, 1, ... in this order (a binary or
   // smaller problem from a multi-class set, e.g. [0, 6] for T-shirt against shirt). Empty: all.
   std::vector<std::int64_t> classes;
+  std::string classes_where = "data.classes";  // "file.yaml:9: data.classes", for messages
+  // Keep a pseudo-random fraction (0, 1] of the training split (after `classes`): row i is kept when
+  // a hash of (fraction_seed, i) falls below it, i its global index, so the same rows at any np.
+  double train_fraction = 1.0;
+  std::uint64_t fraction_seed = 1;
+  std::string train_fraction_where = "data.train_fraction";
   // Several real-valued targets (csv columns; hdf5: a 2-D labels dataset), for regression heads
   // with several outputs. Empty: one label.
   std::vector<std::string> label_columns;

@@ -38,8 +38,9 @@ struct FitContext {
   bool verbose = true;  // rank 0 logs each stage's fit time
 };
 
-// A fitted stage: a transformer maps a Frame to a Frame, a predictor (the last stage only)
-// predicts. Saved into one HDF5 group of a pipeline file.
+// A fitted stage: a transformer maps a Frame to a Frame, a predictor predicts. A predictor stands
+// last, unless it can hand its outputs on (inner_transform(): a NeuralNetwork, whose transform()
+// gives its raw outputs as features). Saved into one HDF5 group of a pipeline file.
 class Stage {
  public:
   virtual ~Stage() = default;
@@ -47,6 +48,9 @@ class Stage {
   virtual StageTask task() const = 0;
   bool is_predictor() const { return task() != StageTask::kTransformer; }
   virtual Frame transform(const Frame& f) const { return f; }
+  // True when the stage may stand before the last one: every transformer, and a predictor whose
+  // transform() hands its outputs on to the next stage.
+  virtual bool inner_transform() const { return !is_predictor(); }
   virtual Predictions predict(const Frame& f) const;  // throws for transformers
   virtual Vec importances() const { return {}; }      // tree models: Spark's feature importances
   // What the fit reports about itself (iterations, trainingCost, ...), by Spark's summary names.
