@@ -83,10 +83,11 @@ Scoring load_scoring(comm::Communicator& comm, const io::Config& cfg, const Pred
   Scoring s;
   if (!a.network.empty()) {
     const io::NetworkFile net = train::read_network(comm, a.network);
-    if (shape_numel(net.input) != shape_numel(input)) {
+    comm.collectively([&] {
+      if (shape_numel(net.input) == shape_numel(input)) return;
       throw DataError(a.network + ": the network takes inputs of shape " + shape_str(net.input) + ", the data gives " +
                       shape_str(input) + " (set data.size, data.crop or data.channels to match)");
-    }
+    }, comm::Communicator::ErrorKind::kData);
     s.model = train::build_network(net);
     s.classes = net.class_names;
   } else {

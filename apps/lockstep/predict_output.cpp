@@ -169,9 +169,10 @@ void FeatureOutput::finish() {
   });
 }
 
-// Rank 0: every part in rank order into /origin and /features, kChunk rows at a time.
+// Rank 0: every part in rank order into /origin and /features, in blocks of kChunk rows of the
+// whole file (not of each part), so the file's bytes are the same at any number of ranks.
 void FeatureOutput::merge(const std::vector<std::int64_t>& rows) {
-  constexpr std::int64_t kChunk = 4096;
+  constexpr std::size_t kChunk = 4096;
   std::int64_t total = 0;
   for (auto r : rows) total += r;
   io::FeaturesFileWriter file(path_, total, dims_, layer_);
@@ -179,27 +180,30 @@ void FeatureOutput::merge(const std::vector<std::int64_t>& rows) {
   std::int64_t at = 0;
   std::vector<std::string> origins;
   std::vector<float> values;
+  const auto flush = [&] {
+    file.write(at, origins, values.data());
+    at += static_cast<std::int64_t>(origins.size());
+    origins.clear();
+    values.clear();
+  };
+  std::vector<float> row(static_cast<std::size_t>(dims_));
   for (std::size_t r = 0; r < rows.size(); ++r) {
     const std::string part = stem + part_number(static_cast<int>(r)) + ".tmp";
     std::ifstream in(part, std::ios::binary);
     if (!in) throw IoError(part + ": cannot open rank " + std::to_string(r) + "'s features (is the folder shared?)");
-    for (std::int64_t done = 0; done < rows[r];) {
-      const std::int64_t m = std::min(kChunk, rows[r] - done);
-      origins.resize(static_cast<std::size_t>(m));
-      values.resize(static_cast<std::size_t>(m * dims_));
-      for (std::int64_t i = 0; i < m; ++i) {
-        std::uint32_t n = 0;
-        in.read(reinterpret_cast<char*>(&n), sizeof n);
-        origins[static_cast<std::size_t>(i)].resize(n);
-        in.read(origins[static_cast<std::size_t>(i)].data(), n);
-        in.read(reinterpret_cast<char*>(values.data() + i * dims_), static_cast<std::streamsize>(dims_ * 4));
-      }
+    for (std::int64_t i = 0; i < rows[r]; ++i) {
+      std::uint32_t n = 0;
+      in.read(reinterpret_cast<char*>(&n), sizeof n);
+      std::string origin(n, '\0');
+      in.read(origin.data(), n);
+      in.read(reinterpret_cast<char*>(row.data()), static_cast<std::streamsize>(dims_ * 4));
       if (!in) throw IoError(part + ": rank " + std::to_string(r) + "'s features end early");
-      file.write(at, origins, values.data());
-      at += m;
-      done += m;
+      origins.push_back(std::move(origin));
+      values.insert(values.end(), row.begin(), row.end());
+      if (origins.size() == kChunk) flush();
     }
   }
+  if (!origins.empty()) flush();
   file.commit();
 }
 

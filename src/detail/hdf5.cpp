@@ -462,6 +462,13 @@ std::pair<Handle, Handle> row_spaces(hid_t dset, const std::string& file, const 
   return {std::move(file_space), std::move(mem_space)};
 }
 
+// No modification times in the object header, so the same rows make the same bytes.
+Handle untimed_dataset_plist(const std::string& file, const std::string& path) {
+  Handle dcpl(check_id(H5Pcreate(H5P_DATASET_CREATE), file, path, "cannot create a property list"), H5Pclose);
+  check(H5Pset_obj_track_times(dcpl.get(), 0), file, path, "cannot switch off modification times");
+  return dcpl;
+}
+
 Handle utf8_string_type(const std::string& file, const std::string& path) {
   Handle type(check_id(H5Tcopy(H5T_C_S1), file, path, "cannot copy the string type"), H5Tclose);
   check(H5Tset_size(type.get(), H5T_VARIABLE), file, path, "cannot make a variable-length string type");
@@ -479,7 +486,8 @@ void H5File::create_rows(const std::string& path, const std::vector<std::int64_t
                         "cannot create a dataspace of shape " + shape_text(dims)),
                H5Sclose);
   Handle lcpl = link_create_plist(path_, path);
-  Handle dset(check_id(H5Dcreate2(id_, path.c_str(), file_type<T>(), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
+  Handle dcpl = untimed_dataset_plist(path_, path);
+  Handle dset(check_id(H5Dcreate2(id_, path.c_str(), file_type<T>(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT),
                        path_, path, "cannot create dataset"),
               H5Dclose);
 }
@@ -500,7 +508,8 @@ void H5File::create_strings(const std::string& path, std::int64_t n) {
   Handle space(check_id(H5Screate_simple(1, dims, nullptr), path_, path, "cannot create a dataspace"), H5Sclose);
   Handle type = utf8_string_type(path_, path);
   Handle lcpl = link_create_plist(path_, path);
-  Handle dset(check_id(H5Dcreate2(id_, path.c_str(), type.get(), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
+  Handle dcpl = untimed_dataset_plist(path_, path);
+  Handle dset(check_id(H5Dcreate2(id_, path.c_str(), type.get(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT),
                        path_, path, "cannot create dataset"),
               H5Dclose);
 }
