@@ -226,13 +226,16 @@ ImageBlock scatter_listing(comm::Communicator& comm, const std::string& input, I
 
 std::string image_path(const ImageBlock& b, const std::string& f) { return b.root.empty() ? f : b.root + "/" + f; }
 
-// The rows' shape: from data.crop_size or data.size, else the first image that decodes.
+// The rows' shape: from data.crop_size or data.size, else the first image that decodes (looked at
+// by the rank whose block holds the first image).
 Shape image_shape(comm::Communicator& comm, const ImageBlock& b, const data::ImageFolderOptions& o) {
   if (o.crop != "none") return {o.channels, o.crop_h, o.crop_w};
   if (o.height > 0) return {o.channels, o.height, o.width};
+  int owner = 0;
+  while (data::split_range(b.total, owner, comm.size()).size() == 0) ++owner;  // total >= 1
   std::array<std::int64_t, 3> s{};
   comm.collectively([&] {
-    for (std::size_t i = 0; comm.rank() == 0 && s[0] == 0 && i < b.files.size(); ++i) {
+    for (std::size_t i = 0; comm.rank() == owner && s[0] == 0 && i < b.files.size(); ++i) {
       Shape shape;
       try {
         data::read_image_row(image_path(b, b.files[i]), o, shape);
@@ -242,8 +245,11 @@ Shape image_shape(comm::Communicator& comm, const ImageBlock& b, const data::Ima
       }
     }
   }, comm::Communicator::ErrorKind::kData);
-  comm.broadcast(s, 0);
-  LOCKSTEP_CHECK(s[0] > 0, DataError, b.root, ": no image in rank 0's block decodes, so their size is unknown; set data.size");
+  comm.broadcast(s, owner);
+  comm.collectively([&] {
+    LOCKSTEP_CHECK(s[0] > 0, DataError, b.root.empty() ? std::string("--input") : b.root, ": no image of rank ", owner,
+                   "'s block decodes, so the images' size is unknown; set data.size");
+  }, comm::Communicator::ErrorKind::kData);
   return {s[0], s[1], s[2]};
 }
 
