@@ -40,8 +40,15 @@ inline std::int64_t label_columns(const io::Config& cfg) {
 enum class Resume { kNo, kRequired, kIfAny };
 int run_train(comm::Communicator& comm, const ConfigArgs& args, Resume resume, std::int64_t max_steps);
 int run_evaluate(comm::Communicator& comm, const ConfigArgs& args, const std::string& checkpoint);
-int run_predict(comm::Communicator& comm, const ConfigArgs& args, const std::string& checkpoint,
-                const std::string& input, const std::string& labels, const std::string& output);
+// predict's files: a checkpoint with the config's model, or a network file (an ONNX model, or a
+// lockstep checkpoint carrying its own model), and the optional features of a named layer.
+struct PredictArgs {
+  std::string checkpoint, network, input, labels, output, features, features_output;
+};
+int run_predict(comm::Communicator& comm, const ConfigArgs& args, const PredictArgs& predict);
+// Whether `path` is a network for predict --model (.onnx, or a lockstep checkpoint by content)
+// rather than a pipeline model written by lockstep fit. Rank 0 looks. Collective.
+bool is_network_file(comm::Communicator& comm, const std::string& path);
 int run_info(comm::Communicator& comm, const std::string& checkpoint);
 int run_export(comm::Communicator& comm, const std::string& checkpoint, const std::string& output);
 int run_fit(comm::Communicator& comm, const ConfigArgs& args);

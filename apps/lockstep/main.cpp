@@ -21,7 +21,7 @@ struct Command {
   app::ConfigArgs cfg;
   bool resume = false, auto_resume = false;
   std::int64_t max_steps = 0;
-  std::string checkpoint, model, input, labels, output;
+  std::string checkpoint, model, input, labels, output, features, features_output;
   CLI::App *train = nullptr, *evaluate = nullptr, *predict = nullptr, *fit = nullptr, *transform = nullptr,
            *info = nullptr, *export_onnx = nullptr;
 };
@@ -52,20 +52,33 @@ void define_training(CLI::App& cli, Command& c) {
   add_config(c.evaluate, c);
   c.evaluate->add_option("--checkpoint", c.checkpoint, "Checkpoint file (HDF5) written by lockstep train")->required();
 
-  c.predict = cli.add_subcommand("predict", "Predict for a data file; each rank predicts its split");
+  c.predict = cli.add_subcommand("predict", "Predict for images or a data file; each rank streams its own block");
   add_config(c.predict, c);
-  auto* ck = c.predict->add_option("--checkpoint", c.checkpoint, "Checkpoint file (HDF5) written by lockstep train");
-  auto* md = c.predict->add_option("--model", c.model, "Pipeline model (HDF5) written by lockstep fit");
+  auto* ck = c.predict->add_option("--checkpoint", c.checkpoint,
+                                   "Checkpoint file (HDF5) written by lockstep train, with the config's model");
+  auto* md = c.predict->add_option("--model", c.model,
+                                   "A network (net.onnx, or a lockstep checkpoint with its own model) or a "
+                                   "pipeline model (HDF5) written by lockstep fit; told apart by content");
   ck->excludes(md);
-  c.predict->add_option("--input", c.input, "Features file, in the config's data.format")->required();
+  c.predict
+      ->add_option("--input", c.input,
+                   "An image folder (every image under it, recursively), one image file, or a features file in "
+                   "the config's data.format")
+      ->required();
   c.predict->add_option("--labels", c.labels,
                         "IDX labels file (optional: without it the images are read unlabeled; a CSV or HDF5 "
                         "input may lack its label column or dataset; predict ignores labels)");
   c.predict
       ->add_option("--output", c.output,
-                   "Output CSV in input order: index,prediction,score_0..score_{k-1} (--checkpoint) or "
-                   "index,prediction,probability_0.. (--model)")
+                   "Output CSV, rows in input order: origin,prediction[,class],probability_0.. (one file at any "
+                   "np), or a folder (OUT/) of part-NNNNN.csv files and _SUCCESS")
       ->required();
+  auto* feat = c.predict->add_option("--features", c.features,
+                                     "Also write the outputs of this layer (\"conv2d3\", \"dense6\") for every row");
+  auto* fout = c.predict->add_option("--features-output", c.features_output,
+                                     "HDF5 file for --features: /origin (strings) and /features [N, d] float32");
+  feat->needs(fout);
+  fout->needs(feat);
 }
 
 void define_pipelines(CLI::App& cli, Command& c) {
@@ -95,11 +108,18 @@ int run(comm::Communicator& world, const Command& c) {
     return app::run_train(world, c.cfg, mode, c.max_steps);
   }
   if (*c.evaluate) return app::run_evaluate(world, c.cfg, c.checkpoint);
-  if (*c.predict && !c.model.empty())
+  if (*c.predict && c.model.empty() && c.checkpoint.empty())
+    throw ConfigError("predict: give --checkpoint (lockstep train) or --model (a network, or lockstep fit's model)");
+  const bool network = *c.predict && !c.model.empty() && app::is_network_file(world, c.model);
+  if (*c.predict && !c.model.empty() && !network) {
+    if (!c.features.empty()) throw ConfigError("predict: --features needs a network (--checkpoint, or --model net.onnx)");
     return app::run_predict_pipeline(world, c.cfg, c.model, c.input, c.labels, c.output);
-  if (*c.predict && c.checkpoint.empty())
-    throw ConfigError("predict: give --checkpoint (lockstep train) or --model (lockstep fit)");
-  if (*c.predict) return app::run_predict(world, c.cfg, c.checkpoint, c.input, c.labels, c.output);
+  }
+  if (*c.predict) {
+    const app::PredictArgs p{network ? "" : c.checkpoint, network ? c.model : "", c.input, c.labels, c.output,
+                             c.features, c.features_output};
+    return app::run_predict(world, c.cfg, p);
+  }
   if (*c.fit) return app::run_fit(world, c.cfg);
   if (*c.transform) return app::run_transform(world, c.cfg, c.model, c.input, c.labels, c.output);
   if (*c.export_onnx) return app::run_export(world, c.checkpoint, c.output);

@@ -26,6 +26,10 @@ std::size_t comm_type_size(CommType t) {
   return 0;
 }
 
+void Communicator::write_at_all(const std::string& path, std::int64_t, std::int64_t, std::istream&) {
+  agree(path + ": this communicator (" + library_version() + ") has no parallel file I/O", ErrorKind::kIo);
+}
+
 void Communicator::broadcast(std::string& s, int root) {
   std::uint64_t n = s.size();
   broadcast(n, root);

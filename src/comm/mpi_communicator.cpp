@@ -17,6 +17,9 @@
 // training path, and lockstep needs no second calling thread.
 #include <mpi.h>
 
+#include <istream>
+#include <optional>
+
 #include <unistd.h>
 
 #include <climits>
@@ -50,6 +53,13 @@ void check_mpi(int rc, const char* what) {
   int len = 0;
   MPI_Error_string(rc, buf, &len);
   throw CommError(std::string(what) + ": " + std::string(buf, static_cast<std::size_t>(len)));
+}
+
+std::string mpi_error_text(int rc) {
+  char buf[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, buf, &len);
+  return std::string(buf, static_cast<std::size_t>(len));
 }
 
 int to_int(std::size_t n, const char* what) {
@@ -456,6 +466,35 @@ class MpiCommunicator final : public Communicator {
     std::vector<std::int64_t> in(buf, buf + count);
     check_mpi(MPI_Exscan(in.data(), buf, to_int(count, "exscan"), MPI_INT64_T, MPI_SUM, comm_), "MPI_Exscan");
     if (rank_ == 0) std::fill(buf, buf + count, 0);  // MPI leaves rank 0's buffer undefined
+  }
+
+  void write_at_all(const std::string& path, std::int64_t offset, std::int64_t bytes, std::istream& in) override {
+    enter_mpi("write_at_all");
+    MPI_File fh = MPI_FILE_NULL;
+    std::optional<std::string> err;
+    const int rc = MPI_File_open(comm_, path.c_str(), MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &fh);
+    if (rc != MPI_SUCCESS) err = path + ": cannot open for writing (MPI_File_open): " + mpi_error_text(rc);
+    agree(err, ErrorKind::kIo);  // the open is collective: it fails on every rank or on none
+    constexpr std::int64_t kRound = std::int64_t{16} << 20;
+    const std::int64_t rounds = Communicator::allreduce<std::int64_t>((bytes + kRound - 1) / kRound, ReduceOp::kMax);
+    std::vector<char> buf(static_cast<std::size_t>(std::min(bytes, kRound)));
+    std::int64_t done = 0;
+    for (std::int64_t r = 0; r < rounds; ++r) {
+      std::int64_t n = err ? 0 : std::min(kRound, bytes - done);
+      if (n > 0 && !in.read(buf.data(), n)) {
+        err = path + ": the part to write ended after " + std::to_string(done + in.gcount()) + " of " +
+              std::to_string(bytes) + " bytes";
+        n = 0;
+      }
+      MPI_Status st;
+      const int wrc = MPI_File_write_at_all(fh, static_cast<MPI_Offset>(offset + done), buf.data(), static_cast<int>(n),
+                                            MPI_BYTE, &st);
+      if (wrc != MPI_SUCCESS && !err) err = path + ": cannot write (MPI_File_write_at_all): " + mpi_error_text(wrc);
+      done += n;
+    }
+    const int crc = MPI_File_close(&fh);
+    if (crc != MPI_SUCCESS && !err) err = path + ": cannot close (MPI_File_close): " + mpi_error_text(crc);
+    agree(err, ErrorKind::kIo);
   }
 
   void barrier() override {

@@ -146,6 +146,9 @@ class NcclCommunicator final : public Communicator {
   }
   // Host-side collectives go through MPI: their buffers are host memory.
   void exscan(std::int64_t* buf, std::size_t count) override { mpi_.exscan(buf, count); }
+  void write_at_all(const std::string& path, std::int64_t offset, std::int64_t bytes, std::istream& in) override {
+    mpi_.write_at_all(path, offset, bytes, in);
+  }
   void barrier() override {
     check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
     mpi_.barrier();

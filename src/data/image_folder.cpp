@@ -35,7 +35,7 @@ bool hidden(const fs::path& p) {
 // The samples under one class folder, sorted by path in byte order. Sub-folders are walked;
 // symbolic links to folders are not followed (so a link loop cannot make the walk endless), and
 // anything else that is not a folder, broken links included, is a sample (and fails to decode).
-std::vector<std::string> list_class(const fs::path& dir) {
+std::vector<std::string> list_class(const fs::path& dir, bool allow_empty = false) {
   std::vector<std::string> files;
   std::error_code ec;
   fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec), end;
@@ -52,7 +52,7 @@ std::vector<std::string> list_class(const fs::path& dir) {
   }
   if (ec) throw DataError(dir.string() + ": cannot list the folder: " + ec.message());
   std::sort(files.begin(), files.end());
-  if (files.empty()) {
+  if (files.empty() && !allow_empty) {
     throw DataError(dir.string() +
                     ": empty class folder (no image files); every class folder needs at least one image");
   }
@@ -287,7 +287,7 @@ void get_per_channel(ParamReader& p, const std::string& key, std::vector<float>&
   out.assign(v.begin(), v.end());
 }
 
-Table read_image_folder_source(comm::Communicator& comm, const SourceRequest& req, ParamReader& p) {
+ImageFolderOptions parse_options(ParamReader& p) {
   ImageFolderOptions o;
   p.get("channels", o.channels, ParamRange<int>{[](const int& c) { return c == 1 || c == 3; }, "1 or 3"});
   detail::get_hw(p, "size", o.height, o.width);
@@ -307,6 +307,11 @@ Table read_image_folder_source(comm::Communicator& comm, const SourceRequest& re
   p.get("horizontal_flip", o.horizontal_flip);
   p.get("drop_invalid", o.drop_invalid);
   p.finish();
+  return o;
+}
+
+Table read_image_folder_source(comm::Communicator& comm, const SourceRequest& req, ParamReader& p) {
+  ImageFolderOptions o = parse_options(p);
   if (!req.labels.empty())
     throw ConfigError("data.labels: format image_folder takes labels from the class folders; remove the labels path");
   o.training = req.split == SplitKind::kTrain;
@@ -321,5 +326,29 @@ const SourceRegistrar kImageFolder{Source{"image_folder",
                                           true, false, read_image_folder_source}};
 
 }  // namespace
+
+ImageFolderOptions image_folder_options(const std::map<std::string, Param>& params, const std::string& owner) {
+  ParamReader p(params, owner);
+  return parse_options(p);
+}
+
+std::vector<float> read_image_row(const std::string& path, const ImageFolderOptions& options, Shape& shape) {
+  return image_row(path, options, shape);
+}
+
+std::vector<std::string> list_image_files(const std::string& root) {
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) throw DataError(root + ": not a folder" + (ec ? ": " + ec.message() : std::string()));
+  std::vector<std::string> files;
+  const std::size_t skip = fs::path(root).string().size();
+  for (auto& f : list_class(fs::path(root), true)) {
+    std::string rel = f.substr(std::min(skip, f.size()));
+    while (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
+    files.push_back(std::move(rel));
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) throw DataError(root + ": no image files in the folder or its sub-folders");
+  return files;
+}
 
 }  // namespace lockstep::data

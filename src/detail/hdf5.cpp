@@ -441,10 +441,114 @@ std::vector<T> H5File::read_rows(const std::string& path, std::int64_t row_begin
   return out;
 }
 
+namespace {
+
+// The file dataspace of `dset` with rows [row_begin, row_begin + rows) selected, and a memory
+// dataspace of their shape.
+std::pair<Handle, Handle> row_spaces(hid_t dset, const std::string& file, const std::string& path, std::int64_t row_begin,
+                                     std::int64_t rows) {
+  Handle file_space(check_id(H5Dget_space(dset), file, path, "cannot read the dataspace"), H5Sclose);
+  const auto dims = space_dims(file_space.get(), file, path);
+  LOCKSTEP_CHECK(!dims.empty() && row_begin >= 0 && rows >= 0 && row_begin + rows <= static_cast<std::int64_t>(dims[0]),
+                 IoError, file, ":", path, ": rows [", row_begin, ", ", row_begin + rows, ") outside the dataset");
+  std::vector<hsize_t> start(dims.size(), 0), count = dims;
+  start[0] = static_cast<hsize_t>(row_begin);
+  count[0] = static_cast<hsize_t>(rows);
+  check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), file, path,
+        "cannot select rows");
+  Handle mem_space(check_id(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), file, path,
+                            "cannot create the memory dataspace"),
+                   H5Sclose);
+  return {std::move(file_space), std::move(mem_space)};
+}
+
+// No modification times in the object header, so the same rows make the same bytes.
+Handle untimed_dataset_plist(const std::string& file, const std::string& path) {
+  Handle dcpl(check_id(H5Pcreate(H5P_DATASET_CREATE), file, path, "cannot create a property list"), H5Pclose);
+  check(H5Pset_obj_track_times(dcpl.get(), 0), file, path, "cannot switch off modification times");
+  return dcpl;
+}
+
+Handle utf8_string_type(const std::string& file, const std::string& path) {
+  Handle type(check_id(H5Tcopy(H5T_C_S1), file, path, "cannot copy the string type"), H5Tclose);
+  check(H5Tset_size(type.get(), H5T_VARIABLE), file, path, "cannot make a variable-length string type");
+  check(H5Tset_cset(type.get(), H5T_CSET_UTF8), file, path, "cannot set the string type's character set");
+  return type;
+}
+
+}  // namespace
+
+template <typename T>
+void H5File::create_rows(const std::string& path, const std::vector<std::int64_t>& shape) {
+  LOCKSTEP_CHECK(id_ >= 0 && !shape.empty(), IoError, path_, ":", path, ": create_rows needs an open file and a shape");
+  const std::vector<hsize_t> dims(shape.begin(), shape.end());
+  Handle space(check_id(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), path_, path,
+                        "cannot create a dataspace of shape " + shape_text(dims)),
+               H5Sclose);
+  Handle lcpl = link_create_plist(path_, path);
+  Handle dcpl = untimed_dataset_plist(path_, path);
+  Handle dset(check_id(H5Dcreate2(id_, path.c_str(), file_type<T>(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT),
+                       path_, path, "cannot create dataset"),
+              H5Dclose);
+}
+
+template <typename T>
+void H5File::write_rows(const std::string& path, std::int64_t row_begin, const T* data, std::int64_t rows) {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", path, ": write_rows on a closed H5File");
+  if (rows == 0) return;  // an empty hyperslab is not a valid selection in HDF5 1.10
+  Handle dset = open_dataset(id_, path_, path);
+  auto [file_space, mem_space] = row_spaces(dset.get(), path_, path, row_begin, rows);
+  check(H5Dwrite(dset.get(), native_type<T>(), mem_space.get(), file_space.get(), H5P_DEFAULT, data), path_, path,
+        "cannot write rows");
+}
+
+void H5File::create_strings(const std::string& path, std::int64_t n) {
+  LOCKSTEP_CHECK(id_ >= 0 && n >= 0, IoError, path_, ":", path, ": create_strings on a closed H5File");
+  const hsize_t dims[1] = {static_cast<hsize_t>(n)};
+  Handle space(check_id(H5Screate_simple(1, dims, nullptr), path_, path, "cannot create a dataspace"), H5Sclose);
+  Handle type = utf8_string_type(path_, path);
+  Handle lcpl = link_create_plist(path_, path);
+  Handle dcpl = untimed_dataset_plist(path_, path);
+  Handle dset(check_id(H5Dcreate2(id_, path.c_str(), type.get(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT),
+                       path_, path, "cannot create dataset"),
+              H5Dclose);
+}
+
+void H5File::write_string_rows(const std::string& path, std::int64_t row_begin, const std::vector<std::string>& values) {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", path, ": write_string_rows on a closed H5File");
+  if (values.empty()) return;
+  Handle dset = open_dataset(id_, path_, path);
+  auto [file_space, mem_space] = row_spaces(dset.get(), path_, path, row_begin, static_cast<std::int64_t>(values.size()));
+  std::vector<const char*> ptrs;
+  ptrs.reserve(values.size());
+  for (const auto& v : values) ptrs.push_back(v.c_str());
+  Handle type = utf8_string_type(path_, path);
+  check(H5Dwrite(dset.get(), type.get(), mem_space.get(), file_space.get(), H5P_DEFAULT, ptrs.data()), path_, path,
+        "cannot write strings");
+}
+
+std::vector<std::string> H5File::read_strings(const std::string& path) const {
+  LOCKSTEP_CHECK(id_ >= 0, IoError, path_, ":", path, ": read_strings on a closed H5File");
+  Handle dset = open_dataset(id_, path_, path);
+  Handle space(check_id(H5Dget_space(dset.get()), path_, path, "cannot read the dataspace"), H5Sclose);
+  const auto dims = space_dims(space.get(), path_, path);
+  LOCKSTEP_CHECK(dims.size() == 1, IoError, path_, ":", path, ": expected a one-dimensional string dataset");
+  std::vector<char*> ptrs(dims[0], nullptr);
+  Handle type = utf8_string_type(path_, path);
+  if (!ptrs.empty())
+    check(H5Dread(dset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), path_, path, "cannot read strings");
+  std::vector<std::string> out;
+  for (char* p : ptrs) out.emplace_back(p ? p : "");
+  if (!ptrs.empty()) H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, ptrs.data());
+  return out;
+}
+
 #define LOCKSTEP_H5_INSTANTIATE(T)                                                                    \
   template void H5File::write<T>(const std::string&, const T*, const std::vector<std::int64_t>&);     \
   template std::vector<T> H5File::read<T>(const std::string&) const;                                  \
-  template std::vector<T> H5File::read_rows<T>(const std::string&, std::int64_t, std::int64_t) const;
+  template std::vector<T> H5File::read_rows<T>(const std::string&, std::int64_t, std::int64_t) const; \
+  template void H5File::create_rows<T>(const std::string&, const std::vector<std::int64_t>&);         \
+  template void H5File::write_rows<T>(const std::string&, std::int64_t, const T*, std::int64_t);
 LOCKSTEP_H5_INSTANTIATE(float)
 LOCKSTEP_H5_INSTANTIATE(double)
 LOCKSTEP_H5_INSTANTIATE(std::int32_t)

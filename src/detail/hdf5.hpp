@@ -65,6 +65,18 @@ class H5File {
   // stores the matching little-endian type. An existing dataset at `path` is an error.
   template <typename T>
   void write(const std::string& path, const T* data, const std::vector<std::int64_t>& shape);
+  // A dataset of `shape` (at least one dimension), its rows written later by write_rows, so that
+  // a writer holds only some rows at a time. T as for write().
+  template <typename T>
+  void create_rows(const std::string& path, const std::vector<std::int64_t>& shape);
+  // Rows [row_begin, row_begin + rows) of a dataset made by create_rows, row-major from `data`.
+  template <typename T>
+  void write_rows(const std::string& path, std::int64_t row_begin, const T* data, std::int64_t rows);
+  // A one-dimensional dataset of `n` variable-length UTF-8 strings (h5py reads them as str), and
+  // its elements [row_begin, row_begin + values.size()).
+  void create_strings(const std::string& path, std::int64_t n);
+  void write_string_rows(const std::string& path, std::int64_t row_begin, const std::vector<std::string>& values);
+  std::vector<std::string> read_strings(const std::string& path) const;
   std::vector<std::int64_t> shape(const std::string& path) const;
   // Where a contiguous dataset's values start in the file, in bytes; -1 when they have no single
   // place (chunked, compact, or not yet written). For tests that damage a file's bytes.

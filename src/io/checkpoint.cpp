@@ -268,6 +268,20 @@ void save_checkpoint(const std::string& path, const CheckpointState& st) {
   out.commit();
 }
 
+bool is_checkpoint_file(const std::string& path) {
+  {
+    std::ifstream in(path, std::ios::binary);
+    char sig[8] = {};
+    if (!in.read(sig, 8) || std::string(sig, 8) != std::string("\x89HDF\r\n\x1a\n", 8)) return false;
+  }
+  try {
+    const auto f = detail::H5File::open_read(path);
+    return f.has_attr("/", "format") && f.attr_string("/", "format") == "lockstep-checkpoint";
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 CheckpointState load_checkpoint(const std::string& path) {
   if (!std::filesystem::exists(path)) throw CheckpointError(path + ": no such checkpoint file");
   CheckpointState st;

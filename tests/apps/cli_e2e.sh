@@ -331,7 +331,7 @@ run 2 fit "$WORK/ml/svm.yaml"
 acc=$(grep '"split":"test"' "$WORK/ml/svmfit/metrics.jsonl" 2>/dev/null | sed 's/.*"accuracy":\([0-9.]*\).*/\1/')
 if [ "$rc" = 0 ] && awk -v a="${acc:-0}" 'BEGIN { exit !(a > 0.85) }'; then ok "LIBSVM (sparse) fit: LinearSVC test accuracy $acc";
 else bad "LIBSVM fit (exit $rc, accuracy ${acc:-none})"; fi
-expect_fail "a pipeline model is not a checkpoint" "not a lockstep pipeline model" 2 predict "$WORK/ml/pipe.yaml" --model "$WORK/run/checkpoint.h5" --input "$ML/classification.csv" --output "$WORK/ml/x.csv"
+expect_fail "a network whose input is not the data's" "the network takes inputs of shape" 2 predict "$WORK/ml/pipe.yaml" --model "$WORK/run/checkpoint.h5" --input "$ML/classification.csv" --output "$WORK/ml/x.csv"
 
 # ---- Keras-style heads ----
 # Regression on the shipped diabetes split: RMSE and R^2 in every output, real-valued predictions.
@@ -348,7 +348,7 @@ if [ "$rc" = 0 ] && grep -q "test_r2 $(printf '%.4f' "${r2:-0}")" "$WORK/out" &&
   ok "evaluate at np=3 reproduces the regression's R^2 and writes test_rmse to eval.jsonl"
 else bad "evaluate a regression (exit $rc)"; fi
 run 2 predict "$KR" --checkpoint "$WORK/kr/checkpoint.h5" --input "$SRC/configs/data/diabetes3_test.csv" --output "$WORK/kr/pred.csv"
-if [ "$rc" = 0 ] && [ "$(wc -l <"$WORK/kr/pred.csv")" = 89 ] && head -1 "$WORK/kr/pred.csv" | grep -q '^index,prediction,score_0$' &&
+if [ "$rc" = 0 ] && [ "$(wc -l <"$WORK/kr/pred.csv")" = 89 ] && head -1 "$WORK/kr/pred.csv" | grep -q '^origin,prediction,output_0$' &&
    awk -F, 'NR > 1 && $2 != int($2) { real = 1 } END { exit !real }' "$WORK/kr/pred.csv"; then
   ok "predict writes real-valued regression predictions, one per input row"
 else bad "predict a regression (exit $rc)"; fi
@@ -500,8 +500,39 @@ YAML
   expect_fail "image folder test class the training folder lacks" \
     "odd/dog: class folder \"dog\" is not one of the 3 classes of the training data $WORK/img/train" \
     2 train "$WORK/img/cfg.yaml" --set "data.test.features=$WORK/img/odd" --set "output.dir=$WORK/img/odd_run"
-  expect_fail "predict: a class the checkpoint lacks" "classes of the training data $WORK/img/run/checkpoint.h5" \
-    2 predict "$WORK/img/cfg.yaml" --checkpoint "$WORK/img/run/checkpoint.h5" --input "$WORK/img/odd" --output "$WORK/img/p.csv"
+  # Streaming predict over a folder (class folders are only folders here: "dog" is not an error).
+  P="predict $WORK/img/cfg.yaml --checkpoint $WORK/img/run/checkpoint.h5 --input $WORK/img/odd"
+  for np in 1 2 3; do
+    run $np $P --output "$WORK/img/p$np.csv" --features flatten0 --features-output "$WORK/img/f$np.h5"
+    eval "r$np=\$rc"
+  done
+  if [ "$r1$r2$r3" = 000 ] && cmp -s "$WORK/img/p1.csv" "$WORK/img/p2.csv" && cmp -s "$WORK/img/p1.csv" "$WORK/img/p3.csv" &&
+     [ "$(wc -l <"$WORK/img/p1.csv")" = 17 ] &&
+     head -1 "$WORK/img/p1.csv" | grep -q '^origin,prediction,class,probability_0,probability_1,probability_2$' &&
+     sed -n 2p "$WORK/img/p1.csv" | grep -q '^bee/0.png,1,bee,' && [ -s "$WORK/img/f1.h5" ] && [ -s "$WORK/img/f3.h5" ] &&
+     ! ls "$WORK/img" | grep -q 'tmp'; then
+    ok "predict over a folder: identical CSV at np 1, 2, 3, a features file at each, origins relative, class names, no parts left"
+  else bad "predict over a folder at np 1, 2, 3 (exit $r1/$r2/$r3)"; fi
+  run 2 $P --output "$WORK/img/parts/"
+  if [ "$rc" = 0 ] && [ -f "$WORK/img/parts/_SUCCESS" ] && [ "$(cat "$WORK/img/parts"/part-0000[01].csv | grep -vc '^origin')" = 16 ] &&
+     [ "$(grep -c '^origin' "$WORK/img/parts/part-00001.csv")" = 1 ]; then
+    ok "predict to a folder: part-00000.csv and part-00001.csv with a header each, and _SUCCESS"
+  else bad "predict to a part-file folder (exit $rc)"; fi
+  run 2 $P/bee/0.png --output "$WORK/img/one.csv"
+  [ "$rc" = 0 ] && [ "$(wc -l <"$WORK/img/one.csv")" = 2 ] && ok "predict one image file" || bad "predict one image file (exit $rc)"
+  run 2 predict "$WORK/img/cfg.yaml" --model "$WORK/img/run/checkpoint.h5" --input "$WORK/img/odd" --output "$WORK/img/m.csv"
+  [ "$rc" = 0 ] && cmp -s "$WORK/img/m.csv" "$WORK/img/p1.csv" && ok "predict --model checkpoint.h5 (read_network) = --checkpoint" ||
+    bad "predict --model with a checkpoint (exit $rc)"
+  printf 'not an image' >"$WORK/img/odd/dog/3.png"
+  expect_fail "predict: a corrupt image is an agreed error naming it" "odd/dog/3.png: not a PNG or JPEG" 3 $P --output "$WORK/img/c.csv"
+  [ ! -e "$WORK/img/c.csv" ] && ! ls "$WORK/img" | grep -q 'tmp' && ok "no partial output after the error" || bad "partial output left"
+  run 3 $P --output "$WORK/img/d.csv" --set data.drop_invalid=true
+  if [ "$rc" = 0 ] && [ "$(wc -l <"$WORK/img/d.csv")" = 16 ] && ! grep -q 'dog/3.png' "$WORK/img/d.csv" && grep -q "skipped 1 file" "$WORK/out"; then
+    ok "predict with drop_invalid: the corrupt image skipped (no row), counted"
+  else bad "predict drop_invalid (exit $rc)"; fi
+  expect_fail "predict: an unknown --features layer" 'no layer "conv9"' 2 $P --output "$WORK/img/x.csv" --features conv9 --features-output "$WORK/img/x.h5"
+  mkdir -p "$WORK/img/empty"
+  expect_fail "predict: an empty folder" "no image files" 2 predict "$WORK/img/cfg.yaml" --checkpoint "$WORK/img/run/checkpoint.h5" --input "$WORK/img/empty/" --output "$WORK/img/x.csv"
 else bad "writing the image folder fixture"; fi
 
 # ---- export: a checkpoint's network as ONNX (docs/onnx.md), checked by onnx.checker ----

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iosfwd>
 #include <memory>
 #include <optional>
 #include <span>
@@ -108,6 +109,13 @@ class Communicator {
   // Collective; MPI only (NcclCommunicator refuses). Lets a test run the same job at several rank
   // counts inside one launch. The parts share the process's progress thread with their parent.
   virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
+  // MPI-IO: every rank writes the next `bytes` bytes of `in` into the file `path` from byte `offset`
+  // on (MPI_File_write_at_all, in rounds of at most 16 MiB, so memory stays bounded whatever the
+  // size). The file is created if absent and never truncated; ranks' ranges should not overlap.
+  // Collective; a failure anywhere (open, write, a short read of `in`) is the same IoError on every
+  // rank, naming the file. The base class has no file I/O and says so (an agreed IoError).
+  virtual void write_at_all(const std::string& path, std::int64_t offset, std::int64_t bytes, std::istream& in);
+
   // What this communicator runs on, for `lockstep info`.
   virtual std::string library_version() const = 0;
 

@@ -15,10 +15,12 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "lockstep/comm/communicator.hpp"
+#include "lockstep/core/param_reader.hpp"
 #include "lockstep/data/table.hpp"
 
 namespace lockstep::data {
@@ -65,5 +67,19 @@ void augment_row(const Table& t, const float* src, float* dst, std::uint64_t see
 // The table's rows as test rows: a random crop becomes the centre crop, the flip is dropped, and
 // `augment` is cleared (for readers of a training table other than the trainer's batches).
 Table without_augment(const Table& t);
+
+// The data.<key>s of format image_folder (channels, size, crop, crop_size, scale, mean, std,
+// horizontal_flip, drop_invalid) from a config's data parameters, checked as a split's are
+// (a ConfigError at the key); `owner` names them in the unknown-key message. training is false.
+ImageFolderOptions image_folder_options(const std::map<std::string, Param>& params, const std::string& owner);
+
+// One image file as a test row (C x H x W, crop_h x crop_w under a crop: the centre crop, no flip),
+// its shape in `shape`. Any problem is a DataError naming the file.
+std::vector<float> read_image_row(const std::string& path, const ImageFolderOptions& options, Shape& shape);
+
+// Every file under `root`, recursively (hidden names skipped, links to folders not followed), as
+// paths relative to root sorted in byte order; class sub-folders are walked like any other. At
+// least one file, else a DataError naming the folder. Not collective: one rank lists.
+std::vector<std::string> list_image_files(const std::string& root);
 
 }  // namespace lockstep::data

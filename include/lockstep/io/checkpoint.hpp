@@ -63,6 +63,9 @@ std::vector<std::string> read_checkpoint_class_names(const std::string& path);
 // range and the value), every dataset's size against the file's and its checksum (naming the
 // dataset), and that /params and /flat agree in size.
 CheckpointState load_checkpoint(const std::string& path);
+// Whether `path` is an HDF5 file whose root says format "lockstep-checkpoint" (false for anything
+// else: a pipeline model, an ONNX file, a missing file). Reads only the signature and one attribute.
+bool is_checkpoint_file(const std::string& path);
 
 // The i-th older generation kept beside `path`: runs/x/checkpoint.h5 -> runs/x/checkpoint.<i>.h5.
 std::string rotated_checkpoint_path(const std::string& path, std::int64_t i);

@@ -46,6 +46,10 @@ class Sequential {
   std::int64_t output_features() const { return shape_numel(shapes_.back()); }
   std::size_t num_layers() const { return layers_.size(); }
   const Layer& layer(std::size_t i) const { return *layers_[i]; }
+  // The output of layer i for the batch of the last forward() (compute dtype, the model's device):
+  // a named layer's features, read without a second pass.
+  const Tensor& layer_output(std::size_t i) const { return acts_.at(i); }
+  const Shape& layer_shape(std::size_t i) const { return shapes_.at(i); }
 
   // Deterministic initialisation from (seed, layer, element); biases start at zero.
   void initialize(std::uint64_t seed, Init init);
