@@ -454,9 +454,12 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
     }
   }
 
-  // A pipeline config (`lockstep fit`) needs no top-level model.
+  // A pipeline config (`lockstep fit`) needs no top-level model, nor does one without a model section
+  // (`lockstep predict --model net.onnx` takes the network from its file; train, evaluate and
+  // predict --checkpoint refuse an empty model.layers when they build the model).
   const YAML::Node pipeline_node = YAML::Node(root)["pipeline"];
-  parse_nn(top, src, overridden, c, !(pipeline_node && !pipeline_node.IsNull()));
+  const YAML::Node model_node = YAML::Node(root)["model"];
+  parse_nn(top, src, overridden, c, !(pipeline_node && !pipeline_node.IsNull()) && model_node.IsDefined());
 
   Section k = top.child("checkpoint");
   k.get<std::int64_t>("every_steps", c.checkpoint.every_steps, non_negative<std::int64_t>(), "an integer >= 0");

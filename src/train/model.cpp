@@ -30,6 +30,15 @@ auto at_place(const std::string& where, F&& parse) {
 }
 }  // namespace
 
+namespace {
+// A config without a model section parses (predict --model takes the network from its file); a
+// command that builds the configured model needs its layers.
+void check_has_layers(const TrainerOptions& o) {
+  LOCKSTEP_CHECK(!o.model.layers.empty(), ConfigError, o.source,
+                 ": model.layers: expected a non-empty list of layers (or model.init_from: a pretrained network)");
+}
+}  // namespace
+
 nn::LossKind model_loss(const TrainerOptions& o) {
   return at_place(o.training.loss_where, [&] { return nn::parse_loss(o.training.loss); });
 }
@@ -40,6 +49,7 @@ nn::Init model_init(const TrainerOptions& o) {
 
 void check_network(const io::Config& cfg) {
   const TrainerOptions o = trainer_options(cfg);
+  check_has_layers(o);
   model_loss(o);
   model_init(o);
   for (std::size_t i = 0; i < o.model.layers.size(); ++i)
@@ -47,6 +57,7 @@ void check_network(const io::Config& cfg) {
 }
 
 std::unique_ptr<nn::Sequential> build_model(const TrainerOptions& o, const Shape& input) {
+  check_has_layers(o);
   model_init(o);
   auto model = std::make_unique<nn::Sequential>(input, o.model.layers);
   const auto dtype = [](const std::string& p) { return p == "bf16" ? DType::kBF16 : DType::kF32; };
