@@ -5,7 +5,8 @@
 # probability difference against PyTorch, the predictions that differ, and whether lockstep's three
 # outputs are byte-identical.
 #
-# Usage:  bench/onnx_parity.sh [OUTDIR]     (default /tmp/lockstep_onnx_parity)
+# Usage:  bench/onnx_parity.sh [OUTDIR]     (default /tmp/lockstep_onnx_parity; PyTorch trains only
+#         when OUTDIR lacks torch_cnn.onnx). Results: bench/results/onnx_parity_<UTC date-time>.md
 # Environment: EPOCHS=2 (PyTorch training epochs), LOCKSTEP=build/bin/lockstep
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,7 +18,7 @@ source scripts/mpi_env.sh
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-pthread OMP_WAIT_POLICY=passive
 if [[ ! -s "$OUT/torch_cnn.onnx" || ! -s "$OUT/torch_probs.csv" ]]; then
-  /usr/bin/python3 bench/torch_onnx_cnn.py "$OUT" --epochs "$EPOCHS"
+  /usr/bin/python3 bench/torch_onnx_cnn.py "$OUT" --epochs "$EPOCHS" | tee "$OUT/torch.log"
 fi
 unset LD_LIBRARY_PATH
 cat > "$OUT/predict.yaml" <<YAML
@@ -34,9 +35,18 @@ for np in 1 2 3; do
   mpirun -np "$np" --oversubscribe "$LOCKSTEP" predict "$OUT/predict.yaml" --model "$OUT/torch_cnn.onnx" \
     --input /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --output "$OUT/lockstep_np$np.csv"
 done
-cmp "$OUT/lockstep_np1.csv" "$OUT/lockstep_np2.csv" && cmp "$OUT/lockstep_np1.csv" "$OUT/lockstep_np3.csv" &&
-  echo "lockstep predictions: byte-identical at np 1, 2 and 3"
-/usr/bin/python3 - "$OUT/torch_probs.csv" "$OUT/lockstep_np2.csv" <<'PY'
+identical="lockstep predictions: NOT byte-identical at np 1, 2 and 3"
+cmp -s "$OUT/lockstep_np1.csv" "$OUT/lockstep_np2.csv" && cmp -s "$OUT/lockstep_np1.csv" "$OUT/lockstep_np3.csv" &&
+  identical="lockstep predictions: byte-identical at np 1, 2 and 3"
+echo "$identical"
+mkdir -p bench/results
+RESULT="bench/results/onnx_parity_$(date -u +%Y%m%dT%H%M%SZ).md"
+{
+  echo "# bench/onnx_parity.sh, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'); PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)'); $("$LOCKSTEP" info 2>/dev/null | grep -i onnx | head -1)"
+  grep "pytorch test accuracy" "$OUT/torch.log" 2>/dev/null || true
+} > "$RESULT"
+/usr/bin/python3 - "$OUT/torch_probs.csv" "$OUT/lockstep_np2.csv" <<'PY' | tee -a "$RESULT"
 import csv, sys
 def probs(path):
     with open(path) as f:
@@ -51,3 +61,5 @@ differ = sum(argmax(pt) != argmax(pl) for pt, pl in zip(t, l))
 print(f"rows {len(t)}  max |p_lockstep - p_pytorch| = {diff:.3g}  predictions that differ: {differ}")
 sys.exit(0 if diff < 1e-5 else 1)
 PY
+echo "$identical" >> "$RESULT"
+echo "results: $RESULT"
