@@ -232,8 +232,10 @@ void resolve_init_from(comm::Communicator& comm, io::Config& cfg) {
   const io::NetworkFile net = read_network(comm, m.init_from);
   comm.collectively([&] {
     std::size_t cut = net.layers.size();
-    if (m.replace_from.empty() && m.layers.empty() && ends_in_folded_softmax(net.layers, cfg.training.loss))
-      log_folded(detail::concat(m.init_from_where, ": ", m.init_from), --cut);
+    if (m.replace_from.empty() && m.layers.empty() && ends_in_folded_softmax(net.layers, cfg.training.loss)) {
+      cut -= 1;  // the head applies the softmax: the run's layers leave it out
+      log_folded(detail::concat(m.init_from_where, ": ", m.init_from), cut);
+    }
     if (!m.replace_from.empty()) {
       cut = layer_index(net, m.replace_from, m.replace_from_where);
       LOCKSTEP_CHECK(!m.layers.empty(), ConfigError, m.replace_from_where, ": replaces the layers of ", m.init_from,
