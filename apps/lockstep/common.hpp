@@ -50,7 +50,14 @@ int run_predict(comm::Communicator& comm, const ConfigArgs& args, const PredictA
 // rather than a pipeline model written by lockstep fit. Rank 0 looks. Collective.
 bool is_network_file(comm::Communicator& comm, const std::string& path);
 int run_info(comm::Communicator& comm, const std::string& checkpoint);
-int run_export(comm::Communicator& comm, const std::string& checkpoint, const std::string& output);
+// export's files: a checkpoint, or a pipeline model and the index of its network stage (-1: the
+// only one), and the ONNX file to write.
+struct ExportArgs {
+  std::string checkpoint, model;
+  std::int64_t stage = -1;
+  std::string output;
+};
+int run_export(comm::Communicator& comm, const ExportArgs& args);
 int run_fit(comm::Communicator& comm, const ConfigArgs& args);
 int run_transform(comm::Communicator& comm, const ConfigArgs& args, const std::string& model, const std::string& input,
                   const std::string& labels, const std::string& output);

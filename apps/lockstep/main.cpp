@@ -20,7 +20,7 @@ using namespace lockstep;
 struct Command {
   app::ConfigArgs cfg;
   bool resume = false, auto_resume = false;
-  std::int64_t max_steps = 0;
+  std::int64_t max_steps = 0, stage = -1;
   std::string checkpoint, model, input, labels, output, features, features_output;
   CLI::App *train = nullptr, *evaluate = nullptr, *predict = nullptr, *fit = nullptr, *transform = nullptr,
            *info = nullptr, *export_onnx = nullptr;
@@ -93,8 +93,18 @@ void define_pipelines(CLI::App& cli, Command& c) {
   c.transform->add_option("--labels", c.labels, "IDX labels file (optional)");
   c.transform->add_option("--output", c.output, "Output CSV: index,label,features..., input order")->required();
 
-  c.export_onnx = cli.add_subcommand("export", "Write a checkpoint's network as an ONNX model (docs/onnx.md)");
-  c.export_onnx->add_option("--checkpoint", c.checkpoint, "Checkpoint file (HDF5) written by lockstep train")->required();
+  c.export_onnx = cli.add_subcommand(
+      "export", "Write a checkpoint's network, or a fitted pipeline stage's, as an ONNX model (docs/onnx.md)");
+  auto* eck = c.export_onnx->add_option("--checkpoint", c.checkpoint, "Checkpoint file (HDF5) written by lockstep train");
+  auto* emd = c.export_onnx->add_option(
+      "--model", c.model, "Pipeline model (HDF5) written by lockstep fit: its NeuralNetwork or NeuralFeaturizer stage");
+  eck->excludes(emd);
+  c.export_onnx
+      ->add_option("--stage", c.stage,
+                   "With --model: the index of the stage to export (0 is the first); needed when several stages "
+                   "hold a network")
+      ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()))
+      ->needs(emd);
   c.export_onnx->add_option("--output", c.output, "The ONNX file to write (.onnx)")->required();
 
   c.info = cli.add_subcommand("info", "Version, MPI library, CUDA/NCCL support, ranks and hosts");
@@ -122,7 +132,7 @@ int run(comm::Communicator& world, const Command& c) {
   }
   if (*c.fit) return app::run_fit(world, c.cfg);
   if (*c.transform) return app::run_transform(world, c.cfg, c.model, c.input, c.labels, c.output);
-  if (*c.export_onnx) return app::run_export(world, c.checkpoint, c.output);
+  if (*c.export_onnx) return app::run_export(world, app::ExportArgs{c.checkpoint, c.model, c.stage, c.output});
   return app::run_info(world, c.checkpoint);
 }
 

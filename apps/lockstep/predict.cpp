@@ -82,7 +82,8 @@ Scoring load_scoring(comm::Communicator& comm, const io::Config& cfg, const Pred
   const train::TrainerOptions options = train::trainer_options(cfg);
   Scoring s;
   if (!a.network.empty()) {
-    const io::NetworkFile net = train::read_network(comm, a.network);
+    io::NetworkFile net = train::read_network(comm, a.network);
+    train::fold_final_softmax(net, options.training.loss);  // the head applies it
     comm.collectively([&] {
       if (shape_numel(net.input) == shape_numel(input)) return;
       throw DataError(a.network + ": the network takes inputs of shape " + shape_str(net.input) + ", the data gives " +

@@ -29,6 +29,9 @@ std::size_t PipelineModel::size() const {
 std::string PipelineModel::stage_type(std::size_t i) const {
   return stages_.at(i)->type();
 }
+const Stage& PipelineModel::stage(std::size_t i) const {
+  return *stages_.at(i);
+}
 bool PipelineModel::has_predictor() const {
   return !stages_.empty() && stages_.back()->is_predictor();
 }

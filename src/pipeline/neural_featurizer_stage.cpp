@@ -13,6 +13,7 @@
 #include "detail/hdf5.hpp"
 #include "lockstep/core/param_reader.hpp"
 #include "lockstep/ml/registry.hpp"
+#include "lockstep/pipeline/stage_network.hpp"
 #include "lockstep/train/model.hpp"
 #include "lockstep/train/network_file.hpp"
 
@@ -51,7 +52,7 @@ std::unique_ptr<nn::Sequential> build(const Truncated& t) {
   return model;
 }
 
-class NeuralFeaturizerStage final : public ml::Stage {
+class NeuralFeaturizerStage final : public ml::Stage, public NetworkStage {
  public:
   NeuralFeaturizerStage(Truncated net, std::int64_t batch, std::string input_col, std::string output_col)
       : net_(std::move(net)), batch_(batch), input_col_(std::move(input_col)), output_col_(std::move(output_col)) {}
@@ -77,6 +78,9 @@ class NeuralFeaturizerStage final : public ml::Stage {
     for (std::int64_t j = 0; j < k; ++j) names.push_back(detail::concat(net_.layer, "_", j));
     return f.with_features(std::move(out), std::move(names));
   }
+
+  // The truncated network: the source's layers up to `layer`, its input shape and state.
+  io::NetworkFile network() const override { return train::describe_network(*build(net_), net_.layers); }
 
   void save(detail::H5File& h, const std::string& g) const override {
     io::Config cfg;

@@ -11,6 +11,8 @@
 
 #include "detail/hdf5.hpp"
 #include "lockstep/ml/registry.hpp"
+#include "lockstep/pipeline/stage_network.hpp"
+#include "lockstep/train/network_file.hpp"
 #include "lockstep/train/trainer.hpp"
 
 namespace lockstep::pipeline {
@@ -52,7 +54,7 @@ namespace {
 
 const std::string kName = "NeuralNetwork";
 
-class NeuralNetworkStage final : public ml::Stage {
+class NeuralNetworkStage final : public ml::Stage, public NetworkStage {
  public:
   NeuralNetworkStage(io::Config cfg, std::int64_t features, std::vector<float> params, std::vector<float> buffers)
       : cfg_(std::move(cfg)),
@@ -97,6 +99,8 @@ class NeuralNetworkStage final : public ml::Stage {
     }
     return model;
   }
+  // Its whole network over flat rows: input [features], outputs what transform() hands on.
+  io::NetworkFile network() const override { return train::describe_network(*built(), cfg_.model.layers); }
   void save(detail::H5File& h, const std::string& g) const override {
     h.set_attr(g, "config", io::to_yaml(cfg_));
     h.set_attr(g, "inputFeatures", features_);

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "lockstep/core/error.hpp"
+#include "lockstep/core/log.hpp"
 #include "lockstep/io/checkpoint.hpp"
 #include "lockstep/io/config.hpp"
 #include "lockstep/nn/conv2d.hpp"
@@ -176,6 +177,28 @@ void copy_network_state(const io::NetworkFile& from, nn::Sequential& model, std:
   }
 }
 
+bool ends_in_folded_softmax(const std::vector<Spec>& layers, const std::string& loss) {
+  return !layers.empty() && layers.back().type == "softmax" && loss == "softmax_cross_entropy";
+}
+
+namespace {
+
+void log_folded(const std::string& what, std::size_t index) {
+  std::ostringstream os;
+  os << what << ": its final layer softmax" << index
+     << " is folded into the loss (training.loss softmax_cross_entropy applies the softmax to the logits)";
+  log::info(os.str());
+}
+
+}  // namespace
+
+bool fold_final_softmax(io::NetworkFile& net, const std::string& loss) {
+  if (!ends_in_folded_softmax(net.layers, loss)) return false;
+  net.layers.pop_back();
+  log_folded(net.path, net.layers.size());
+  return true;
+}
+
 namespace {
 
 // model.init_from's file, readable: a ConfigError naming the key otherwise (read_network's own
@@ -209,6 +232,10 @@ void resolve_init_from(comm::Communicator& comm, io::Config& cfg) {
   const io::NetworkFile net = read_network(comm, m.init_from);
   comm.collectively([&] {
     std::size_t cut = net.layers.size();
+    if (m.replace_from.empty() && m.layers.empty() && ends_in_folded_softmax(net.layers, cfg.training.loss)) {
+      cut -= 1;  // the head applies the softmax: the run's layers leave it out
+      log_folded(detail::concat(m.init_from_where, ": ", m.init_from), cut);
+    }
     if (!m.replace_from.empty()) {
       cut = layer_index(net, m.replace_from, m.replace_from_where);
       LOCKSTEP_CHECK(!m.layers.empty(), ConfigError, m.replace_from_where, ": replaces the layers of ", m.init_from,

@@ -582,5 +582,88 @@ YAML
     2 train "$WORK/tl.yaml" --set model.replace_from=dense9 --set "output.dir=$WORK/tl9"
 else bad "pretraining for transfer (exit $rc)"; fi
 
+# ---- export of pipeline stages, a final Softmax folded, bad ONNX models (docs/onnx.md) ----
+# expect_agreed NAME PATTERN OUTPUT ARGS...: expect_fail at np 2, and the error is agreed (exit 1 on
+# every rank, no MPI_ABORT) and OUTPUT was not left behind (nor a temporary beside it).
+expect_agreed() {
+  local name=$1 pattern=$2 output=$3
+  shift 3
+  expect_fail "$name" "$pattern" 2 "$@"
+  if [ "$rc" != 1 ] || grep -q "MPI_ABORT" "$WORK/out"; then bad "$name: exit $rc, not an agreed error";
+  elif [ -e "$output" ] || ls "$(dirname "$output")" 2>/dev/null | grep -q 'tmp'; then bad "$name: left output behind";
+  else ok "$name: agreed, exit 1, nothing written"; fi
+}
+mkdir -p "$WORK/xs"
+cat >"$WORK/xs/nn.yaml" <<YAML
+data: {format: csv, train: {features: $ML/classification.csv}, test: {features: $ML/classification.csv},
+       label_column: label, feature_columns: [x0, x1, x2, x3, x4]}
+pipeline:
+  - StandardScaler: {withMean: true}
+  - NeuralNetwork:
+      model: {layers: [{type: dense, units: 8}, {type: relu}, {type: dense, units: 3}]}
+      optimizer: {type: adam, lr: 0.01}
+      training: {epochs: 2, batch_size: 12}
+output: {dir: $WORK/xs/nn, progress: none}
+YAML
+run 2 fit "$WORK/xs/nn.yaml"
+run 2 export --model "$WORK/xs/nn/model.h5" --output "$WORK/xs/nn.onnx"
+if [ "$rc" = 0 ] && onnx_ok "$WORK/xs/nn.onnx" && grep -q "model.h5 stage 1 (NeuralNetwork) (3 layers, input \[5\] per sample)" "$WORK/out"; then
+  ok "export --model: the pipeline's NeuralNetwork stage (input [5]) at np=2, accepted by onnx.checker"
+else bad "export --model of a NeuralNetwork stage (exit $rc)"; fi
+sed -e "s|  - StandardScaler: {withMean: true}|  - NeuralFeaturizer: {modelPath: $WORK/xs/nn.onnx, layer: relu1}|" \
+    -e "s|$WORK/xs/nn,|$WORK/xs/feat,|" "$WORK/xs/nn.yaml" >"$WORK/xs/feat.yaml"
+run 2 fit "$WORK/xs/feat.yaml"
+expect_agreed "export --model with two network stages and no --stage" \
+  "has 2 stages holding a network, 0 (NeuralFeaturizer), 1 (NeuralNetwork); give --stage" "$WORK/xs/two.onnx" \
+  export --model "$WORK/xs/feat/model.h5" --output "$WORK/xs/two.onnx"
+run 2 export --model "$WORK/xs/feat/model.h5" --stage 0 --output "$WORK/xs/feat.onnx"
+[ "$rc" = 0 ] && onnx_ok "$WORK/xs/feat.onnx" && grep -q "stage 0 (NeuralFeaturizer) (2 layers" "$WORK/out" &&
+  ok "export --model --stage 0: the featurizer's truncated network" || bad "export --stage 0 (exit $rc)"
+expect_agreed "export --model of a pipeline without a network stage" "no stage of this pipeline holds a network" \
+  "$WORK/xs/lr.onnx" export --model "$WORK/ml/run/model.h5" --output "$WORK/xs/lr.onnx"
+expect_agreed "export --stage of a stage without a network" "stage 0 is a StandardScaler, which holds no network" \
+  "$WORK/xs/s0.onnx" export --model "$WORK/xs/nn/model.h5" --stage 0 --output "$WORK/xs/s0.onnx"
+
+# A network ending in Softmax predicts the probabilities of the same network without it.
+run 2 export --checkpoint "$WORK/pred/run/checkpoint.h5" --output "$WORK/xs/pred.onnx"
+if [ "$rc" = 0 ] && /usr/bin/python3 - "$WORK/xs/pred.onnx" "$WORK/xs/pred_softmax.onnx" <<'PY' >>"$WORK/out" 2>&1
+import sys
+import onnx
+from onnx import helper
+m = onnx.load(sys.argv[1])
+g = m.graph
+out = g.output[0].name
+g.node[-1].output[0] = "logits"
+g.node.append(helper.make_node("Softmax", ["logits"], [out], name="probs", axis=-1))
+onnx.checker.check_model(m)
+onnx.save(m, sys.argv[2])
+PY
+then
+  Q="predict $WORK/pred/cfg.yaml --input $WORK/pred/in.csv"
+  run 2 $Q --model "$WORK/xs/pred.onnx" --output "$WORK/xs/plain.csv"
+  r1=$rc
+  run 2 $Q --model "$WORK/xs/pred_softmax.onnx" --output "$WORK/xs/softmax.csv"
+  if [ "$r1$rc" = 00 ] && cmp -s "$WORK/xs/plain.csv" "$WORK/xs/softmax.csv" && cmp -s "$WORK/xs/plain.csv" "$WORK/pred/p1.csv" &&
+     [ "$(grep -c "pred_softmax.onnx: its final layer softmax3 is folded into the loss" "$WORK/out")" = 1 ]; then
+    ok "predict --model net.onnx ending in Softmax: the same probabilities as without it (= --checkpoint), folding logged once"
+  else bad "predict with a final Softmax (exit $r1/$rc)"; fi
+  # Bad models through the CLI: an agreed error on every rank, exit 1, no output, no hang.
+  head -c "$(($(stat -c %s "$WORK/xs/pred.onnx") / 2))" "$WORK/xs/pred.onnx" >"$WORK/xs/truncated.onnx"
+  expect_agreed "predict --model with an unknown operator" 'node 1 (Celu "mystery"): operator Celu is not supported' \
+    "$WORK/xs/bad1.csv" $Q --model "$SRC/tests/data/onnx/bad_unknown_op.onnx" --output "$WORK/xs/bad1.csv"
+  expect_agreed "predict --model with a truncated file" "truncated.onnx: not an ONNX model" \
+    "$WORK/xs/bad2.csv" $Q --model "$WORK/xs/truncated.onnx" --output "$WORK/xs/bad2.csv"
+  expect_agreed "predict --model with a wrong-shape initializer" 'initializer "fc.weight" (B) has shape \[4, 7\]' \
+    "$WORK/xs/bad3.csv" $Q --model "$SRC/tests/data/onnx/bad_init_shape.onnx" --output "$WORK/xs/bad3.csv"
+  expect_agreed "train with model.init_from: a truncated .onnx" "truncated.onnx: not an ONNX model" \
+    "$WORK/xs/tl/checkpoint.h5" train "$WORK/pred/cfg.yaml" --set "model.init_from=$WORK/xs/truncated.onnx" \
+    --set "output.dir=$WORK/xs/tl"
+  # init_from an exported checkpoint trains like any source (the whole network, no new head).
+  run 2 train "$WORK/pred/cfg.yaml" --set "model.init_from=$WORK/xs/pred.onnx" --set "model.layers=[]" \
+    --set "output.dir=$WORK/xs/tlok" --set training.epochs=1
+  [ "$rc" = 0 ] && grep -q "init_layers: 3" "$WORK/xs/tlok/config.yaml" && ok "train with model.init_from: net.onnx (exported)" ||
+    bad "train from net.onnx (exit $rc)"
+else bad "writing a network that ends in Softmax (exit $rc)"; fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -31,6 +31,7 @@ class PipelineModel {
 
   std::size_t size() const;
   std::string stage_type(std::size_t i) const;
+  const Stage& stage(std::size_t i) const;  // the fitted stage at index i (0 <= i < size())
   bool has_predictor() const;                 // the last stage predicts
   std::string task() const;                   // classification | regression | clustering | "" (transformers only)
   Frame transform(const Frame& f) const;      // every transformer stage

@@ -41,12 +41,22 @@ std::unique_ptr<nn::Sequential> build_network(const io::NetworkFile& net, std::s
 void copy_network_state(const io::NetworkFile& from, nn::Sequential& model, std::size_t layers,
                         const std::string& what);
 
+// Whether a network read from a file whose layers are `layers` ends in a softmax layer that a head
+// trained or scored with `loss` applies again: a softmax classifier (softmax_cross_entropy) takes
+// logits and applies its own softmax.
+bool ends_in_folded_softmax(const std::vector<Spec>& layers, const std::string& loss);
+// For predict --model: drops net's final softmax layer when ends_in_folded_softmax says so (as the
+// config loader folds a configured final softmax into the loss), so the head's probabilities are
+// the file's; rank 0 logs it. Returns whether it dropped one. A softmax layer has no parameters.
+bool fold_final_softmax(io::NetworkFile& net, const std::string& loss);
+
 // Transfer learning, when a run loads its config: model.init_from (with model.replace_from and
 // model.base_trainable) becomes the full layer list — the source's layers before replace_from
 // (all of them without it; trainable: false on each when base_trainable is false) followed by
 // model.layers, the new head — and model.init_layers, how many of them take their parameters from
 // the source. A config already resolved (init_layers given, as in a run's config.yaml) or without
-// init_from is left alone. ConfigErrors naming model.init_from or model.replace_from and the file:
+// init_from is left alone. Without replace_from and a head, a source ending in softmax under a
+// softmax classifier loses that layer (ends_in_folded_softmax; logged on rank 0). ConfigErrors naming model.init_from or model.replace_from and the file:
 // a missing file, a replace_from that names no layer (listing them), a head that does not fit.
 // Collective (every rank reads the source).
 void resolve_init_from(comm::Communicator& comm, io::Config& cfg);
