@@ -230,7 +230,9 @@ void fold_output_activation(Config& c, const Section& t) {
     layers.pop_back();
     loss = "softmax_cross_entropy";
   }
-  if (!layers.empty() && layers.back().type == "softmax")
+  // softmax_cross_entropy applies the softmax itself: a second one would be wrong. Other losses (a
+  // regression onto a distribution, an imported network that ends in a softmax) keep it.
+  if (loss == "softmax_cross_entropy" && !layers.empty() && layers.back().type == "softmax")
     t.fail(t.key_path("loss"), YAML::Node(),
            "a final softmax goes with categorical_crossentropy or "
            "sparse_categorical_crossentropy (softmax_cross_entropy takes the logits, without it)");

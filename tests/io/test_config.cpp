@@ -56,7 +56,7 @@ std::string param(const lockstep::Spec& layer, const std::string& key) {
 std::string config_error(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
   try {
     const Config c = parse_config(yaml, "test.yaml", overrides);
-    if (!c.model.layers.empty()) lockstep::train::check_network(c);
+    if (c.pipeline.empty()) lockstep::train::check_network(c);  // what `lockstep train` checks before any data
   } catch (const ConfigError& e) {
     return e.what();
   }
@@ -390,6 +390,12 @@ TEST(Config, KerasHeadsWithoutTheirActivationAreErrors) {
       "model: {layers: [{type: dense, units: 10, activation: softmax}]}\n"
       "training: {loss: softmax_cross_entropy}\n";
   EXPECT_NE(config_error(stray_softmax).find("a final softmax goes with"), std::string::npos);
+  // A regression onto a distribution keeps its softmax (an imported network's, for one).
+  const std::string regression_softmax =
+      "data: {format: synthetic}\n"
+      "model: {layers: [{type: dense, units: 10, activation: softmax}]}\n"
+      "training: {loss: mse}\n";
+  EXPECT_NO_THROW(lockstep::train::check_network(parse_config(regression_softmax, "test.yaml")));
   const std::string inner_softmax =
       "data: {format: synthetic}\n"
       "model: {layers: [{type: dense, units: 10, activation: softmax}, {type: dense, units: 2}]}\n";
