@@ -8,6 +8,7 @@
 // which differ only after GlobalAveragePool: {C, 1, 1} against {C}) so that every attribute can be
 // checked against the input it will see. Export writes one node per lockstep layer (opset 13).
 #include "lockstep/io/onnx.hpp"
+#include "lockstep/core/checked_size.hpp"
 
 #include <algorithm>
 #include <array>
@@ -93,7 +94,7 @@ Const to_const(const onnx::TensorProto& t, const std::string& what) {
     LOCKSTEP_CHECK(d >= 0, DataError, what, ": dimension ", d);
     c.shape.push_back(d);
   }
-  const std::int64_t n = shape_numel(c.shape);
+  const std::int64_t n = checked_product<DataError>(c.shape, what + ": shape " + shape_str(c.shape));
   const bool raw = t.has_raw_data();
   if (c.dtype == onnx::TensorProto::FLOAT) {
     c.f = raw ? raw_values<float>(t.raw_data(), n, what) : std::vector<float>(t.float_data().begin(), t.float_data().end());
@@ -102,6 +103,8 @@ Const to_const(const onnx::TensorProto& t, const std::string& what) {
   } else if (c.dtype == onnx::TensorProto::INT64) {
     c.i = raw ? raw_values<std::int64_t>(t.raw_data(), n, what)
               : std::vector<std::int64_t>(t.int64_data().begin(), t.int64_data().end());
+    LOCKSTEP_CHECK(static_cast<std::int64_t>(c.i.size()) == n, DataError, what, ": holds ", c.i.size(),
+                   " values for shape ", shape_str(c.shape));
   } else if (c.dtype == onnx::TensorProto::BOOL || c.dtype == onnx::TensorProto::INT32) {
     if (raw && c.dtype == onnx::TensorProto::BOOL)
       for (const char b : t.raw_data()) c.i.push_back(b != 0);
@@ -109,6 +112,8 @@ Const to_const(const onnx::TensorProto& t, const std::string& what) {
       for (const auto v : raw_values<std::int32_t>(t.raw_data(), n, what)) c.i.push_back(v);
     else
       c.i.assign(t.int32_data().begin(), t.int32_data().end());
+    LOCKSTEP_CHECK(static_cast<std::int64_t>(c.i.size()) == n, DataError, what, ": holds ", c.i.size(),
+                   " values for shape ", shape_str(c.shape));
   }
   return c;
 }
@@ -330,6 +335,11 @@ void Importer::read_inputs(const std::vector<std::string>& extra) {
                        "; every dimension after the batch must be a fixed size");
         input_.push_back(dims[k].dim_value());
       }
+      // Shapes computed from it stay far from 64-bit overflow: at most 2^31 values per sample.
+      const std::int64_t per_sample =
+          checked_product<DataError>(input_, path_ + ": input \"" + in.name() + "\" of shape " + shape_str(input_));
+      LOCKSTEP_CHECK(per_sample <= (std::int64_t{1} << 31), DataError, path_, ": input \"", in.name(), "\" has ",
+                     per_sample, " values per sample (shape ", shape_str(input_), "); lockstep reads at most 2^31");
       continue;
     }
     LOCKSTEP_CHECK(next_extra < extra.size(), DataError, path_, ": input \"", in.name(),
@@ -755,6 +765,9 @@ bool Importer::flatten(int n, Cursor& c, Made& m) {
 NetworkFile Importer::run() {
   LOCKSTEP_CHECK(g_.output_size() == 1, DataError, path_, ": the graph has ", g_.output_size(),
                  " outputs; lockstep reads models with one output");
+  // Every node makes a named first output, which the chain follows (a damaged file may lack one).
+  for (int n = 0; n < g_.node_size(); ++n)
+    if (node(n).output_size() < 1 || node(n).output(0).empty()) fail(n, "has no output");
   Cursor c{data_input_, input_, input_, ""};
   net_.layers = chain(c, g_.output(0).name(), -1, "");
   for (int n = 0; n < g_.node_size(); ++n)
