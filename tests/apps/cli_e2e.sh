@@ -506,6 +506,14 @@ YAML
     run $np $P --output "$WORK/img/p$np.csv" --features flatten0 --features-output "$WORK/img/f$np.h5"
     eval "r$np=\$rc"
   done
+  # The features file: the same bytes at np 1, 2 and 3 (no times in HDF5's object headers), and
+  # again in blocks of 3 images (5 or 6 chunks a rank at np 1, ragged last chunks at np 3).
+  run 3 $P --output "$WORK/img/p3b.csv" --features flatten0 --features-output "$WORK/img/f3b.h5" --batch 3
+  if [ "$r1$r2$r3$rc" = 0000 ] && [ -s "$WORK/img/f1.h5" ] && cmp "$WORK/img/f1.h5" "$WORK/img/f2.h5" >>"$WORK/out" 2>&1 &&
+     cmp "$WORK/img/f1.h5" "$WORK/img/f3.h5" >>"$WORK/out" 2>&1 && cmp "$WORK/img/f1.h5" "$WORK/img/f3b.h5" >>"$WORK/out" 2>&1 &&
+     [ "$(wc -l <"$WORK/img/p3b.csv")" = 17 ]; then
+    ok "predict --features: a byte-identical features file at np 1, 2, 3 and at --batch 3"
+  else bad "predict --features files differ between np 1, 2, 3 or --batch 3 (exit $r1/$r2/$r3/$rc; cmp in $WORK/out)"; fi
   if [ "$r1$r2$r3" = 000 ] && cmp -s "$WORK/img/p1.csv" "$WORK/img/p2.csv" && cmp -s "$WORK/img/p1.csv" "$WORK/img/p3.csv" &&
      [ "$(wc -l <"$WORK/img/p1.csv")" = 17 ] &&
      head -1 "$WORK/img/p1.csv" | grep -q '^origin,prediction,class,probability_0,probability_1,probability_2$' &&
