@@ -43,8 +43,8 @@ int run_evaluate(comm::Communicator& comm, const ConfigArgs& args, const std::st
 // predict's files: a checkpoint with the config's model, or a network file (an ONNX model, or a
 // lockstep checkpoint carrying its own model), and the optional features of a named layer.
 // predict's default images per forward call: at np 2 over Fashion-MNIST's 28x28 PNGs and the CNN
-// of configs/fmnist_folder_cnn.yaml, 256 is as fast as 1000 and takes 400 MB a rank, not 1 GB
-// (docs/running.md).
+// of configs/fmnist_folder_cnn.yaml, 256 runs about as fast as 1000 and takes 400 MB a rank, not
+// 1 GB (docs/running.md).
 inline constexpr std::int64_t kPredictBatch = 256;
 struct PredictArgs {
   std::string checkpoint, network, input, labels, output, features, features_output;
