@@ -119,6 +119,9 @@ int run(comm::Communicator& world, const Command& c) {
   const bool network = *c.predict && !c.model.empty() && app::is_network_file(world, c.model);
   if (*c.predict && !c.model.empty() && !network) {
     if (!c.features.empty()) throw ConfigError("predict: --features needs a network (--checkpoint, or --model net.onnx)");
+    if (c.predict->count("--batch") > 0)
+      throw ConfigError("predict: --batch is for a network (--checkpoint, or --model net.onnx); " + c.model +
+                        " is a pipeline model, scored row by row");
     return app::run_predict_pipeline(world, c.cfg, c.model, c.input, c.labels, c.output);
   }
   if (*c.predict) {

@@ -318,6 +318,7 @@ if [ "$rc" = 0 ] && [ "$chose" = "CrossValidator chose LogisticRegression.regPar
   ok "a StringIndexer text label is scored as indexed: accuracy $acc = predictions' agreement, AUC $auc, tuning chose regParam 0.001"
 else bad "StringIndexer label scoring (exit $rc, ${chose:-no choice}, accuracy ${acc:-none} vs $want, AUC ${auc:-null})"; fi
 printf 'kind,size,color\ncat,1,mauve\n' >"$WORK/ml/unseen.csv"
+expect_fail "predict --batch with a pipeline model" "--batch is for a network" 2 predict "$WORK/ml/pipe.yaml" --model "$WORK/ml/run/model.h5" --input "$ML/classification.csv" --output "$WORK/ml/x.csv" --batch 8
 expect_fail "a category the fit did not see" "has the value \"mauve\", which the fit did not see" 2 predict "$WORK/ml/text.yaml" --model "$WORK/ml/text/model.h5" --input "$WORK/ml/unseen.csv" --output "$WORK/ml/u.csv"
 # LIBSVM stays sparse (CSR) through the estimators.
 /usr/bin/awk -F, 'NR > 1 { line = $6; for (j = 1; j <= 5; j++) if ($j != 0) line = line " " j ":" $j; print line }' \
