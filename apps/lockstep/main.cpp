@@ -20,7 +20,7 @@ using namespace lockstep;
 struct Command {
   app::ConfigArgs cfg;
   bool resume = false, auto_resume = false;
-  std::int64_t max_steps = 0, stage = -1;
+  std::int64_t max_steps = 0, stage = -1, predict_batch = app::kPredictBatch;
   std::string checkpoint, model, input, labels, output, features, features_output;
   CLI::App *train = nullptr, *evaluate = nullptr, *predict = nullptr, *fit = nullptr, *transform = nullptr,
            *info = nullptr, *export_onnx = nullptr;
@@ -79,6 +79,12 @@ void define_training(CLI::App& cli, Command& c) {
                                      "HDF5 file for --features: /origin (strings) and /features [N, d] float32");
   feat->needs(fout);
   fout->needs(feat);
+  c.predict
+      ->add_option("--batch", c.predict_batch,
+                   "Images (rows) per forward call of a network, the last one zero-padded; memory per rank grows "
+                   "with it (training.eval_batch is evaluate's)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20))
+      ->capture_default_str();
 }
 
 void define_pipelines(CLI::App& cli, Command& c) {
@@ -123,11 +129,14 @@ int run(comm::Communicator& world, const Command& c) {
   const bool network = *c.predict && !c.model.empty() && app::is_network_file(world, c.model);
   if (*c.predict && !c.model.empty() && !network) {
     if (!c.features.empty()) throw ConfigError("predict: --features needs a network (--checkpoint, or --model net.onnx)");
+    if (c.predict->count("--batch") > 0)
+      throw ConfigError("predict: --batch is for a network (--checkpoint, or --model net.onnx); " + c.model +
+                        " is a pipeline model, scored row by row");
     return app::run_predict_pipeline(world, c.cfg, c.model, c.input, c.labels, c.output);
   }
   if (*c.predict) {
     const app::PredictArgs p{network ? "" : c.checkpoint, network ? c.model : "", c.input, c.labels, c.output,
-                             c.features, c.features_output};
+                             c.features, c.features_output, c.predict_batch};
     return app::run_predict(world, c.cfg, p);
   }
   if (*c.fit) return app::run_fit(world, c.cfg);

@@ -1,8 +1,8 @@
 // `lockstep predict CONFIG (--checkpoint F | --model net.onnx|checkpoint.h5) --input DATA --output OUT`.
 // Streams: an image folder (or one image file) is listed by rank 0 in sorted order and each rank
-// decodes, scores and writes its own contiguous block of it, eval_batch images at a time, so memory
+// decodes, scores and writes its own contiguous block of it, --batch images at a time, so memory
 // does not grow with the number of images; a tabular file is read as the rank's split. Every chunk
-// goes through the network at exactly eval_batch rows (the last one zero-padded), so a row's bits
+// goes through the network at exactly --batch rows (the last one zero-padded), so a row's bits
 // do not depend on the number of ranks. Rows go to a part per rank, combined at the end
 // (predict_output.hpp). Columns: origin (the image's path relative to the folder, or the row
 // index), prediction, class (when the model has class names), then the head's scores.
@@ -314,7 +314,7 @@ std::int64_t predict_images(comm::Communicator& comm, const io::Config& cfg, con
   std::optional<FeatureOutput> feats;
   if (s.feature_layer)
     feats.emplace(comm, a.features_output, shape_numel(s.model->layer_shape(*s.feature_layer)), s.feature_name);
-  const std::int64_t chunk = cfg.training.eval_batch, mine = static_cast<std::int64_t>(b.files.size());
+  const std::int64_t chunk = a.batch, mine = static_cast<std::int64_t>(b.files.size());
   const std::int64_t rounds = comm.allreduce<std::int64_t>((mine + chunk - 1) / chunk, comm::ReduceOp::kMax);
   Tensor x({chunk, shape_numel(shape)});
   Tensor xd = s.model->device() == Device::kCpu ? x : Tensor(x.shape(), DType::kF32, s.model->device());
@@ -355,7 +355,7 @@ std::int64_t predict_table(comm::Communicator& comm, const io::Config& cfg, cons
   const std::int64_t first = data.table.row_offset;
   std::vector<std::string> origins;
   comm.collectively([&] {
-    train::forward_rows(*s.model, data.table, cfg.training.eval_batch,
+    train::forward_rows(*s.model, data.table, a.batch,
                         [&](std::int64_t b, std::int64_t m, const Tensor& out, const Tensor&) {
                           origins.clear();
                           for (std::int64_t i = 0; i < m; ++i) origins.push_back(std::to_string(first + b + i));

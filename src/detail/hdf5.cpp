@@ -217,7 +217,34 @@ H5T_class_t attr_class(hid_t attr, const std::string& file, const std::string& o
   return H5Tget_class(type.get());
 }
 
-Handle link_create_plist(const std::string& file, const std::string& obj) {
+// Objects are created without access, modification, change and birth times in their headers
+// (H5Pset_obj_track_times; a file creation list sets it for the root group), so the same content
+// written twice makes the same bytes: the features file of `predict` is byte-identical across runs
+// and rank counts. Nothing in lockstep reads those times.
+Handle untimed_plist(hid_t cls, const std::string& file, const std::string& obj) {
+  Handle plist(check_id(H5Pcreate(cls), file, obj, "cannot create a property list"), H5Pclose);
+  check(H5Pset_obj_track_times(plist.get(), 0), file, obj, "cannot switch off modification times");
+  return plist;
+}
+
+// The groups above `path` that do not exist yet, created untimed one level at a time (HDF5's own
+// intermediate groups would carry times).
+void create_parents(hid_t file_id, const std::string& file, const std::string& path) {
+  for (std::size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1)) {
+    const std::string parent = path.substr(0, slash);
+    if (parent.empty() || parent.back() == '/') continue;
+    const htri_t there = H5Lexists(file_id, parent.c_str(), H5P_DEFAULT);
+    if (there < 0) fail(file, parent, "cannot check whether the group exists");
+    if (there > 0) continue;
+    Handle gcpl = untimed_plist(H5P_GROUP_CREATE, file, parent);
+    Handle g(check_id(H5Gcreate2(file_id, parent.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), file, parent,
+                      "cannot create group"),
+             H5Gclose);
+  }
+}
+
+Handle link_create_plist(hid_t file_id, const std::string& file, const std::string& obj) {
+  create_parents(file_id, file, obj);
   Handle lcpl(check_id(H5Pcreate(H5P_LINK_CREATE), file, obj, "cannot create a link property list"), H5Pclose);
   check(H5Pset_create_intermediate_group(lcpl.get(), 1), file, obj, "cannot request intermediate groups");
   return lcpl;
@@ -243,7 +270,9 @@ H5File H5File::create(const std::string& path, bool exclusive) {
   // instead of refusing them, and every HDF5 since 2008, h5py included, reads it.
   Handle fapl(check_id(H5Pcreate(H5P_FILE_ACCESS), path, "", "cannot create a file access property list"), H5Pclose);
   check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST), path, "", "cannot set the file format version");
-  return H5File(path, check_id(H5Fcreate(path.c_str(), exclusive ? H5F_ACC_EXCL : H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), path, "", "cannot create"));
+  Handle fcpl = untimed_plist(H5P_FILE_CREATE, path, "");
+  return H5File(path, check_id(H5Fcreate(path.c_str(), exclusive ? H5F_ACC_EXCL : H5F_ACC_TRUNC, fcpl.get(), fapl.get()),
+                               path, "", "cannot create"));
 }
 
 H5File::H5File(H5File&& other) noexcept
@@ -300,8 +329,9 @@ void H5File::create_group(const std::string& path) {
              H5Gclose);
     return;
   }
-  Handle lcpl = link_create_plist(path_, path);
-  Handle g(check_id(H5Gcreate2(id_, path.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), path_, path, "cannot create group"),
+  Handle lcpl = link_create_plist(id_, path_, path);
+  Handle gcpl = untimed_plist(H5P_GROUP_CREATE, path_, path);
+  Handle g(check_id(H5Gcreate2(id_, path.c_str(), lcpl.get(), gcpl.get(), H5P_DEFAULT), path_, path, "cannot create group"),
            H5Gclose);
 }
 
@@ -375,8 +405,9 @@ void H5File::write(const std::string& path, const T* data, const std::vector<std
   Handle space(check_id(shape.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                         path_, path, "cannot create a dataspace of shape " + shape_text(dims)),
                H5Sclose);
-  Handle lcpl = link_create_plist(path_, path);
-  Handle dset(check_id(H5Dcreate2(id_, path.c_str(), file_type<T>(), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), path_,
+  Handle lcpl = link_create_plist(id_, path_, path);
+  Handle dcpl = untimed_plist(H5P_DATASET_CREATE, path_, path);
+  Handle dset(check_id(H5Dcreate2(id_, path.c_str(), file_type<T>(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT), path_,
                        path, "cannot create dataset"),
               H5Dclose);
   if (count > 0) {
@@ -462,13 +493,6 @@ std::pair<Handle, Handle> row_spaces(hid_t dset, const std::string& file, const 
   return {std::move(file_space), std::move(mem_space)};
 }
 
-// No modification times in the object header, so the same rows make the same bytes.
-Handle untimed_dataset_plist(const std::string& file, const std::string& path) {
-  Handle dcpl(check_id(H5Pcreate(H5P_DATASET_CREATE), file, path, "cannot create a property list"), H5Pclose);
-  check(H5Pset_obj_track_times(dcpl.get(), 0), file, path, "cannot switch off modification times");
-  return dcpl;
-}
-
 Handle utf8_string_type(const std::string& file, const std::string& path) {
   Handle type(check_id(H5Tcopy(H5T_C_S1), file, path, "cannot copy the string type"), H5Tclose);
   check(H5Tset_size(type.get(), H5T_VARIABLE), file, path, "cannot make a variable-length string type");
@@ -485,8 +509,8 @@ void H5File::create_rows(const std::string& path, const std::vector<std::int64_t
   Handle space(check_id(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), path_, path,
                         "cannot create a dataspace of shape " + shape_text(dims)),
                H5Sclose);
-  Handle lcpl = link_create_plist(path_, path);
-  Handle dcpl = untimed_dataset_plist(path_, path);
+  Handle lcpl = link_create_plist(id_, path_, path);
+  Handle dcpl = untimed_plist(H5P_DATASET_CREATE, path_, path);
   Handle dset(check_id(H5Dcreate2(id_, path.c_str(), file_type<T>(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT),
                        path_, path, "cannot create dataset"),
               H5Dclose);
@@ -507,8 +531,8 @@ void H5File::create_strings(const std::string& path, std::int64_t n) {
   const hsize_t dims[1] = {static_cast<hsize_t>(n)};
   Handle space(check_id(H5Screate_simple(1, dims, nullptr), path_, path, "cannot create a dataspace"), H5Sclose);
   Handle type = utf8_string_type(path_, path);
-  Handle lcpl = link_create_plist(path_, path);
-  Handle dcpl = untimed_dataset_plist(path_, path);
+  Handle lcpl = link_create_plist(id_, path_, path);
+  Handle dcpl = untimed_plist(H5P_DATASET_CREATE, path_, path);
   Handle dset(check_id(H5Dcreate2(id_, path.c_str(), type.get(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT),
                        path_, path, "cannot create dataset"),
               H5Dclose);

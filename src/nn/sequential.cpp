@@ -266,10 +266,9 @@ void Sequential::ensure_buffers(std::int64_t rows) {
     s.insert(s.end(), sample.begin(), sample.end());
     return s;
   };
-  for (const auto& shape : shapes_) {
-    acts_.emplace_back(batch_of(shape), compute_, params_.device());
-    dacts_.emplace_back(batch_of(shape), compute_, params_.device());
-  }
+  for (const auto& shape : shapes_) acts_.emplace_back(batch_of(shape), compute_, params_.device());
+  // The gradient buffers wait for the first backward at this batch size: inference (evaluate,
+  // predict) never allocates them, which halves its activation memory.
   if (compute_ == DType::kBF16) input_cast_ = Tensor(batch_of(input_), DType::kBF16, params_.device());
 }
 
@@ -300,6 +299,10 @@ const Tensor& Sequential::forward(const Tensor& x, const ForwardContext& ctx) {
 void Sequential::backward(const Tensor& doutput, const std::function<void(std::size_t)>& on_layer_done) {
   LOCKSTEP_CHECK(doutput.numel() == acts_.back().numel(), Error, "Sequential::backward: gradient ",
                  shape_str(doutput.shape()), " for output ", shape_str(acts_.back().shape()));
+  if (dacts_.size() != acts_.size()) {
+    dacts_.clear();
+    for (const auto& a : acts_) dacts_.emplace_back(a.shape(), compute_, params_.device());
+  }
   // Nothing below the lowest layer with trainable parameters needs a gradient: no dx into it.
   const Tensor* dy = &doutput;
   for (std::size_t i = layers_.size(); i-- > lowest_trainable_;) {

@@ -318,6 +318,7 @@ if [ "$rc" = 0 ] && [ "$chose" = "CrossValidator chose LogisticRegression.regPar
   ok "a StringIndexer text label is scored as indexed: accuracy $acc = predictions' agreement, AUC $auc, tuning chose regParam 0.001"
 else bad "StringIndexer label scoring (exit $rc, ${chose:-no choice}, accuracy ${acc:-none} vs $want, AUC ${auc:-null})"; fi
 printf 'kind,size,color\ncat,1,mauve\n' >"$WORK/ml/unseen.csv"
+expect_fail "predict --batch with a pipeline model" "--batch is for a network" 2 predict "$WORK/ml/pipe.yaml" --model "$WORK/ml/run/model.h5" --input "$ML/classification.csv" --output "$WORK/ml/x.csv" --batch 8
 expect_fail "a category the fit did not see" "has the value \"mauve\", which the fit did not see" 2 predict "$WORK/ml/text.yaml" --model "$WORK/ml/text/model.h5" --input "$WORK/ml/unseen.csv" --output "$WORK/ml/u.csv"
 # LIBSVM stays sparse (CSR) through the estimators.
 /usr/bin/awk -F, 'NR > 1 { line = $6; for (j = 1; j <= 5; j++) if ($j != 0) line = line " " j ":" $j; print line }' \
@@ -506,6 +507,14 @@ YAML
     run $np $P --output "$WORK/img/p$np.csv" --features flatten0 --features-output "$WORK/img/f$np.h5"
     eval "r$np=\$rc"
   done
+  # The features file: the same bytes at np 1, 2 and 3 (no times in HDF5's object headers), and
+  # again in blocks of 3 images (5 or 6 chunks a rank at np 1, ragged last chunks at np 3).
+  run 3 $P --output "$WORK/img/p3b.csv" --features flatten0 --features-output "$WORK/img/f3b.h5" --batch 3
+  if [ "$r1$r2$r3$rc" = 0000 ] && [ -s "$WORK/img/f1.h5" ] && cmp "$WORK/img/f1.h5" "$WORK/img/f2.h5" >>"$WORK/out" 2>&1 &&
+     cmp "$WORK/img/f1.h5" "$WORK/img/f3.h5" >>"$WORK/out" 2>&1 && cmp "$WORK/img/f1.h5" "$WORK/img/f3b.h5" >>"$WORK/out" 2>&1 &&
+     [ "$(wc -l <"$WORK/img/p3b.csv")" = 17 ]; then
+    ok "predict --features: a byte-identical features file at np 1, 2, 3 and at --batch 3"
+  else bad "predict --features files differ between np 1, 2, 3 or --batch 3 (exit $r1/$r2/$r3/$rc; cmp in $WORK/out)"; fi
   if [ "$r1$r2$r3" = 000 ] && cmp -s "$WORK/img/p1.csv" "$WORK/img/p2.csv" && cmp -s "$WORK/img/p1.csv" "$WORK/img/p3.csv" &&
      [ "$(wc -l <"$WORK/img/p1.csv")" = 17 ] &&
      head -1 "$WORK/img/p1.csv" | grep -q '^origin,prediction,class,probability_0,probability_1,probability_2$' &&

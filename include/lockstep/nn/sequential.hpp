@@ -123,7 +123,7 @@ class Sequential {
   Tensor input_cast_;      // the input rounded to bf16 (bf16 compute only)
   std::int64_t rows_ = -1;
   std::vector<Tensor> acts_;   // acts_[i] = output of layer i
-  std::vector<Tensor> dacts_;  // gradient w.r.t. the output of layer i
+  std::vector<Tensor> dacts_;  // gradient w.r.t. the output of layer i (from the first backward)
   Tensor input_view_;
 };
 
