@@ -143,15 +143,16 @@ EOF
 }
 node_idle() { [[ $(sinfo -h -o %T 2>/dev/null | head -n 1) == idle ]]; }
 
-# submit NAME [SBATCH_ARGS...]: submits train.sbatch on the tiny config; sets $job. 300 epochs (9,600
-# steps, several seconds): with 30 (under a second of training) a CI run once finished the whole job
-# between two polls of mid_run, so the requeue found nothing left to stop.
+# submit NAME [SBATCH_ARGS...]: submits train.sbatch on the tiny config; sets $job. 1000 epochs
+# (32,000 steps, about 20 s): with 30 (under a second of training) a CI run once finished the whole
+# job before Slurm's SIGTERM for the requeue arrived, so the first run had nothing left to stop; at
+# 300 epochs the SIGTERM came at step 7,459 of 9,600, too close.
 submit() {
   local name=$1
   shift
   job=$(CONFIG=configs/tiny_synthetic.yaml OUTPUT_DIR="$WORK/$name" LOCKSTEP="$LOCKSTEP" \
         sbatch --parsable --job-name="ci-$name" --output="$WORK/job-$name.out" --time=10 "$@" slurm/train.sbatch \
-        --set training.epochs=300 --set checkpoint.every_steps=50 --set training.deterministic=true)
+        --set training.epochs=1000 --set checkpoint.every_steps=100 --set training.deterministic=true)
   jobs_submitted+=("$job")
   say "($name) submitted job $job"
 }
