@@ -310,6 +310,8 @@ std::int64_t predict_images(comm::Communicator& comm, const io::Config& cfg, con
   const ImageBlock b = scatter_listing(comm, a.input, kind);
   const Shape shape = image_shape(comm, b, o);
   Scoring s = load_scoring(comm, cfg, a, shape);
+  comm.collectively([&] { train::check_batch_fits(*s.model, a.batch, "--batch"); },
+                    comm::Communicator::ErrorKind::kConfig);
   CsvOutput csv(comm, a.output, csv_header(s));
   std::optional<FeatureOutput> feats;
   if (s.feature_layer)
@@ -348,6 +350,8 @@ std::int64_t predict_table(comm::Communicator& comm, const io::Config& cfg, cons
   const train::ClassNames classes{names, a.checkpoint};
   auto data = train::load_file(comm, cfg.data, a.input, a.labels, &classes);
   Scoring s = load_scoring(comm, cfg, a, data.sample_shape);
+  comm.collectively([&] { train::check_batch_fits(*s.model, a.batch, "--batch"); },
+                    comm::Communicator::ErrorKind::kConfig);
   CsvOutput csv(comm, a.output, csv_header(s));
   std::optional<FeatureOutput> feats;
   if (s.feature_layer)

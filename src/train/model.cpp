@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <optional>
+#include <sstream>
 
 #include "lockstep/backend/ops.hpp"
 #include "lockstep/core/checked_size.hpp"
@@ -85,16 +86,24 @@ std::vector<io::ParamInfo> buffer_layout(const nn::Sequential& model) {
   return out;
 }
 
+void check_batch_fits(const nn::Sequential& model, std::int64_t rows, const std::string& what) {
+  std::ostringstream sizing;  // not operator+ chains: GCC 12 warns falsely on them (-Wrestrict)
+  sizing << what << ": a batch of " << rows << " rows of " << model.input_features()
+         << " features, with every layer's output";
+  std::int64_t values = model.input_features();
+  for (std::size_t i = 0; i < model.num_layers(); ++i)
+    values = checked_add<ConfigError>(values, shape_numel(model.layer_shape(i)), sizing.str());
+  check_fits_memory<ConfigError>(checked_product<ConfigError>({rows, values, 4}, sizing.str()), sizing.str());
+}
+
 void forward_rows(nn::Sequential& model, const data::Table& rows, std::int64_t chunk,
                   const std::function<void(std::int64_t, std::int64_t, const Tensor&, const Tensor&)>& fn) {
   const std::int64_t n = rows.rows;
   const std::int64_t f = model.input_features(), l = rows.num_labels;
   LOCKSTEP_CHECK(n == 0 || rows.num_features() == f, DataError, "rows of this rank have ", rows.num_features(),
                  " features, the model expects ", f);
-  // chunk and f are the same on every rank, so each rank finds the same answer here.
-  const std::string sizing = "training.eval_batch: a batch of " + std::to_string(chunk) + " rows of " +
-                             std::to_string(f) + " features";
-  check_fits_memory<ConfigError>(checked_product<ConfigError>({chunk, f, 4}, sizing), sizing);
+  // chunk and the model are the same on every rank, so each rank finds the same answer here.
+  check_batch_fits(model, chunk, "training.eval_batch");
   Tensor x({chunk, f}), y(l == 1 ? Shape{chunk} : Shape{chunk, l});
   Tensor xd = model.device() == Device::kCpu ? x : Tensor({chunk, f}, DType::kF32, model.device());
   Tensor out_f32;  // bf16 models: the outputs handed on in float32

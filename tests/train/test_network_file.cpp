@@ -137,3 +137,15 @@ TEST(NetworkFile, ACheckpointWithoutOrWithADamagedInputShapeIsRefused) {
   const std::string missing = error_of([&] { train::read_network(world(), (dir / "none.h5").string()); });
   EXPECT_NE(missing.find("none.h5: no such checkpoint file"), std::string::npos) << missing;
 }
+
+TEST(NetworkFile, ABatchWhoseActivationsCannotFitIsRefusedBeforeAllocating) {
+  const auto dir = lockstep::testing::shared_temp_dir("netfile_batch");
+  auto model = saved_model((dir / "ckpt.h5").string(), true);
+  EXPECT_EQ(error_of([&] { train::check_batch_fits(*model, 256, "--batch"); }), "");
+  // 2^30 rows of this CNN's activations (about 600 floats a row) is terabytes.
+  const std::string e = error_of([&] { train::check_batch_fits(*model, std::int64_t{1} << 30, "--batch"); });
+  EXPECT_NE(e.find("--batch: a batch of 1073741824 rows of 36 features, with every layer's output"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("more than the"), std::string::npos) << e;
+}

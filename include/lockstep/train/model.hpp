@@ -54,6 +54,10 @@ std::vector<io::ParamInfo> param_layout(const nn::Sequential& model);
 // Layout of the flat buffer vector (batch norm's running statistics), for checkpoints.
 std::vector<io::ParamInfo> buffer_layout(const nn::Sequential& model);
 
+// A ConfigError naming `what` (the key or flag that chose `rows`) when a forward pass of `rows` rows,
+// the input and every layer's output in float32, cannot fit in memory; before anything is allocated.
+void check_batch_fits(const nn::Sequential& model, std::int64_t rows, const std::string& what);
+
 // Forward pass over `rows` in chunks of exactly `chunk` rows (the last one zero-padded), so a row's
 // output does not depend on how many rows this rank holds: GEMM blocking depends on the matrix
 // shape, and a fixed shape gives the same bits at every rank count. fn(first, count, out, labels)
