@@ -43,17 +43,6 @@ struct Scoring {
 
 enum class InputKind : int { kFolder, kImage, kTable };
 
-bool image_signature(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return false;
-  unsigned char b[8] = {};
-  const std::size_t n = std::fread(b, 1, 8, f);
-  std::fclose(f);
-  const bool png = n >= 8 && b[0] == 0x89 && b[1] == 'P' && b[2] == 'N' && b[3] == 'G';
-  const bool jpeg = n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF;
-  return png || jpeg;
-}
-
 // A folder, an image file (PNG or JPEG by content), or anything else: a file in data.format
 // (whose reader names it if it is missing). Rank 0 looks; every rank gets its answer.
 InputKind input_kind(comm::Communicator& comm, const std::string& input) {
@@ -61,7 +50,7 @@ InputKind input_kind(comm::Communicator& comm, const std::string& input) {
   if (comm.rank() == 0) {
     std::error_code ec;
     if (fs::is_directory(input, ec)) kind = static_cast<int>(InputKind::kFolder);
-    else if (image_signature(input)) kind = static_cast<int>(InputKind::kImage);
+    else if (data::is_image_file(input)) kind = static_cast<int>(InputKind::kImage);
   }
   comm.broadcast(kind, 0);
   return static_cast<InputKind>(kind);

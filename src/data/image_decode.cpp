@@ -206,16 +206,23 @@ std::string first_bytes(const std::uint8_t* data, std::size_t size) {
 
 }  // namespace
 
-DecodedImage decode_image_bytes(const std::string& path, const std::uint8_t* data, std::size_t size, int channels) {
+ImageFormat image_format(const std::uint8_t* data, std::size_t size) {
   static constexpr std::uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (size >= 8 && std::memcmp(data, kPng, 8) == 0) return ImageFormat::kPng;
+  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return ImageFormat::kJpeg;
+  return ImageFormat::kNone;
+}
+
+DecodedImage decode_image_bytes(const std::string& path, const std::uint8_t* data, std::size_t size, int channels) {
   DecodedImage img;
   if (size == 0) throw DataError(path + ": empty file (0 bytes), expected a PNG or JPEG image");
-  if (size >= 8 && std::memcmp(data, kPng, 8) == 0) {
+  const ImageFormat format = image_format(data, size);
+  if (format == ImageFormat::kPng) {
     PngContext c;
     c.data = data;
     c.size = size;
     if (!png_decode(&c, &img)) throw DataError(path + ": cannot decode PNG: " + c.msg);
-  } else if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
+  } else if (format == ImageFormat::kJpeg) {
     JpegContext c;
     if (!jpeg_decode(&c, data, size, &img)) throw DataError(path + ": cannot decode JPEG: " + c.msg);
   } else {

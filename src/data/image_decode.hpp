@@ -31,6 +31,10 @@ inline constexpr std::int64_t kMaxImageFileBytes = std::int64_t{1} << 30;
 // replaced. Thread-compatible (no shared state).
 DecodedImage decode_image_file(const std::string& path, int channels);
 
+// What the first bytes say: a PNG (its 8-byte signature), a JPEG (FF D8 FF), or neither.
+enum class ImageFormat { kNone, kPng, kJpeg };
+ImageFormat image_format(const std::uint8_t* data, std::size_t size);
+
 // The same from bytes already in memory; `path` names them in messages.
 DecodedImage decode_image_bytes(const std::string& path, const std::uint8_t* data, std::size_t size, int channels);
 

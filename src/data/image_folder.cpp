@@ -336,6 +336,15 @@ std::vector<float> read_image_row(const std::string& path, const ImageFolderOpti
   return image_row(path, options, shape);
 }
 
+bool is_image_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  std::uint8_t b[8] = {};
+  const std::size_t n = std::fread(b, 1, sizeof b, f);
+  std::fclose(f);
+  return detail::image_format(b, n) != detail::ImageFormat::kNone;
+}
+
 std::vector<std::string> list_image_files(const std::string& root) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) throw DataError(root + ": not a folder" + (ec ? ": " + ec.message() : std::string()));

@@ -82,4 +82,8 @@ std::vector<float> read_image_row(const std::string& path, const ImageFolderOpti
 // least one file, else a DataError naming the folder. Not collective: one rank lists.
 std::vector<std::string> list_image_files(const std::string& root);
 
+// Whether the file at `path` starts as a PNG or a JPEG does (the decoder's test); false when it
+// cannot be read.
+bool is_image_file(const std::string& path);
+
 }  // namespace lockstep::data
