@@ -304,6 +304,7 @@ void parse_nn(Section& top, const std::string* src, const std::set<std::string>&
   t.get<double>("bucket_mb", tr.bucket_mb, positive<double>(), "a number > 0 (MiB)");
   t.get<bool>("overlap", tr.overlap);
   t.get<bool>("shared_memory", tr.shared_memory);
+  t.get<std::int64_t>("tile_rows", tr.tile_rows, non_negative<std::int64_t>(), "an integer >= 0 (0: static shares)");
   t.get<std::string>("precision", tr.precision, one_of({"fp32", "bf16"}), "one of fp32, bf16");
   t.get<std::string>("reduce_precision", tr.reduce_precision, one_of({"fp32", "bf16"}), "one of fp32, bf16");
   // A row of an evaluation batch is at least one 4-byte feature, so a batch of more rows than
@@ -654,7 +655,8 @@ std::string to_yaml(const Config& c) {
     << YAML::Key << "loss" << YAML::Value << t.loss << YAML::Key << "device" << YAML::Value << t.device << YAML::Key
     << "deterministic" << YAML::Value << t.deterministic << YAML::Key << "micro_batch" << YAML::Value << t.micro_batch
     << YAML::Key << "bucket_mb" << YAML::Value << t.bucket_mb << YAML::Key << "overlap" << YAML::Value << t.overlap
-    << YAML::Key << "shared_memory" << YAML::Value << t.shared_memory << YAML::Key << "precision" << YAML::Value
+    << YAML::Key << "shared_memory" << YAML::Value << t.shared_memory << YAML::Key << "tile_rows" << YAML::Value
+    << t.tile_rows << YAML::Key << "precision" << YAML::Value
     << t.precision << YAML::Key << "reduce_precision" << YAML::Value << t.reduce_precision << YAML::Key << "eval_batch"
     << YAML::Value << t.eval_batch << YAML::EndMap;
 

@@ -23,6 +23,7 @@ BatchStream::BatchStream(comm::Communicator& comm, Dataset& train, const Options
   steps_per_epoch_ = num_rows_ / options.global_batch;
   table_ = std::move(train.table);  // the stream owns the rows now; the Dataset keeps its counts
   num_labels_ = table_.num_labels;
+  features_ = train.num_features;
   const std::int64_t mb = options.micro_batch, f = train.num_features;
   const data::Shape yshape = num_labels_ == 1 ? data::Shape{mb} : data::Shape{mb, num_labels_};
   if (options.pipelined) {
@@ -105,11 +106,16 @@ void BatchStream::start_epoch(std::int64_t epoch, std::int64_t first_step) {
 
 // Rows [begin, begin + micro_batch) of this epoch's rows: features, labels and epoch positions.
 void BatchStream::fill(std::int64_t begin, Tensor& x, Tensor& y, std::vector<std::int64_t>& ids) const {
-  const std::int64_t f = x.dim(1), count = options_.micro_batch;
-  float* px = x.data<float>();
-  float* py = y.data<float>();
-  ids.resize(static_cast<std::size_t>(count));
-  const std::int64_t l = num_labels_;
+  ids.resize(static_cast<std::size_t>(options_.micro_batch));
+  fill_rows(begin, options_.micro_batch, x.data<float>(), y.data<float>(), ids.data());
+}
+
+void BatchStream::fill_step(std::int64_t step, float* x, float* labels, std::int64_t* ids) const {
+  fill_rows(step * local_batch_, local_batch_, x, labels, ids);
+}
+
+void BatchStream::fill_rows(std::int64_t begin, std::int64_t count, float* px, float* py, std::int64_t* ids) const {
+  const std::int64_t f = features_, l = num_labels_;
   for (std::int64_t i = 0; i < count; ++i) {
     const auto k = static_cast<std::size_t>(begin + i);
     // Image sources' random crop and flip (data::Table::augment), keyed by (seed, epoch, global row).
@@ -119,7 +125,7 @@ void BatchStream::fill(std::int64_t begin, Tensor& x, Tensor& y, std::vector<std
       std::memcpy(px + i * f, rows_[k], static_cast<std::size_t>(f) * sizeof(float));
     }
     std::memcpy(py + i * l, labels_[k], static_cast<std::size_t>(l) * sizeof(float));
-    ids[static_cast<std::size_t>(i)] = positions_[k];
+    ids[i] = positions_[k];
   }
 }
 

@@ -21,6 +21,7 @@
 #include "lockstep/train/progress.hpp"
 #include "lockstep/train/run_log.hpp"
 #include "lockstep/train/schedule.hpp"
+#include "lockstep/train/tiled_step.hpp"
 
 namespace lockstep::train {
 
@@ -32,6 +33,11 @@ struct Trainer::Impl {
   std::unique_ptr<comm::Communicator> nccl;  // device: cuda only
   std::unique_ptr<BatchStream> batches;
   std::unique_ptr<GradientSync> sync;  // made by run(), after any resume
+  std::unique_ptr<TiledStep> tiled;    // instead of sync: one node, tiles any rank may take
+  Tensor tile_dout;                    // d(loss)/d(output) of one tile
+  std::int64_t tile_step = -1;         // the tiled step's own count, from 0 in this process
+  std::int64_t step_rows = 0;          // rows this rank trained on in the last step
+  std::string sync_note;               // train.log's line on how gradients are synchronised
   std::unique_ptr<RunLog> log;
   std::unique_ptr<Progress> progress;
   std::unique_ptr<CommRanks> ranks;
@@ -208,14 +214,13 @@ void Trainer::resume_from(const std::string& path) {
 std::vector<EpochMetrics> Trainer::run() {
   auto& m = *impl_;
   const auto& t = options_.training;
-  if (!m.sync) {
+  if (!m.sync && !m.tiled) {
     // A fresh run of a transfer config: the pretrained layers' parameters and buffers, on every rank
     // (each reads the same file), before the shared window or the device takes the buffers over.
     if (!m.resumed && m.start.epoch == 0 && m.start.step_in_epoch == 0) load_init_from(comm_, options_.model, *model_);
-    m.sync = make_gradient_sync(
-        comm_, m.nccl ? *m.nccl : comm_, *model_, *m.opt,
-        SyncOptions{m.batches->local_batch(), t.batch_size, t.deterministic, t.shared_memory, t.bucket_mb, t.overlap});
+    make_sync();
     if (!m.resumed && m.start.epoch == 0) m.log->rotate({"metrics.jsonl", "train.log"});  // a new run
+    m.log->append("train.log", m.sync_note + "\n");
   }
   std::vector<EpochMetrics> history;
   for (std::int64_t epoch = m.start.epoch; epoch < t.epochs; ++epoch) {
@@ -245,12 +250,72 @@ std::vector<EpochMetrics> Trainer::run() {
   return history;
 }
 
+// The tiled step where it applies (tiled_step.hpp), else the gradient sync of the options; rank 0
+// says which, and why not the tiled step.
+void Trainer::make_sync() {
+  auto& m = *impl_;
+  const auto& t = options_.training;
+  const std::int64_t local = m.batches->local_batch();
+  const auto why_not = t.shared_memory ? tiled_step_unsupported(comm_, *model_, t.deterministic, local, t.tile_rows)
+                                       : std::optional<std::string>("training.shared_memory is false");
+  if (!why_not) {
+    m.tiled = std::make_unique<TiledStep>(
+        comm_, *model_, *m.opt, TileOptions{t.batch_size, t.tile_rows, m.train.num_features, m.train.num_labels});
+    m.tile_dout = Tensor({t.tile_rows, model_->output_features()});
+    m.sync_note = "gradient sync: shared window, tiles of " + std::to_string(t.tile_rows) +
+                  " rows that any rank takes (a slow rank's rows are shared out)";
+    return;
+  }
+  m.sync = make_gradient_sync(
+      comm_, m.nccl ? *m.nccl : comm_, *model_, *m.opt,
+      SyncOptions{local, t.batch_size, t.deterministic, t.shared_memory, t.bucket_mb, t.overlap});
+  m.sync_note = std::string("gradient sync: ") + m.sync->name() + " (no tiles: " + *why_not + ")";
+}
+
+// The tiled step: stage this rank's rows, take tiles until none is left, stage the next step's
+// rows, then reduce and update chunks with the other ranks.
+void Trainer::step_tiled(std::int64_t epoch, std::int64_t s, nn::ForwardContext& ctx) {
+  auto& m = *impl_;
+  auto& ts = *m.tiled;
+  const std::int64_t rows = ts.tile_rows(), f = m.train.num_features, l = m.train.num_labels;
+  auto fill = [&](std::int64_t step) {
+    return [&m, step](float* x, float* y, std::int64_t* ids) { m.batches->fill_step(step, x, y, ids); };
+  };
+  ts.begin(++m.tile_step, fill(s), stop_signal());
+  const float scale = 1.0f / static_cast<float>(options_.training.batch_size);
+  while (const auto tile = ts.claim()) {
+    ctx.sample_ids = tile->ids;
+    const Tensor x = Tensor::borrow(const_cast<float*>(tile->x), {rows, f});
+    const Tensor labels = Tensor::borrow(const_cast<float*>(tile->labels), l == 1 ? Shape{rows} : Shape{rows, l});
+    const Tensor& out = model_->forward(x, ctx);
+    const Tensor target = m.head->target(labels, rows, out.device());
+    const auto r = nn::compute_loss(m.head->loss(), out, target, scale, &m.tile_dout);
+    m.loss_sum += r.loss;
+    m.window_loss += r.loss;
+    m.window_rows += rows;
+    model_->backward(m.tile_dout);
+    ts.tile_done();
+  }
+  if (s + 1 < m.batches->steps_per_epoch()) ts.stage_next(fill(s + 1), stop_signal());
+  m.comm_seconds += ts.finish(m.lr);
+  m.stop_request = ts.stop_request();
+  m.step_rows = ts.rows_computed();
+  (void)epoch;
+}
+
 // One optimizer step: every micro-batch's forward, loss and backward, then the agreed gradient.
 void Trainer::step(std::int64_t epoch, std::int64_t s) {
   auto& m = *impl_;
   const auto& t = options_.training;
   m.lr = learning_rate(options_.schedule, options_.optimizer.lr, m.global_step, m.batches->steps_per_epoch(),
                        m.batches->steps_per_epoch() * t.epochs);
+  if (m.tiled) {
+    nn::ForwardContext ctx{true, t.seed, static_cast<std::uint64_t>(epoch), nullptr, m.ranks.get(), false};
+    fault::point("step", comm_.rank(), m.global_step);
+    step_tiled(epoch, s, ctx);
+    return;
+  }
+  m.step_rows = m.batches->local_batch();
   nn::ForwardContext ctx{true, t.seed, static_cast<std::uint64_t>(epoch), nullptr, m.ranks.get(), t.deterministic};
   const std::int64_t rows = m.dout.dim(0);
   fault::point("step", comm_.rank(), m.global_step);
@@ -287,7 +352,7 @@ void Trainer::step(std::int64_t epoch, std::int64_t s) {
 bool Trainer::after_step(std::int64_t epoch, std::int64_t s) {
   auto& m = *impl_;
   const std::int64_t steps = m.batches->steps_per_epoch(), first = epoch == m.start.epoch ? m.start.step_in_epoch : 0;
-  m.loss_count += m.batches->local_batch();
+  m.loss_count += m.step_rows;
   ++m.global_step;
   const double elapsed = seconds_since(m.loop_start);
   m.progress->step(s + 1, m.window_loss / static_cast<double>(std::max<std::int64_t>(m.window_rows, 1)),

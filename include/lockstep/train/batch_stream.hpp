@@ -57,12 +57,16 @@ class BatchStream {
   // Pipelined mode: starts assembling and copying the batch after `step` (call once the current
   // step's batch has been consumed by the forward pass). A no-op otherwise.
   void prefetch_after(std::int64_t step);
+  // This rank's rows of `step` (local_batch() of them, host memory) into x [rows, features], labels
+  // [rows, labels] and ids (epoch positions): the tiled step stages them in a shared window.
+  void fill_step(std::int64_t step, float* x, float* labels, std::int64_t* ids) const;
   // Host-to-device time (with host assembly when pipelined) since the last call.
   double take_copy_seconds();
 
  private:
   struct Stage;
   void fill(std::int64_t begin, Tensor& x, Tensor& y, std::vector<std::int64_t>& ids) const;
+  void fill_rows(std::int64_t begin, std::int64_t count, float* px, float* py, std::int64_t* ids) const;
   void stage(std::int64_t step, int slot);
 
   comm::Communicator& comm_;
@@ -73,6 +77,7 @@ class BatchStream {
   // This epoch's rows on this rank, in step order: their features and labels, in table_ or arrived_.
   std::vector<const float*> rows_, labels_;
   std::int64_t num_labels_ = 1;
+  std::int64_t features_ = 0;  // floats per delivered row (after any crop)
   std::vector<std::int64_t> positions_;
   std::vector<std::int64_t> globals_;  // each row's global index in the training set (augmentation key)
   std::int64_t first_step_ = 0, epoch_ = 0;

@@ -1,0 +1,92 @@
+// TiledStep: a data-parallel step on one node that tolerates a slow rank.
+//
+// The shared-window step (gradient_sync.hpp) gives each rank a fixed share of the work: its
+// B/np rows, then its shard of the reduction and the update. A rank that loses its core for a
+// moment (another process, the OS, a page fault storm) then holds every other rank for the whole
+// of its delay, every step. Here the work of a step is cut into pieces that any rank of the node
+// can take:
+//
+// - Tiles. The global batch is cut into tiles of `tile_rows` rows. Each rank copies its own rows of
+//   the step (the epoch shuffle's slice, as before) into a staging area of the node-shared window,
+//   one step ahead; then every rank takes tiles, its own queue first and then the others', until
+//   none is left. A tile's forward and backward write its gradient into the tile's own buffer in
+//   the window, with loss scale 1/B.
+// - Chunks. When every tile is done, the ranks take chunks of the parameter vector: each sums the
+//   tiles' gradients for its chunk in tile order and applies the optimizer to it.
+// - Waits. A rank waits only for what it needs next (a queue to be staged, the last tile, the last
+//   chunk), spinning briefly and then sleeping on a futex in the window; a stalled rank is caught by
+//   the collective watchdog (comm.timeout_s) like any other wait.
+//
+// The gradient of a step is the sum of the same tiles in the same order whoever computed them, so
+// a run is bit-reproducible, and bit-identical at any number of ranks that divides the batch into
+// whole tiles (the same binary on the same CPU kind). A slow rank costs the others at most the
+// tile it holds; the staging of its rows, one step ahead, bounds how far the others can run ahead.
+// Layers with state the ranks must agree on (batch normalisation) keep the static step.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "lockstep/comm/communicator.hpp"
+#include "lockstep/nn/optimizer.hpp"
+#include "lockstep/nn/sequential.hpp"
+
+namespace lockstep::train {
+
+struct TileOptions {
+  std::int64_t global_batch = 0;  // rows per step over all ranks
+  std::int64_t tile_rows = 0;     // rows per tile; divides global_batch / np
+  std::int64_t features = 0;      // floats per row
+  std::int64_t labels = 1;        // label values per row
+  std::int64_t chunk_floats = 1 << 15;  // parameters per reduction chunk
+};
+
+// Why the tiled step cannot run for this model and these ranks, or nullopt when it can.
+std::optional<std::string> tiled_step_unsupported(const comm::Communicator& comm, const nn::Sequential& model,
+                                                  bool deterministic, std::int64_t local_batch,
+                                                  std::int64_t tile_rows);
+
+class TiledStep {
+ public:
+  struct Tile {
+    const float* x;            // [tile_rows, features]
+    const float* labels;       // [tile_rows, labels]
+    const std::int64_t* ids;   // each row's epoch position (dropout masks are keyed on it)
+  };
+  // Fills this rank's B/np rows of one step: features, labels, epoch positions.
+  using Fill = std::function<void(float* x, float* labels, std::int64_t* ids)>;
+
+  // Takes over the model's parameters and gradients and the optimizer's state (rank 0's values
+  // seed the window). Collective over the node's ranks.
+  TiledStep(comm::Communicator& comm, nn::Sequential& model, nn::Optimizer& opt, const TileOptions& options);
+  ~TiledStep();
+  TiledStep(const TiledStep&) = delete;
+  TiledStep& operator=(const TiledStep&) = delete;
+
+  std::int64_t tile_rows() const;
+  // Opens step k (0, 1, ... in order): stages this rank's rows unless stage_next already did.
+  // `stop` is this rank's stop request, which every rank reads back by stop_request().
+  void begin(std::int64_t k, const Fill& fill, std::int32_t stop);
+  // The next tile this rank computes, or nullopt when no tile of step k is left to take. Points
+  // the model's gradients at the tile's buffer.
+  std::optional<Tile> claim();
+  void tile_done();
+  // Stages this rank's rows of step k + 1 while others may still be computing step k.
+  void stage_next(const Fill& fill, std::int32_t stop);
+  // Reduces and applies the update over chunks shared by the ranks; returns once the whole step
+  // is applied on every chunk. Returns the seconds spent waiting for other ranks.
+  double finish(double lr);
+  // The largest stop request any rank staged for the finished step: the same on every rank.
+  std::int32_t stop_request() const;
+  // Rows this rank computed in the finished step.
+  std::int64_t rows_computed() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lockstep::train

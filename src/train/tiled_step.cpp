@@ -1,0 +1,297 @@
+// The straggler-tolerant step over a node-shared window (see tiled_step.hpp).
+#include "lockstep/train/tiled_step.hpp"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <ctime>
+#include <vector>
+
+#include "lockstep/comm/watchdog.hpp"
+#include "lockstep/core/clock.hpp"
+#include "lockstep/core/error.hpp"
+
+namespace lockstep::train {
+namespace {
+
+constexpr std::size_t kLine = 64;  // bytes: each counter on a cache line of its own
+constexpr std::int64_t kLineInts = kLine / sizeof(std::int64_t);
+constexpr double kSpinSeconds = 200e-6;  // spin this long before sleeping on the futex
+
+// The control block at the start of the window, in cache lines of 8 int64.
+enum Line : std::int64_t { kTilesDone, kChunkClaim, kChunksDone, kSeq, kWaiters, kQueues };
+// Within a queue's line.
+enum QueueSlot : std::int64_t { kClaim, kStaged, kStop0 };
+constexpr std::int64_t kStopSlots = 4;  // a rank stages at most two steps ahead of one still reading
+
+std::size_t aligned(std::size_t bytes) {
+  return (bytes + kLine - 1) / kLine * kLine;
+}
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// The window is MAP_SHARED between processes: process-shared (not private) futexes.
+void futex_wait(std::uint32_t* word, std::uint32_t expected, long nanoseconds) {
+  timespec ts{0, nanoseconds};
+  syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, nullptr, 0);
+}
+void futex_wake_all(std::uint32_t* word) {
+  syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
+}  // namespace
+
+std::optional<std::string> tiled_step_unsupported(const comm::Communicator& comm, const nn::Sequential& model,
+                                                  bool deterministic, std::int64_t local_batch,
+                                                  std::int64_t tile_rows) {
+  if (tile_rows == 0) return "training.tile_rows is 0";
+  if (deterministic) return "deterministic mode sums micro-batches exactly instead";
+  if (comm.size() < 2) return "one rank";
+  if (comm.local_size() != comm.size()) return "the ranks span several nodes";
+  if (model.device() != Device::kCpu) return "the model is on a GPU";
+  if (model.compute_dtype() != DType::kF32) return "precision bf16";
+  if (model.num_buffers() > 0) return "layers with running statistics (batch normalisation) need every rank's own batch";
+  if (local_batch % tile_rows != 0)
+    return "training.tile_rows (" + std::to_string(tile_rows) + ") does not divide the per-rank batch (" +
+           std::to_string(local_batch) + ")";
+  return std::nullopt;
+}
+
+struct TiledStep::Impl {
+  comm::Communicator& comm;
+  nn::Sequential& model;
+  nn::Optimizer& opt;
+  TileOptions o;
+  int np = 1, rank = 0;
+  std::int64_t n_params = 0, n_train = 0, local_batch = 0, per_queue = 0, tiles = 0, chunks = 0;
+  std::unique_ptr<comm::SharedWindow> window;
+  std::int64_t* ctrl = nullptr;
+  float* params = nullptr;
+  float* grads = nullptr;  // tile t's gradient at grads + t * grad_stride
+  std::int64_t grad_stride = 0;
+  char* staging = nullptr;  // [parity][queue] slots of slot_bytes
+  std::size_t slot_bytes = 0, x_bytes = 0, y_bytes = 0;
+  std::int64_t k = -1, staged_upto = -1, rows = 0;
+  std::int32_t stop = 0;
+  Tensor grad0;  // tile 0's buffer: the reduced gradient
+
+  Impl(comm::Communicator& c, nn::Sequential& m, nn::Optimizer& op, const TileOptions& opts)
+      : comm(c), model(m), opt(op), o(opts), np(c.size()), rank(c.rank()) {}
+
+  std::atomic_ref<std::int64_t> at(std::int64_t line, std::int64_t slot = 0) {
+    return std::atomic_ref<std::int64_t>(ctrl[line * kLineInts + slot]);
+  }
+  std::atomic_ref<std::int64_t> queue(int q, std::int64_t slot) { return at(kQueues + q, slot); }
+  std::uint32_t* seq_word() { return reinterpret_cast<std::uint32_t*>(ctrl + kSeq * kLineInts); }
+  float* tile_grads(std::int64_t t) { return grads + t * grad_stride; }
+  char* slot(std::int64_t step, int q) {
+    return staging + (static_cast<std::size_t>(step % 2) * static_cast<std::size_t>(np) + static_cast<std::size_t>(q)) *
+                         slot_bytes;
+  }
+
+  void layout();
+  void notify() {
+    std::atomic_ref<std::uint32_t>(*seq_word()).fetch_add(1);
+    if (at(kWaiters).load() > 0) futex_wake_all(seq_word());
+  }
+  template <class Ready>
+  double wait(const char* what, Ready ready);
+  void stage(std::int64_t step, const Fill& fill, std::int32_t stop_request);
+  bool try_claim(int q, Tile* tile);
+  void reduce_chunk(std::int64_t c, double lr, std::int64_t steps_before);
+};
+
+void TiledStep::Impl::layout() {
+  n_params = model.num_params();
+  n_train = model.num_trainable_params();
+  local_batch = o.global_batch / np;
+  per_queue = local_batch / o.tile_rows;
+  tiles = per_queue * np;
+  chunks = std::max<std::int64_t>(1, (n_train + o.chunk_floats - 1) / o.chunk_floats);
+  auto state = opt.state();
+  grad_stride = (n_train + 15) / 16 * 16;
+  x_bytes = aligned(static_cast<std::size_t>(local_batch * o.features) * sizeof(float));
+  y_bytes = aligned(static_cast<std::size_t>(local_batch * o.labels) * sizeof(float));
+  slot_bytes = x_bytes + y_bytes + aligned(static_cast<std::size_t>(local_batch) * sizeof(std::int64_t));
+  const std::size_t ctrl_bytes = static_cast<std::size_t>(kQueues + np) * kLine;
+  const std::size_t param_bytes = aligned(static_cast<std::size_t>(std::max(n_params, n_train)) * sizeof(float));
+  const std::size_t state_bytes = state.size() * aligned(static_cast<std::size_t>(n_train) * sizeof(float));
+  const std::size_t grad_bytes = static_cast<std::size_t>(tiles * grad_stride) * sizeof(float);
+  const std::size_t staging_bytes = 2 * static_cast<std::size_t>(np) * slot_bytes;
+  window = comm.allocate_shared(ctrl_bytes + param_bytes + state_bytes + grad_bytes + staging_bytes);
+  char* base = static_cast<char*>(window->data());  // zeroed by rank 0
+  ctrl = reinterpret_cast<std::int64_t*>(base);
+  params = reinterpret_cast<float*>(base + ctrl_bytes);
+  char* p = base + ctrl_bytes + param_bytes;
+  const bool seed = rank == 0;  // rank 0's values (identical everywhere) seed the window
+  for (auto& [name, tensor] : state) {
+    auto* dst = reinterpret_cast<float*>(p);
+    if (seed) std::copy(tensor->data<float>(), tensor->data<float>() + n_train, dst);
+    *tensor = Tensor::borrow(dst, {n_train});
+    p += aligned(static_cast<std::size_t>(n_train) * sizeof(float));
+  }
+  grads = reinterpret_cast<float*>(p);
+  staging = p + grad_bytes;
+  model.relocate(params, tile_grads(0), seed);
+  grad0 = Tensor::borrow(tile_grads(0), {n_train});
+}
+
+template <class Ready>
+double TiledStep::Impl::wait(const char* what, Ready ready) {
+  if (ready()) return 0.0;
+  const auto t0 = Clock::now();
+  comm::WatchdogWait mark(what);
+  for (;;) {  // spin: the rank we wait for is usually a few microseconds away
+    for (int i = 0; i < 64; ++i) {
+      if (ready()) return seconds_since(t0);
+      cpu_relax();
+    }
+    if (seconds_since(t0) > kSpinSeconds) break;
+  }
+  // Then sleep, so a rank that waits gives its core away instead of competing for it.
+  auto seq = std::atomic_ref<std::uint32_t>(*seq_word());
+  for (;;) {
+    at(kWaiters).fetch_add(1);
+    const std::uint32_t v = seq.load();
+    const bool done = ready();
+    if (!done) futex_wait(seq_word(), v, 2'000'000);
+    at(kWaiters).fetch_sub(1);
+    if (done || ready()) return seconds_since(t0);
+  }
+}
+
+void TiledStep::Impl::stage(std::int64_t step, const Fill& fill, std::int32_t stop_request) {
+  char* s = slot(step, rank);
+  fill(reinterpret_cast<float*>(s), reinterpret_cast<float*>(s + x_bytes),
+       reinterpret_cast<std::int64_t*>(s + x_bytes + y_bytes));
+  queue(rank, kStop0 + step % kStopSlots).store(stop_request, std::memory_order_relaxed);
+  queue(rank, kStaged).store(step + 1, std::memory_order_release);
+  staged_upto = step;
+  notify();
+}
+
+bool TiledStep::Impl::try_claim(int q, Tile* tile) {
+  auto counter = queue(q, kClaim);
+  std::int64_t v = counter.load(std::memory_order_relaxed);
+  while (v < (k + 1) * per_queue) {
+    if (!counter.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
+    const std::int64_t j = v - k * per_queue, t = q * per_queue + j;
+    const char* s = slot(k, q);
+    const std::int64_t first = j * o.tile_rows;
+    tile->x = reinterpret_cast<const float*>(s) + first * o.features;
+    tile->labels = reinterpret_cast<const float*>(s + x_bytes) + first * o.labels;
+    tile->ids = reinterpret_cast<const std::int64_t*>(s + x_bytes + y_bytes) + first;
+    model.relocate(params, tile_grads(t), false);
+    return true;
+  }
+  return false;
+}
+
+void TiledStep::Impl::reduce_chunk(std::int64_t c, double lr, std::int64_t steps_before) {
+  const std::int64_t begin = c * o.chunk_floats, end = std::min(n_train, begin + o.chunk_floats);
+  float* g0 = tile_grads(0);
+  for (std::int64_t t = 1; t < tiles; ++t) {  // in tile order, whoever computed them
+    const float* g = tile_grads(t);
+    for (std::int64_t i = begin; i < end; ++i) g0[i] += g[i];
+  }
+  opt.set_steps(steps_before);  // every chunk is part of the same step
+  opt.step_range(model.flat_params(), grad0, lr, 1.0, begin, end);
+}
+
+TiledStep::TiledStep(comm::Communicator& comm, nn::Sequential& model, nn::Optimizer& opt, const TileOptions& options)
+    : impl_(std::make_unique<Impl>(comm, model, opt, options)) {
+  LOCKSTEP_CHECK(options.tile_rows > 0 && options.global_batch % (options.tile_rows * comm.size()) == 0, Error,
+                 "TiledStep: tiles of ", options.tile_rows, " rows do not divide the per-rank batch");
+  impl_->layout();
+  impl_->window->fence();
+}
+
+TiledStep::~TiledStep() = default;
+
+std::int64_t TiledStep::tile_rows() const {
+  return impl_->o.tile_rows;
+}
+
+void TiledStep::begin(std::int64_t k, const Fill& fill, std::int32_t stop) {
+  auto& m = *impl_;
+  LOCKSTEP_CHECK(k == m.k + 1, Error, "TiledStep: step ", k, " after step ", m.k);
+  m.k = k;
+  m.rows = 0;
+  if (m.staged_upto < k) m.stage(k, fill, stop);
+}
+
+std::optional<TiledStep::Tile> TiledStep::claim() {
+  auto& m = *impl_;
+  for (;;) {
+    bool unstaged = false;
+    Tile tile{};
+    for (int i = 0; i < m.np; ++i) {  // this rank's own rows first, then the others'
+      const int q = (m.rank + i) % m.np;
+      if (m.queue(q, kStaged).load(std::memory_order_acquire) < m.k + 1) {
+        unstaged = true;
+        continue;
+      }
+      if (m.try_claim(q, &tile)) return tile;
+    }
+    if (!unstaged) return std::nullopt;
+    m.wait("TiledStep (a rank's rows of the step)", [&] {
+      for (int q = 0; q < m.np; ++q)
+        if (m.queue(q, kStaged).load(std::memory_order_acquire) < m.k + 1) return false;
+      return true;
+    });
+  }
+}
+
+void TiledStep::tile_done() {
+  auto& m = *impl_;
+  m.rows += m.o.tile_rows;
+  m.at(kTilesDone).fetch_add(1, std::memory_order_acq_rel);
+  m.notify();
+}
+
+void TiledStep::stage_next(const Fill& fill, std::int32_t stop) {
+  impl_->stage(impl_->k + 1, fill, stop);
+}
+
+double TiledStep::finish(double lr) {
+  auto& m = *impl_;
+  const std::int64_t k = m.k;
+  double waited = m.wait("TiledStep (the step's last tiles)",
+                         [&] { return m.at(kTilesDone).load(std::memory_order_acquire) >= (k + 1) * m.tiles; });
+  // Every queue was staged for step k before its tiles were taken: the stop requests are final.
+  m.stop = 0;
+  for (int q = 0; q < m.np; ++q)
+    m.stop = std::max(m.stop, static_cast<std::int32_t>(m.queue(q, kStop0 + k % kStopSlots).load(std::memory_order_relaxed)));
+  const std::int64_t steps_before = m.opt.steps();
+  auto claim = m.at(kChunkClaim);
+  std::int64_t v = claim.load(std::memory_order_relaxed);
+  while (v < (k + 1) * m.chunks) {
+    if (!claim.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
+    m.reduce_chunk(v - k * m.chunks, lr, steps_before);
+    m.at(kChunksDone).fetch_add(1, std::memory_order_acq_rel);
+    m.notify();
+    v = claim.load(std::memory_order_relaxed);
+  }
+  m.opt.set_steps(steps_before + 1);
+  waited += m.wait("TiledStep (the step's last chunks)",
+                   [&] { return m.at(kChunksDone).load(std::memory_order_acquire) >= (k + 1) * m.chunks; });
+  return waited;
+}
+
+std::int32_t TiledStep::stop_request() const {
+  return impl_->stop;
+}
+
+std::int64_t TiledStep::rows_computed() const {
+  return impl_->rows;
+}
+
+}  // namespace lockstep::train
