@@ -258,6 +258,7 @@ void Trainer::step(std::int64_t epoch, std::int64_t s) {
                        m.batches->steps_per_epoch() * t.epochs);
   nn::ForwardContext ctx{true, t.seed, static_cast<std::uint64_t>(epoch), nullptr, m.ranks.get(), t.deterministic};
   const std::int64_t rows = m.dout.dim(0);
+  trace::Scope begin_scope("begin", "step");  // the stop flag's reduction started, the sync readied
   fault::point("step", comm_.rank(), m.global_step);
   // Any rank's stop request rides along with the step: started now, on the progress thread, so it
   // overlaps the forward pass; read in after_step().
@@ -265,6 +266,7 @@ void Trainer::step(std::int64_t epoch, std::int64_t s) {
   if (comm_.size() > 1)
     m.stop_reduction = comm_.iallreduce(&m.stop_request, 1, comm::CommType::kI32, comm::ReduceOp::kMax);
   m.sync->begin_step();
+  begin_scope.end();
   for (std::int64_t c = 0; c < m.batches->micro_batches(); ++c) {
     trace::Scope data_scope("data", "step", "micro_batch", c);
     const Batch batch = m.batches->get(s, c);
