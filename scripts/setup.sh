@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libeigen3-dev libhdf5-dev
           libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
           libpng-dev libjpeg62-turbo-dev libdnnl-dev libonnx-dev libprotobuf-dev libonnx-testdata python3-onnx)
-optional=(dataset-fashion-mnist)  # the demo falls back to synthetic data without it
+# The demo falls back to synthetic data without the dataset; scripts/plot_metrics.py needs matplotlib.
+optional=(dataset-fashion-mnist python3-matplotlib)
 
 missing=()
 for p in "${packages[@]}" "${optional[@]}"; do
@@ -30,7 +31,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   for p in "${optional[@]}"; do
     if [[ " ${missing[*]} " == *" $p "* ]]; then
       DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$p" ||
-        echo "setup: could not install $p; the demo will use its synthetic fallback"
+        echo "setup: could not install $p (optional: the demo uses synthetic data without the dataset, plot_metrics.py needs matplotlib)"
     fi
   done
 fi

@@ -8,6 +8,7 @@
 
 #include "common.hpp"
 #include "lockstep/core/log.hpp"
+#include "lockstep/core/trace.hpp"
 #include "lockstep/data/source.hpp"
 #include "lockstep/io/checkpoint.hpp"
 #include "lockstep/io/json_line.hpp"
@@ -15,6 +16,7 @@
 #include "lockstep/ml/tuning.hpp"
 #include "lockstep/train/data_loading.hpp"
 #include "lockstep/train/run_log.hpp"
+#include "lockstep/train/trace_file.hpp"
 
 namespace lockstep::app {
 namespace {
@@ -66,6 +68,9 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
                       "with `model:` only is for lockstep train)");
   // One run at a time in output.dir, held to the end of this function, however it ends.
   const auto lock = train::lock_output_dir(comm, cfg.output.dir, "lockstep fit");
+  // output.trace: loading, each stage's fit and transform, each solver iteration (core/trace.hpp).
+  if (cfg.output.trace) train::start_trace(comm);
+  trace::Scope load_scope("load data", "setup");
   const std::string yaml = io::to_yaml(cfg);
   log::info("lockstep fit: " + args.path + " on " + std::to_string(comm.size()) + " rank(s), config hash " +
             io::hex64(io::config_hash(cfg)));
@@ -78,6 +83,7 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
             " (" + std::to_string(train.global_rows()) + " rows, " + std::to_string(train.num_features()) +
             " features)" +
             (test ? ", test " + std::to_string(test->global_rows()) + " rows" : std::string(", no test split")));
+  load_scope.end();
   train::RunLog run_log(comm, cfg.output.dir);
   run_log.write("config.yaml", yaml);
   run_log.rotate({"metrics.jsonl"});
@@ -105,6 +111,7 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
   const auto t0 = std::chrono::steady_clock::now();
   const ml::PipelineModel model = ml::fit_pipeline(train, stages, ctx, test ? &*test : nullptr);
   const double fit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  trace::Scope eval_scope("evaluate", "pipeline");
   if (model.has_predictor()) {
     const auto mtrain = model.evaluate(train);
     log::info("train: " + describe(mtrain));
@@ -115,13 +122,17 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
       jsonl += json_metrics("test", mtest, -1, comm.size());
     }
   }
+  eval_scope.end();
   const std::string path = run_log.path("model.h5");
+  trace::Scope save_scope("save model", "pipeline");
   model.save(comm, path, yaml);
+  save_scope.end();
   run_log.append("metrics.jsonl", jsonl);
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.2f", fit_seconds);
   log::info(std::string("done: pipeline fitted in ") + buf + " s; model " + path + ", metrics " +
             run_log.path("metrics.jsonl"));
+  if (cfg.output.trace) train::write_trace(comm, run_log.path("trace.json"));
   return 0;
 }
 

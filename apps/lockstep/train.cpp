@@ -5,7 +5,9 @@
 #include "common.hpp"
 #include "lockstep/core/log.hpp"
 #include "lockstep/core/stop_signal.hpp"
+#include "lockstep/core/trace.hpp"
 #include "lockstep/train/run_log.hpp"
+#include "lockstep/train/trace_file.hpp"
 #include "lockstep/train/trainer.hpp"
 
 namespace lockstep::app {
@@ -15,6 +17,9 @@ std::string seconds_text(double s) {
   std::snprintf(buf, sizeof buf, "%.2f", s);
   return buf;
 }
+
+int train_locked(comm::Communicator& comm, const ConfigArgs& args, const io::Config& cfg, Resume resume,
+                 std::int64_t max_steps);
 }  // namespace
 
 int run_train(comm::Communicator& comm, const ConfigArgs& args, Resume resume, std::int64_t max_steps) {
@@ -25,6 +30,17 @@ int run_train(comm::Communicator& comm, const ConfigArgs& args, Resume resume, s
   if (!cfg.pipeline.empty()) throw ConfigError(args.path + ": this config has a pipeline: run it with lockstep fit");
   // One run at a time in output.dir, held to the end of this function, however it ends.
   const auto lock = train::lock_output_dir(comm, cfg.output.dir, "lockstep train");
+  // output.trace: the timeline of everything from here on; written when the run ends without an
+  // error (an error leaves no trace.json: gathering it would need every rank in a collective).
+  if (cfg.output.trace) train::start_trace(comm);
+  const int rc = train_locked(comm, args, cfg, resume, max_steps);
+  if (cfg.output.trace) train::write_trace(comm, train::RunLog(comm, cfg.output.dir).path("trace.json"));
+  return rc;
+}
+
+namespace {
+int train_locked(comm::Communicator& comm, const ConfigArgs& args, const io::Config& cfg, Resume resume,
+                 std::int64_t max_steps) {
   if (cfg.data.params.count("string_columns"))
     throw ConfigError(args.path +
                       ": data.string_columns: text columns are read by lockstep fit only (index them with a "
@@ -34,8 +50,10 @@ int run_train(comm::Communicator& comm, const ConfigArgs& args, Resume resume, s
             io::hex64(options.run_hash));
   log::info("---- resolved config ----\n" + options.run_yaml + "-------------------------");
 
+  trace::Scope load_scope("load data", "setup");
   auto train = train::load_split(comm, cfg.data, train::Split::kTrain);
   auto test = train::load_split(comm, cfg.data, train::Split::kTest);
+  load_scope.end();
   log::info("data: train " + train.description + " (" + std::to_string(train.num_rows) + " rows, " +
             std::to_string(train.num_features) + " features), test " + std::to_string(test.num_rows) +
             " rows; loaded in " + seconds_text(train.load_seconds) + " + " + seconds_text(test.load_seconds) + " s");
@@ -76,5 +94,6 @@ int run_train(comm::Communicator& comm, const ConfigArgs& args, Resume resume, s
   }
   return 0;
 }
+}  // namespace
 
 }  // namespace lockstep::app

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cmath>
 
+#include "lockstep/core/trace.hpp"
+
 namespace lockstep::comm {
 
 GradientBuckets::GradientBuckets(Communicator& comm, std::int64_t total,
@@ -34,6 +36,7 @@ void GradientBuckets::begin_step(void* grads) {
 
 void GradientBuckets::start(std::size_t i) {
   const auto& b = buckets_[i];
+  trace::set_pending_arg({"bucket", static_cast<std::int64_t>(i)});  // names the allreduce's trace event
   pending_.push_back(comm_.iallreduce(grads_ + b.begin * static_cast<std::int64_t>(comm_type_size(type_)),
                                       static_cast<std::size_t>(b.end - b.begin), type_, op_));
 }

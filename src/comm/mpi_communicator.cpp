@@ -36,6 +36,7 @@
 #include "lockstep/comm/communicator.hpp"
 #include "lockstep/comm/watchdog.hpp"
 #include "lockstep/core/log.hpp"
+#include "lockstep/core/trace.hpp"
 
 namespace lockstep::comm {
 bool mpi_initialized();
@@ -186,6 +187,7 @@ class ProgressThread {
 
  private:
   void loop() {
+    trace::set_thread_name("progress");
     while (true) {
       std::shared_ptr<Job> job;
       {
@@ -405,15 +407,22 @@ class MpiCommunicator final : public Communicator {
   }
 
   std::unique_ptr<Request> iallreduce(void* buf, std::size_t count, CommType type, ReduceOp op) override {
+    // Traced where it runs (core/trace.hpp), with the caller's pending argument (the bucket).
+    const trace::Arg tag = trace::take_pending_arg();
+    const trace::Arg bytes{"bytes", static_cast<std::int64_t>(count * comm_type_size(type))};
     if (!progress_) {
       enter_mpi("iallreduce");
+      LOCKSTEP_TRACE_SCOPE("allreduce", "comm", tag, bytes);
       allreduce_now(comm_, size_, buf, count, type, op);
       return std::make_unique<DoneRequest>();
     }
     check_owner("iallreduce");
     MPI_Comm comm = comm_;
     const int size = size_;
-    auto job = progress_->submit([=] { allreduce_now(comm, size, buf, count, type, op); });
+    auto job = progress_->submit([=] {
+      LOCKSTEP_TRACE_SCOPE("allreduce", "comm", tag, bytes);
+      allreduce_now(comm, size, buf, count, type, op);
+    });
     return std::make_unique<ThreadRequest>(progress_, std::move(job));
   }
 

@@ -483,6 +483,7 @@ Config from_yaml(YAML::Node root, const std::string& source, const std::set<std:
   out.get<std::string>("progress", c.output.progress, one_of({"auto", "bar", "lines", "none"}),
                        "one of auto, bar, lines, none");
   out.get<std::int64_t>("log_every_steps", c.output.log_every_steps, positive<std::int64_t>(), "an integer > 0");
+  out.get<bool>("trace", c.output.trace);
   out.finish();
 
   parse_pipeline(top, source, overridden, c);
@@ -667,7 +668,9 @@ std::string to_yaml(const Config& c) {
     << c.comm.timeout_s << YAML::EndMap;
   e << YAML::Key << "output" << YAML::Value << YAML::BeginMap << YAML::Key << "dir" << YAML::Value << c.output.dir
     << YAML::Key << "progress" << YAML::Value << c.output.progress << YAML::Key << "log_every_steps" << YAML::Value
-    << c.output.log_every_steps << YAML::EndMap;
+    << c.output.log_every_steps;
+  if (c.output.trace) e << YAML::Key << "trace" << YAML::Value << true;  // absent when off: older hashes hold
+  e << YAML::EndMap;
   if (!c.pipeline_yaml.empty()) {
     const YAML::Node extra = YAML::Load(c.pipeline_yaml);
     for (const auto& kv : extra) e << YAML::Key << kv.first << YAML::Value << kv.second;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "lockstep/core/rng.hpp"
+#include "lockstep/core/trace.hpp"
 #include "lockstep/ml/stats.hpp"
 
 namespace lockstep::ml {
@@ -190,6 +191,7 @@ Mat distinct_rows(const Mat& cand) {
 
 // k-means||: oversampled distinct candidates, reduced to k by weighted k-means++ when there are more.
 Mat kmeans_parallel_init(const Frame& f, const Vec& xn, const KMeansParams& p, RowDraw& draw) {
+  LOCKSTEP_TRACE_SCOPE("kmeans init", "kmeans");
   const Mat distinct = distinct_rows(oversample(f, xn, p, draw));
   if (distinct.rows() <= p.k) return distinct;
   // Weight each candidate by the rows closest to it.
@@ -217,6 +219,7 @@ int lloyd(const Frame& f, const Vec& xn, const KMeansParams& p, Mat& centers) {
   Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> sums(k, d);
   int it = 0;
   for (; it < p.max_iter; ++it) {
+    LOCKSTEP_TRACE_SCOPE("kmeans iteration", "kmeans", "iter", it);
     buf.setZero();
     sums.setZero();
     Eigen::Map<Vec> cnt(buf.data() + k * d, k);

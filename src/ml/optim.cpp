@@ -4,6 +4,8 @@
 #include <cmath>
 #include <deque>
 
+#include "lockstep/core/trace.hpp"
+
 namespace lockstep::ml {
 namespace {
 
@@ -37,6 +39,7 @@ double l1_term(const Vec& x, const Vec& l1) {
 }  // namespace
 
 QuasiNewtonResult minimize(const Objective& f, Vec x, const QuasiNewtonOptions& o, const Vec& l1) {
+  LOCKSTEP_TRACE_SCOPE("minimize", "lbfgs");
   const bool owl = l1.size() > 0 && l1.maxCoeff() > 0.0;
   const Vec no_l1;
   const Vec& pen = owl ? l1 : no_l1;
@@ -49,6 +52,7 @@ QuasiNewtonResult minimize(const Objective& f, Vec x, const QuasiNewtonOptions& 
   std::deque<double> rho;
   Vec xn(x.size()), gn(x.size());
   for (int it = 0; it < o.max_iter; ++it) {
+    LOCKSTEP_TRACE_SCOPE("lbfgs iteration", "lbfgs", "iter", it);
     const Vec pg = pseudo_gradient(x, g, pen);
     if (pg.lpNorm<Eigen::Infinity>() <= 1e-3 * o.tol * std::max(1.0, std::fabs(fx))) {
       r.converged = true;
@@ -92,6 +96,7 @@ QuasiNewtonResult minimize(const Objective& f, Vec x, const QuasiNewtonOptions& 
     double step = 1.0, fn = 0.0;
     bool accepted = false;
     for (int ls = 0; ls < 40; ++ls) {
+      LOCKSTEP_TRACE_SCOPE("objective", "lbfgs", "trial", ls);  // the evaluation below streams the shard
       xn = x + step * d;
       if (owl) {
         for (Eigen::Index i = 0; i < xn.size(); ++i)

@@ -12,6 +12,7 @@
 
 #include "detail/hdf5.hpp"
 #include "lockstep/core/log.hpp"
+#include "lockstep/core/trace.hpp"
 #include "lockstep/io/atomic_file.hpp"
 
 namespace lockstep::ml {
@@ -121,13 +122,16 @@ PipelineModel fit_pipeline(const Frame& train, const std::vector<io::StageConfig
   for (std::size_t i = 0; i < stages.size(); ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     fault::point("fit", cur.comm().rank());
+    trace::Scope fit_scope(trace::intern("fit ", stages[i].type), "pipeline", "stage", static_cast<std::int64_t>(i));
     auto s = fit_stage(stages[i], cur, val ? &*val : nullptr, ctx);
+    fit_scope.end();
     const bool last = i + 1 == stages.size();
     if (!last && !s->inner_transform())
       throw ConfigError(stages[i].where +
                         ": a predictor must be the last stage of a pipeline (only a NeuralNetwork hands its outputs "
                         "on to later stages)");
     if (!last || !s->is_predictor()) {
+      LOCKSTEP_TRACE_SCOPE(trace::intern("transform ", stages[i].type), "pipeline", "stage", static_cast<std::int64_t>(i));
       cur = s->transform(cur);
       if (val) val = s->transform(*val);
     }

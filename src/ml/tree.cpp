@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "lockstep/core/rng.hpp"
+#include "lockstep/core/trace.hpp"
 #include "lockstep/ml/stats.hpp"
 
 namespace lockstep::ml {
@@ -371,6 +372,7 @@ Grown Grower::grow_levels() {
   std::vector<Open> open;
   for (int t = 0; t < o_.num_trees; ++t) open.push_back({t, 0, features_for(t, 0)});
   for (int depth = 0; depth < o_.tree.max_depth && !open.empty(); ++depth) {
+    LOCKSTEP_TRACE_SCOPE("tree level", "tree", trace::Arg{"depth", depth}, trace::Arg{"open_nodes", static_cast<std::int64_t>(open.size())});
     std::vector<Open> next;
     for (std::size_t b0 = 0; b0 < open.size();) {
       const Batch b = next_batch(open, b0);
@@ -540,6 +542,7 @@ void Grower::route_rows() {
 // Level-wise growth: sample counts and fixed-point scales, the roots, then per level batches of
 // open nodes: histograms, one allreduce, the best splits, and the rows routed to the children.
 Grown grow(const Frame& f, const Bins& bins, const Targets& tg, const Stats& st, const GrowOptions& o) {
+  LOCKSTEP_TRACE_SCOPE("grow trees", "tree", "trees", o.num_trees);
   Grower g(f, bins, tg, st, o);
   g.scale_samples();
   g.grow_roots();
@@ -587,6 +590,7 @@ struct Prepared {
 };
 
 Prepared prepare(const Frame& f, const TreeParams& p, bool classification) {
+  LOCKSTEP_TRACE_SCOPE("bin", "tree");
   check_tree_params(p);
   check_finite(f);
   if (f.global_rows() == 0)

@@ -3,6 +3,7 @@
 #include "lockstep/core/clock.hpp"
 #include "lockstep/core/fault.hpp"
 #include "lockstep/core/stop_signal.hpp"
+#include "lockstep/core/trace.hpp"
 
 #include <algorithm>
 #include <climits>
@@ -226,7 +227,10 @@ std::vector<EpochMetrics> Trainer::run() {
   for (std::int64_t epoch = m.start.epoch; epoch < t.epochs; ++epoch) {
     const auto t_epoch = Clock::now();
     const std::int64_t first = epoch == m.start.epoch ? m.start.step_in_epoch : 0;
-    m.batches->start_epoch(epoch, first);
+    {
+      LOCKSTEP_TRACE_SCOPE("shuffle", "data", "epoch", epoch);
+      m.batches->start_epoch(epoch, first);
+    }
     const double data_seconds = seconds_since(t_epoch);
     m.loss_sum = epoch == m.start.epoch ? m.start.loss_sum : 0.0;
     m.loss_count = epoch == m.start.epoch ? m.start.loss_count : 0;
@@ -235,6 +239,7 @@ std::vector<EpochMetrics> Trainer::run() {
     m.progress->start_epoch(epoch + 1, t.epochs, m.batches->steps_per_epoch());
     m.loop_start = Clock::now();
     for (std::int64_t s = first; s < m.batches->steps_per_epoch(); ++s) {
+      LOCKSTEP_TRACE_SCOPE("step", "train", "step", m.global_step);
       step(epoch, s);
       if (after_step(epoch, s)) return history;
     }
@@ -318,6 +323,7 @@ void Trainer::step(std::int64_t epoch, std::int64_t s) {
   m.step_rows = m.batches->local_batch();
   nn::ForwardContext ctx{true, t.seed, static_cast<std::uint64_t>(epoch), nullptr, m.ranks.get(), t.deterministic};
   const std::int64_t rows = m.dout.dim(0);
+  trace::Scope begin_scope("begin", "step");  // the stop flag's reduction started, the sync readied
   fault::point("step", comm_.rank(), m.global_step);
   // Any rank's stop request rides along with the step: started now, on the progress thread, so it
   // overlaps the forward pass; read in after_step().
@@ -325,26 +331,49 @@ void Trainer::step(std::int64_t epoch, std::int64_t s) {
   if (comm_.size() > 1)
     m.stop_reduction = comm_.iallreduce(&m.stop_request, 1, comm::CommType::kI32, comm::ReduceOp::kMax);
   m.sync->begin_step();
+  begin_scope.end();
   for (std::int64_t c = 0; c < m.batches->micro_batches(); ++c) {
+    trace::Scope data_scope("data", "step", "micro_batch", c);
     const Batch batch = m.batches->get(s, c);
+    data_scope.end();
     ctx.sample_ids = batch.ids;
+    trace::Scope forward_scope("forward", "step");
     const Tensor& out = model_->forward(*batch.x, ctx);
+    forward_scope.end();
+    trace::Scope loss_scope("loss", "step");
     const Tensor target = m.head->target(*batch.labels, rows, out.device());
     const auto r = nn::compute_loss(m.head->loss(), out, target, m.sync->loss_scale(), &m.dout);
+    loss_scope.end();
     m.loss_sum += r.loss;
     m.window_loss += r.loss;
     m.window_rows += rows;
+    trace::Scope backward_scope("backward", "step");
     model_->backward(m.dout, [&](std::size_t layer) {
       const auto range = model_->layer_param_range(layer);
       if (range.second > range.first && model_->layer(layer).trainable()) m.sync->ready(range.second);
     });
+    backward_scope.end();
+    trace::Scope prefetch_scope("data", "step", "prefetch", 1);
     m.batches->prefetch_after(s);
+    prefetch_scope.end();
+    LOCKSTEP_TRACE_SCOPE("accumulate", "step");  // deterministic mode's fixed-point sum; else nothing
     m.sync->end_micro_batch();
   }
-  m.comm_seconds += m.sync->finish();
-  model_->end_step(ctx);  // layer state the ranks must agree on (batch norm's running statistics)
-  const auto u = m.sync->update();
-  m.opt->step_range(model_->flat_params(), model_->flat_grads(), m.lr, u.grad_scale, u.begin, u.end);
+  {
+    // The wait for the gradient reductions (shared window: the fence, then this rank's shard sum).
+    LOCKSTEP_TRACE_SCOPE("wait", "reduce");
+    m.comm_seconds += m.sync->finish();
+  }
+  {
+    LOCKSTEP_TRACE_SCOPE("end_step", "step");
+    model_->end_step(ctx);  // layer state the ranks must agree on (batch norm's running statistics)
+  }
+  {
+    LOCKSTEP_TRACE_SCOPE("optimizer", "step");
+    const auto u = m.sync->update();
+    m.opt->step_range(model_->flat_params(), model_->flat_grads(), m.lr, u.grad_scale, u.begin, u.end);
+  }
+  LOCKSTEP_TRACE_SCOPE("wait", "update");  // shared window: every shard updated
   m.comm_seconds += m.sync->after_update();
 }
 
@@ -355,13 +384,16 @@ bool Trainer::after_step(std::int64_t epoch, std::int64_t s) {
   m.loss_count += m.step_rows;
   ++m.global_step;
   const double elapsed = seconds_since(m.loop_start);
+  trace::Scope progress_scope("progress", "step");
   m.progress->step(s + 1, m.window_loss / static_cast<double>(std::max<std::int64_t>(m.window_rows, 1)),
                    static_cast<double>((s + 1 - first) * options_.training.batch_size) / std::max(elapsed, 1e-9));
   if ((s + 1) % options_.output.log_every_steps == 0) {
     m.window_loss = 0.0;
     m.window_rows = 0;
   }
+  progress_scope.end();
   if (m.stop_reduction) {
+    LOCKSTEP_TRACE_SCOPE("wait", "stop");
     m.stop_reduction->wait();
     m.stop_reduction.reset();
   }
@@ -397,7 +429,11 @@ EpochMetrics Trainer::finish_epoch(std::int64_t epoch, std::int64_t first_step, 
   em.samples_per_sec = static_cast<double>((m.batches->steps_per_epoch() - first_step) * t.batch_size) /
                        std::max(em.epoch_seconds, 1e-9);
   em.lr = m.lr;
-  em.test = evaluate(comm_, *model_, *m.head, m.test, t.eval_batch);
+  {
+    LOCKSTEP_TRACE_SCOPE("evaluate", "epoch", "epoch", em.epoch);
+    em.test = evaluate(comm_, *model_, *m.head, m.test, t.eval_batch);
+  }
+  LOCKSTEP_TRACE_SCOPE("log", "epoch", "epoch", em.epoch);
 
   char line[400];
   std::snprintf(line, sizeof line,
@@ -433,6 +469,7 @@ void Trainer::save(std::int64_t next_epoch, std::int64_t next_step) {
   const TrainingPosition pos{next_epoch, next_step, m.global_step, mid_epoch ? m.loss_sum : 0.0,
                              mid_epoch ? m.loss_count : 0};
   fault::point("checkpoint", comm_.rank());
+  LOCKSTEP_TRACE_SCOPE("checkpoint", "epoch", "step", m.global_step);
   save_training_checkpoint(comm_, checkpoint_path(), *model_, *m.opt, pos, options_);
 }
 

@@ -674,5 +674,42 @@ then
     bad "train from net.onnx (exit $rc)"
 else bad "writing a network that ends in Softmax (exit $rc)"; fi
 
+# ---- output.trace: one Chrome trace JSON for all ranks; trace_summary.py and plot_metrics.py ----
+run 2 train "$TINY" --set "output.dir=$WORK/trace" --set output.trace=true --set training.epochs=1
+if [ "$rc" = 0 ] && /usr/bin/python3 - "$WORK/trace/trace.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+X = [e for e in d["traceEvents"] if e["ph"] == "X"]
+assert d["displayTimeUnit"] == "ms" and sorted({e["pid"] for e in X}) == [0, 1], "two ranks"
+for r in (0, 1):
+    names = {e["name"] for e in X if e["pid"] == r}
+    assert {"step", "data", "forward", "backward", "wait", "optimizer", "checkpoint"} <= names, (r, names)
+    assert all(k in e for e in X for k in ("ph", "ts", "dur", "pid", "tid", "name", "cat"))
+PY
+then ok "output.trace: trace.json parses, 2 ranks, each with step/data/forward/backward/wait/optimizer/checkpoint events"
+else bad "output.trace (exit $rc)"; fi
+if /usr/bin/python3 "$SRC/scripts/trace_summary.py" "$WORK/trace/trace.json" >"$WORK/out" 2>&1 &&
+   grep -q "== rank 1: 31 steps" "$WORK/out" && grep -q "wait share" "$WORK/out"; then
+  ok "trace_summary.py: a breakdown per rank over the 31 steps after the first, with the wait share"
+else bad "trace_summary.py"; fi
+run 1 train "$TINY" --set "output.dir=$WORK/notrace" --set training.epochs=1
+[ "$rc" = 0 ] && [ ! -e "$WORK/notrace/trace.json" ] && ok "no trace.json by default" || bad "trace.json without output.trace (exit $rc)"
+run 2 fit "$WORK/ml/pipe.yaml" --set "output.dir=$WORK/ml/trace" --set output.trace=true --set tuning.type=none
+if [ "$rc" = 0 ] && /usr/bin/python3 - "$WORK/ml/trace/trace.json" <<'PY'
+import json, sys
+names = {(e["pid"], e["name"]) for e in json.load(open(sys.argv[1]))["traceEvents"] if e["ph"] == "X"}
+for r in (0, 1):
+    for n in ("fit StandardScaler", "transform StandardScaler", "fit LogisticRegression", "lbfgs iteration", "objective"):
+        assert (r, n) in names, (r, n)
+PY
+then ok "fit with output.trace: each stage's fit and transform, L-BFGS iterations and objective evaluations on both ranks"
+else bad "fit with output.trace (exit $rc)"; fi
+if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
+  if /usr/bin/python3 "$SRC/scripts/plot_metrics.py" "$WORK/trace" -o "$WORK/curves.png" >"$WORK/out" 2>&1 &&
+     [ "$(head -c 4 "$WORK/curves.png" | od -An -c | tr -d ' ')" = "211PNG" ]; then
+    ok "plot_metrics.py writes a PNG from metrics.jsonl"
+  else bad "plot_metrics.py"; fi
+else echo "SKIP: plot_metrics.py (no matplotlib; apt-get install python3-matplotlib)"; fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -109,6 +109,7 @@ struct OutputConfig {
   std::string dir = "runs/default";
   std::string progress = "auto";       // auto | bar | lines | none
   std::int64_t log_every_steps = 100;  // plain progress lines (non-terminal)
+  bool trace = false;                  // <dir>/trace.json: a Chrome trace of the run (core/trace.hpp)
 };
 
 // ML pipelines (`lockstep fit`). io/ keeps stage parameters as YAML scalars; ml/ converts and
