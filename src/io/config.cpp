@@ -304,7 +304,14 @@ void parse_nn(Section& top, const std::string* src, const std::set<std::string>&
   t.get<double>("bucket_mb", tr.bucket_mb, positive<double>(), "a number > 0 (MiB)");
   t.get<bool>("overlap", tr.overlap);
   t.get<bool>("shared_memory", tr.shared_memory);
-  t.get<std::int64_t>("tile_rows", tr.tile_rows, non_negative<std::int64_t>(), "an integer >= 0 (0: static shares)");
+  std::string tiles = tr.tile_rows < 0 ? "auto" : std::to_string(tr.tile_rows);
+  t.get<std::string>(
+      "tile_rows", tiles,
+      [](const std::string& v) {
+        return v == "auto" || (!v.empty() && v.size() < 10 && v.find_first_not_of("0123456789") == std::string::npos);
+      },
+      "auto or an integer >= 0 (0: every rank keeps its own rows)");
+  tr.tile_rows = tiles == "auto" ? -1 : std::stoll(tiles);
   t.get<std::string>("precision", tr.precision, one_of({"fp32", "bf16"}), "one of fp32, bf16");
   t.get<std::string>("reduce_precision", tr.reduce_precision, one_of({"fp32", "bf16"}), "one of fp32, bf16");
   // A row of an evaluation batch is at least one 4-byte feature, so a batch of more rows than
@@ -657,7 +664,7 @@ std::string to_yaml(const Config& c) {
     << "deterministic" << YAML::Value << t.deterministic << YAML::Key << "micro_batch" << YAML::Value << t.micro_batch
     << YAML::Key << "bucket_mb" << YAML::Value << t.bucket_mb << YAML::Key << "overlap" << YAML::Value << t.overlap
     << YAML::Key << "shared_memory" << YAML::Value << t.shared_memory << YAML::Key << "tile_rows" << YAML::Value
-    << t.tile_rows << YAML::Key << "precision" << YAML::Value
+    << (t.tile_rows < 0 ? std::string("auto") : std::to_string(t.tile_rows)) << YAML::Key << "precision" << YAML::Value
     << t.precision << YAML::Key << "reduce_precision" << YAML::Value << t.reduce_precision << YAML::Key << "eval_batch"
     << YAML::Value << t.eval_batch << YAML::EndMap;
 

@@ -14,6 +14,7 @@
 #include "lockstep/comm/watchdog.hpp"
 #include "lockstep/core/clock.hpp"
 #include "lockstep/core/error.hpp"
+#include "lockstep/core/trace.hpp"
 
 namespace lockstep::train {
 namespace {
@@ -23,10 +24,10 @@ constexpr std::int64_t kLineInts = kLine / sizeof(std::int64_t);
 constexpr double kSpinSeconds = 200e-6;  // spin this long before sleeping on the futex
 
 // The control block at the start of the window, in cache lines of 8 int64.
-enum Line : std::int64_t { kTilesDone, kChunkClaim, kChunksDone, kSeq, kWaiters, kQueues };
+enum Line : std::int64_t { kTilesDone, kChunksDone, kSeq, kWaiters, kQueues };
 // Within a queue's line.
-enum QueueSlot : std::int64_t { kClaim, kStaged, kStop0 };
-constexpr std::int64_t kStopSlots = 4;  // a rank stages at most two steps ahead of one still reading
+enum QueueSlot : std::int64_t { kClaim, kStaged, kStop0, kChunkClaim = kStop0 + 4 };
+constexpr std::int64_t kStopSlots = kChunkClaim - kStop0;  // a rank stages at most two steps ahead of one still reading
 
 std::size_t aligned(std::size_t bytes) {
   return (bytes + kLine - 1) / kLine * kLine;
@@ -49,12 +50,22 @@ void futex_wake_all(std::uint32_t* word) {
 
 }  // namespace
 
+std::int64_t auto_tile_rows(std::int64_t local_batch) {
+  // At least two tiles a rank, so a fast rank can take over half of a slow one's rows; tiles of
+  // fewer than 8 rows cost more in GEMM efficiency than they win in balance.
+  for (std::int64_t rows : {16, 32, 8, 24, 12})
+    if (local_batch % rows == 0 && local_batch / rows >= 2) return rows;
+  return 0;
+}
+
 std::optional<std::string> tiled_step_unsupported(const comm::Communicator& comm, const nn::Sequential& model,
                                                   bool deterministic, std::int64_t local_batch,
                                                   std::int64_t tile_rows) {
   if (tile_rows == 0) return "training.tile_rows is 0";
   if (deterministic) return "deterministic mode sums micro-batches exactly instead";
-  if (comm.size() < 2) return "one rank";
+  if (tile_rows < 0 && comm.size() < 2) return "one rank";
+  if (tile_rows < 0) tile_rows = auto_tile_rows(local_batch);
+  if (tile_rows == 0) return "no tile size of 8 to 32 rows divides the per-rank batch (" + std::to_string(local_batch) + ")";
   if (comm.local_size() != comm.size()) return "the ranks span several nodes";
   if (model.device() != Device::kCpu) return "the model is on a GPU";
   if (model.compute_dtype() != DType::kF32) return "precision bf16";
@@ -71,7 +82,7 @@ struct TiledStep::Impl {
   nn::Optimizer& opt;
   TileOptions o;
   int np = 1, rank = 0;
-  std::int64_t n_params = 0, n_train = 0, local_batch = 0, per_queue = 0, tiles = 0, chunks = 0;
+  std::int64_t n_params = 0, n_train = 0, local_batch = 0, per_queue = 0, tiles = 0, chunks = 0, chunk_floats = 0;
   std::unique_ptr<comm::SharedWindow> window;
   std::int64_t* ctrl = nullptr;
   float* params = nullptr;
@@ -115,7 +126,12 @@ void TiledStep::Impl::layout() {
   local_batch = o.global_batch / np;
   per_queue = local_batch / o.tile_rows;
   tiles = per_queue * np;
-  chunks = std::max<std::int64_t>(1, (n_train + o.chunk_floats - 1) / o.chunk_floats);
+  // Chunks of at most chunk_floats, and at least four a rank when the model is large enough.
+  chunks = std::max<std::int64_t>((n_train + o.chunk_floats - 1) / o.chunk_floats,
+                                  std::min<std::int64_t>(4 * np, (n_train + 1023) / 1024));
+  chunks = std::max<std::int64_t>(chunks, 1);
+  chunk_floats = ((n_train + chunks - 1) / chunks + 15) / 16 * 16;
+  chunks = std::max<std::int64_t>(1, (n_train + chunk_floats - 1) / chunk_floats);
   auto state = opt.state();
   grad_stride = (n_train + 15) / 16 * 16;
   x_bytes = aligned(static_cast<std::size_t>(local_batch * o.features) * sizeof(float));
@@ -147,6 +163,7 @@ void TiledStep::Impl::layout() {
 template <class Ready>
 double TiledStep::Impl::wait(const char* what, Ready ready) {
   if (ready()) return 0.0;
+  LOCKSTEP_TRACE_SCOPE("wait", what);
   const auto t0 = Clock::now();
   comm::WatchdogWait mark(what);
   for (;;) {  // spin: the rank we wait for is usually a few microseconds away
@@ -169,6 +186,7 @@ double TiledStep::Impl::wait(const char* what, Ready ready) {
 }
 
 void TiledStep::Impl::stage(std::int64_t step, const Fill& fill, std::int32_t stop_request) {
+  LOCKSTEP_TRACE_SCOPE("data", "step", "step", step);
   char* s = slot(step, rank);
   fill(reinterpret_cast<float*>(s), reinterpret_cast<float*>(s + x_bytes),
        reinterpret_cast<std::int64_t*>(s + x_bytes + y_bytes));
@@ -189,6 +207,7 @@ bool TiledStep::Impl::try_claim(int q, Tile* tile) {
     tile->x = reinterpret_cast<const float*>(s) + first * o.features;
     tile->labels = reinterpret_cast<const float*>(s + x_bytes) + first * o.labels;
     tile->ids = reinterpret_cast<const std::int64_t*>(s + x_bytes + y_bytes) + first;
+    tile->index = t;
     model.relocate(params, tile_grads(t), false);
     return true;
   }
@@ -196,7 +215,8 @@ bool TiledStep::Impl::try_claim(int q, Tile* tile) {
 }
 
 void TiledStep::Impl::reduce_chunk(std::int64_t c, double lr, std::int64_t steps_before) {
-  const std::int64_t begin = c * o.chunk_floats, end = std::min(n_train, begin + o.chunk_floats);
+  LOCKSTEP_TRACE_SCOPE("reduce+optimizer", "step", "chunk", c);
+  const std::int64_t begin = c * chunk_floats, end = std::min(n_train, begin + chunk_floats);
   float* g0 = tile_grads(0);
   for (std::int64_t t = 1; t < tiles; ++t) {  // in tile order, whoever computed them
     const float* g = tile_grads(t);
@@ -242,7 +262,7 @@ std::optional<TiledStep::Tile> TiledStep::claim() {
       if (m.try_claim(q, &tile)) return tile;
     }
     if (!unstaged) return std::nullopt;
-    m.wait("TiledStep (a rank's rows of the step)", [&] {
+    m.wait("TiledStep: rows", [&] {
       for (int q = 0; q < m.np; ++q)
         if (m.queue(q, kStaged).load(std::memory_order_acquire) < m.k + 1) return false;
       return true;
@@ -264,24 +284,30 @@ void TiledStep::stage_next(const Fill& fill, std::int32_t stop) {
 double TiledStep::finish(double lr) {
   auto& m = *impl_;
   const std::int64_t k = m.k;
-  double waited = m.wait("TiledStep (the step's last tiles)",
+  double waited = m.wait("TiledStep: tiles",
                          [&] { return m.at(kTilesDone).load(std::memory_order_acquire) >= (k + 1) * m.tiles; });
   // Every queue was staged for step k before its tiles were taken: the stop requests are final.
   m.stop = 0;
   for (int q = 0; q < m.np; ++q)
     m.stop = std::max(m.stop, static_cast<std::int32_t>(m.queue(q, kStop0 + k % kStopSlots).load(std::memory_order_relaxed)));
   const std::int64_t steps_before = m.opt.steps();
-  auto claim = m.at(kChunkClaim);
-  std::int64_t v = claim.load(std::memory_order_relaxed);
-  while (v < (k + 1) * m.chunks) {
-    if (!claim.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
-    m.reduce_chunk(v - k * m.chunks, lr, steps_before);
-    m.at(kChunksDone).fetch_add(1, std::memory_order_acq_rel);
-    m.notify();
-    v = claim.load(std::memory_order_relaxed);
+  // Each rank's home chunks first (their optimizer state stays in its cache from step to step),
+  // then whatever the others have not taken.
+  for (int i = 0; i < m.np; ++i) {
+    const int q = (m.rank + i) % m.np;
+    const std::int64_t first = m.chunks * q / m.np, count = m.chunks * (q + 1) / m.np - first;
+    auto claim = m.queue(q, kChunkClaim);
+    std::int64_t v = claim.load(std::memory_order_relaxed);
+    while (v < (k + 1) * count) {
+      if (!claim.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
+      m.reduce_chunk(first + v - k * count, lr, steps_before);
+      m.at(kChunksDone).fetch_add(1, std::memory_order_acq_rel);
+      m.notify();
+      v = claim.load(std::memory_order_relaxed);
+    }
   }
   m.opt.set_steps(steps_before + 1);
-  waited += m.wait("TiledStep (the step's last chunks)",
+  waited += m.wait("TiledStep: chunks",
                    [&] { return m.at(kChunksDone).load(std::memory_order_acquire) >= (k + 1) * m.chunks; });
   return waited;
 }

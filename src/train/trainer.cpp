@@ -264,10 +264,11 @@ void Trainer::make_sync() {
   const auto why_not = t.shared_memory ? tiled_step_unsupported(comm_, *model_, t.deterministic, local, t.tile_rows)
                                        : std::optional<std::string>("training.shared_memory is false");
   if (!why_not) {
-    m.tiled = std::make_unique<TiledStep>(
-        comm_, *model_, *m.opt, TileOptions{t.batch_size, t.tile_rows, m.train.num_features, m.train.num_labels});
-    m.tile_dout = Tensor({t.tile_rows, model_->output_features()});
-    m.sync_note = "gradient sync: shared window, tiles of " + std::to_string(t.tile_rows) +
+    const std::int64_t rows = t.tile_rows > 0 ? t.tile_rows : auto_tile_rows(local);
+    m.tiled = std::make_unique<TiledStep>(comm_, *model_, *m.opt,
+                                          TileOptions{t.batch_size, rows, m.train.num_features, m.train.num_labels});
+    m.tile_dout = Tensor({rows, model_->output_features()});
+    m.sync_note = "gradient sync: shared window, tiles of " + std::to_string(rows) +
                   " rows that any rank takes (a slow rank's rows are shared out)";
     return;
   }
@@ -292,13 +293,19 @@ void Trainer::step_tiled(std::int64_t epoch, std::int64_t s, nn::ForwardContext&
     ctx.sample_ids = tile->ids;
     const Tensor x = Tensor::borrow(const_cast<float*>(tile->x), {rows, f});
     const Tensor labels = Tensor::borrow(const_cast<float*>(tile->labels), l == 1 ? Shape{rows} : Shape{rows, l});
+    trace::Scope fwd("forward", "step", "tile", tile->index);
     const Tensor& out = model_->forward(x, ctx);
+    fwd.end();
+    trace::Scope loss("loss", "step");
     const Tensor target = m.head->target(labels, rows, out.device());
     const auto r = nn::compute_loss(m.head->loss(), out, target, scale, &m.tile_dout);
+    loss.end();
     m.loss_sum += r.loss;
     m.window_loss += r.loss;
     m.window_rows += rows;
+    trace::Scope bwd("backward", "step", "tile", tile->index);
     model_->backward(m.tile_dout);
+    bwd.end();
     ts.tile_done();
   }
   if (s + 1 < m.batches->steps_per_epoch()) ts.stage_next(fill(s + 1), stop_signal());

@@ -136,11 +136,34 @@ TEST(Trainer, DefaultModeIsReproducibleAndCloseAcrossRankCounts) {
   }
 }
 
+TEST(Trainer, TiledStepIsBitIdenticalAtEveryRankCount) {
+  // Tiles of 4 rows: 12 tiles a step whichever ranks compute them, summed in tile order, so the
+  // same bits at np=1 (one rank takes every tile), 2 and 4, and from one run to the next.
+  auto results = run_at_all_sizes("tiles", {"training.tile_rows=4"});
+  auto again = run_at_all_sizes("tiles2", {"training.tile_rows=4"});
+  auto statics = run_at_all_sizes("tiles0", {"training.tile_rows=0"});
+  auto& w = world();
+  const auto reference = w.allgather<std::uint64_t>(digest(results.back().params));  // np=1 groups
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const auto all = w.allgather<std::uint64_t>(digest(results[i].params));
+    for (int rank = 0; rank < w.size(); ++rank)
+      EXPECT_EQ(all[static_cast<std::size_t>(rank)], reference[0])
+          << "tiled run at np=" << results[i].group_size << " differs from np=1 on world rank " << rank;
+    EXPECT_EQ(digest(results[i].params), digest(again[i].params)) << "np=" << results[i].group_size;
+    // The same optimisation as the static shares, up to summation order.
+    double max_diff = 0.0;
+    for (std::size_t k = 0; k < results[i].params.size(); ++k)
+      max_diff = std::max(max_diff, std::fabs(double(results[i].params[k]) - statics[i].params[k]));
+    EXPECT_LT(max_diff, 1e-3) << "np=" << results[i].group_size;
+    EXPECT_NE(digest(results[i].params), digest(statics[i].params)) << "tile_rows=0 still ran tiles";
+  }
+}
+
 TEST(Trainer, SharedMemoryAndMessageReductionsAgree) {
   // The node-local path (shared window, sharded update) and the MPI path (bucketed allreduce
   // during backward, full update on every rank) compute the same average: bit-identical at np=2,
   // where both add two numbers; at other sizes within rounding of each other.
-  auto shm = run_at_all_sizes("shm", {"training.shared_memory=true"});
+  auto shm = run_at_all_sizes("shm", {"training.shared_memory=true", "training.tile_rows=0"});
   auto mpi = run_at_all_sizes("mpi", {"training.shared_memory=false", "training.overlap=true"});
   auto& w = world();
   for (std::size_t i = 0; i < shm.size(); ++i) {
@@ -161,9 +184,10 @@ TEST(Trainer, SharedMemoryAndMessageReductionsAgree) {
 TEST(Trainer, ResumeAfterStopIsBitIdentical) {
   auto& w = world();
   for (const char* mode :
-       {"training.deterministic=false", "training.deterministic=true", "training.shared_memory=false"}) {
+       {"training.deterministic=false", "training.deterministic=true", "training.shared_memory=false",
+        "training.tile_rows=4"}) {
     const std::string det = mode;
-    const auto dir = lockstep::testing::shared_temp_dir("resume" + std::to_string(det.size()));
+    const auto dir = lockstep::testing::shared_temp_dir("resume" + std::to_string(std::hash<std::string>{}(det) % 100000));
     const std::vector<std::string> ov{mode, "checkpoint.every_steps=7"};
     const auto full = train_once(w, make_config((dir / "full").string(), ov));
     const auto cfg = make_config((dir / "split").string(), ov);

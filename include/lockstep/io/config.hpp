@@ -86,7 +86,7 @@ struct TrainingConfig {
   double bucket_mb = 1.0;                 // gradient bucket size in MiB
   bool overlap = true;                    // start each bucket's allreduce during backward
   bool shared_memory = true;              // one node: reduce through a shared window, shard the update
-  std::int64_t tile_rows = 16;            // shared window: rows per tile any rank may take (0: static shares)
+  std::int64_t tile_rows = -1;            // rows per tile any rank may take; 0: static shares; -1: auto
   std::string precision = "fp32";         // fp32 | bf16: forward/backward in bf16, fp32 master weights
   std::string reduce_precision = "fp32";  // fp32 | bf16: the dtype gradients are reduced in
   std::int64_t eval_batch = 1000;

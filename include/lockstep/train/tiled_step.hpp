@@ -41,13 +41,16 @@ struct TileOptions {
   std::int64_t tile_rows = 0;     // rows per tile; divides global_batch / np
   std::int64_t features = 0;      // floats per row
   std::int64_t labels = 1;        // label values per row
-  std::int64_t chunk_floats = 1 << 15;  // parameters per reduction chunk
+  std::int64_t chunk_floats = 1 << 16;  // at most this many parameters per reduction chunk
 };
+
+// training.tile_rows: auto: the tile size for a per-rank batch (0 when none suits it).
+std::int64_t auto_tile_rows(std::int64_t local_batch);
 
 // Why the tiled step cannot run for this model and these ranks, or nullopt when it can.
 std::optional<std::string> tiled_step_unsupported(const comm::Communicator& comm, const nn::Sequential& model,
                                                   bool deterministic, std::int64_t local_batch,
-                                                  std::int64_t tile_rows);
+                                                  std::int64_t tile_rows);  // -1: auto
 
 class TiledStep {
  public:
@@ -55,6 +58,7 @@ class TiledStep {
     const float* x;            // [tile_rows, features]
     const float* labels;       // [tile_rows, labels]
     const std::int64_t* ids;   // each row's epoch position (dropout masks are keyed on it)
+    std::int64_t index;        // the tile's place in the step, 0 .. B / tile_rows - 1
   };
   // Fills this rank's B/np rows of one step: features, labels, epoch positions.
   using Fill = std::function<void(float* x, float* labels, std::int64_t* ids)>;
