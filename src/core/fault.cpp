@@ -39,9 +39,10 @@ Spec* parse() {
   } catch (const std::exception&) {
     throw ConfigError("LOCKSTEP_FAULT=" + s->text + ": expected PHASE:RANK[:KIND[:STEP]]");
   }
-  if (s->kind != "throw" && s->kind != "exit" && s->kind != "stall" && s->kind != "usr1" && s->kind != "term")
+  if (s->kind != "throw" && s->kind != "exit" && s->kind != "stall" && s->kind != "usr1" && s->kind != "term" &&
+      s->kind != "slow")
     throw ConfigError("LOCKSTEP_FAULT=" + s->text + ": kind '" + s->kind +
-                      "': expected throw, exit, stall, usr1 or term");
+                      "': expected throw, exit, stall, usr1, term or slow");
   return s;
 }
 
@@ -50,6 +51,12 @@ Spec* parse() {
 void point(const char* phase, int rank, std::int64_t step) {
   static Spec* spec = parse();
   if (!spec || spec->fired || spec->rank != rank || spec->phase != phase) return;
+  if (spec->kind == "slow") {  // a straggler: 3 ms late at every point from STEP on, never fails
+    if (spec->step >= 0 && step < spec->step) return;
+    const timespec late{0, 3'000'000};
+    nanosleep(&late, nullptr);
+    return;
+  }
   if (spec->step >= 0 && step != spec->step) return;
   spec->fired = true;
   timespec now{};

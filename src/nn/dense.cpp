@@ -28,8 +28,11 @@ void Dense::forward(const Tensor& x, Tensor& y, const ForwardContext&) {
 
 void Dense::backward(const Tensor& dy, Tensor* dx) {
   if (trainable_) {  // frozen: no parameter gradients
-    backend::gemm(true, false, 1.0f, x_, dy, 0.0f, weight_->grad);  // dW = x^T dy
-    if (bias_) backend::sum_rows(dy, 0.0f, bias_->grad);
+    // dW = x^T dy, or dW + x^T dy: the product over this batch's rows (one K block, rows <= 256)
+    // is added to dW with one rounding, as adding a separately computed dW would be.
+    const float beta = accumulate_grads_ ? 1.0f : 0.0f;
+    backend::gemm(true, false, 1.0f, x_, dy, beta, weight_->grad);
+    if (bias_) backend::sum_rows(dy, beta, bias_->grad);
   }
   if (dx) backend::gemm(false, true, 1.0f, dy, weight_->compute, 0.0f, *dx);  // dx = dy W^T
 }

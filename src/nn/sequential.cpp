@@ -313,6 +313,16 @@ void Sequential::backward(const Tensor& doutput, const std::function<void(std::s
   }
 }
 
+bool Sequential::can_accumulate_grads() const {
+  for (const auto& layer : layers_)
+    if (!layer->can_accumulate_grads()) return false;
+  return true;
+}
+
+void Sequential::set_accumulate_grads(bool accumulate) {
+  for (auto& layer : layers_) layer->set_accumulate_grads(accumulate);
+}
+
 void Sequential::end_step(const ForwardContext& ctx) {
   for (auto& layer : layers_) layer->end_step(ctx);
 }

@@ -9,6 +9,9 @@
 #include <atomic>
 #include <climits>
 #include <ctime>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
 #include <vector>
 
 #include "lockstep/comm/watchdog.hpp"
@@ -90,8 +93,9 @@ struct TiledStep::Impl {
   std::int64_t grad_stride = 0;
   char* staging = nullptr;  // [parity][queue] slots of slot_bytes
   std::size_t slot_bytes = 0, x_bytes = 0, y_bytes = 0;
-  std::int64_t k = -1, staged_upto = -1, rows = 0;
+  std::int64_t k = -1, staged_upto = -1, rows = 0, taken_over = 0;
   std::int32_t stop = 0;
+  bool accumulate = false;  // every layer can add to its gradients: owners sum their tiles in place
   Tensor grad0;  // tile 0's buffer: the reduced gradient
 
   Impl(comm::Communicator& c, nn::Sequential& m, nn::Optimizer& op, const TileOptions& opts)
@@ -125,6 +129,8 @@ void TiledStep::Impl::layout() {
   n_train = model.num_trainable_params();
   local_batch = o.global_batch / np;
   per_queue = local_batch / o.tile_rows;
+  LOCKSTEP_CHECK(per_queue < 0x8000, Error, "TiledStep: ", per_queue, " tiles a rank; at most 32767");
+  accumulate = model.can_accumulate_grads();
   tiles = per_queue * np;
   // Chunks of at most chunk_floats, and at least four a rank when the model is large enough.
   chunks = std::max<std::int64_t>((n_train + o.chunk_floats - 1) / o.chunk_floats,
@@ -196,31 +202,57 @@ void TiledStep::Impl::stage(std::int64_t step, const Fill& fill, std::int32_t st
   notify();
 }
 
+// A queue's claim word: (step << 32) | (tiles its owner took from the front << 16) | (tiles
+// others took from the back); a word of an earlier step reads as no tile taken yet, a word of a
+// later step as none left.
 bool TiledStep::Impl::try_claim(int q, Tile* tile) {
-  auto counter = queue(q, kClaim);
-  std::int64_t v = counter.load(std::memory_order_relaxed);
-  while (v < (k + 1) * per_queue) {
-    if (!counter.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
-    const std::int64_t j = v - k * per_queue, t = q * per_queue + j;
+  const bool own = q == rank;
+  auto word = queue(q, kClaim);
+  std::int64_t v = word.load(std::memory_order_acquire);
+  for (;;) {
+    // Another rank may already be a step ahead (it took the rest of this step's tiles and every
+    // chunk while this one was between its last tile and its wait): never move a word back.
+    if ((v >> 32) > k) return false;
+    const bool this_step = (v >> 32) == k;
+    const std::int64_t front = this_step ? (v >> 16) & 0xffff : 0, back = this_step ? v & 0xffff : 0;
+    if (front + back >= per_queue) return false;
+    const std::int64_t next = (k << 32) | ((front + (own ? 1 : 0)) << 16) | (back + (own ? 0 : 1));
+    if (!word.compare_exchange_weak(v, next, std::memory_order_acq_rel)) continue;
+    const std::int64_t j = own ? front : per_queue - 1 - back, t = q * per_queue + j;
     const char* s = slot(k, q);
     const std::int64_t first = j * o.tile_rows;
     tile->x = reinterpret_cast<const float*>(s) + first * o.features;
     tile->labels = reinterpret_cast<const float*>(s + x_bytes) + first * o.labels;
     tile->ids = reinterpret_cast<const std::int64_t*>(s + x_bytes + y_bytes) + first;
     tile->index = t;
-    model.relocate(params, tile_grads(t), false);
+    // The owner sums its own tiles, in order, into its queue's first buffer (it stays in cache);
+    // a tile taken by another rank gets its own buffer.
+    if (!own) ++taken_over;
+    const bool add = own && accumulate && front > 0;
+    model.relocate(params, tile_grads(own && accumulate ? q * per_queue : t), false);
+    model.set_accumulate_grads(add);
     return true;
   }
-  return false;
 }
 
+// Tiles [0, s) of queue q are summed in its first buffer, where s is the number its owner took
+// (at least 1: a tile 0 taken by another rank is in that buffer too); the rest each in their own.
+// The queue's sum is their sum in tile order, and the gradient the sum of the queues' in queue
+// order: the same bits whoever took which tile.
 void TiledStep::Impl::reduce_chunk(std::int64_t c, double lr, std::int64_t steps_before) {
   LOCKSTEP_TRACE_SCOPE("reduce+optimizer", "step", "chunk", c);
   const std::int64_t begin = c * chunk_floats, end = std::min(n_train, begin + chunk_floats);
   float* g0 = tile_grads(0);
-  for (std::int64_t t = 1; t < tiles; ++t) {  // in tile order, whoever computed them
-    const float* g = tile_grads(t);
-    for (std::int64_t i = begin; i < end; ++i) g0[i] += g[i];
+  for (int q = 0; q < np; ++q) {
+    const std::int64_t v = queue(q, kClaim).load(std::memory_order_acquire);
+    const std::int64_t owned = accumulate && (v >> 32) == k ? (v >> 16) & 0xffff : 0;
+    float* sum = tile_grads(q * per_queue);
+    for (std::int64_t j = std::max<std::int64_t>(owned, 1); j < per_queue; ++j) {
+      const float* g = tile_grads(q * per_queue + j);
+      for (std::int64_t i = begin; i < end; ++i) sum[i] += g[i];
+    }
+    if (q > 0)
+      for (std::int64_t i = begin; i < end; ++i) g0[i] += sum[i];
   }
   opt.set_steps(steps_before);  // every chunk is part of the same step
   opt.step_range(model.flat_params(), grad0, lr, 1.0, begin, end);
@@ -284,6 +316,7 @@ void TiledStep::stage_next(const Fill& fill, std::int32_t stop) {
 double TiledStep::finish(double lr) {
   auto& m = *impl_;
   const std::int64_t k = m.k;
+  m.model.set_accumulate_grads(false);
   double waited = m.wait("TiledStep: tiles",
                          [&] { return m.at(kTilesDone).load(std::memory_order_acquire) >= (k + 1) * m.tiles; });
   // Every queue was staged for step k before its tiles were taken: the stop requests are final.
@@ -318,6 +351,10 @@ std::int32_t TiledStep::stop_request() const {
 
 std::int64_t TiledStep::rows_computed() const {
   return impl_->rows;
+}
+
+std::int64_t TiledStep::take_tiles_taken_over() {
+  return std::exchange(impl_->taken_over, 0);
 }
 
 }  // namespace lockstep::train

@@ -421,9 +421,10 @@ EpochMetrics Trainer::finish_epoch(std::int64_t epoch, std::int64_t first_step, 
   const auto& t = options_.training;
   const int np = comm_.size();
   m.progress->end_epoch();
-  double sums[5] = {m.loss_sum, static_cast<double>(m.loss_count), m.comm_seconds, loop_seconds + data_seconds,
-                    m.batches->take_copy_seconds()};
-  comm_.allreduce(std::span<double>(sums, 5), comm::ReduceOp::kSum);
+  double sums[6] = {m.loss_sum, static_cast<double>(m.loss_count), m.comm_seconds, loop_seconds + data_seconds,
+                    m.batches->take_copy_seconds(),
+                    m.tiled ? static_cast<double>(m.tiled->take_tiles_taken_over()) : 0.0};
+  comm_.allreduce(std::span<double>(sums, 6), comm::ReduceOp::kSum);
   EpochMetrics em;
   em.epoch = epoch + 1;
   em.step = m.global_step;
@@ -462,6 +463,8 @@ EpochMetrics Trainer::finish_epoch(std::int64_t epoch, std::int64_t first_step, 
   js.add("samples_per_sec", em.samples_per_sec).add("comm_seconds", em.comm_seconds);
   js.add("compute_seconds", em.compute_seconds).add("data_seconds", em.data_seconds);
   js.add("copy_seconds", em.copy_seconds).add("epoch_seconds", em.epoch_seconds).add("lr", em.lr);
+  // Tiled step: tiles a rank computed from another rank's rows this epoch (a straggler's, shared out).
+  if (m.tiled) js.add("tiles_taken_over", static_cast<std::int64_t>(sums[5]));
   js.add("world_size", np).add("deterministic", t.deterministic).add("precision", t.precision);
   js.add("train_data", m.train.description);  // the features file, or "synthetic train"
   // Reading (and decoding) the data before the first epoch, train and test: once per run.

@@ -136,26 +136,29 @@ TEST(Trainer, DefaultModeIsReproducibleAndCloseAcrossRankCounts) {
   }
 }
 
-TEST(Trainer, TiledStepIsBitIdenticalAtEveryRankCount) {
-  // Tiles of 4 rows: 12 tiles a step whichever ranks compute them, summed in tile order, so the
-  // same bits at np=1 (one rank takes every tile), 2 and 4, and from one run to the next.
+TEST(Trainer, TiledStepIsReproducibleWhoeverTakesTheTiles) {
+  // Tiles of 4 rows: 48 / np / 4 tiles a rank. Two runs at the same np give the same bits however
+  // the tiles were shared out (they are, differently, from run to run); across rank counts the
+  // queues differ, so the results agree to rounding. tile_rows 0 is the static step.
   auto results = run_at_all_sizes("tiles", {"training.tile_rows=4"});
   auto again = run_at_all_sizes("tiles2", {"training.tile_rows=4"});
   auto statics = run_at_all_sizes("tiles0", {"training.tile_rows=0"});
   auto& w = world();
-  const auto reference = w.allgather<std::uint64_t>(digest(results.back().params));  // np=1 groups
+  std::vector<float> ref = results.back().params;  // np=1
+  w.broadcast(ref.data(), ref.size() * sizeof(float), 0);
   for (std::size_t i = 0; i < results.size(); ++i) {
+    const int g = results[i].group_size;
     const auto all = w.allgather<std::uint64_t>(digest(results[i].params));
     for (int rank = 0; rank < w.size(); ++rank)
-      EXPECT_EQ(all[static_cast<std::size_t>(rank)], reference[0])
-          << "tiled run at np=" << results[i].group_size << " differs from np=1 on world rank " << rank;
-    EXPECT_EQ(digest(results[i].params), digest(again[i].params)) << "np=" << results[i].group_size;
-    // The same optimisation as the static shares, up to summation order.
-    double max_diff = 0.0;
-    for (std::size_t k = 0; k < results[i].params.size(); ++k)
-      max_diff = std::max(max_diff, std::fabs(double(results[i].params[k]) - statics[i].params[k]));
-    EXPECT_LT(max_diff, 1e-3) << "np=" << results[i].group_size;
-    EXPECT_NE(digest(results[i].params), digest(statics[i].params)) << "tile_rows=0 still ran tiles";
+      EXPECT_EQ(all[static_cast<std::size_t>(rank)], all[0]) << "np=" << g << ": rank " << rank << " differs";
+    EXPECT_EQ(digest(results[i].params), digest(again[i].params)) << "two tiled runs at np=" << g << " differ";
+    double to_static = 0.0, to_np1 = 0.0;
+    for (std::size_t k = 0; k < ref.size(); ++k) {
+      to_static = std::max(to_static, std::fabs(double(results[i].params[k]) - statics[i].params[k]));
+      to_np1 = std::max(to_np1, std::fabs(double(results[i].params[k]) - ref[k]));
+    }
+    EXPECT_LT(to_static, 1e-3) << "np=" << g;
+    EXPECT_LT(to_np1, 1e-3) << "np=" << g;
   }
 }
 

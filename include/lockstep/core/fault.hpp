@@ -3,7 +3,8 @@
 // the first time the phase is reached). KIND is `throw` (default: a lockstep::Error, as a bug or a
 // local I/O failure would raise), `exit` (the process dies at once, as if killed) or `stall` (the
 // process stops itself with SIGSTOP, as a hung node would), or `usr1`/`term` (the process sends
-// itself SIGUSR1/SIGTERM, as Slurm or an operator would). Unset, each point costs one branch.
+// itself SIGUSR1/SIGTERM, as Slurm or an operator would), or `slow` (the rank sleeps 3 ms every
+// time it reaches PHASE from STEP on: a straggler that never fails). Unset, each point costs one branch.
 // The failure-modes page of the docs lists what each fault does to a job, measured with this.
 #pragma once
 

@@ -40,6 +40,7 @@ class BatchNorm final : public Layer {
   void bind_buffers(std::vector<Buffer*> buffers) override;
   void forward(const Tensor& x, Tensor& y, const ForwardContext& ctx) override;
   void backward(const Tensor& dy, Tensor* dx) override;
+  bool can_accumulate_grads() const override { return false; }  // writes its gradients
   void end_step(const ForwardContext& ctx) override;
   const BatchNormOptions& options() const { return o_; }
 

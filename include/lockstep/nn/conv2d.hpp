@@ -52,6 +52,7 @@ class Conv2d final : public Layer {
   void bind(std::vector<Parameter*> params) override;
   void forward(const Tensor& x, Tensor& y, const ForwardContext& ctx) override;
   void backward(const Tensor& dy, Tensor* dx) override;
+  bool can_accumulate_grads() const override { return false; }  // writes its gradients
 
  private:
   backend::Window2d geometry(const Shape& input) const;  // checks channels against groups too

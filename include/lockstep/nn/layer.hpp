@@ -100,8 +100,16 @@ class Layer {
   bool trainable() const { return trainable_; }
   virtual void set_trainable(bool t) { trainable_ = t; }
 
+  // Whether backward can add its parameter gradients to what their buffers hold (the tiled step's
+  // running sum of one rank's tiles), as exactly `sum + this tile's gradient` rounded once, so the
+  // sum is the same bits as adding separately computed tile gradients. Layers without parameters
+  // trivially can.
+  virtual bool can_accumulate_grads() const { return true; }
+  void set_accumulate_grads(bool a) { accumulate_grads_ = a; }
+
  protected:
   bool trainable_ = true;
+  bool accumulate_grads_ = false;
 };
 
 }  // namespace lockstep::nn

@@ -28,6 +28,7 @@ class Residual final : public Layer {
   void bind_buffers(std::vector<Buffer*> buffers) override;
   void forward(const Tensor& x, Tensor& y, const ForwardContext& ctx) override;
   void backward(const Tensor& dy, Tensor* dx) override;
+  bool can_accumulate_grads() const override { return false; }  // writes its gradients
   void end_step(const ForwardContext& ctx) override;
   void set_trainable(bool t) override;  // the block's flag covers every layer inside it
 

@@ -96,6 +96,11 @@ class Sequential {
   // (layers are visited last to first, down to lowest_trainable_layer()), which is when its bucket
   // may start reducing (a frozen layer's range lies outside the gradient buffer).
   void backward(const Tensor& doutput, const std::function<void(std::size_t)>& on_layer_done = {});
+  // Every layer with parameters can add to its gradients instead of overwriting them.
+  bool can_accumulate_grads() const;
+  // From now on backward adds parameter gradients to the gradient buffers (true) or overwrites
+  // them (false, the default).
+  void set_accumulate_grads(bool accumulate);
 
   // After a training step's micro-batches: every layer's end_step (collective with ctx.ranks).
   void end_step(const ForwardContext& ctx);

@@ -8,20 +8,25 @@
 //
 // - Tiles. The global batch is cut into tiles of `tile_rows` rows. Each rank copies its own rows of
 //   the step (the epoch shuffle's slice, as before) into a staging area of the node-shared window,
-//   one step ahead; then every rank takes tiles, its own queue first and then the others', until
-//   none is left. A tile's forward and backward write its gradient into the tile's own buffer in
-//   the window, with loss scale 1/B.
-// - Chunks. When every tile is done, the ranks take chunks of the parameter vector: each sums the
-//   tiles' gradients for its chunk in tile order and applies the optimizer to it.
+//   one step ahead; then every rank takes tiles: its own queue from the front, the others' from the
+//   back, until none is left. The owner of a queue sums its tiles' gradients in place in the
+//   queue's first buffer (a running sum that stays in its cache, as the static step's one gradient
+//   does); a tile another rank takes gets a buffer of its own. Loss scale 1/B.
+// - Chunks. When every tile is done, the ranks take chunks of the parameter vector (their own
+//   home chunks first): each sums its chunk over the tiles, tile order within a queue and queue
+//   order across them, and applies the optimizer to it.
 // - Waits. A rank waits only for what it needs next (a queue to be staged, the last tile, the last
 //   chunk), spinning briefly and then sleeping on a futex in the window; a stalled rank is caught by
 //   the collective watchdog (comm.timeout_s) like any other wait.
 //
-// The gradient of a step is the sum of the same tiles in the same order whoever computed them, so
-// a run is bit-reproducible, and bit-identical at any number of ranks that divides the batch into
-// whole tiles (the same binary on the same CPU kind). A slow rank costs the others at most the
-// tile it holds; the staging of its rows, one step ahead, bounds how far the others can run ahead.
-// Layers with state the ranks must agree on (batch normalisation) keep the static step.
+// Adding a tile's gradient into a running sum rounds exactly as adding a separately computed one
+// (dense layers: one K block, one rounding; layers that cannot write every tile to its own
+// buffer), so the gradient of a step has the same bits whoever computed which tile: a run is
+// bit-reproducible at a given number of ranks, and a resumed run matches an uninterrupted one.
+// Across rank counts the queues differ, so results agree up to rounding. A slow rank costs the
+// others at most the tile it holds; the staging of its rows, one step ahead, bounds how far they
+// can run ahead. Layers with state the ranks must agree on (batch normalisation) keep the static
+// step.
 #pragma once
 
 #include <cstdint>
@@ -87,6 +92,8 @@ class TiledStep {
   std::int32_t stop_request() const;
   // Rows this rank computed in the finished step.
   std::int64_t rows_computed() const;
+  // Tiles this rank took from other ranks' queues since the last call.
+  std::int64_t take_tiles_taken_over();
 
  private:
   struct Impl;

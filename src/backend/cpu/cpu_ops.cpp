@@ -7,6 +7,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <vector>
 #include <cmath>
 
 #include "backend/accuracy.hpp"
@@ -145,12 +146,25 @@ void sum_rows(const Tensor& x, float beta, Tensor& out) {
     cpu::sum_rows(as_f32(x), beta, fo);
     return store_back(fo, out);
   }
-  auto X = cmat(x);
-  Eigen::Map<Eigen::RowVectorXf> o(out.data<float>(), X.cols());
+  // Row by row, each column summed in row order: the same bits whatever the alignment of x and
+  // out, and beta = 1 adds the finished sums with one rounding, so a running sum of several
+  // batches' bias gradients is the sum of separately computed ones (the tiled step relies on it).
+  const std::int64_t rows = x.dim(0), cols = x.numel() / std::max<std::int64_t>(rows, 1);
+  const float* px = x.data<float>();
+  float* po = out.data<float>();
+  thread_local std::vector<float> sums;
+  sums.assign(static_cast<std::size_t>(cols), 0.0f);
+  float* ps = sums.data();
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* row = px + r * cols;
+    for (std::int64_t c = 0; c < cols; ++c) ps[c] += row[c];
+  }
   if (beta == 0.0f) {
-    o.noalias() = X.colwise().sum();
+    std::copy(ps, ps + cols, po);
+  } else if (beta == 1.0f) {
+    for (std::int64_t c = 0; c < cols; ++c) po[c] += ps[c];
   } else {
-    o = beta * o + X.colwise().sum();
+    for (std::int64_t c = 0; c < cols; ++c) po[c] = beta * po[c] + ps[c];
   }
 }
 
