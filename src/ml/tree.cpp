@@ -264,7 +264,7 @@ class Grower {
     return static_cast<std::int64_t>(bins_.thresholds[static_cast<std::size_t>(j)].size()) + 1;
   }
   Batch next_batch(const std::vector<Open>& open, std::size_t b0) const;
-  std::vector<std::int64_t> histograms(const std::vector<Open>& open, const Batch& b) const;
+  const std::vector<std::int64_t>& histograms(const std::vector<Open>& open, const Batch& b);
   std::vector<std::int32_t> node_rows(const std::vector<std::vector<std::int32_t>>& slot, const Batch& b,
                                       std::vector<std::int64_t>& start) const;
   void split_node(const Open& on, const std::int64_t* hist, const std::vector<std::int64_t>& foff, int depth,
@@ -286,6 +286,7 @@ class Grower {
   std::vector<std::vector<std::uint8_t>> count_;       // per tree, per row: times sampled
   std::vector<std::vector<std::int64_t>> node_stats_;  // per tree: S per node, flattened
   std::vector<std::vector<std::int32_t>> node_of_;     // per tree, per row: its open node, -1 once in a leaf
+  std::vector<std::int64_t> hist_;                     // the current batch's histograms
   Grown g_;
 };
 
@@ -381,7 +382,7 @@ Grown Grower::grow_levels() {
     std::vector<Open> next;
     for (std::size_t b0 = 0; b0 < open.size();) {
       const Batch b = next_batch(open, b0);
-      const std::vector<std::int64_t> hist = histograms(open, b);
+      const std::vector<std::int64_t>& hist = histograms(open, b);
       for (std::size_t k = b.begin; k < b.end; ++k) split_node(open[k], hist.data(), b.foff[k - b.begin], depth, next);
       b0 = b.end;
     }
@@ -438,7 +439,7 @@ std::vector<std::int32_t> Grower::node_rows(const std::vector<std::vector<std::i
 }
 
 // The batch's histograms (per node, per candidate feature, per bin: S statistics), allreduced.
-std::vector<std::int64_t> Grower::histograms(const std::vector<Open>& open, const Batch& b) const {
+const std::vector<std::int64_t>& Grower::histograms(const std::vector<Open>& open, const Batch& b) {
   // slot[t][node]: the node's place in the batch, -1 for nodes outside it.
   std::vector<std::vector<std::int32_t>> slot(static_cast<std::size_t>(o_.num_trees));
   for (std::size_t t = 0; t < slot.size(); ++t) slot[t].assign(g_.trees[t].nodes.size(), -1);
@@ -447,7 +448,8 @@ std::vector<std::int64_t> Grower::histograms(const std::vector<Open>& open, cons
         static_cast<std::int32_t>(k - b.begin);
   std::vector<std::int64_t> start;
   const std::vector<std::int32_t> rows = node_rows(slot, b, start);
-  std::vector<std::int64_t> hist(b.size, 0);
+  std::vector<std::int64_t>& hist = hist_;  // reused: no fresh pages to fault in every batch
+  hist.assign(b.size, 0);
   std::vector<std::int64_t> q;
   std::vector<std::int32_t> cls;
   for (std::size_t s = 0; s + 1 < start.size(); ++s) {
