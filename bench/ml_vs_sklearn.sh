@@ -5,7 +5,7 @@
 #   logistic  LogisticRegression maxIter 100, regParam 1e-3, standardization false  | C = 1/(n 1e-3)
 #   svc       LinearSVC (hinge) maxIter 100, regParam 1e-3, standardization false    | C = 1/(n 1e-3), max_iter 1000
 #   forest    RandomForestClassifier numTrees 20, maxDepth 10                        | n_estimators 20, max_depth 10
-#   kmeans    KMeans k 10, maxIter 20, tol 1e-4, one k-means|| init                  | n_init 1, max_iter 20
+#   kmeans    KMeans k 10, maxIter 300, tol 1e-4 tolMode relative, one k-means|| init | n_init 1, max_iter 300, tol 1e-4 (the same rule)
 #   pca       PCA k 50                                                               | PCA(50) (its automatic solver)
 #   linear    LinearRegression, normal equations                                     | LinearRegression
 # The two sides alternate within each round; medians per side and the ratio
@@ -34,7 +34,7 @@ declare -A LS_ARGS=(
   [logistic]="LogisticRegression regParam=0.001 standardization=false maxIter=100"
   [svc]="LinearSVC regParam=0.001 standardization=false maxIter=100"
   [forest]="RandomForestClassifier numTrees=20 maxDepth=10 seed=1"
-  [kmeans]="KMeans k=10 maxIter=20 tol=1e-4 seed=1"
+  [kmeans]="KMeans k=10 maxIter=300 tol=1e-4 tolMode=relative seed=1"
   [pca]="PCA k=50"
   [linear]="LinearRegression rows=1000000 features=100"
 )

@@ -51,7 +51,8 @@ def main():
         m = RandomForestClassifier(n_estimators=20, max_depth=10, n_jobs=2, random_state=0).fit(X, y)
     elif est == "kmeans":
         from sklearn.cluster import KMeans
-        m = KMeans(n_clusters=10, n_init=1, max_iter=20, tol=1e-4, random_state=0).fit(X)
+        m = KMeans(n_clusters=10, n_init=1, max_iter=300, tol=1e-4, random_state=0).fit(X)
+        out["iterations"] = int(m.n_iter_)
     elif est == "pca":
         from sklearn.decomposition import PCA
         m = PCA(n_components=50).fit(X)

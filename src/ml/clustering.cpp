@@ -2,7 +2,9 @@
 #include "lockstep/ml/clustering.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstring>
 #include <set>
 
 #include "lockstep/core/rng.hpp"
@@ -113,6 +115,11 @@ void check_kmeans_params(const KMeansParams& p) {
   LOCKSTEP_CHECK(p.init_mode == "k-means||" || p.init_mode == "random", ConfigError,
                  "initMode: expected k-means|| or random, got \"", p.init_mode, "\"");
   LOCKSTEP_CHECK(p.init_steps >= 1, ConfigError, "initSteps: expected an integer >= 1, got ", p.init_steps);
+  LOCKSTEP_CHECK(p.tol >= 0, ConfigError, "tol: expected a number >= 0, got ", p.tol);
+  LOCKSTEP_CHECK(p.tol_mode == "absolute" || p.tol_mode == "relative", ConfigError,
+                 "tolMode: expected absolute or relative, got \"", p.tol_mode, "\"");
+  LOCKSTEP_CHECK(p.algorithm == "hamerly" || p.algorithm == "lloyd", ConfigError,
+                 "algorithm: expected hamerly or lloyd, got \"", p.algorithm, "\"");
 }
 
 // Distinct global rows drawn uniformly by the seed, for the first centre and for padding: one
@@ -210,41 +217,345 @@ Mat pad_centers(const Frame& f, const Mat& centers, std::int64_t k, RowDraw& dra
   return all.topRows(std::min<std::int64_t>(k, all.rows()));
 }
 
-// Lloyd's iterations from centers (updated in place); returns the number run. Cluster sums
-// accumulate in double (row-major, so each row's add is a contiguous sweep); the allreduce
-// carries [sums, counts, cost].
-int lloyd(const Frame& f, const Vec& xn, const KMeansParams& p, Mat& centers) {
-  const std::int64_t k = p.k, d = f.num_features();
-  Vec buf(k * d + k + 1);
-  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> sums(k, d);
-  int it = 0;
-  for (; it < p.max_iter; ++it) {
-    LOCKSTEP_TRACE_SCOPE("kmeans iteration", "kmeans", "iter", it);
-    buf.setZero();
-    sums.setZero();
-    Eigen::Map<Vec> cnt(buf.data() + k * d, k);
-    double cost = 0.0;
-    nearest(f, xn, centers, [&](std::int64_t i, std::int64_t c, double d2, const auto& xb, std::int64_t bi) {
-      const double wi = f.weight()[i];
-      sums.row(c) += wi * xb.row(bi).template cast<double>();
-      cnt[c] += wi;
-      cost += wi * d2;
-    });
-    std::copy(sums.data(), sums.data() + k * d, buf.data());
-    buf[k * d + k] = cost;
-    f.comm().allreduce(std::span<double>(buf.data(), static_cast<std::size_t>(buf.size())), comm::ReduceOp::kSum);
-    const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> total(buf.data(), k,
-                                                                                                         d);
-    double moved = 0.0;
-    for (std::int64_t c = 0; c < k; ++c) {
-      if (cnt[c] <= 0) continue;  // an empty cluster keeps its centre (as Spark)
-      const Eigen::RowVectorXd nc = total.row(c) / cnt[c];
-      moved = std::max(moved, (nc - centers.row(c)).norm());
-      centers.row(c) = nc;
+// ---------------------------------------------------------------- Lloyd's iterations
+//
+// Distances: |x|^2 - 2 x.c + |c|^2 (double) with x.c in float32 over the centres rounded to
+// float, summed in kLanes fixed lanes (then pairwise), so a (row, centre) pair gives the same bits
+// whichever other centres or rows are computed with it. Hamerly's bounds (an upper bound on the
+// distance to the assigned centre, a lower bound on every other) skip rows whose assignment cannot
+// change; they carry a margin of the dot product's rounding error, so a skipped row is one whose
+// computed nearest centre is provably unchanged: pruning never changes an assignment. Cluster sums
+// are 64-bit fixed point (each row's contribution rounded once), kept incrementally (a row moving
+// from a to b is subtracted from a and added to b), so they are exact: the same centres with or
+// without pruning and at any number of ranks.
+
+constexpr int kLanes = 8;
+constexpr int kGroup = 4;
+
+// GCC/Clang vector types: the same lane arithmetic whatever the instruction set (two SSE halves
+// without AVX), so a build's results do not depend on how the compiler vectorises.
+using F8 = float __attribute__((vector_size(32)));
+using F4 = float __attribute__((vector_size(16)));
+using D4 = double __attribute__((vector_size(32)));
+using I4 = std::int64_t __attribute__((vector_size(32)));
+
+// Dot products of one dense row with G consecutive centres (rows of C, leading dimension ld).
+template <int G>
+void dot_rows(const float* x, const float* C, std::int64_t d, std::int64_t ld, float* out) {
+  F8 acc[G] = {};
+  const std::int64_t d8 = d - d % kLanes;
+  for (std::int64_t j = 0; j < d8; j += kLanes) {
+    F8 xv;
+    std::memcpy(&xv, x + j, sizeof xv);
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) {
+      F8 cv;
+      std::memcpy(&cv, C + g * ld + j, sizeof cv);
+      acc[g] += xv * cv;
     }
-    if (moved <= p.tol) return it + 1;
   }
-  return it;
+  for (int g = 0; g < G; ++g) {
+    float a[kLanes];
+    std::memcpy(a, &acc[g], sizeof a);
+    for (std::int64_t j = d8; j < d; ++j) a[j - d8] += x[j] * C[g * ld + j];
+    out[g] = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+  }
+}
+
+// x.c for a sparse row: double products summed in the row's order (a per-row order too).
+double dot_sparse(const CsrMatrix& x, std::int64_t i, const float* c) {
+  double s = 0.0;
+  for (CsrMatrix::InnerIterator it(x, i); it; ++it) s += static_cast<double>(it.value()) * c[it.col()];
+  return s;
+}
+
+// Round-to-nearest of |v| < 2^51 to an integer, exactly (adds and subtracts 1.5 * 2^52).
+inline std::int64_t round_fixed(double v) {
+  constexpr double kMagic = 6755399441055744.0;
+  return std::bit_cast<std::int64_t>(v + kMagic) - std::bit_cast<std::int64_t>(kMagic);
+}
+
+// 2^s with s such that each value (at most vmax) is below 2^50 and n of them sum below 2^61.
+double fixed_scale(double vmax, double n) {
+  if (!(vmax > 0)) return std::ldexp(1.0, 40);
+  const double s = std::min(50.0 - std::ceil(std::log2(vmax)), 61.0 - std::ceil(std::log2(n * vmax)));
+  return std::ldexp(1.0, static_cast<int>(s));
+}
+
+// s += sign q over n values (explicit vectors: the compiler cannot see that s and q never overlap).
+void add_row(std::int64_t* s, const std::int64_t* q, std::int64_t n, std::int64_t sign) {
+  const std::int64_t n4 = n - n % 4;
+  const I4 sv = {sign, sign, sign, sign};
+  for (std::int64_t j = 0; j < n4; j += 4) {
+    I4 a, b;
+    std::memcpy(&a, s + j, sizeof a);
+    std::memcpy(&b, q + j, sizeof b);
+    a += sv * b;
+    std::memcpy(s + j, &a, sizeof a);
+  }
+  for (std::int64_t j = n4; j < n; ++j) s[j] += sign * q[j];
+}
+
+class Lloyd {
+ public:
+  Lloyd(const Frame& f, const Vec& xn, const KMeansParams& p);
+  int run(Mat& centers);  // iterations run; centers updated in place
+
+ private:
+  void set_centres(const Mat& centers);
+  void dots(std::int64_t i, std::int64_t c0, int count, double* d2) const;
+  void assign_all(std::int64_t i);
+  void assign(std::int64_t i);
+  void move_row(std::int64_t i, std::int64_t from, std::int64_t to);
+  void loosen(const std::vector<float>& old);
+  double err2(std::int64_t i) const {
+    const double r = std::sqrt(xn_[i]) + cmax_;
+    return K_ * r * r;
+  }
+  bool converged(const Mat& before, const Mat& after) const;
+
+  const Frame& f_;
+  const Vec& xn_;
+  const KMeansParams& p_;
+  const std::int64_t n_, d_, k_, kp_;  // kp_: k rounded up to kGroup (zero centres)
+  bool prune_;
+  double K_ = 0.0;              // squared-distance error per (|x| + max |c|)^2
+  double sx_ = 1.0, sw_ = 1.0;  // fixed-point scales of w x and w
+  double var_ = 0.0;            // mean biased feature variance (tolMode relative)
+  const RowMatrix* dense_ = nullptr;  // the frame's rows, one of the two
+  const CsrMatrix* sparse_ = nullptr;
+  std::vector<float> cf_;       // kp x d, the centres rounded to float
+  Vec cn_, half_gap_;           // |c_f|^2; half the distance to the nearest other centre
+  double cmax_ = 0.0;
+  std::vector<std::int64_t> sums_;  // k x d, then k weights
+  std::vector<std::int32_t> a_;     // assigned centre, -1 before the first assignment
+  Vec u_, l_;                       // Hamerly's bounds (distances, not squared)
+  std::vector<std::int64_t> q_;     // scratch: one row's fixed-point contribution
+  std::vector<double> d2_;          // scratch: one row's squared distances
+};
+
+Lloyd::Lloyd(const Frame& f, const Vec& xn, const KMeansParams& p)
+    : f_(f),
+      xn_(xn),
+      p_(p),
+      n_(f.rows()),
+      d_(f.num_features()),
+      k_(p.k),
+      kp_((p.k + kGroup - 1) / kGroup * kGroup),
+      prune_(p.algorithm == "hamerly") {
+  // The float dot's rounding: ceil(d / kLanes) fused products per lane and three lane sums, then
+  // the double formula; a squared distance is off by at most K (|x| + max |c|)^2.
+  K_ = 2.0 * (std::ceil(static_cast<double>(d_) / kLanes) + 5.0) * std::ldexp(1.0, -24) * 1.01 + 1e-13;
+  Vec acc = Vec::Zero(d_ + 2);  // [sum w x_j..., sum w, sum w |x|^2]
+  double mx[2] = {0.0, 0.0};    // max |w x|, max |w|
+  const Vec& w = f.weight();
+  f.visit([&](const auto& x) {
+    using X = std::decay_t<decltype(x)>;
+    if constexpr (std::is_same_v<X, CsrMatrix>) {
+      sparse_ = &x;
+      for (std::int64_t i = 0; i < n_; ++i)
+        for (typename X::InnerIterator it(x, i); it; ++it) {
+          mx[0] = std::max(mx[0], std::fabs(w[i] * it.value()));
+          acc[it.col()] += w[i] * it.value();
+        }
+    } else {
+      dense_ = &x;
+      for (std::int64_t i = 0; i < n_; ++i) {
+        if (d_ > 0) mx[0] = std::max(mx[0], std::fabs(w[i]) * x.row(i).cwiseAbs().maxCoeff());
+        acc.head(d_) += w[i] * x.row(i).template cast<double>().transpose();
+      }
+    }
+  });
+  for (std::int64_t i = 0; i < n_; ++i) mx[1] = std::max(mx[1], std::fabs(w[i])), acc[d_] += w[i], acc[d_ + 1] += w[i] * xn[i];
+  f.comm().allreduce(std::span<double>(acc.data(), static_cast<std::size_t>(acc.size())), comm::ReduceOp::kSum);
+  f.comm().allreduce(std::span<double>(mx, 2), comm::ReduceOp::kMax);
+  const double N = static_cast<double>(std::max<std::int64_t>(f.global_rows(), 1));
+  sx_ = fixed_scale(mx[0], N);
+  sw_ = fixed_scale(mx[1], N);
+  const double W = acc[d_];
+  if (W > 0 && d_ > 0)
+    var_ = std::max(0.0, (acc[d_ + 1] / W - (acc.head(d_) / W).squaredNorm()) / static_cast<double>(d_));
+  sums_.assign(static_cast<std::size_t>(k_ * d_ + k_), 0);
+  a_.assign(static_cast<std::size_t>(n_), -1);
+  u_ = Vec::Constant(n_, INFINITY);
+  l_ = Vec::Zero(n_);
+  q_.resize(static_cast<std::size_t>(d_));
+  d2_.resize(static_cast<std::size_t>(kp_));
+}
+
+void Lloyd::set_centres(const Mat& centers) {
+  cf_.assign(static_cast<std::size_t>(kp_ * d_), 0.0f);
+  cn_ = Vec::Zero(kp_);
+  for (std::int64_t c = 0; c < k_; ++c)
+    for (std::int64_t j = 0; j < d_; ++j) {
+      const float v = static_cast<float>(centers(c, j));
+      cf_[static_cast<std::size_t>(c * d_ + j)] = v;
+      cn_[c] += static_cast<double>(v) * v;
+    }
+  cmax_ = std::sqrt(cn_.maxCoeff());
+  half_gap_ = Vec::Constant(k_, INFINITY);
+  for (std::int64_t c = 0; c < k_; ++c)
+    for (std::int64_t e = c + 1; e < k_; ++e) {
+      double s = 0.0;
+      for (std::int64_t j = 0; j < d_; ++j) {
+        const double t = static_cast<double>(cf_[static_cast<std::size_t>(c * d_ + j)]) - cf_[static_cast<std::size_t>(e * d_ + j)];
+        s += t * t;
+      }
+      half_gap_[c] = std::min(half_gap_[c], 0.5 * std::sqrt(s));
+      half_gap_[e] = std::min(half_gap_[e], 0.5 * std::sqrt(s));
+    }
+}
+
+// Computed squared distances of row i to centres [c0, c0 + count); count is 1 or kp_.
+void Lloyd::dots(std::int64_t i, std::int64_t c0, int count, double* d2) const {
+  if (sparse_) {
+    for (std::int64_t c = c0; c < c0 + count; ++c)
+      d2[c - c0] = xn_[i] - 2.0 * dot_sparse(*sparse_, i, cf_.data() + c * d_) + cn_[c];
+    return;
+  }
+  const float* x = dense_->row(i).data();
+  float dp[kGroup];
+  if (count == 1) {
+    dot_rows<1>(x, cf_.data() + c0 * d_, d_, d_, dp);
+    d2[0] = xn_[i] - 2.0 * static_cast<double>(dp[0]) + cn_[c0];
+    return;
+  }
+  for (std::int64_t c = c0; c < c0 + count; c += kGroup) {
+    dot_rows<kGroup>(x, cf_.data() + c * d_, d_, d_, dp);
+    for (int g = 0; g < kGroup; ++g) d2[c - c0 + g] = xn_[i] - 2.0 * static_cast<double>(dp[g]) + cn_[c + g];
+  }
+}
+
+// Every distance of row i: the nearest centre (the lowest index among equals), fresh bounds.
+void Lloyd::assign_all(std::int64_t i) {
+  dots(i, 0, static_cast<int>(kp_), d2_.data());
+  std::int64_t best = 0;
+  double b1 = INFINITY, b2 = INFINITY;
+  for (std::int64_t c = 0; c < k_; ++c) {
+    const double v = d2_[static_cast<std::size_t>(c)];
+    if (v < b1) {
+      b2 = b1, b1 = v, best = c;
+    } else if (v < b2) {
+      b2 = v;
+    }
+  }
+  const double e2 = err2(i);
+  u_[i] = std::sqrt(std::max(b1 + e2, 0.0));
+  l_[i] = std::sqrt(std::max(b2 - e2, 0.0));
+  if (best != a_[static_cast<std::size_t>(i)]) move_row(i, a_[static_cast<std::size_t>(i)], best);
+}
+
+// Hamerly: row i keeps its centre a when every other centre is provably farther, by the bounds
+// (first as they are, then with the exact distance to a), with room for the rounding error.
+void Lloyd::assign(std::int64_t i) {
+  const std::int32_t a = a_[static_cast<std::size_t>(i)];
+  if (a >= 0) {
+    const double e2 = err2(i);
+    auto kept = [&] {
+      const double L = std::max(l_[i], 2.0 * half_gap_[a] - u_[i]);
+      return L > 0 && u_[i] * u_[i] + 2.0 * e2 < L * L;
+    };
+    if (kept()) return;
+    double da = 0.0;
+    dots(i, a, 1, &da);
+    u_[i] = std::sqrt(std::max(da + e2, 0.0));
+    if (kept()) return;
+  }
+  assign_all(i);
+}
+
+// Row i leaves centre from (none when -1) for centre to: its fixed-point contribution moves.
+void Lloyd::move_row(std::int64_t i, std::int64_t from, std::int64_t to) {
+  const double ws = f_.weight()[i] * sx_;
+  const std::int64_t wq = round_fixed(f_.weight()[i] * sw_);
+  std::int64_t* cnt = sums_.data() + k_ * d_;
+  if (from >= 0) cnt[from] -= wq;
+  cnt[to] += wq;
+  a_[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(to);
+  if (sparse_) {
+    for (CsrMatrix::InnerIterator it(*sparse_, i); it; ++it) {
+      const std::int64_t q = round_fixed(static_cast<double>(it.value()) * ws);
+      if (from >= 0) sums_[static_cast<std::size_t>(from * d_ + it.col())] -= q;
+      sums_[static_cast<std::size_t>(to * d_ + it.col())] += q;
+    }
+    return;
+  }
+  const float* x = dense_->row(i).data();
+  std::int64_t* q = q_.data();
+  constexpr double kMagic = 6755399441055744.0;
+  const D4 wv = {ws, ws, ws, ws}, mv = {kMagic, kMagic, kMagic, kMagic};
+  const I4 mb = std::bit_cast<I4>(mv);
+  const std::int64_t d4 = d_ - d_ % 4;
+  for (std::int64_t j = 0; j < d4; j += 4) {
+    F4 xf;
+    std::memcpy(&xf, x + j, sizeof xf);
+    const D4 t = __builtin_convertvector(xf, D4) * wv + mv;
+    const I4 qi = std::bit_cast<I4>(t) - mb;
+    std::memcpy(q + j, &qi, sizeof qi);
+  }
+  for (std::int64_t j = d4; j < d_; ++j) q[j] = round_fixed(static_cast<double>(x[j]) * ws);
+  if (from >= 0) add_row(sums_.data() + from * d_, q, d_, -1);
+  add_row(sums_.data() + to * d_, q, d_, 1);
+}
+
+// The centres moved (old: their previous float copy): bounds widen by the moves.
+void Lloyd::loosen(const std::vector<float>& old) {
+  Vec moved(k_);
+  for (std::int64_t c = 0; c < k_; ++c) {
+    double s = 0.0;
+    for (std::int64_t j = 0; j < d_; ++j) {
+      const double t = static_cast<double>(cf_[static_cast<std::size_t>(c * d_ + j)]) - old[static_cast<std::size_t>(c * d_ + j)];
+      s += t * t;
+    }
+    moved[c] = std::sqrt(s) * (1.0 + 1e-12);
+  }
+  Eigen::Index top = 0;
+  const double p1 = moved.maxCoeff(&top);
+  double p2 = 0.0;
+  for (std::int64_t c = 0; c < k_; ++c)
+    if (c != top) p2 = std::max(p2, moved[c]);
+  for (std::int64_t i = 0; i < n_; ++i) {
+    const std::int32_t a = a_[static_cast<std::size_t>(i)];
+    if (a < 0) continue;
+    u_[i] += moved[a];
+    l_[i] -= a == top ? p2 : p1;
+  }
+}
+
+// tolMode absolute (Spark): no centre moved farther than tol. relative (scikit-learn): the sum of
+// the squared moves is at most tol times the mean (biased) variance of the features.
+bool Lloyd::converged(const Mat& before, const Mat& after) const {
+  const Vec moved = (after - before).rowwise().squaredNorm();
+  if (p_.tol_mode == "relative") return moved.sum() <= p_.tol * var_;
+  return std::sqrt(moved.maxCoeff()) <= p_.tol;
+}
+
+int Lloyd::run(Mat& centers) {
+  set_centres(centers);
+  std::vector<std::int64_t> total(sums_.size());
+  for (int it = 0; it < p_.max_iter; ++it) {
+    LOCKSTEP_TRACE_SCOPE("kmeans iteration", "kmeans", "iter", it);
+    if (!prune_) {  // every distance, sums from zero (the reference pruning must match)
+      std::fill(sums_.begin(), sums_.end(), 0);
+      std::fill(a_.begin(), a_.end(), -1);
+    }
+    for (std::int64_t i = 0; i < n_; ++i) prune_ ? assign(i) : assign_all(i);
+    total = sums_;
+    f_.comm().allreduce(std::span<std::int64_t>(total), comm::ReduceOp::kSum);
+    const Mat before = centers;
+    for (std::int64_t c = 0; c < k_; ++c) {
+      const auto wc = total[static_cast<std::size_t>(k_ * d_ + c)];
+      if (wc <= 0) continue;  // an empty cluster keeps its centre (as Spark)
+      const double W = static_cast<double>(wc) / sw_;
+      for (std::int64_t j = 0; j < d_; ++j)
+        centers(c, j) = static_cast<double>(total[static_cast<std::size_t>(c * d_ + j)]) / sx_ / W;
+    }
+    const std::vector<float> old = cf_;
+    set_centres(centers);
+    if (prune_) loosen(old);
+    if (converged(before, centers)) return it + 1;
+  }
+  return p_.max_iter;
 }
 
 }  // namespace
@@ -288,7 +599,7 @@ KMeansModel fit_kmeans(const Frame& f, const KMeansParams& p) {
   Mat centers = p.init_mode == "random" ? gather_drawn(f, draw, k) : kmeans_parallel_init(f, xn, p, draw);
   if (centers.rows() < k) centers = pad_centers(f, centers, k, draw);
   KMeansModel model;
-  model.iterations = lloyd(f, xn, p, centers);
+  model.iterations = Lloyd(f, xn, p).run(centers);
   model.centers = centers;
   model.training_cost = model.cost(f);
   return model;

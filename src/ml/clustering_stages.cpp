@@ -35,6 +35,8 @@ const StageRegistrar kKMeans{model_row<KMeansModel, KMeansParams>(
       p.get("seed", q.seed);
       p.get("initMode", q.init_mode);
       p.get("initSteps", q.init_steps);
+      p.get("tolMode", q.tol_mode);
+      p.get("algorithm", q.algorithm);
     },
     fit_kmeans, load_kmeans)};
 

@@ -17,8 +17,9 @@ namespace {
 
 struct Bins {
   std::vector<std::vector<double>> thresholds;  // per feature, ascending
-  std::vector<std::uint8_t> codes;              // rows x features, row-major: #thresholds < x
-  std::int64_t d = 0;
+  std::vector<std::uint8_t> codes;              // features x rows, column-major: #thresholds < x
+  std::int64_t d = 0, n = 0;
+  std::uint8_t code(std::int64_t i, std::int64_t j) const { return codes[static_cast<std::size_t>(j * n + i)]; }
 };
 
 Bins make_bins(const Frame& f, const RowMatrix& x, int max_bins, std::uint64_t seed) {
@@ -81,17 +82,21 @@ Bins make_bins(const Frame& f, const RowMatrix& x, int max_bins, std::uint64_t s
       table[static_cast<std::size_t>(j) * W + k] = static_cast<float>(t[k]);
     }
   }
+  // Column-major (one feature's codes contiguous): a node's histogram of one feature reads one
+  // column at the node's rows and stays in L1.
+  b.n = x.rows();
   b.codes.resize(static_cast<std::size_t>(x.rows() * d));
+  std::vector<std::uint8_t> rowc(static_cast<std::size_t>(d));
   for (std::int64_t i = 0; i < x.rows(); ++i) {
     const float* xi = x.row(i).data();
-    std::uint8_t* out = b.codes.data() + i * d;
     for (std::int64_t j = 0; j < d; ++j) {
       const float v = xi[j];
       const float* tj = table.data() + static_cast<std::size_t>(j) * W;
       unsigned c = 0;
       for (std::size_t k = 0; k < W; ++k) c += v > tj[k];
-      out[j] = static_cast<std::uint8_t>(c);
+      rowc[static_cast<std::size_t>(j)] = static_cast<std::uint8_t>(c);
     }
+    for (std::int64_t j = 0; j < d; ++j) b.codes[static_cast<std::size_t>(j * b.n + i)] = rowc[static_cast<std::size_t>(j)];
   }
   return b;
 }
@@ -260,7 +265,9 @@ class Grower {
     return static_cast<std::int64_t>(bins_.thresholds[static_cast<std::size_t>(j)].size()) + 1;
   }
   Batch next_batch(const std::vector<Open>& open, std::size_t b0) const;
-  std::vector<std::int64_t> histograms(const std::vector<Open>& open, const Batch& b) const;
+  const std::vector<std::int64_t>& histograms(const std::vector<Open>& open, const Batch& b);
+  std::vector<std::int32_t> node_rows(const std::vector<std::vector<std::int32_t>>& slot, const Batch& b,
+                                      std::vector<std::int64_t>& start) const;
   void split_node(const Open& on, const std::int64_t* hist, const std::vector<std::int64_t>& foff, int depth,
                   std::vector<Open>& next);
   Split best_split(const Open& on, const std::int64_t* tot, double imp, double wtot, const std::int64_t* hist,
@@ -280,6 +287,7 @@ class Grower {
   std::vector<std::vector<std::uint8_t>> count_;       // per tree, per row: times sampled
   std::vector<std::vector<std::int64_t>> node_stats_;  // per tree: S per node, flattened
   std::vector<std::vector<std::int32_t>> node_of_;     // per tree, per row: its open node, -1 once in a leaf
+  std::vector<std::int64_t> hist_;                     // the current batch's histograms
   Grown g_;
 };
 
@@ -376,7 +384,7 @@ Grown Grower::grow_levels() {
     std::vector<Open> next;
     for (std::size_t b0 = 0; b0 < open.size();) {
       const Batch b = next_batch(open, b0);
-      const std::vector<std::int64_t> hist = histograms(open, b);
+      const std::vector<std::int64_t>& hist = histograms(open, b);
       for (std::size_t k = b.begin; k < b.end; ++k) split_node(open[k], hist.data(), b.foff[k - b.begin], depth, next);
       b0 = b.end;
     }
@@ -406,29 +414,69 @@ Grower::Batch Grower::next_batch(const std::vector<Open>& open, std::size_t b0) 
   return b;
 }
 
+// The sampled rows of each batch node, ascending (a counting sort by slot); start[s] is where
+// slot s's rows begin.
+std::vector<std::int32_t> Grower::node_rows(const std::vector<std::vector<std::int32_t>>& slot, const Batch& b,
+                                            std::vector<std::int64_t>& start) const {
+  start.assign(b.end - b.begin + 1, 0);
+  auto each = [&](auto&& f) {
+    for (int t = 0; t < o_.num_trees; ++t) {
+      const auto& no = node_of_[static_cast<std::size_t>(t)];
+      const auto& cnt = count_[static_cast<std::size_t>(t)];
+      const auto& sl = slot[static_cast<std::size_t>(t)];
+      for (std::int64_t i = 0; i < n_; ++i) {
+        const std::int32_t nd = no[static_cast<std::size_t>(i)];
+        if (nd < 0 || !cnt[static_cast<std::size_t>(i)]) continue;
+        const std::int32_t s = sl[static_cast<std::size_t>(nd)];
+        if (s >= 0) f(s, i);
+      }
+    }
+  };
+  each([&](std::int32_t s, std::int64_t) { ++start[static_cast<std::size_t>(s) + 1]; });
+  for (std::size_t s = 1; s < start.size(); ++s) start[s] += start[s - 1];
+  std::vector<std::int32_t> rows(static_cast<std::size_t>(start.back()));
+  std::vector<std::int64_t> pos(start.begin(), start.end() - 1);
+  each([&](std::int32_t s, std::int64_t i) { rows[static_cast<std::size_t>(pos[static_cast<std::size_t>(s)]++)] = static_cast<std::int32_t>(i); });
+  return rows;
+}
+
 // The batch's histograms (per node, per candidate feature, per bin: S statistics), allreduced.
-std::vector<std::int64_t> Grower::histograms(const std::vector<Open>& open, const Batch& b) const {
+const std::vector<std::int64_t>& Grower::histograms(const std::vector<Open>& open, const Batch& b) {
   // slot[t][node]: the node's place in the batch, -1 for nodes outside it.
   std::vector<std::vector<std::int32_t>> slot(static_cast<std::size_t>(o_.num_trees));
   for (std::size_t t = 0; t < slot.size(); ++t) slot[t].assign(g_.trees[t].nodes.size(), -1);
   for (std::size_t k = b.begin; k < b.end; ++k)
     slot[static_cast<std::size_t>(open[k].tree)][static_cast<std::size_t>(open[k].node)] =
         static_cast<std::int32_t>(k - b.begin);
-  std::vector<std::int64_t> hist(b.size, 0);
-  std::int64_t q[3];
-  for (std::int64_t i = 0; i < n_; ++i) {
-    const std::uint8_t* row = bins_.codes.data() + i * d_;
-    for (int t = 0; t < o_.num_trees; ++t) {
-      const std::int32_t nd = node_of_[static_cast<std::size_t>(t)][static_cast<std::size_t>(i)];
-      if (nd < 0) continue;
-      const std::int32_t s = slot[static_cast<std::size_t>(t)][static_cast<std::size_t>(nd)];
-      if (s < 0) continue;
-      const int c = count_[static_cast<std::size_t>(t)][static_cast<std::size_t>(i)];
-      if (!c) continue;
-      contrib(i, c, q);
-      const auto& feats = open[b.begin + static_cast<std::size_t>(s)].features;
-      const auto& fo = b.foff[static_cast<std::size_t>(s)];
-      for (std::size_t fi = 0; fi < feats.size(); ++fi) add(hist.data() + fo[fi] + row[feats[fi]] * S_, i, q);
+  std::vector<std::int64_t> start;
+  const std::vector<std::int32_t> rows = node_rows(slot, b, start);
+  std::vector<std::int64_t>& hist = hist_;  // reused: no fresh pages to fault in every batch
+  hist.assign(b.size, 0);
+  std::vector<std::int64_t> q;
+  std::vector<std::int32_t> cls;
+  for (std::size_t s = 0; s + 1 < start.size(); ++s) {
+    const Open& on = open[b.begin + s];
+    const std::int32_t* r0 = rows.data() + start[s];
+    const auto m = static_cast<std::size_t>(start[s + 1] - start[s]);
+    // The node's rows' contributions once, then one feature at a time (its histogram in L1).
+    q.resize(m * 3);
+    cls.resize(m);
+    for (std::size_t r = 0; r < m; ++r) {
+      const std::int64_t i = r0[r];
+      contrib(i, count_[static_cast<std::size_t>(on.tree)][static_cast<std::size_t>(i)], q.data() + 3 * r);
+      cls[r] = st_.classification ? tg_.cls[static_cast<std::size_t>(i)] : 0;
+    }
+    for (std::size_t fi = 0; fi < on.features.size(); ++fi) {
+      const std::uint8_t* col = bins_.codes.data() + static_cast<std::size_t>(on.features[fi]) * static_cast<std::size_t>(n_);
+      std::int64_t* h = hist.data() + b.foff[s][fi];
+      if (st_.classification) {
+        for (std::size_t r = 0; r < m; ++r) h[col[r0[r]] * S_ + cls[r]] += q[3 * r];
+      } else {
+        for (std::size_t r = 0; r < m; ++r) {
+          std::int64_t* hb = h + col[r0[r]] * S_;
+          hb[0] += q[3 * r], hb[1] += q[3 * r + 1], hb[2] += q[3 * r + 2];
+        }
+      }
     }
   }
   f_.comm().allreduce(std::span<std::int64_t>(hist), comm::ReduceOp::kSum);
@@ -533,7 +581,7 @@ void Grower::route_rows() {
         continue;
       }
       const bool go_left =
-          bins_.codes[static_cast<std::size_t>(i * d_ + node.feature)] <= sb[static_cast<std::size_t>(nd)];
+          bins_.code(i, node.feature) <= sb[static_cast<std::size_t>(nd)];
       no[static_cast<std::size_t>(i)] = go_left ? node.left : node.right;
     }
   }
@@ -623,7 +671,7 @@ Vec tree_values(const Tree& t, const std::vector<std::int32_t>& split_bin, const
     std::int32_t nd = 0;
     while (t.nodes[static_cast<std::size_t>(nd)].feature >= 0) {
       const auto& node = t.nodes[static_cast<std::size_t>(nd)];
-      nd = bins.codes[static_cast<std::size_t>(i * bins.d + node.feature)] <= split_bin[static_cast<std::size_t>(nd)]
+      nd = bins.code(i, node.feature) <= split_bin[static_cast<std::size_t>(nd)]
                ? node.left
                : node.right;
     }

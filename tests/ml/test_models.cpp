@@ -2,6 +2,7 @@
 // fixtures, identical (trees) or rounding-close (the rest) results at every rank count, bad input.
 #include <cmath>
 
+#include "lockstep/core/rng.hpp"
 #include "lockstep/ml/clustering.hpp"
 #include "lockstep/ml/evaluation.hpp"
 #include "lockstep/ml/feature.hpp"
@@ -93,6 +94,85 @@ TEST(KMeans, SameCentresAtEveryRankCountAndClearErrors) {
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("k = 501 is larger than the number of rows (500)"), std::string::npos)
         << e.what();
+  }
+}
+
+namespace {
+// Overlapping Gaussian clusters: 3000 rows of 13 features (not a multiple of the distance
+// kernel's 8 lanes), weights from 0.5 to 2, each row keyed by its global index.
+Frame overlapping_blobs(comm::Communicator& c) {
+  const std::int64_t N = 3000, d = 13;
+  const std::int64_t lo = N * c.rank() / c.size(), hi = N * (c.rank() + 1) / c.size();
+  RowMatrix x(hi - lo, d);
+  Vec y(hi - lo), wt(hi - lo);
+  for (std::int64_t i = lo; i < hi; ++i) {
+    CounterRng g(99, RngStream::kUser, static_cast<std::uint64_t>(i));
+    const auto blob = static_cast<std::int64_t>(g.below(6));
+    for (std::int64_t j = 0; j < d; ++j) x(i - lo, j) = static_cast<float>(0.8 * ((blob * 7 + j) % 5) + g.normal());
+    y[i - lo] = static_cast<double>(blob);
+    wt[i - lo] = 0.5 + 1.5 * g.uniform_double();
+  }
+  return Frame::dense(c, std::move(x), std::move(y), std::move(wt));
+}
+}  // namespace
+
+TEST(KMeans, HamerlyPruningGivesLloydsCentresBitForBit) {
+  const auto results = at_every_rank_count<std::vector<double>>([](comm::Communicator& c) {
+    const Frame f = overlapping_blobs(c);
+    std::vector<double> out;
+    for (const char* algorithm : {"hamerly", "lloyd"}) {
+      KMeansParams p;
+      p.k = 7;
+      p.max_iter = 300;
+      p.tol = 0.0;  // until no centre moves: every iteration where rows still switch
+      p.seed = 5;
+      p.algorithm = algorithm;
+      const auto m = fit_kmeans(f, p);
+      out.insert(out.end(), m.centers.data(), m.centers.data() + m.centers.size());
+      out.push_back(m.iterations);
+      out.push_back(m.training_cost);
+    }
+    return out;
+  });
+  const auto ref = from_rank0(results.back().second);
+  const std::size_t half = ref.size() / 2;
+  EXPECT_GE(ref[half - 2], 8) << "too few iterations to exercise the bounds";
+  EXPECT_LT(ref[half - 2], 300) << "did not converge";
+  for (const auto& [g, v] : results) {
+    for (std::size_t i = 0; i < half; ++i) EXPECT_EQ(v[i], v[half + i]) << "np=" << g << " value " << i;
+    for (std::size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(v[i], ref[i], 1e-9 * std::max(1.0, std::fabs(ref[i]))) << "np=" << g;
+  }
+}
+
+TEST(KMeans, RelativeToleranceIsScikitLearnsRuleAndBadModesAreRefused) {
+  auto& w = world();
+  const Frame f = overlapping_blobs(w);
+  KMeansParams p;
+  p.k = 7;
+  p.max_iter = 300;
+  p.seed = 5;
+  p.tol = 0.0;
+  const int exact = fit_kmeans(f, p).iterations;
+  p.tol_mode = "relative";
+  EXPECT_EQ(fit_kmeans(f, p).iterations, exact);  // tol 0: both run until nothing moves
+  p.tol = 1e9;  // any first move is below 1e9 times the mean variance
+  EXPECT_EQ(fit_kmeans(f, p).iterations, 1);
+  p.tol = 1e-2;  // the criterion scales with the data: scaling every feature keeps the iterations
+  const int relative = fit_kmeans(f, p).iterations;
+  EXPECT_GT(relative, 1);
+  EXPECT_LT(relative, exact);
+  RowMatrix scaled = 1024.0f * f.to_dense();  // a power of two: the same rounding
+  EXPECT_EQ(fit_kmeans(Frame::dense(w, std::move(scaled), f.label(), f.weight()), p).iterations, relative);
+  for (const auto& [key, value] : {std::pair<std::string, std::string>{"tolMode", "sklearn"}, {"algorithm", "elkan"}}) {
+    KMeansParams bad;
+    (key == "tolMode" ? bad.tol_mode : bad.algorithm) = value;
+    try {
+      fit_kmeans(f, bad);
+      FAIL() << key << " " << value << " accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(key + ": expected"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(value), std::string::npos) << e.what();
+    }
   }
 }
 

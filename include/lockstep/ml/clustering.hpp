@@ -14,7 +14,14 @@ namespace lockstep::ml {
 struct KMeansParams {
   std::int64_t k = 2;
   int max_iter = 20;
-  double tol = 1e-4;  // converged when no centre moves farther than this (Euclidean)
+  double tol = 1e-4;
+  // absolute (Spark): converged when no centre moves farther than tol (Euclidean); relative
+  // (scikit-learn): when the sum of the centres' squared moves is at most tol times the mean
+  // feature variance.
+  std::string tol_mode = "absolute";
+  // hamerly: Lloyd's iterations that skip rows whose nearest centre provably did not change;
+  // lloyd: every distance every iteration. The same centres, bit for bit.
+  std::string algorithm = "hamerly";
   std::uint64_t seed = 1;
   std::string init_mode = "k-means||";  // k-means|| | random
   int init_steps = 2;
