@@ -14,6 +14,12 @@
 #   TORCH_EXTRA=      extra arguments for bench/torch_mlp.py (e.g. "--batch 128")
 #
 #   PEER_OPENBLAS_CORETYPE=auto  OpenBLAS kernel for PyTorch (see below); "" leaves OpenBLAS alone
+#   NOISE=0           1 = one competing busy process (a shell loop, nice 0, not pinned) runs on the
+#                     node during every run of both sides: the noisy-node comparison
+#   ISA=native        avx2 = both sides on AVX2 only, as on an AVX2 node: lockstep from an
+#                     -DLOCKSTEP_ARCH=x86-64-v3 build (LOCKSTEP_BIN, default build-avx2/bin/lockstep),
+#                     PyTorch with ATEN_CPU_CAPABILITY=avx2 and OpenBLAS's Haswell kernels
+#   LOCKSTEP_BIN=build/bin/lockstep
 #
 # PyTorch runs use --seed <round>, so its accuracy median spans several initialisations.
 #
@@ -35,7 +41,16 @@ TORCH_EXTRA="${TORCH_EXTRA:-}"
 PYTORCH_ONLY="${PYTORCH_ONLY:-0}"
 PY=/usr/bin/python3
 BLAS_DIR=/usr/lib/x86_64-linux-gnu/openblas-pthread
-LOCKSTEP_BIN="build/bin/lockstep"
+NOISE="${NOISE:-0}"
+ISA="${ISA:-native}"
+if [[ "$ISA" == "avx2" ]]; then
+  LOCKSTEP_BIN="${LOCKSTEP_BIN:-build-avx2/bin/lockstep}"
+  PEER_OPENBLAS_CORETYPE="${PEER_OPENBLAS_CORETYPE:-Haswell}"
+  export ATEN_CPU_CAPABILITY=avx2
+elif [[ "$ISA" != "native" ]]; then
+  echo "error: ISA=$ISA: expected native or avx2" >&2; exit 1
+fi
+LOCKSTEP_BIN="${LOCKSTEP_BIN:-build/bin/lockstep}"
 LOCKSTEP_CFG="configs/fmnist_mlp.yaml"
 # The peer's training recipe (bench/torch_mlp.py defaults): plain SGD, lr 0.05, momentum 0.9,
 # constant learning rate, global batch 64. The demo config's Nesterov and cosine schedule are
@@ -69,7 +84,10 @@ if [[ "$PEER_OPENBLAS_CORETYPE" == "auto" ]]; then
 fi
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/fmnist_bench.XXXXXX")"
-trap 'rm -rf "$TMP"' EXIT
+BUSY_PID=""
+stop_noise() { [[ -z "$BUSY_PID" ]] || { kill "$BUSY_PID" 2>/dev/null; wait "$BUSY_PID" 2>/dev/null || true; BUSY_PID=""; }; }
+start_noise() { [[ "$NOISE" == "1" ]] || return 0; bash -c 'while :; do :; done' & BUSY_PID=$!; sleep 0.2; }
+trap 'stop_noise; rm -rf "$TMP"' EXIT
 mkdir -p bench/results
 OUT="bench/results/fmnist_$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 : > "$OUT"
@@ -82,15 +100,16 @@ rnd = int(sys.argv[1]); out = sys.argv[2]
 lines = [l for l in sys.stdin.read().splitlines() if l.strip().startswith("{")]
 if not lines:
     sys.exit("no JSON line produced")
-d = json.loads(lines[-1]); d["round"] = rnd
+d = json.loads(lines[-1]); d["round"] = rnd; d["noise"] = int(sys.argv[3]); d["isa"] = sys.argv[4]
 with open(out, "a") as f:
     f.write(json.dumps(d) + "\n")
 print("  %-9s %-9s %10.1f samples/s  acc %.4f" % (d["peer"], d["mode"], d["samples_per_sec"], d["test_accuracy"]))
-' "$1" "$OUT"
+' "$1" "$OUT" "$NOISE" "$ISA"
 }
 
 run_lockstep() {  # run_lockstep ROUND
   local i="$1" dir="$TMP/ls_run_$1"
+  start_noise
   # shellcheck disable=SC2086  # LOCKSTEP_EXTRA is intentionally word-split
   if ! OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
        mpirun -np 2 --oversubscribe --bind-to core "$LOCKSTEP_BIN" train "$LOCKSTEP_CFG" \
@@ -98,6 +117,7 @@ run_lockstep() {  # run_lockstep ROUND
        > "$TMP/ls_$i.log" 2>&1; then
     echo "error: lockstep run $i failed; log:" >&2; tail -n 30 "$TMP/ls_$i.log" >&2; exit 1
   fi
+  stop_noise
   [[ -s "$dir/metrics.jsonl" ]] || { echo "error: $dir/metrics.jsonl not written" >&2; exit 1; }
   # Summarise the per-epoch lines: samples_per_sec = harmonic mean over epochs
   # (= total samples / total time for equal-size epochs); accuracy = last epoch's.
@@ -124,15 +144,17 @@ run_torch() {  # run_torch ROUND MODE
     threads2) args="--threads 2"; envs+=(OMP_WAIT_POLICY=passive) ;;
     ddp2)     args="--ddp 2" ;;
   esac
+  start_noise
   # shellcheck disable=SC2086
   if ! env "${envs[@]}" "$PY" bench/torch_mlp.py $args --epochs "$EPOCHS" --seed "$i" $TORCH_EXTRA \
        > "$TMP/pt_${mode}_$i.out" 2> "$TMP/pt_${mode}_$i.err"; then
     echo "error: pytorch $mode run $i failed:" >&2; tail -n 30 "$TMP/pt_${mode}_$i.err" >&2; exit 1
   fi
+  stop_noise
   record "$i" < "$TMP/pt_${mode}_$i.out"
 }
 
-echo "fmnist_vs_pytorch: ROUNDS=$ROUNDS EPOCHS=$EPOCHS LOCKSTEP_EXTRA='$LOCKSTEP_EXTRA' -> $OUT"
+echo "fmnist_vs_pytorch: ROUNDS=$ROUNDS EPOCHS=$EPOCHS NOISE=$NOISE ISA=$ISA LOCKSTEP_BIN=$LOCKSTEP_BIN LOCKSTEP_EXTRA='$LOCKSTEP_EXTRA' -> $OUT"
 for ((i = 1; i <= ROUNDS; i++)); do
   echo "round $i/$ROUNDS"
   [[ "$PYTORCH_ONLY" == "1" ]] || run_lockstep "$i"

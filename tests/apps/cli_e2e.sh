@@ -75,6 +75,23 @@ if [ "$r1" = 0 ] && [ "$rc" = 0 ] && cmp -s "$WORK/pred/p1.csv" "$WORK/pred/p4.c
   ok "predict at np=1 and np=4 writes identical files, 41 rows in input order"
 else bad "predict (exit $r1/$rc)"; fi
 
+# The tiled step with a straggler: rank 1 sleeps 3 ms at every step (LOCKSTEP_FAULT=step:1:slow),
+# rank 0 takes over some of its tiles, and the run still ends with the undisturbed run's exact
+# parameters (compared through their ONNX export, which holds nothing but the network).
+run 2 train "$TINY" --set "output.dir=$WORK/steady" --set checkpoint.every_steps=0
+steady_rc=$rc
+export LOCKSTEP_FAULT=step:1:slow
+run 2 train "$TINY" --set "output.dir=$WORK/straggler" --set checkpoint.every_steps=0
+unset LOCKSTEP_FAULT
+taken=$(tail -1 "$WORK/straggler/metrics.jsonl" 2>/dev/null | grep -o '"tiles_taken_over":[0-9]*' | cut -d: -f2)
+if [ "$steady_rc" = 0 ] && [ "$rc" = 0 ] && grep -q "tiles of 8 rows" "$WORK/straggler/train.log" && [ "${taken:-0}" -gt 0 ]; then
+  run 1 export --checkpoint "$WORK/steady/checkpoint.h5" --output "$WORK/steady/net.onnx"
+  run 1 export --checkpoint "$WORK/straggler/checkpoint.h5" --output "$WORK/straggler/net.onnx"
+  if cmp -s "$WORK/steady/net.onnx" "$WORK/straggler/net.onnx"; then
+    ok "tiled step: a straggler's tiles taken over ($taken in the last epoch), the same parameters as without it"
+  else bad "tiled step: the straggler run's parameters differ from the undisturbed run's"; fi
+else bad "tiled step with a straggler (exit $steady_rc / $rc, tiles taken over: ${taken:-none})"; fi
+
 # resume: stop at a step limit, continue, and match an uninterrupted run's final checkpoint params
 run 2 train "$TINY" --set "output.dir=$WORK/stop" --max-steps 45
 if [ "$rc" = 0 ] && grep -q "continue with" "$WORK/out"; then ok "--max-steps stops with a checkpoint"; else bad "--max-steps (exit $rc)"; fi
