@@ -78,10 +78,10 @@ else bad "predict (exit $r1/$rc)"; fi
 # The tiled step with a straggler: rank 1 sleeps 3 ms at every step (LOCKSTEP_FAULT=step:1:slow),
 # rank 0 takes over some of its tiles, and the run still ends with the undisturbed run's exact
 # parameters (compared through their ONNX export, which holds nothing but the network).
-run 2 train "$TINY" --set "output.dir=$WORK/steady" --set checkpoint.every_steps=0
+run 2 train "$TINY" --set "output.dir=$WORK/steady" --set checkpoint.every_steps=0 --set training.tile_rows=8
 steady_rc=$rc
 export LOCKSTEP_FAULT=step:1:slow
-run 2 train "$TINY" --set "output.dir=$WORK/straggler" --set checkpoint.every_steps=0
+run 2 train "$TINY" --set "output.dir=$WORK/straggler" --set checkpoint.every_steps=0 --set training.tile_rows=8
 unset LOCKSTEP_FAULT
 taken=$(tail -1 "$WORK/straggler/metrics.jsonl" 2>/dev/null | grep -o '"tiles_taken_over":[0-9]*' | cut -d: -f2)
 if [ "$steady_rc" = 0 ] && [ "$rc" = 0 ] && grep -q "tiles of 8 rows" "$WORK/straggler/train.log" && [ "${taken:-0}" -gt 0 ]; then

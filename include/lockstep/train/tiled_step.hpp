@@ -49,7 +49,7 @@ struct TileOptions {
   std::int64_t chunk_floats = 1 << 16;  // at most this many parameters per reduction chunk
 };
 
-// training.tile_rows: auto: the tile size for a per-rank batch (0 when none suits it).
+// training.tile_rows: auto: the largest divisor of the per-rank batch that is at most 32.
 std::int64_t auto_tile_rows(std::int64_t local_batch);
 
 // Why the tiled step cannot run for this model and these ranks, or nullopt when it can.
