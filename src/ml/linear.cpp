@@ -21,6 +21,10 @@ constexpr std::int64_t kBlock = 4096;
 // stay in L2 between the two products, so the data streams from memory once per evaluation
 // (Fashion-MNIST, 30k rows a rank: 22 ms an evaluation against 34 ms with 4096-row blocks).
 constexpr std::int64_t kFusedBlock = 192;
+// L-BFGS correction pairs for logistic regression and the linear SVM: on Fashion-MNIST 25 pairs
+// reach scikit-learn's objective in 45 iterations against 56 with 10 (the two-loop recursion over
+// 25 pairs of 7,850 numbers costs microseconds; an evaluation, tens of milliseconds).
+constexpr int kMemory = 25;
 
 // Visits the frame's rows in blocks: fn(first_row, features_block).
 template <typename F>
@@ -92,20 +96,40 @@ struct Problem {
     l2 = reg * (1.0 - alpha);
   }
   std::int64_t size() const { return d * K + K; }
-  // Coefficients for the data as it is: beta'_j / sigma_j, float32 for the GEMM.
-  Eigen::MatrixXf effective(const Vec& x) const {
-    const Eigen::Map<const Mat> B(x.data(), d, K);
-    return (inv_std.asDiagonal() * B).cast<float>();
+
+  // The iterative solvers' working space: with an intercept, the optimiser's intercept is
+  // c = b + mu . beta (mu: the feature means), so it sees centred features. A change of variables:
+  // the objective and its minimiser are the same, the problem is better conditioned (the mean
+  // direction no longer couples every coefficient to the intercept). On Fashion-MNIST without
+  // standardization L-BFGS reaches scikit-learn's objective in 56 iterations instead of 100
+  // (docs/ml.md). The data are not touched: the pass computes X beta + b as before.
+  void center_intercept(const Summary& s) {
+    if (fit_intercept) center = s.mean;
   }
-  Eigen::RowVectorXf intercepts(const Vec& x) const {
-    return fit_intercept ? Eigen::RowVectorXf(x.tail(K).transpose().cast<float>()) : Eigen::RowVectorXf::Zero(K);
+  // Coefficients for the data as it is (original scale), double.
+  Mat beta(const Vec& x) const {
+    const Eigen::Map<const Mat> U(x.data(), d, K);
+    return inv_std.asDiagonal() * U;
   }
+  // float32 for the GEMM.
+  Eigen::MatrixXf effective(const Vec& x) const { return beta(x).cast<float>(); }
+  Vec intercept_of(const Vec& x) const {
+    if (!fit_intercept) return Vec::Zero(K);
+    Vec b = x.tail(K);
+    if (center.size() > 0) b -= beta(x).transpose() * center;
+    return b;
+  }
+  Eigen::RowVectorXf intercepts(const Vec& x) const { return intercept_of(x).transpose().cast<float>(); }
   // value and gradient from a pass's [loss, G, gb]; adds the L2 term.
   double finish(const Vec& pass, const Vec& x, Vec& grad) const {
     const Eigen::Map<const Mat> G(pass.data() + 1, d, K);
     const Eigen::Map<const Mat> B(x.data(), d, K);
     Eigen::Map<Mat> gB(grad.data(), d, K);
-    gB = inv_std.asDiagonal() * G / weight_sum;
+    if (center.size() > 0) {
+      gB = inv_std.asDiagonal() * (G - center * pass.tail(K).transpose()) / weight_sum;
+    } else {
+      gB = inv_std.asDiagonal() * G / weight_sum;
+    }
     double value = pass[0] / weight_sum;
     if (l2 > 0) {
       gB += l2 * (pen2.asDiagonal() * B);
@@ -126,10 +150,10 @@ struct Problem {
   }
   // Into a model: coefficients (K x d) on the original scale, intercepts.
   void to_model(const Vec& x, LinearModel& m) const {
-    const Eigen::Map<const Mat> B(x.data(), d, K);
-    m.coefficients = (inv_std.asDiagonal() * B).transpose();
-    m.intercept = fit_intercept ? Vec(x.tail(K)) : Vec(Vec::Zero(K));
+    m.coefficients = beta(x).transpose();
+    m.intercept = intercept_of(x);
   }
+  Vec center;  // empty, or the feature means (center_intercept)
 };
 
 void check_weights(const Frame& f) {
@@ -358,8 +382,9 @@ LinearRegressionModel fit_linear_regression(const Frame& f, const LinearRegressi
   check_labels_finite(f);
   const Summary s = summarize(f);
   if (p.standardization) warn_constant_columns(f, s, "LinearRegression");
-  const Problem pr(s, 1, p.fit_intercept, p.standardization, p.reg_param, p.elastic_net_param);
+  Problem pr(s, 1, p.fit_intercept, p.standardization, p.reg_param, p.elastic_net_param);
   const bool normal = p.solver == "normal" || (p.solver == "auto" && pr.d <= p.max_normal_features);
+  if (!normal) pr.center_intercept(s);
   return normal ? fit_normal(f, p, s, pr) : fit_lbfgs(f, p, pr, s.weight_sum);
 }
 
@@ -395,6 +420,7 @@ LogisticRegressionModel fit_logistic_regression(const Frame& f, const LogisticRe
   const Summary s = summarize(f);
   if (p.standardization) warn_constant_columns(f, s, "LogisticRegression");
   Problem pr(s, outputs, p.fit_intercept, p.standardization, p.reg_param, p.elastic_net_param);
+  pr.center_intercept(s);
   const std::int64_t d = pr.d;
   const Vec counts = class_counts(f, K);
   Vec x0 = Vec::Zero(pr.size());
@@ -437,7 +463,7 @@ LogisticRegressionModel fit_logistic_regression(const Frame& f, const LogisticRe
     });
     return pr.finish(pass, x, grad);
   };
-  auto r = minimize(obj, x0, {p.max_iter, p.tol, 10}, pr.l1_weights());
+  auto r = minimize(obj, x0, {p.max_iter, p.tol, kMemory}, pr.l1_weights());
   if (!binomial && p.reg_param == 0.0) {
     // Without a penalty, softmax coefficients are defined up to a shift shared by the classes:
     // report the centred solution (Spark does the same).
@@ -503,6 +529,7 @@ LinearSvcModel fit_linear_svc(const Frame& f, const LinearSvcParams& p) {
   const Summary s = summarize(f);
   if (p.standardization) warn_constant_columns(f, s, "LinearSVC");
   Problem pr(s, outputs, p.fit_intercept, p.standardization, p.reg_param, 0.0);
+  pr.center_intercept(s);
   const Vec& y = f.label();
   const Vec& w = f.weight();
   // The one-vs-rest problems are independent; their sum is minimised jointly, which shares each
@@ -524,7 +551,7 @@ LinearSvcModel fit_linear_svc(const Frame& f, const LinearSvcParams& p) {
     });
     return pr.finish(pass, x, grad);
   };
-  const auto r = minimize(obj, Vec::Zero(pr.size()), {p.max_iter, p.tol, 10});
+  const auto r = minimize(obj, Vec::Zero(pr.size()), {p.max_iter, p.tol, kMemory});
   LinearSvcModel model;
   pr.to_model(r.x, model);
   model.iterations = r.iterations;
