@@ -448,17 +448,18 @@ TEST(CompactFeatures, FitsOnCodesGiveTheFloatModel) {
   auto& w = world();
   const Frame f = eight_bit_frame(w, 900, static_cast<float>(1.0 / 255.0));
   ASSERT_TRUE(compact_features(f).active);
+  // The two paths differ only in block sizes (summation order), as fits at two rank counts do:
+  // the iterates agree to rounding, amplified a little by line searches (SameModelAtEveryRankCount).
   LogisticRegressionParams lg;
-  lg.reg_param = 1e-3;
+  lg.reg_param = 0.01;
   lg.standardization = false;
-  lg.tol = 1e-12;
-  lg.max_iter = 1000;
   const auto a = fit_logistic_regression(f, lg);
   lg.compact = false;
   const auto b = fit_logistic_regression(f, lg);
   const double scale = std::max(1.0, b.coefficients.cwiseAbs().maxCoeff());
-  EXPECT_LT((a.coefficients - b.coefficients).cwiseAbs().maxCoeff() / scale, 1e-4);
-  EXPECT_LT((a.intercept - b.intercept).cwiseAbs().maxCoeff() / scale, 1e-4);
+  EXPECT_LT((a.coefficients - b.coefficients).cwiseAbs().maxCoeff() / scale, 1e-5);
+  EXPECT_LT((a.intercept - b.intercept).cwiseAbs().maxCoeff() / scale, 1e-5);
+  EXPECT_EQ(a.iterations, b.iterations);
   LinearSvcParams sv;
   sv.reg_param = 1e-3;
   sv.standardization = false;
