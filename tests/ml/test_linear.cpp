@@ -391,10 +391,11 @@ TEST(LinearModels, SparseFramesGiveTheDenseResults) {
 
 namespace {
 
-// 8-bit images in miniature: rows x 12 codes (a hash of the global row and column) times `scale`,
-// on this rank's share of the rows; three classes from fixed linear rules of the codes.
+// 8-bit images in miniature: rows x 20 codes (a hash of the global row and column) times `scale`,
+// on this rank's share of the rows; three classes from fixed linear rules of the codes. 20
+// columns: the AVX2 kernels' vector steps (8 and 16 columns) and their scalar tails both run.
 Frame eight_bit_frame(comm::Communicator& c, std::int64_t rows, float scale) {
-  const std::int64_t d = 12;
+  const std::int64_t d = 20;
   const auto r = data::split_range(rows, c.rank(), c.size());
   RowMatrix x(r.end - r.begin, d);
   Eigen::VectorXd y(r.end - r.begin);
@@ -467,7 +468,7 @@ TEST(CompactFeatures, FitsOnCodesGiveTheFloatModel) {
   sv.compact = false;
   const auto d = fit_linear_svc(f, sv);
   // The hinge is not smooth, so the iterates may part; the objective they reach may not.
-  EXPECT_NEAR(c.objective_history.back(), d.objective_history.back(), 1e-4 * d.objective_history.back());
+  EXPECT_NEAR(c.objective_history.back(), d.objective_history.back(), 1e-3 * d.objective_history.back());
   const Predictions pc = c.predict(f), pd = d.predict(f);
   EXPECT_GE((pc.prediction.array() == pd.prediction.array()).cast<double>().mean(), 0.98);
 }
