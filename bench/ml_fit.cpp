@@ -104,11 +104,15 @@ void run(comm::Communicator& c, int argc, char** argv) {
     metric = "explained_variance_ratio";  // PCA's; 0 for the other transformers
     quality = summary_of("explainedVarianceRatio");
   }
+  // The training objective (linear models: the documented objective at the solution) when the
+  // stage reports one, for comparisons at equal objective.
+  char objective[64] = "";
+  if (summary.count("objective")) std::snprintf(objective, sizeof objective, ",\"objective\":%.8g", summary.at("objective"));
   if (c.rank() == 0)
     std::printf(
-        "{\"estimator\":\"%s\",\"ranks\":%d,\"fit_seconds\":%.4f,\"%s\":%.6f,\"iterations\":%d,\"evaluations\":%d}\n",
+        "{\"estimator\":\"%s\",\"ranks\":%d,\"fit_seconds\":%.4f,\"%s\":%.6f,\"iterations\":%d,\"evaluations\":%d%s}\n",
         st.type.c_str(), c.size(), fit_s, metric.c_str(), quality, static_cast<int>(summary_of("iterations")),
-        static_cast<int>(summary_of("evaluations")));
+        static_cast<int>(summary_of("evaluations")), objective);
 }
 
 int main(int argc, char** argv) {

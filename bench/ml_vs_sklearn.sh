@@ -2,8 +2,10 @@
 # Side-by-side ML benchmark: lockstep (mpirun -np 2 build/bench/ml_fit) against scikit-learn
 # (2 threads, OpenBLAS pinned and its kernel forced as ../shared/PEERS.md says) on Fashion-MNIST
 # and a synthetic regression set (1M x 100), with equivalent parameters (docs/ml.md):
-#   logistic  LogisticRegression maxIter 100, regParam 1e-3, standardization false  | C = 1/(n 1e-3)
+#   logistic  LogisticRegression maxIter 50, regParam 1e-3, standardization false   | C = 1/(n 1e-3), max_iter 100
 #   svc       LinearSVC (hinge) maxIter 100, regParam 1e-3, standardization false    | C = 1/(n 1e-3), max_iter 1000
+#   (both sides also print "objective", lockstep's objective at their solution: at these budgets
+#   lockstep's is the lower; LOGISTIC_MAXITER, SVC_MAXITER change lockstep's budget)
 #   forest    RandomForestClassifier numTrees 20, maxDepth 10                        | n_estimators 20, max_depth 10
 #   kmeans    KMeans k 10, maxIter 300, tol 1e-4 tolMode relative, one k-means|| init | n_init 1, max_iter 300, tol 1e-4 (the same rule)
 #   pca       PCA k 50                                                               | PCA(50) (its automatic solver)
@@ -31,8 +33,8 @@ OUT="bench/results/ml_$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 : > "$OUT"
 # ml_fit's arguments: the registry's stage name, then its parameters as in a pipeline YAML.
 declare -A LS_ARGS=(
-  [logistic]="LogisticRegression regParam=0.001 standardization=false maxIter=100"
-  [svc]="LinearSVC regParam=0.001 standardization=false maxIter=100"
+  [logistic]="LogisticRegression regParam=0.001 standardization=false maxIter=${LOGISTIC_MAXITER:-50}"
+  [svc]="LinearSVC regParam=0.001 standardization=false maxIter=${SVC_MAXITER:-100}"
   [forest]="RandomForestClassifier numTrees=20 maxDepth=10 seed=1"
   [kmeans]="KMeans k=10 maxIter=300 tol=1e-4 tolMode=relative seed=1"
   [pca]="PCA k=50"

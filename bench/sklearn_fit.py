@@ -20,6 +20,18 @@ def fmnist(split):
     return X, y
 
 
+def linear_objective(est, m, X, y, reg):
+    """(1/n) sum_i loss_i + reg/2 |coef|^2: softmax cross-entropy, or the one-vs-rest hinges."""
+    Z = X @ m.coef_.T + m.intercept_
+    if est == "logistic":
+        Z = Z - Z.max(1, keepdims=True)
+        loss = np.log(np.exp(Z).sum(1)) - Z[np.arange(len(y)), y]
+    else:
+        T = np.where(y[:, None] == np.arange(Z.shape[1])[None, :], 1.0, -1.0)
+        loss = np.maximum(0.0, 1.0 - T * Z).sum(1)
+    return float(loss.mean() + 0.5 * reg * (m.coef_ ** 2).sum())
+
+
 def main():
     est = sys.argv[1]
     out = {"estimator": est, "peer": "scikit-learn"}
@@ -65,6 +77,8 @@ def main():
         out["explained_variance_ratio"] = float(m.explained_variance_ratio_.sum())
     else:
         out["accuracy"] = float(m.score(Xt, yt))
+    if est in ("logistic", "svc"):  # lockstep's objective (docs/ml.md) at scikit-learn's solution
+        out["objective"] = linear_objective(est, m, X, y, 0.001)
     print(json.dumps(out))
 
 

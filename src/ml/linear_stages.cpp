@@ -29,7 +29,9 @@ void load_linear(const H5File& h, const std::string& g, LinearModel& m, std::int
   m.iterations = static_cast<int>(int_attr_in(h, g, "iterations", 0, std::numeric_limits<int>::max()));
 }
 std::map<std::string, double> linear_summary(const LinearModel& m) {
-  return {{"iterations", m.iterations}, {"evaluations", m.evaluations}};
+  std::map<std::string, double> out{{"iterations", m.iterations}, {"evaluations", m.evaluations}};
+  if (!m.objective_history.empty()) out["objective"] = m.objective_history.back();  // at the solution
+  return out;
 }
 }  // namespace
 

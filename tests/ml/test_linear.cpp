@@ -1,6 +1,7 @@
 // Linear models: closed forms, scikit-learn's values on the checked-in fixtures, optimality of
 // the documented objective, the same model at every rank count, and bad input.
 #include <Eigen/QR>
+#include <algorithm>
 #include <cmath>
 
 #include "lockstep/ml/linear.hpp"
@@ -386,4 +387,88 @@ TEST(LinearModels, SparseFramesGiveTheDenseResults) {
   lr.reg_param = 0.1;
   const auto ra = fit_linear_regression(d, lr), rb = fit_linear_regression(s, lr);
   EXPECT_LT((ra.coefficients - rb.coefficients).cwiseAbs().maxCoeff(), 1e-9);
+}
+
+namespace {
+
+// 8-bit images in miniature: rows x 20 codes (a hash of the global row and column) times `scale`,
+// on this rank's share of the rows; three classes from fixed linear rules of the codes. 20
+// columns: the AVX2 kernels' vector steps (8 and 16 columns) and their scalar tails both run.
+Frame eight_bit_frame(comm::Communicator& c, std::int64_t rows, float scale) {
+  const std::int64_t d = 20;
+  const auto r = data::split_range(rows, c.rank(), c.size());
+  RowMatrix x(r.end - r.begin, d);
+  Eigen::VectorXd y(r.end - r.begin);
+  for (std::int64_t i = r.begin; i < r.end; ++i) {
+    double s[3] = {0, 0, 0};
+    for (std::int64_t j = 0; j < d; ++j) {
+      const auto code = static_cast<std::uint32_t>((i * 2654435761u + j * 40503u + (i * j) % 97) % 256);
+      x(i - r.begin, j) = static_cast<float>(code) * scale;
+      for (int k = 0; k < 3; ++k) s[k] += (((j + k) % 3) - 1.0) * code;
+    }
+    y[i - r.begin] = static_cast<double>(std::max_element(s, s + 3) - s);
+  }
+  return Frame::dense(c, std::move(x), std::move(y));
+}
+
+}  // namespace
+
+TEST(CompactFeatures, EightBitImagesAreStoredAsCodesThatDecodeToTheSameFloats) {
+  auto& w = world();
+  for (const float scale : {static_cast<float>(1.0 / 255.0), 1.0f}) {
+    const Frame f = eight_bit_frame(w, 500, scale);
+    const CompactFeatures c = compact_features(f);
+    ASSERT_TRUE(c.active) << "scale " << scale;
+    EXPECT_EQ(c.scale, scale);
+    ASSERT_EQ(static_cast<std::int64_t>(c.codes.size()), f.rows() * f.num_features());
+    const RowMatrix& x = f.dense_features();
+    for (std::int64_t i = 0; i < x.size(); ++i)
+      ASSERT_EQ(static_cast<float>(c.codes[static_cast<std::size_t>(i)]) * c.scale, x.data()[i]) << "value " << i;
+  }
+}
+
+TEST(CompactFeatures, AnyValueThatIsNotACodeKeepsEveryRankOnFloats) {
+  auto& w = world();
+  const Frame f = eight_bit_frame(w, 500, static_cast<float>(1.0 / 255.0));
+  const bool last = w.rank() == w.size() - 1;
+  const auto spoilt = [&](float v) {  // one value on the last rank only
+    RowMatrix x = f.dense_features();
+    if (last) x(x.rows() - 1, 3) = v;
+    return f.with_features(std::move(x));
+  };
+  EXPECT_FALSE(compact_features(spoilt(0.5f / 255.0f)).active) << "between two codes";
+  EXPECT_FALSE(compact_features(spoilt(-1.0f / 255.0f)).active) << "negative";
+  EXPECT_FALSE(compact_features(spoilt(300.0f / 255.0f)).active) << "a code above 255";
+  EXPECT_TRUE(compact_features(spoilt(7.0f * static_cast<float>(1.0 / 255.0))).active) << "another code";
+  CsrMatrix sparse = f.dense_features().sparseView();
+  const Frame fs = Frame::sparse(w, std::move(sparse), f.label());
+  EXPECT_FALSE(compact_features(fs).active) << "sparse";
+}
+
+TEST(CompactFeatures, FitsOnCodesGiveTheFloatModel) {
+  auto& w = world();
+  const Frame f = eight_bit_frame(w, 900, static_cast<float>(1.0 / 255.0));
+  ASSERT_TRUE(compact_features(f).active);
+  // The two paths differ only in block sizes (summation order), as fits at two rank counts do:
+  // the iterates agree to rounding, amplified a little by line searches (SameModelAtEveryRankCount).
+  LogisticRegressionParams lg;
+  lg.reg_param = 0.01;
+  lg.standardization = false;
+  const auto a = fit_logistic_regression(f, lg);
+  lg.compact = false;
+  const auto b = fit_logistic_regression(f, lg);
+  const double scale = std::max(1.0, b.coefficients.cwiseAbs().maxCoeff());
+  EXPECT_LT((a.coefficients - b.coefficients).cwiseAbs().maxCoeff() / scale, 1e-5);
+  EXPECT_LT((a.intercept - b.intercept).cwiseAbs().maxCoeff() / scale, 1e-5);
+  EXPECT_EQ(a.iterations, b.iterations);
+  LinearSvcParams sv;
+  sv.reg_param = 1e-3;
+  sv.standardization = false;
+  const auto c = fit_linear_svc(f, sv);
+  sv.compact = false;
+  const auto d = fit_linear_svc(f, sv);
+  // The hinge is not smooth, so the iterates may part; the objective they reach may not.
+  EXPECT_NEAR(c.objective_history.back(), d.objective_history.back(), 1e-3 * d.objective_history.back());
+  const Predictions pc = c.predict(f), pd = d.predict(f);
+  EXPECT_GE((pc.prediction.array() == pd.prediction.array()).cast<double>().mean(), 0.98);
 }

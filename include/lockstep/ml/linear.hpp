@@ -12,6 +12,7 @@
 // original scale. docs/ml.md lists where this differs from scikit-learn.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,20 @@ struct Predictions {
   Mat probability;  // rows x classes (classifiers with probabilities; empty otherwise)
   Mat raw;          // rows x outputs: margins, votes or distances (empty when not meaningful)
 };
+
+// Dense features that are all exactly float(code) * scale, code an integer in 0..255 and scale
+// one float for the whole frame (8-bit images as data/'s IDX reader scales them, float(byte) *
+// (1/255), or raw bytes): LogisticRegression and LinearSVC then stream these codes, a quarter of
+// the float32 bytes, and decode each tile of rows to the very same float32 values. The scale tried
+// is the smallest positive value, then the largest / 255. Inactive when any value on any rank is
+// not of that form, or the frame is sparse. Collective.
+struct CompactFeatures {
+  std::vector<std::uint8_t> codes;  // this rank's rows x features, row-major
+  float scale = 0.0f;
+  bool active = false;  // the same on every rank
+  bool empty() const { return !active; }
+};
+CompactFeatures compact_features(const Frame& f);
 
 struct LinearRegressionParams {
   int max_iter = 100;
@@ -63,6 +78,7 @@ struct LogisticRegressionParams {
   std::string family = "auto";     // auto | binomial | multinomial
   double threshold = 0.5;          // binomial: predict 1 when P(1) > threshold
   std::vector<double> thresholds;  // any: predict argmax p_k / t_k (overrides threshold)
+  bool compact = true;             // stream CompactFeatures when exact (false: float32 always)
 };
 
 struct LogisticRegressionModel : LinearModel {
@@ -81,6 +97,7 @@ struct LinearSvcParams {
   bool fit_intercept = true;
   bool standardization = true;
   double threshold = 0.0;  // binary: predict 1 when the margin > threshold
+  bool compact = true;     // stream CompactFeatures when exact (false: float32 always)
 };
 
 struct LinearSvcModel : LinearModel {
