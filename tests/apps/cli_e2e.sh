@@ -692,7 +692,9 @@ then
 else bad "writing a network that ends in Softmax (exit $rc)"; fi
 
 # ---- output.trace: one Chrome trace JSON for all ranks; trace_summary.py and plot_metrics.py ----
-run 2 train "$TINY" --set "output.dir=$WORK/trace" --set output.trace=true --set training.epochs=1
+# The static step (tile_rows 0) has every event kind; the tiled step (the default here) its own.
+run 2 train "$TINY" --set "output.dir=$WORK/trace" --set output.trace=true --set training.epochs=1 \
+  --set training.tile_rows=0
 if [ "$rc" = 0 ] && /usr/bin/python3 - "$WORK/trace/trace.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -705,6 +707,17 @@ for r in (0, 1):
 PY
 then ok "output.trace: trace.json parses, 2 ranks, each with step/data/forward/backward/wait/optimizer/checkpoint events"
 else bad "output.trace (exit $rc)"; fi
+run 2 train "$TINY" --set "output.dir=$WORK/trace_tiled" --set output.trace=true --set training.epochs=1
+if [ "$rc" = 0 ] && /usr/bin/python3 - "$WORK/trace_tiled/trace.json" <<'PY'
+import json, sys
+X = [e for e in json.load(open(sys.argv[1]))["traceEvents"] if e["ph"] == "X"]
+names = {e["name"] for e in X}
+assert {"step", "data", "forward", "backward", "reduce+optimizer", "checkpoint"} <= names, names
+assert all("tile" in e.get("args", {}) for e in X if e["name"] in ("forward", "backward"))
+assert {e["pid"] for e in X if e["name"] == "reduce+optimizer"} == {0, 1}, "both ranks update chunks"
+PY
+then ok "output.trace, tiled step: forward/backward per tile, reduce+optimizer per chunk on both ranks"
+else bad "output.trace, tiled step (exit $rc)"; fi
 if /usr/bin/python3 "$SRC/scripts/trace_summary.py" "$WORK/trace/trace.json" >"$WORK/out" 2>&1 &&
    grep -q "== rank 1: 31 steps" "$WORK/out" && grep -q "wait share" "$WORK/out"; then
   ok "trace_summary.py: a breakdown per rank over the 31 steps after the first, with the wait share"
