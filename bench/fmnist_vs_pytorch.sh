@@ -20,6 +20,7 @@
 #                     -DLOCKSTEP_ARCH=x86-64-v3 build (LOCKSTEP_BIN, default build-avx2/bin/lockstep),
 #                     PyTorch with ATEN_CPU_CAPABILITY=avx2 and OpenBLAS's Haswell kernels
 #   LOCKSTEP_BIN=build/bin/lockstep
+#   BIND=core         mpirun --bind-to for lockstep (none lets the kernel move ranks off a busy core)
 #
 # PyTorch runs use --seed <round>, so its accuracy median spans several initialisations.
 #
@@ -42,6 +43,7 @@ PYTORCH_ONLY="${PYTORCH_ONLY:-0}"
 PY=/usr/bin/python3
 BLAS_DIR=/usr/lib/x86_64-linux-gnu/openblas-pthread
 NOISE="${NOISE:-0}"
+BIND="${BIND:-core}"  # mpirun --bind-to for lockstep: core (Open MPI's default at np <= 2) or none
 ISA="${ISA:-native}"
 if [[ "$ISA" == "avx2" ]]; then
   LOCKSTEP_BIN="${LOCKSTEP_BIN:-build-avx2/bin/lockstep}"
@@ -112,7 +114,7 @@ run_lockstep() {  # run_lockstep ROUND
   start_noise
   # shellcheck disable=SC2086  # LOCKSTEP_EXTRA is intentionally word-split
   if ! OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
-       mpirun -np 2 --oversubscribe --bind-to core "$LOCKSTEP_BIN" train "$LOCKSTEP_CFG" \
+       mpirun -np 2 --oversubscribe --bind-to "$BIND" "$LOCKSTEP_BIN" train "$LOCKSTEP_CFG" \
        --set training.epochs="$EPOCHS" --set output.dir="$dir" $SAME_AS_PEER $LOCKSTEP_EXTRA \
        > "$TMP/ls_$i.log" 2>&1; then
     echo "error: lockstep run $i failed; log:" >&2; tail -n 30 "$TMP/ls_$i.log" >&2; exit 1

@@ -20,14 +20,20 @@ ROUNDS="${ROUNDS:-3}"
 ESTIMATORS="${ESTIMATORS:-logistic svc forest kmeans pca linear}"
 PY=/usr/bin/python3
 BLAS_DIR=/usr/lib/x86_64-linux-gnu/openblas-pthread
-[[ -x build/bench/ml_fit ]] || { echo "error: build/bench/ml_fit is missing (cmake --build build)" >&2; exit 1; }
+# ISA=avx2: both sides on AVX2 only, as on an AVX2 node: lockstep from an -DLOCKSTEP_ARCH=x86-64-v3
+# build (ML_FIT, default build-avx2/bench/ml_fit), scikit-learn with OpenBLAS's Haswell kernels.
+ISA="${ISA:-native}"
+if [[ "$ISA" == "avx2" ]]; then ML_FIT="${ML_FIT:-build-avx2/bench/ml_fit}"; fi
+ML_FIT="${ML_FIT:-build/bench/ml_fit}"
+[[ -x "$ML_FIT" ]] || { echo "error: $ML_FIT is missing (cmake --build build)" >&2; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 CORETYPE=""
 detected=$(LD_LIBRARY_PATH="$BLAS_DIR" OPENBLAS_VERBOSE=2 "$PY" -c 'import numpy as np; a = np.ones((64, 64)); print((a @ a).sum())' 2>&1 | sed -n 's/^Core: //p' | head -1)
 if [[ "$detected" == "Prescott" ]]; then
   grep -qw avx512f /proc/cpuinfo && CORETYPE=SkylakeX || { grep -qw avx2 /proc/cpuinfo && CORETYPE=Haswell; }
 fi
-echo "OpenBLAS picks '${detected:-unknown}'; scikit-learn runs with OPENBLAS_CORETYPE='$CORETYPE'"
+[[ "$ISA" != "avx2" ]] || CORETYPE=Haswell
+echo "OpenBLAS picks '${detected:-unknown}'; scikit-learn runs with OPENBLAS_CORETYPE='$CORETYPE'; lockstep runs $ML_FIT"
 mkdir -p bench/results
 OUT="bench/results/ml_$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 : > "$OUT"
@@ -42,7 +48,7 @@ declare -A LS_ARGS=(
 )
 for r in $(seq 1 "$ROUNDS"); do
   for est in $ESTIMATORS; do
-    mpirun -np 2 build/bench/ml_fit ${LS_ARGS[$est]} 2>/dev/null | grep '^{' | \
+    mpirun -np 2 "$ML_FIT" ${LS_ARGS[$est]} 2>/dev/null | grep '^{' | \
       "$PY" -c 'import json,sys; d=json.loads(sys.stdin.read()); d["stage"]=d["estimator"]; d["estimator"]=sys.argv[2]; d["peer"]="lockstep"; d["round"]=int(sys.argv[1]); print(json.dumps(d))' "$r" "$est" | tee -a "$OUT"
     OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 LD_LIBRARY_PATH="$BLAS_DIR" OPENBLAS_CORETYPE="$CORETYPE" \
       "$PY" bench/sklearn_fit.py "$est" | \
