@@ -29,8 +29,7 @@ constexpr double kSpinSeconds = 200e-6;  // spin this long before sleeping on th
 // The control block at the start of the window, in cache lines of 8 int64.
 enum Line : std::int64_t { kTilesDone, kChunksDone, kSeq, kWaiters, kQueues };
 // Within a queue's line.
-enum QueueSlot : std::int64_t { kClaim, kStaged, kStop0, kChunkClaim = kStop0 + 4 };
-constexpr std::int64_t kStopSlots = kChunkClaim - kStop0;  // a rank stages at most two steps ahead of one still reading
+enum QueueSlot : std::int64_t { kClaim, kStaged, kChunkClaim };
 
 std::size_t aligned(std::size_t bytes) {
   return (bytes + kLine - 1) / kLine * kLine;
@@ -90,6 +89,8 @@ struct TiledStep::Impl {
   std::int64_t n_params = 0, n_train = 0, local_batch = 0, per_queue = 0, tiles = 0, chunks = 0, chunk_floats = 0;
   std::unique_ptr<comm::SharedWindow> window;
   std::int64_t* ctrl = nullptr;
+  std::int64_t* stops = nullptr;  // [queue][stop_ring]: each staged step's stop request
+  std::int64_t stop_ring = 0;     // 2 * depth: a rank stages at most 2 * depth - 1 steps past one still reading
   float* params = nullptr;
   float* grads = nullptr;  // tile t's gradient at grads + t * grad_stride
   std::int64_t grad_stride = 0;
@@ -110,8 +111,9 @@ struct TiledStep::Impl {
   std::uint32_t* seq_word() { return reinterpret_cast<std::uint32_t*>(ctrl + kSeq * kLineInts); }
   float* tile_grads(std::int64_t t) { return grads + t * grad_stride; }
   char* slot(std::int64_t step, int q) {
-    return staging + (static_cast<std::size_t>(step % 2) * static_cast<std::size_t>(np) + static_cast<std::size_t>(q)) *
-                         slot_bytes;
+    return staging +
+           (static_cast<std::size_t>(step % o.depth) * static_cast<std::size_t>(np) + static_cast<std::size_t>(q)) *
+               slot_bytes;
   }
 
   void layout();
@@ -145,14 +147,17 @@ void TiledStep::Impl::layout() {
   x_bytes = aligned(static_cast<std::size_t>(local_batch * o.features) * sizeof(float));
   y_bytes = aligned(static_cast<std::size_t>(local_batch * o.labels) * sizeof(float));
   slot_bytes = x_bytes + y_bytes + aligned(static_cast<std::size_t>(local_batch) * sizeof(std::int64_t));
-  const std::size_t ctrl_bytes = static_cast<std::size_t>(kQueues + np) * kLine;
+  stop_ring = 2 * o.depth;
+  const std::size_t ctrl_bytes = static_cast<std::size_t>(kQueues + np) * kLine +
+                                 aligned(static_cast<std::size_t>(np * stop_ring) * sizeof(std::int64_t));
   const std::size_t param_bytes = aligned(static_cast<std::size_t>(std::max(n_params, n_train)) * sizeof(float));
   const std::size_t state_bytes = state.size() * aligned(static_cast<std::size_t>(n_train) * sizeof(float));
   const std::size_t grad_bytes = static_cast<std::size_t>(tiles * grad_stride) * sizeof(float);
-  const std::size_t staging_bytes = 2 * static_cast<std::size_t>(np) * slot_bytes;
+  const std::size_t staging_bytes = static_cast<std::size_t>(o.depth * np) * slot_bytes;
   window = comm.allocate_shared(ctrl_bytes + param_bytes + state_bytes + grad_bytes + staging_bytes);
   char* base = static_cast<char*>(window->data());  // zeroed by rank 0
   ctrl = reinterpret_cast<std::int64_t*>(base);
+  stops = ctrl + (kQueues + np) * kLineInts;
   params = reinterpret_cast<float*>(base + ctrl_bytes);
   char* p = base + ctrl_bytes + param_bytes;
   const bool seed = rank == 0;  // rank 0's values (identical everywhere) seed the window
@@ -198,7 +203,7 @@ void TiledStep::Impl::stage(std::int64_t step, const Fill& fill, std::int32_t st
   char* s = slot(step, rank);
   fill(reinterpret_cast<float*>(s), reinterpret_cast<float*>(s + x_bytes),
        reinterpret_cast<std::int64_t*>(s + x_bytes + y_bytes));
-  queue(rank, kStop0 + step % kStopSlots).store(stop_request, std::memory_order_relaxed);
+  std::atomic_ref<std::int64_t>(stops[rank * stop_ring + step % stop_ring]).store(stop_request, std::memory_order_relaxed);
   queue(rank, kStaged).store(step + 1, std::memory_order_release);
   staged_upto = step;
   notify();
@@ -311,8 +316,12 @@ void TiledStep::tile_done() {
   m.notify();
 }
 
-void TiledStep::stage_next(const Fill& fill, std::int32_t stop) {
-  impl_->stage(impl_->k + 1, fill, stop);
+void TiledStep::stage_ahead(std::int64_t steps_left, const std::function<Fill(std::int64_t)>& fill_ahead,
+                            std::int32_t stop) {
+  auto& m = *impl_;
+  // Slot (k + depth - 1) % depth was step k - 1's, which every rank has finished.
+  const std::int64_t last = m.k + std::min(m.o.depth - 1, steps_left);
+  for (std::int64_t step = m.staged_upto + 1; step <= last; ++step) m.stage(step, fill_ahead(step - m.k), stop);
 }
 
 double TiledStep::finish(double lr) {
@@ -324,7 +333,8 @@ double TiledStep::finish(double lr) {
   // Every queue was staged for step k before its tiles were taken: the stop requests are final.
   m.stop = 0;
   for (int q = 0; q < m.np; ++q)
-    m.stop = std::max(m.stop, static_cast<std::int32_t>(m.queue(q, kStop0 + k % kStopSlots).load(std::memory_order_relaxed)));
+    m.stop = std::max(m.stop, static_cast<std::int32_t>(std::atomic_ref<std::int64_t>(m.stops[q * m.stop_ring + k % m.stop_ring])
+                                                            .load(std::memory_order_relaxed)));
   const std::int64_t steps_before = m.opt.steps();
   // Each rank's home chunks first (their optimizer state stays in its cache from step to step),
   // then whatever the others have not taken.

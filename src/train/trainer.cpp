@@ -308,7 +308,7 @@ void Trainer::step_tiled(std::int64_t epoch, std::int64_t s, nn::ForwardContext&
     bwd.end();
     ts.tile_done();
   }
-  if (s + 1 < m.batches->steps_per_epoch()) ts.stage_next(fill(s + 1), stop_signal());
+  ts.stage_ahead(m.batches->steps_per_epoch() - s - 1, [&](std::int64_t j) { return fill(s + j); }, stop_signal());
   m.comm_seconds += ts.finish(m.lr);
   m.stop_request = ts.stop_request();
   m.step_rows = ts.rows_computed();

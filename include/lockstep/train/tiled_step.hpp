@@ -8,7 +8,7 @@
 //
 // - Tiles. The global batch is cut into tiles of `tile_rows` rows. Each rank copies its own rows of
 //   the step (the epoch shuffle's slice, as before) into a staging area of the node-shared window,
-//   one step ahead; then every rank takes tiles: its own queue from the front, the others' from the
+//   up to `depth` steps ahead; then every rank takes tiles: its own queue from the front, the others' from the
 //   back, until none is left. The owner of a queue sums its tiles' gradients in place in the
 //   queue's first buffer (a running sum that stays in its cache, as the static step's one gradient
 //   does); a tile another rank takes gets a buffer of its own. Loss scale 1/B.
@@ -24,8 +24,8 @@
 // buffer), so the gradient of a step has the same bits whoever computed which tile: a run is
 // bit-reproducible at a given number of ranks, and a resumed run matches an uninterrupted one.
 // Across rank counts the queues differ, so results agree up to rounding. A slow rank costs the
-// others at most the tile it holds; the staging of its rows, one step ahead, bounds how far they
-// can run ahead. Layers with state the ranks must agree on (batch normalisation) keep the static
+// others at most the tile it holds; while it is descheduled the others take its staged rows, up
+// to depth - 1 steps ahead of it. Layers with state the ranks must agree on (batch normalisation) keep the static
 // step.
 #pragma once
 
@@ -47,6 +47,7 @@ struct TileOptions {
   std::int64_t features = 0;      // floats per row
   std::int64_t labels = 1;        // label values per row
   std::int64_t chunk_floats = 1 << 16;  // at most this many parameters per reduction chunk
+  std::int64_t depth = 8;               // steps of each rank's rows staged ahead
 };
 
 // training.tile_rows: auto: the largest divisor of the per-rank batch that is at most 32.
@@ -76,15 +77,17 @@ class TiledStep {
   TiledStep& operator=(const TiledStep&) = delete;
 
   std::int64_t tile_rows() const;
-  // Opens step k (0, 1, ... in order): stages this rank's rows unless stage_next already did.
+  // Opens step k (0, 1, ... in order): stages this rank's rows unless stage_ahead already did.
   // `stop` is this rank's stop request, which every rank reads back by stop_request().
   void begin(std::int64_t k, const Fill& fill, std::int32_t stop);
   // The next tile this rank computes, or nullopt when no tile of step k is left to take. Points
   // the model's gradients at the tile's buffer.
   std::optional<Tile> claim();
   void tile_done();
-  // Stages this rank's rows of step k + 1 while others may still be computing step k.
-  void stage_next(const Fill& fill, std::int32_t stop);
+  // Stages this rank's rows of the steps after k, up to depth - 1 of them and at most steps_left,
+  // that are not staged yet; fill_ahead(j) fills step k + j. While this rank is descheduled the
+  // others go on with its staged rows, up to depth - 1 steps ahead of it.
+  void stage_ahead(std::int64_t steps_left, const std::function<Fill(std::int64_t)>& fill_ahead, std::int32_t stop);
   // Reduces and applies the update over chunks shared by the ranks; returns once the whole step
   // is applied on every chunk. Returns the seconds spent waiting for other ranks.
   double finish(double lr);
