@@ -1,19 +1,12 @@
 // The straggler-tolerant step over a node-shared window (see tiled_step.hpp).
 #include "lockstep/train/tiled_step.hpp"
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
-#include <climits>
-#include <ctime>
-#include <cstdio>
-#include <cstdlib>
 #include <utility>
 #include <vector>
 
+#include "lockstep/comm/shared_futex.hpp"
 #include "lockstep/comm/watchdog.hpp"
 #include "lockstep/core/clock.hpp"
 #include "lockstep/core/error.hpp"
@@ -39,15 +32,6 @@ void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #endif
-}
-
-// The window is MAP_SHARED between processes: process-shared (not private) futexes.
-void futex_wait(std::uint32_t* word, std::uint32_t expected, long nanoseconds) {
-  timespec ts{0, nanoseconds};
-  syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, nullptr, 0);
-}
-void futex_wake_all(std::uint32_t* word) {
-  syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
 
 }  // namespace
@@ -94,7 +78,7 @@ struct TiledStep::Impl {
   float* params = nullptr;
   float* grads = nullptr;  // tile t's gradient at grads + t * grad_stride
   std::int64_t grad_stride = 0;
-  char* staging = nullptr;  // [parity][queue] slots of slot_bytes
+  char* staging = nullptr;  // [step % depth][queue] slots of slot_bytes
   std::size_t slot_bytes = 0, x_bytes = 0, y_bytes = 0;
   std::int64_t k = -1, staged_upto = -1, rows = 0, taken_over = 0;
   std::int32_t stop = 0;
@@ -119,7 +103,7 @@ struct TiledStep::Impl {
   void layout();
   void notify() {
     std::atomic_ref<std::uint32_t>(*seq_word()).fetch_add(1);
-    if (at(kWaiters).load() > 0) futex_wake_all(seq_word());
+    if (at(kWaiters).load() > 0) comm::shared_futex_wake_all(seq_word());
   }
   template <class Ready>
   double wait(const char* what, Ready ready);
@@ -147,6 +131,11 @@ void TiledStep::Impl::layout() {
   x_bytes = aligned(static_cast<std::size_t>(local_batch * o.features) * sizeof(float));
   y_bytes = aligned(static_cast<std::size_t>(local_batch * o.labels) * sizeof(float));
   slot_bytes = x_bytes + y_bytes + aligned(static_cast<std::size_t>(local_batch) * sizeof(std::int64_t));
+  // The staging ring holds depth steps of every rank's rows: at most 64 MiB of them, but never
+  // fewer than two steps (a batch of 128 rows of 200,000 features at np=2 would otherwise stage
+  // 1.6 GB, doubling the job's memory).
+  const std::size_t ring_budget = std::size_t{64} << 20, per_step = static_cast<std::size_t>(np) * slot_bytes;
+  o.depth = std::clamp<std::int64_t>(static_cast<std::int64_t>(ring_budget / per_step), 2, o.depth);
   stop_ring = 2 * o.depth;
   const std::size_t ctrl_bytes = static_cast<std::size_t>(kQueues + np) * kLine +
                                  aligned(static_cast<std::size_t>(np * stop_ring) * sizeof(std::int64_t));
@@ -192,7 +181,7 @@ double TiledStep::Impl::wait(const char* what, Ready ready) {
     at(kWaiters).fetch_add(1);
     const std::uint32_t v = seq.load();
     const bool done = ready();
-    if (!done) futex_wait(seq_word(), v, 2'000'000);
+    if (!done) comm::shared_futex_wait(seq_word(), v, 2'000'000);
     at(kWaiters).fetch_sub(1);
     if (done || ready()) return seconds_since(t0);
   }

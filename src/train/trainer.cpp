@@ -280,7 +280,7 @@ void Trainer::make_sync() {
 
 // The tiled step: stage this rank's rows, take tiles until none is left, stage the next step's
 // rows, then reduce and update chunks with the other ranks.
-void Trainer::step_tiled(std::int64_t epoch, std::int64_t s, nn::ForwardContext& ctx) {
+void Trainer::step_tiled(std::int64_t s, nn::ForwardContext& ctx) {
   auto& m = *impl_;
   auto& ts = *m.tiled;
   const std::int64_t rows = ts.tile_rows(), f = m.train.num_features, l = m.train.num_labels;
@@ -312,7 +312,6 @@ void Trainer::step_tiled(std::int64_t epoch, std::int64_t s, nn::ForwardContext&
   m.comm_seconds += ts.finish(m.lr);
   m.stop_request = ts.stop_request();
   m.step_rows = ts.rows_computed();
-  (void)epoch;
 }
 
 // One optimizer step: every micro-batch's forward, loss and backward, then the agreed gradient.
@@ -321,17 +320,12 @@ void Trainer::step(std::int64_t epoch, std::int64_t s) {
   const auto& t = options_.training;
   m.lr = learning_rate(options_.schedule, options_.optimizer.lr, m.global_step, m.batches->steps_per_epoch(),
                        m.batches->steps_per_epoch() * t.epochs);
-  if (m.tiled) {
-    nn::ForwardContext ctx{true, t.seed, static_cast<std::uint64_t>(epoch), nullptr, m.ranks.get(), false};
-    fault::point("step", comm_.rank(), m.global_step);
-    step_tiled(epoch, s, ctx);
-    return;
-  }
-  m.step_rows = m.batches->local_batch();
   nn::ForwardContext ctx{true, t.seed, static_cast<std::uint64_t>(epoch), nullptr, m.ranks.get(), t.deterministic};
+  fault::point("step", comm_.rank(), m.global_step);
+  if (m.tiled) return step_tiled(s, ctx);
+  m.step_rows = m.batches->local_batch();
   const std::int64_t rows = m.dout.dim(0);
   trace::Scope begin_scope("begin", "step");  // the stop flag's reduction started, the sync readied
-  fault::point("step", comm_.rank(), m.global_step);
   // Any rank's stop request rides along with the step: started now, on the progress thread, so it
   // overlaps the forward pass; read in after_step().
   m.stop_request = stop_signal();

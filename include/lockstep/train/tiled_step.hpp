@@ -47,7 +47,7 @@ struct TileOptions {
   std::int64_t features = 0;      // floats per row
   std::int64_t labels = 1;        // label values per row
   std::int64_t chunk_floats = 1 << 16;  // at most this many parameters per reduction chunk
-  std::int64_t depth = 8;               // steps of each rank's rows staged ahead
+  std::int64_t depth = 8;               // steps of each rank's rows staged ahead (fewer, down to 2, past 64 MiB)
 };
 
 // training.tile_rows: auto: the largest divisor of the per-rank batch that is at most 32.

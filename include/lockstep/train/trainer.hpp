@@ -68,7 +68,7 @@ class Trainer {
   void check_labels(const Dataset& d);
   void make_sync();
   void step(std::int64_t epoch, std::int64_t s);
-  void step_tiled(std::int64_t epoch, std::int64_t s, nn::ForwardContext& ctx);
+  void step_tiled(std::int64_t s, nn::ForwardContext& ctx);
   bool after_step(std::int64_t epoch, std::int64_t s);
   EpochMetrics finish_epoch(std::int64_t epoch, std::int64_t first_step, double data_seconds, double loop_seconds);
   void save(std::int64_t next_epoch, std::int64_t next_step);
