@@ -65,6 +65,10 @@ std::int64_t line_start_from(std::FILE* f, const std::string& path, std::int64_t
 
 }  // namespace
 
+std::int64_t line_start_at_or_after(std::FILE* f, const std::string& path, std::int64_t size, std::int64_t x) {
+  return line_start_from(f, path, 0, size, x);
+}
+
 std::int64_t file_size(std::FILE* f, const std::string& path) {
   if (fseeko(f, 0, SEEK_END) != 0) throw DataError(path + ": cannot seek to the end: " + std::strerror(errno));
   const off_t size = ftello(f);

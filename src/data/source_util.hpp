@@ -50,6 +50,10 @@ std::string read_line_at(std::FILE* f, const std::string& path, std::int64_t off
 std::string read_line_split(std::FILE* f, const std::string& path, std::int64_t body_begin, std::int64_t size, int rank,
                             int ranks);
 
+// Where the first line that starts at or after byte x of a file of `size` bytes begins (x itself
+// when byte x-1 is a '\n'; `size` when no line starts there).
+std::int64_t line_start_at_or_after(std::FILE* f, const std::string& path, std::int64_t size, std::int64_t x);
+
 // How many lines `text` holds: the last one may lack its '\n'.
 std::int64_t count_lines(std::string_view text);
 
