@@ -128,6 +128,35 @@ for sig in usr1 term; do
   done
 done
 
+# ---- the same faults on the tiled step (the default for CPU ranks on one node outside deterministic
+# mode): ranks wait on each other's tiles and chunks in the shared window, not in MPI calls ----
+TILED=(--set output.progress=none --set training.tile_rows=8)
+for np in 2 3; do
+  last=$((np - 1))
+  run $np "" train "$TINY" "${TILED[@]}" --set "output.dir=$WORK/tref"
+  tref=$(digest "$WORK/tref/checkpoint.h5")
+  grep -q "gradient sync: shared window, tiles of 8" "$WORK/tref/train.log" && [ -n "$tref" ] &&
+    ok "tiled step, reference run (np $np, digest $tref)" || bad "tiled step reference (np $np, exit $rc)"
+  expect_fault "tiled step: exception on rank $last (np $np)" "injected fault at step" 30 $np "step:$last:throw:25" \
+    train "$TINY" "${TILED[@]}" --set "output.dir=$WORK/f"
+  expect_fault "tiled step: rank $last killed mid-step (np $np)" "" 30 $np "step:$last:exit:25" \
+    train "$TINY" "${TILED[@]}" --set "output.dir=$WORK/f"
+  for r in 0 $last; do
+    expect_fault "tiled step: rank $r stalled mid-step, comm.timeout_s 3 (np $np)" "no progress for" 40 $np "step:$r:stall:25" \
+      train "$TINY" "${TILED[@]}" --set "output.dir=$WORK/f" --set comm.timeout_s=3
+  done
+  rm -rf "$WORK/f" "$WORK/s"
+  # a stop by signal takes effect with the staged rows (up to 8 steps later), on every rank at once
+  run $np "step:$last:usr1:40" train "$TINY" "${TILED[@]}" --set "output.dir=$WORK/s"
+  if [ "$rc" = 75 ] && grep -q "stopped by SIG" "$WORK/out"; then
+    run $np "" train "$TINY" "${TILED[@]}" --set "output.dir=$WORK/s" --resume
+    got=$(digest "$WORK/s/checkpoint.h5")
+    if [ "$rc" = 0 ] && [ "$got" = "$tref" ]; then ok "tiled step: SIGUSR1 on rank $last (np $np), exit 75; resumed: digest = uninterrupted";
+    else bad "tiled step: resume after SIGUSR1 (np $np): exit $rc, digest $got, expected $tref"; fi
+  else bad "tiled step: SIGUSR1 on rank $last (np $np): exit $rc"; fi
+  rm -rf "$WORK/s" "$WORK/tref"
+done
+
 # ---- a full disk while a checkpoint is written (needs root to mount a small tmpfs) ----
 mkdir -p "$WORK/full"
 if mount -t tmpfs -o size=48k tmpfs "$WORK/full" 2>/dev/null; then
