@@ -8,9 +8,12 @@ using lockstep::data::Partitioned;
 namespace {
 const Layout kLayouts[] = {Layout::kEven, Layout::kLastRank, Layout::kEmpty};
 
-std::vector<KV> input_for(Layout l) { return l == Layout::kEmpty ? std::vector<KV>{} : skewed_pairs(3001, 7); }
+std::vector<KV> input_for(Layout l) {
+  return l == Layout::kEmpty ? std::vector<KV>{} : skewed_pairs(3001, 7);
+}
 
-template <typename X> std::vector<std::pair<std::string, X>> from_map(const std::map<std::string, X>& m) {
+template <typename X>
+std::vector<std::pair<std::string, X>> from_map(const std::map<std::string, X>& m) {
   std::vector<std::pair<std::string, X>> v(m.begin(), m.end());
   keyed_order(v);
   return v;
@@ -28,8 +31,9 @@ TEST(WideByKey, ReduceAggregateCombine) {
     }
     expect_same(reduce_by_key(in, [](std::int64_t a, std::int64_t b) { return a + b; }).collect(), from_map(sum),
                 label("reduce_by_key ", layout_name(l)));
-    expect_same(aggregate_by_key(in, std::int64_t{-1000000}, [](std::int64_t a, std::int64_t v) { return std::max(a, v); },
-                                 [](std::int64_t a, std::int64_t b) { return std::max(a, b); })
+    expect_same(aggregate_by_key(
+                    in, std::int64_t{-1000000}, [](std::int64_t a, std::int64_t v) { return std::max(a, v); },
+                    [](std::int64_t a, std::int64_t b) { return std::max(a, b); })
                     .collect(),
                 from_map(mx), label("aggregate_by_key ", layout_name(l)));
     // (sum, count) combiners.
@@ -37,8 +41,16 @@ TEST(WideByKey, ReduceAggregateCombine) {
     std::map<std::string, SC> sc;
     for (const auto& [k, v] : all) sc[k] = SC{sc[k].first + v, sc[k].second + 1};
     auto got = combine_by_key(
-        in, [](std::int64_t&& v) { return SC{v, 1}; }, [](SC c, std::int64_t&& v) { return SC{c.first + v, c.second + 1}; },
-        [](SC a, SC b) { return SC{a.first + b.first, a.second + b.second}; });
+        in,
+        [](std::int64_t&& v) {
+          return SC{v, 1};
+        },
+        [](SC c, std::int64_t&& v) {
+          return SC{c.first + v, c.second + 1};
+        },
+        [](SC a, SC b) {
+          return SC{a.first + b.first, a.second + b.second};
+        });
     expect_same(got.collect(), from_map(sc), label("combine_by_key ", layout_name(l)));
   }
 }

@@ -10,7 +10,9 @@ using Joined = std::pair<std::string, std::pair<std::int64_t, std::int64_t>>;
 using Outer = std::pair<std::string, std::pair<std::int64_t, std::optional<std::int64_t>>>;
 
 // Left keys key-0..key-40 (skewed by "hot"); right keys key-20..key-60 and "hot", duplicates on both.
-std::vector<KV> left_side(bool empty) { return empty ? std::vector<KV>{} : skewed_pairs(700, 21, 41); }
+std::vector<KV> left_side(bool empty) {
+  return empty ? std::vector<KV>{} : skewed_pairs(700, 21, 41);
+}
 std::vector<KV> right_side(bool empty) {
   std::vector<KV> v;
   if (empty) return v;

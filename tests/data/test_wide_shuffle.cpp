@@ -35,12 +35,23 @@ TEST(WideShuffle, OverTheLimitEveryRankThrows) {
     (void)group_by_key(in);
   } catch (const lockstep::Error& e) {
     threw = true;
+    EXPECT_TRUE(e.agreed());
     const std::string m = e.what();
     EXPECT_NE(m.find("group_by_key: rank "), std::string::npos) << m;
     EXPECT_NE(m.find("bytes in its shuffle, over the limit of 10 bytes"), std::string::npos) << m;
   }
-  ::unsetenv("LOCKSTEP_SHUFFLE_LIMIT_MB");
   EXPECT_TRUE(threw);
+  // The broadcast side of a broadcast join is checked the same way before it is allgathered.
+  threw = false;
+  try {
+    (void)broadcast_join(in, in);
+  } catch (const lockstep::Error& e) {
+    threw = true;
+    EXPECT_NE(std::string(e.what()).find("bytes of the broadcast side, over the limit of 10 bytes"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(threw);
+  ::unsetenv("LOCKSTEP_SHUFFLE_LIMIT_MB");
   // Nothing is left half-done: the next shuffle works.
   std::map<std::string, int> keys;
   for (const auto& kv : all) keys[kv.first] = 1;

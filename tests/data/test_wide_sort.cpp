@@ -15,7 +15,8 @@ TEST(WideSort, SortByIsStableAndTheSameAtAnyNp) {
       auto want = all;
       std::stable_sort(want.begin(), want.end(),
                        [asc](const KV& a, const KV& b) { return asc ? a.first < b.first : b.first < a.first; });
-      const auto sorted = sort_by(in, [](const KV& kv) { return kv.first; }, asc);
+      const auto sorted = sort_by(
+          in, [](const KV& kv) { return kv.first; }, asc);
       expect_same(sorted.collect(), want, label("sort_by ", layout_name(l), asc ? " asc" : " desc"));
       // The hot key is spread: no rank holds more than about half plus its share.
       if (l != Layout::kEmpty && c.size() > 1) {

@@ -25,7 +25,8 @@ using lockstep::data::Partitioned;
 using KV = std::pair<std::string, std::int64_t>;
 
 // A message built without operator+ chains (GCC 12 -Wrestrict warns falsely on them).
-template <typename... A> std::string label(const A&... a) {
+template <typename... A>
+std::string label(const A&... a) {
   std::ostringstream o;
   (o << ... << a);
   return o.str();
@@ -59,7 +60,8 @@ enum class Layout { kEven, kLastRank, kEmpty };
 inline const char* layout_name(Layout l) {
   return l == Layout::kEven ? "even" : l == Layout::kLastRank ? "last-rank" : "empty";
 }
-template <typename T> Partitioned<T> lay_out(const std::vector<T>& all, Layout l) {
+template <typename T>
+Partitioned<T> lay_out(const std::vector<T>& all, Layout l) {
   auto& c = lockstep::testing::world();
   if (l == Layout::kEven) return Partitioned<T>::parallelize(c, all);
   if (l == Layout::kLastRank) return Partitioned<T>::from_local(c, c.rank() == c.size() - 1 ? all : std::vector<T>{});
@@ -68,23 +70,33 @@ template <typename T> Partitioned<T> lay_out(const std::vector<T>& all, Layout l
 
 // A canonical, padding-free byte encoding of test values (Codec copies trivially copyable structs
 // whole, padding included).
-inline void canon(const std::int64_t& v, std::string& out) { Codec<std::int64_t>::encode(v, out); }
-inline void canon(const std::string& v, std::string& out) { Codec<std::string>::encode(v, out); }
-template <typename A, typename B> void canon(const std::pair<A, B>& v, std::string& out);
-template <typename U> void canon(const std::vector<U>& v, std::string& out);
-template <typename U> void canon(const std::optional<U>& v, std::string& out) {
+inline void canon(const std::int64_t& v, std::string& out) {
+  Codec<std::int64_t>::encode(v, out);
+}
+inline void canon(const std::string& v, std::string& out) {
+  Codec<std::string>::encode(v, out);
+}
+template <typename A, typename B>
+void canon(const std::pair<A, B>& v, std::string& out);
+template <typename U>
+void canon(const std::vector<U>& v, std::string& out);
+template <typename U>
+void canon(const std::optional<U>& v, std::string& out) {
   out.push_back(v ? 1 : 0);
   if (v) canon(*v, out);
 }
-template <typename A, typename B> void canon(const std::pair<A, B>& v, std::string& out) {
+template <typename A, typename B>
+void canon(const std::pair<A, B>& v, std::string& out) {
   canon(v.first, out);
   canon(v.second, out);
 }
-template <typename U> void canon(const std::vector<U>& v, std::string& out) {
+template <typename U>
+void canon(const std::vector<U>& v, std::string& out) {
   canon(static_cast<std::int64_t>(v.size()), out);
   for (const auto& x : v) canon(x, out);
 }
-template <typename T> std::uint32_t digest(const std::vector<T>& v) {
+template <typename T>
+std::uint32_t digest(const std::vector<T>& v) {
   std::string bytes;
   canon(v, bytes);
   return lockstep::murmur3_32(bytes.data(), bytes.size(), 0);
@@ -92,7 +104,8 @@ template <typename T> std::uint32_t digest(const std::vector<T>& v) {
 
 // The keyed shuffle's order: by MurmurHash3 (seed 42) of the key's Codec encoding, then by the
 // encoding; stable.
-template <typename K, typename X> void keyed_order(std::vector<std::pair<K, X>>& v) {
+template <typename K, typename X>
+void keyed_order(std::vector<std::pair<K, X>>& v) {
   auto tag = [](const K& k) {
     std::string b;
     Codec<K>::encode(k, b);
@@ -103,7 +116,8 @@ template <typename K, typename X> void keyed_order(std::vector<std::pair<K, X>>&
 
 // The distributed result equals the serial reference, and its bytes (so their digest) are the
 // reference's, which do not depend on the number of ranks.
-template <typename T> void expect_same(const std::vector<T>& got, const std::vector<T>& want, const std::string& what) {
+template <typename T>
+void expect_same(const std::vector<T>& got, const std::vector<T>& want, const std::string& what) {
   EXPECT_EQ(got.size(), want.size()) << what;
   EXPECT_TRUE(got == want) << what;
   EXPECT_EQ(digest(got), digest(want)) << what;

@@ -11,7 +11,9 @@
 namespace lockstep {
 
 namespace detail {
-constexpr std::uint32_t rotl32(std::uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
+constexpr std::uint32_t rotl32(std::uint32_t x, int r) {
+  return (x << r) | (x >> (32 - r));
+}
 constexpr std::uint32_t fmix32(std::uint32_t h) {
   h ^= h >> 16;
   h *= 0x85ebca6bU;

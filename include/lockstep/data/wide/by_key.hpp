@@ -52,7 +52,8 @@ auto combine_by_key(const Partitioned<std::pair<K, V>>& in, Create create, Merge
   out.reserve(s.runs.size());
   for (const auto& run : s.runs) {
     C acc = std::move(s.items[run.begin].second);
-    for (std::size_t i = run.begin + 1; i < run.end; ++i) acc = merge_combiners(std::move(acc), std::move(s.items[i].second));
+    for (std::size_t i = run.begin + 1; i < run.end; ++i)
+      acc = merge_combiners(std::move(acc), std::move(s.items[i].second));
     out.emplace_back(std::move(s.items[run.begin].first), std::move(acc));
   }
   return Partitioned<std::pair<K, C>>::from_local(in.comm(), std::move(out));
@@ -61,17 +62,18 @@ auto combine_by_key(const Partitioned<std::pair<K, V>>& in, Create create, Merge
 // Spark's reduceByKey with an associative (and, for np-independence, commutative) f.
 template <typename K, typename V, typename F>
 Partitioned<std::pair<K, V>> reduce_by_key(const Partitioned<std::pair<K, V>>& in, F f) {
-  return combine_by_key(in, [](V&& v) { return std::move(v); }, f, f, "reduce_by_key");
+  return combine_by_key(
+      in, [](V&& v) { return std::move(v); }, f, f, "reduce_by_key");
 }
 
 // Spark's aggregateByKey: every key's values fold into a copy of `zero` with seq on each rank, and
 // the per-rank accumulators merge with comb in rank order.
 template <typename K, typename V, typename A, typename Seq, typename Comb>
 Partitioned<std::pair<K, A>> aggregate_by_key(const Partitioned<std::pair<K, V>>& in, A zero, Seq seq, Comb comb) {
-  return combine_by_key(in, [zero, seq](V&& v) { return static_cast<A>(seq(A(zero), std::move(v))); },
-                        [seq](A&& a, V&& v) { return static_cast<A>(seq(std::move(a), std::move(v))); },
-                        [comb](A&& a, A&& b) { return static_cast<A>(comb(std::move(a), std::move(b))); },
-                        "aggregate_by_key");
+  return combine_by_key(
+      in, [zero, seq](V&& v) { return static_cast<A>(seq(A(zero), std::move(v))); },
+      [seq](A&& a, V&& v) { return static_cast<A>(seq(std::move(a), std::move(v))); },
+      [comb](A&& a, A&& b) { return static_cast<A>(comb(std::move(a), std::move(b))); }, "aggregate_by_key");
 }
 
 // Spark's groupByKey: each key once, with its values in the global-index order of the input.
@@ -99,7 +101,8 @@ Partitioned<std::pair<K, std::int64_t>> count_by_key(const Partitioned<std::pair
 }
 
 // Spark's countByValue, kept distributed: (element, number of occurrences).
-template <typename T> Partitioned<std::pair<T, std::int64_t>> count_by_value(const Partitioned<T>& in) {
+template <typename T>
+Partitioned<std::pair<T, std::int64_t>> count_by_value(const Partitioned<T>& in) {
   auto pairs = in.map([](T&& x) { return std::pair<T, std::int64_t>(std::move(x), 1); });
   return combine_by_key(
       pairs, [](std::int64_t&& c) { return c; }, [](std::int64_t a, std::int64_t&& b) { return a + b; },
@@ -107,7 +110,8 @@ template <typename T> Partitioned<std::pair<T, std::int64_t>> count_by_value(con
 }
 
 // Spark's distinct: each element once (equal = equal Codec encoding), in (hash, encoding) order.
-template <typename T> Partitioned<T> distinct(const Partitioned<T>& in) {
+template <typename T>
+Partitioned<T> distinct(const Partitioned<T>& in) {
   auto pairs = in.map([](T&& x) { return std::pair<T, std::int64_t>(std::move(x), 0); });
   auto once = combine_by_key(
       pairs, [](std::int64_t&& c) { return c; }, [](std::int64_t a, std::int64_t&&) { return a; },
@@ -119,7 +123,8 @@ template <typename T> Partitioned<T> distinct(const Partitioned<T>& in) {
 
 // Spark's union: a's elements, then b's, in global order (so collect() is a.collect() followed by
 // b.collect() at any np), split into contiguous blocks over the ranks (one alltoallv).
-template <typename T> Partitioned<T> union_with(const Partitioned<T>& a, const Partitioned<T>& b) {
+template <typename T>
+Partitioned<T> union_with(const Partitioned<T>& a, const Partitioned<T>& b) {
   lockstep::comm::Communicator& cm = a.comm();
   const int p = cm.size();
   std::vector<T> la = a.local(), lb = b.local();

@@ -52,6 +52,20 @@ inline std::uint64_t shuffle_limit_bytes() {
   return std::numeric_limits<std::uint64_t>::max();
 }
 
+// Collective: throws the same Error on every rank when any rank's `bytes` to receive exceed its
+// limit; `what` says what is received.
+inline void check_receive(comm::Communicator& comm, std::uint64_t bytes, const char* op, const char* what) {
+  const std::uint64_t limit = shuffle_limit_bytes();
+  std::optional<std::string> err;
+  if (bytes > limit) {
+    std::ostringstream m;
+    m << op << ": rank " << comm.rank() << " would receive " << bytes << " bytes " << what << ", over the limit of "
+      << limit << " bytes (LOCKSTEP_SHUFFLE_LIMIT_MB, else MemAvailable)";
+    err = m.str();
+  }
+  comm.agree(err);
+}
+
 // send holds the bytes for rank 0, then rank 1, ...; counts[r] of them go to rank r. Returns the
 // received bytes, concatenated in source-rank order. Collective; `op` names the operation in errors.
 inline Bytes exchange_bytes(comm::Communicator& comm, const Bytes& send, const std::vector<std::size_t>& counts,
@@ -60,15 +74,7 @@ inline Bytes exchange_bytes(comm::Communicator& comm, const Bytes& send, const s
   std::vector<std::uint64_t> sizes(counts.begin(), counts.end()), recv_sizes(static_cast<std::size_t>(p));
   comm.alltoall(sizes.data(), sizeof(std::uint64_t), recv_sizes.data());
   const std::uint64_t total = std::accumulate(recv_sizes.begin(), recv_sizes.end(), std::uint64_t{0});
-  const std::uint64_t limit = shuffle_limit_bytes();
-  std::optional<std::string> err;
-  if (total > limit) {
-    std::ostringstream m;
-    m << op << ": rank " << comm.rank() << " would receive " << total << " bytes in its shuffle, over the limit of "
-      << limit << " bytes (LOCKSTEP_SHUFFLE_LIMIT_MB, else MemAvailable)";
-    err = m.str();
-  }
-  comm.agree(err);
+  check_receive(comm, total, op, "in its shuffle");
   Bytes recv(static_cast<std::size_t>(total));
   std::vector<std::size_t> rc(recv_sizes.begin(), recv_sizes.end());
   comm.alltoallv(send.get(), counts, recv.get(), rc);
@@ -87,7 +93,8 @@ std::vector<T> exchange_items(comm::Communicator& comm, std::vector<T>&& items, 
     if (dest[i] >= 0) counts[static_cast<std::size_t>(dest[i])] += Codec<T>::size(items[i]);
   std::vector<std::size_t> offset(static_cast<std::size_t>(p), 0);
   for (int r = 1; r < p; ++r)
-    offset[static_cast<std::size_t>(r)] = offset[static_cast<std::size_t>(r - 1)] + counts[static_cast<std::size_t>(r - 1)];
+    offset[static_cast<std::size_t>(r)] =
+        offset[static_cast<std::size_t>(r - 1)] + counts[static_cast<std::size_t>(r - 1)];
   Bytes send(offset.back() + counts.back());
   std::string scratch;
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -114,7 +121,8 @@ inline int hash_owner(std::uint32_t h, int p) {
 }
 
 // The hash of a key's Codec encoding (which `bytes` receives).
-template <typename K> std::uint32_t key_hash(const K& k, std::string& bytes) {
+template <typename K>
+std::uint32_t key_hash(const K& k, std::string& bytes) {
   bytes.clear();
   Codec<K>::encode(k, bytes);
   return murmur3_32(bytes.data(), bytes.size(), kShuffleSeed);

@@ -73,6 +73,10 @@ Partitioned<std::pair<K, std::pair<V, W>>> broadcast_join(const Partitioned<std:
   {
     std::string bytes;
     encode_all(small.local(), bytes);
+    wide::check_receive(cm,
+                        static_cast<std::uint64_t>(
+                            cm.allreduce<std::int64_t>(static_cast<std::int64_t>(bytes.size()), comm::ReduceOp::kSum)),
+                        "broadcast_join", "of the broadcast side");
     for (auto& s : cm.allgather_strings(bytes)) decode_all(s, all);
   }
   std::unordered_map<std::string, std::vector<std::size_t>> index;  // key encoding -> right elements, in order

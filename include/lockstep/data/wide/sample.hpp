@@ -24,7 +24,8 @@ inline bool sample_keeps(std::uint64_t seed, std::int64_t g, double fraction) {
   return static_cast<double>(murmur3_32(b, sizeof b, 42)) / 4294967296.0 < fraction;
 }
 
-template <typename T> Partitioned<T> sample(const Partitioned<T>& in, double fraction, std::uint64_t seed) {
+template <typename T>
+Partitioned<T> sample(const Partitioned<T>& in, double fraction, std::uint64_t seed) {
   std::vector<T> mine = in.local();
   std::int64_t g = in.comm().exscan(static_cast<std::int64_t>(mine.size()));
   std::vector<T> out;

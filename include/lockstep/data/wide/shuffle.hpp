@@ -29,7 +29,8 @@ inline bool run_less(const KeyRun& a, const KeyRun& b) {
   return a.hash != b.hash ? a.hash < b.hash : a.key < b.key;
 }
 
-template <typename K, typename V> struct Shuffled {
+template <typename K, typename V>
+struct Shuffled {
   std::vector<std::pair<K, V>> items;  // sorted by (hash, key encoding), stable
   std::vector<KeyRun> runs;            // one per distinct key, in order
 };
@@ -52,16 +53,34 @@ Shuffled<K, V> shuffle_by_key(comm::Communicator& comm, std::vector<std::pair<K,
     return hash[a] != hash[b] ? hash[a] < hash[b] : key[a] < key[b];
   });
   Shuffled<K, V> out;
-  out.items.reserve(got.size());
   for (std::size_t j = 0; j < perm.size(); ++j) {
     const std::size_t i = perm[j];
     if (out.runs.empty() || out.runs.back().hash != hash[i] || out.runs.back().key != key[i]) {
       if (!out.runs.empty()) out.runs.back().end = j;
       out.runs.push_back(KeyRun{hash[i], std::move(key[i]), j, j});
     }
-    out.items.push_back(std::move(got[i]));
   }
-  if (!out.runs.empty()) out.runs.back().end = out.items.size();
+  if (!out.runs.empty()) out.runs.back().end = got.size();
+  std::vector<std::uint32_t>().swap(hash);
+  std::vector<std::string>().swap(key);
+  // Apply the permutation in place (cycle by cycle), so no second copy of the output exists.
+  constexpr std::size_t kDone = static_cast<std::size_t>(-1);
+  for (std::size_t start = 0; start < perm.size(); ++start) {
+    if (perm[start] == kDone || perm[start] == start) continue;
+    std::pair<K, V> held = std::move(got[start]);
+    std::size_t j = start;
+    for (;;) {
+      const std::size_t k = perm[j];
+      perm[j] = kDone;
+      if (k == start) {
+        got[j] = std::move(held);
+        break;
+      }
+      got[j] = std::move(got[k]);
+      j = k;
+    }
+  }
+  out.items = std::move(got);
   return out;
 }
 

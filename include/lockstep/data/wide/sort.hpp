@@ -38,7 +38,8 @@ Partitioned<T> sort_by(const Partitioned<T>& in, KeyFn key_fn, bool ascending = 
   const std::int64_t first = cm.exscan(n_local);
   std::vector<Tagged> keys;
   keys.reserve(mine.size());
-  for (std::int64_t i = 0; i < n_local; ++i) keys.emplace_back(key_fn(static_cast<const T&>(mine[static_cast<std::size_t>(i)])), first + i);
+  for (std::int64_t i = 0; i < n_local; ++i)
+    keys.emplace_back(key_fn(static_cast<const T&>(mine[static_cast<std::size_t>(i)])), first + i);
 
   // Splitters: a regular sample of the locally sorted keys, allgathered.
   std::vector<Tagged> splitters;
@@ -95,7 +96,8 @@ std::vector<T> take_ordered(const Partitioned<T>& in, std::int64_t n, Cmp cmp = 
   };
   std::vector<Tagged> tagged;
   tagged.reserve(mine.size());
-  for (std::size_t i = 0; i < mine.size(); ++i) tagged.emplace_back(first + static_cast<std::int64_t>(i), std::move(mine[i]));
+  for (std::size_t i = 0; i < mine.size(); ++i)
+    tagged.emplace_back(first + static_cast<std::int64_t>(i), std::move(mine[i]));
   const auto keep = static_cast<std::size_t>(std::clamp<std::int64_t>(n, 0, static_cast<std::int64_t>(tagged.size())));
   std::partial_sort(tagged.begin(), tagged.begin() + static_cast<std::ptrdiff_t>(keep), tagged.end(), less);
   tagged.resize(keep);
@@ -112,7 +114,8 @@ std::vector<T> take_ordered(const Partitioned<T>& in, std::int64_t n, Cmp cmp = 
 }
 
 // Spark's top: the n largest, in descending order, ties in global-index order.
-template <typename T> std::vector<T> top(const Partitioned<T>& in, std::int64_t n) {
+template <typename T>
+std::vector<T> top(const Partitioned<T>& in, std::int64_t n) {
   return take_ordered(in, n, std::greater<T>{});
 }
 
