@@ -115,7 +115,8 @@ std::vector<T> exchange_items(comm::Communicator& comm, std::vector<T>&& items, 
   return out;
 }
 
-// The rank that owns a 32-bit hash: rank r owns [r*2^32/p, (r+1)*2^32/p).
+// The rank that owns a 32-bit hash: rank r owns [r*2^32/p, (r+1)*2^32/p) as real numbers, i.e.
+// the hashes h with r <= h*p/2^32 < r+1, so owner = floor(h*p / 2^32).
 inline int hash_owner(std::uint32_t h, int p) {
   return static_cast<int>((static_cast<std::uint64_t>(h) * static_cast<std::uint64_t>(p)) >> 32);
 }
