@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -85,6 +86,19 @@ struct Codec<std::pair<A, B>, std::enable_if_t<!std::is_trivially_copyable_v<std
     A a = Codec<A>::decode(p);
     B b = Codec<B>::decode(p);
     return {std::move(a), std::move(b)};
+  }
+};
+
+template <typename U>
+struct Codec<std::optional<U>, std::enable_if_t<!std::is_trivially_copyable_v<std::optional<U>>>> {
+  static std::size_t size(const std::optional<U>& v) { return 1 + (v ? Codec<U>::size(*v) : 0); }
+  static void encode(const std::optional<U>& v, std::string& out) {
+    out.push_back(v ? '\1' : '\0');
+    if (v) Codec<U>::encode(*v, out);
+  }
+  static std::optional<U> decode(const char*& p) {
+    if (*p++ == '\0') return std::nullopt;
+    return Codec<U>::decode(p);
   }
 };
 
