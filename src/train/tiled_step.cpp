@@ -28,7 +28,8 @@ constexpr double kSpinSeconds = 200e-6;
 // A rank with no tile left backs up a tile another rank holds once it has waited this many of its
 // own tile times for it: a rank running normally is rarely that late, one that lost its core is.
 constexpr double kBackupAfterTiles = 1.0;
-constexpr int kTagShift = 20;  // tile words: (step + 1) << kTagShift | payload
+constexpr int kTagShift = 20;
+constexpr std::int64_t kFuseFloats = 2048;  // reduce_chunk: floats summed and updated at a time  // tile words: (step + 1) << kTagShift | payload
 
 // The control block at the start of the window, in cache lines of 8 int64.
 enum Line : std::int64_t { kTilesDone, kChunksDone, kSeq, kWaiters, kQueues };
@@ -96,6 +97,8 @@ struct TiledStep::Impl {
   char* staging = nullptr;  // [step % depth][queue] slots of slot_bytes
   std::size_t slot_bytes = 0, x_bytes = 0, y_bytes = 0;
   std::int64_t* tile_lines = nullptr;  // [tile] lines of TileSlot words
+  std::vector<float*> sums;                             // reduce_chunk: each queue's sum
+  std::vector<std::pair<int, const float*>> addends;    // reduce_chunk: (queue, tile) added to it
   std::int64_t k = -1, staged_upto = -1, rows = 0, taken_over = 0, backed_up = 0;
   std::int64_t cur_tile = -1, cur_buf = -1;  // the tile being computed and its buffer
   bool cur_backup = false, backup_taken = false;  // a backup this step: at most one, in its own buffer
@@ -326,22 +329,33 @@ bool TiledStep::Impl::try_backup(Tile* tile) {
 void TiledStep::Impl::reduce_chunk(std::int64_t c, double lr, std::int64_t steps_before) {
   LOCKSTEP_TRACE_SCOPE("reduce+optimizer", "step", "chunk", c);
   const std::int64_t begin = c * chunk_floats, end = std::min(n_train, begin + chunk_floats);
-  float* g0 = nullptr;
+  // Where each queue's sum goes and what is added to it, read once for the chunk.
+  sums.clear();
+  addends.clear();
   for (int q = 0; q < np; ++q) {
     const std::int64_t v = queue(q, kClaim).load(std::memory_order_acquire);
     const std::int64_t owned = accumulate && (v >> 32) == k ? (v >> 16) & 0xffff : 0;
-    float* sum = tile_grads(owned >= 2 ? q * per_queue : winner_buffer(q * per_queue));
-    for (std::int64_t j = std::max<std::int64_t>(owned, 1); j < per_queue; ++j) {
-      const float* g = tile_grads(winner_buffer(q * per_queue + j));
-      for (std::int64_t i = begin; i < end; ++i) sum[i] += g[i];
-    }
-    if (q == 0) g0 = sum;
-    else
-      for (std::int64_t i = begin; i < end; ++i) g0[i] += sum[i];
+    sums.push_back(tile_grads(owned >= 2 ? q * per_queue : winner_buffer(q * per_queue)));
+    for (std::int64_t j = std::max<std::int64_t>(owned, 1); j < per_queue; ++j)
+      addends.emplace_back(q, tile_grads(winner_buffer(q * per_queue + j)));
   }
-  opt.set_steps(steps_before);  // every chunk is part of the same step
+  float* g0 = sums[0];
   const Tensor grad = Tensor::borrow(g0, {n_train});
-  opt.step_range(model.flat_params(), grad, lr, 1.0, begin, end);
+  // The sum and the update run block by block, so the update finds the summed gradient in L1
+  // instead of streaming it again (the update is elementwise: the same bits as one call).
+  for (std::int64_t b = begin; b < end; b += kFuseFloats) {
+    const std::int64_t e = std::min(end, b + kFuseFloats);
+    for (const auto& [q, g] : addends) {
+      float* sum = sums[static_cast<std::size_t>(q)];
+      for (std::int64_t i = b; i < e; ++i) sum[i] += g[i];
+    }
+    for (int q = 1; q < np; ++q) {
+      const float* sum = sums[static_cast<std::size_t>(q)];
+      for (std::int64_t i = b; i < e; ++i) g0[i] += sum[i];
+    }
+    opt.set_steps(steps_before);  // every block is part of the same step
+    opt.step_range(model.flat_params(), grad, lr, 1.0, b, e);
+  }
 }
 
 TiledStep::TiledStep(comm::Communicator& comm, nn::Sequential& model, nn::Optimizer& opt, const TileOptions& options)
