@@ -293,20 +293,21 @@ void Trainer::step_tiled(std::int64_t s, nn::ForwardContext& ctx) {
     ctx.sample_ids = tile->ids;
     const Tensor x = Tensor::borrow(const_cast<float*>(tile->x), {rows, f});
     const Tensor labels = Tensor::borrow(const_cast<float*>(tile->labels), l == 1 ? Shape{rows} : Shape{rows, l});
-    trace::Scope fwd("forward", "step", "tile", tile->index);
+    trace::Scope fwd(tile->backup ? "forward (backup)" : "forward", "step", "tile", tile->index);
     const Tensor& out = model_->forward(x, ctx);
     fwd.end();
+    if (!tile->backup) fault::point("tile", comm_.rank(), m.global_step);  // tile:R:slow: late inside tiles
     trace::Scope loss("loss", "step");
     const Tensor target = m.head->target(labels, rows, out.device());
     const auto r = nn::compute_loss(m.head->loss(), out, target, scale, &m.tile_dout);
     loss.end();
-    m.loss_sum += r.loss;
-    m.window_loss += r.loss;
-    m.window_rows += rows;
     trace::Scope bwd("backward", "step", "tile", tile->index);
     model_->backward(m.tile_dout);
     bwd.end();
-    ts.tile_done();
+    if (!ts.tile_done()) continue;  // another copy of this tile was published first
+    m.loss_sum += r.loss;
+    m.window_loss += r.loss;
+    m.window_rows += rows;
   }
   ts.stage_ahead(m.batches->steps_per_epoch() - s - 1, [&](std::int64_t j) { return fill(s + j); }, stop_signal());
   m.comm_seconds += ts.finish(m.lr);
@@ -415,10 +416,11 @@ EpochMetrics Trainer::finish_epoch(std::int64_t epoch, std::int64_t first_step, 
   const auto& t = options_.training;
   const int np = comm_.size();
   m.progress->end_epoch();
-  double sums[6] = {m.loss_sum, static_cast<double>(m.loss_count), m.comm_seconds, loop_seconds + data_seconds,
+  double sums[7] = {m.loss_sum, static_cast<double>(m.loss_count), m.comm_seconds, loop_seconds + data_seconds,
                     m.batches->take_copy_seconds(),
-                    m.tiled ? static_cast<double>(m.tiled->take_tiles_taken_over()) : 0.0};
-  comm_.allreduce(std::span<double>(sums, 6), comm::ReduceOp::kSum);
+                    m.tiled ? static_cast<double>(m.tiled->take_tiles_taken_over()) : 0.0,
+                    m.tiled ? static_cast<double>(m.tiled->take_tiles_backed_up()) : 0.0};
+  comm_.allreduce(std::span<double>(sums, 7), comm::ReduceOp::kSum);
   EpochMetrics em;
   em.epoch = epoch + 1;
   em.step = m.global_step;
@@ -459,6 +461,8 @@ EpochMetrics Trainer::finish_epoch(std::int64_t epoch, std::int64_t first_step, 
   js.add("copy_seconds", em.copy_seconds).add("epoch_seconds", em.epoch_seconds).add("lr", em.lr);
   // Tiled step: tiles a rank computed from another rank's rows this epoch (a straggler's, shared out).
   if (m.tiled) js.add("tiles_taken_over", static_cast<std::int64_t>(sums[5]));
+  // Tiles whose backup copy (an idle rank recomputing a tile a late rank held) was published first.
+  if (m.tiled) js.add("tiles_backed_up", static_cast<std::int64_t>(sums[6]));
   js.add("world_size", np).add("deterministic", t.deterministic).add("precision", t.precision);
   js.add("train_data", m.train.description);  // the features file, or "synthetic train"
   // Reading (and decoding) the data before the first epoch, train and test: once per run.

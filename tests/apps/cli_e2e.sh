@@ -91,6 +91,18 @@ if [ "$steady_rc" = 0 ] && [ "$rc" = 0 ] && grep -q "tiles of 8 rows" "$WORK/str
     ok "tiled step: a straggler's tiles taken over ($taken in the last epoch), the same parameters as without it"
   else bad "tiled step: the straggler run's parameters differ from the undisturbed run's"; fi
 else bad "tiled step with a straggler (exit $steady_rc / $rc, tiles taken over: ${taken:-none})"; fi
+# A straggler late while holding a tile (3 ms inside each of rank 1's tiles): rank 0 recomputes
+# such tiles as backups, the first copy published wins, and the parameters are still the same bits.
+export LOCKSTEP_FAULT=tile:1:slow
+run 2 train "$TINY" --set "output.dir=$WORK/backup" --set checkpoint.every_steps=0 --set training.tile_rows=8
+unset LOCKSTEP_FAULT
+backed=$(tail -1 "$WORK/backup/metrics.jsonl" 2>/dev/null | grep -o '"tiles_backed_up":[0-9]*' | cut -d: -f2)
+if [ "$steady_rc" = 0 ] && [ "$rc" = 0 ] && [ "${backed:-0}" -gt 0 ]; then
+  run 1 export --checkpoint "$WORK/backup/checkpoint.h5" --output "$WORK/backup/net.onnx"
+  if cmp -s "$WORK/steady/net.onnx" "$WORK/backup/net.onnx"; then
+    ok "tiled step: $backed backup tiles published in the last epoch, the same parameters as without a straggler"
+  else bad "tiled step: the run with backup tiles ends with different parameters"; fi
+else bad "tiled step with backup tiles (exit $steady_rc / $rc, tiles backed up: ${backed:-none})"; fi
 
 # resume: stop at a step limit, continue, and match an uninterrupted run's final checkpoint params
 run 2 train "$TINY" --set "output.dir=$WORK/stop" --max-steps 45

@@ -19,6 +19,13 @@
 //   chunk), spinning briefly and then sleeping on a futex in the window; a stalled rank is caught by
 //   the collective watchdog (comm.timeout_s) like any other wait.
 //
+// - Backups. A rank that finds no tile left, and has waited one of its own tile times for the last
+//   ones, recomputes a tile another rank holds (one that sits alone in its buffer, not an owner's
+//   second or later tile summed in place) into a backup buffer of its own, at most one a step. The
+//   first copy published (CAS on the tile's done word) is the tile's; the other is dropped, and a
+//   buffer whose late copy lost is not reused until its writer is done with it. So a rank that
+//   loses its core holding a tile costs the others about one tile time, not its whole absence.
+//
 // Adding a tile's gradient into a running sum rounds exactly as adding a separately computed one
 // (dense layers: one K block, one rounding; layers that cannot write every tile to its own
 // buffer), so the gradient of a step has the same bits whoever computed which tile: a run is
@@ -65,6 +72,7 @@ class TiledStep {
     const float* labels;       // [tile_rows, labels]
     const std::int64_t* ids;   // each row's epoch position (dropout masks are keyed on it)
     std::int64_t index;        // the tile's place in the step, 0 .. B / tile_rows - 1
+    bool backup;               // a copy of a tile another rank holds (tile_done says whose counts)
   };
   // Fills this rank's B/np rows of one step: features, labels, epoch positions.
   using Fill = std::function<void(float* x, float* labels, std::int64_t* ids)>;
@@ -82,8 +90,12 @@ class TiledStep {
   void begin(std::int64_t k, const Fill& fill, std::int32_t stop);
   // The next tile this rank computes, or nullopt when no tile of step k is left to take. Points
   // the model's gradients at the tile's buffer.
+  // With none left, once the ranks still computing are late, a backup copy of a tile another rank
+  // holds (see backups above).
   std::optional<Tile> claim();
-  void tile_done();
+  // Publishes the tile unless another copy of it was published first; true when this one was (its
+  // loss and rows are the step's).
+  bool tile_done();
   // Stages this rank's rows of the steps after k, up to depth - 1 of them and at most steps_left,
   // that are not staged yet; fill_ahead(j) fills step k + j. While this rank is descheduled the
   // others go on with its staged rows, up to depth - 1 steps ahead of it.
@@ -97,6 +109,8 @@ class TiledStep {
   std::int64_t rows_computed() const;
   // Tiles this rank took from other ranks' queues since the last call.
   std::int64_t take_tiles_taken_over();
+  // Tiles whose backup copy computed by this rank was published first, since the last call.
+  std::int64_t take_tiles_backed_up();
 
  private:
   struct Impl;
