@@ -79,17 +79,18 @@ Vec linear_pass(const Frame& f, const CompactFeatures& codes, const Eigen::Matri
       const std::int64_t m = std::min(kCodeBlock, f.rows() - r0);
       const std::uint8_t* src = codes.codes.data() + r0 * d;
       float* dst = tile.data();
-      for (std::int64_t i = 0; i < m * d; ++i) dst[i] = static_cast<float>(src[i]) * scale;
 #ifdef LOCKSTEP_LINEAR_KERNELS
-      // Wt (d x K, column-major) is K x d row-major, as tmp is: the kernels' layouts.
+      // Wt (d x K, column-major) is K x d row-major, as tmp is: the kernels' layouts. The
+      // margins kernel decodes the tile as it goes.
       M.resize(m, K);
-      kernels::margins(dst, m, d, Wt.data(), K, M.data());
+      kernels::margins_codes(src, scale, m, d, Wt.data(), K, dst, M.data());
       M.rowwise() += b;
       out[0] += block_loss(r0, M);
       kernels::gradient(dst, m, d, M.data(), K, tmp.data());
       colsum += M.colwise().sum();
       if ((since_flush += m) >= kBlock) flush();
 #else
+      for (std::int64_t i = 0; i < m * d; ++i) dst[i] = static_cast<float>(src[i]) * scale;
       block(r0, tile.topRows(m));
 #endif
     }
