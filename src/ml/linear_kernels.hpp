@@ -108,6 +108,58 @@ inline void decode_rows(const std::uint8_t* codes, float scale, std::int64_t i0,
   for (std::int64_t j = nv; j < n; ++j) dst[j] = static_cast<float>(src[j]) * scale;
 }
 
+// The smallest positive value and the largest value (at least 0) of v[0..n), finite values.
+inline void value_range(const float* v, std::int64_t n, float* min_pos, float* max_val) {
+  const __m256 zero = _mm256_setzero_ps(), inf = _mm256_set1_ps(__builtin_inff());
+  __m256 lo = inf, hi = zero;
+  const std::int64_t nv = n - n % 8;
+  for (std::int64_t i = 0; i < nv; i += 8) {
+    const __m256 x = _mm256_loadu_ps(v + i);
+    lo = _mm256_min_ps(lo, _mm256_blendv_ps(inf, x, _mm256_cmp_ps(x, zero, _CMP_GT_OQ)));
+    hi = _mm256_max_ps(hi, x);
+  }
+  alignas(32) float l[8], h[8];
+  _mm256_store_ps(l, lo);
+  _mm256_store_ps(h, hi);
+  float mn = __builtin_inff(), mx = 0.0f;
+  for (int k = 0; k < 8; ++k) mn = l[k] < mn ? l[k] : mn, mx = h[k] > mx ? h[k] : mx;
+  for (std::int64_t i = nv; i < n; ++i) {
+    if (v[i] > 0 && v[i] < mn) mn = v[i];
+    if (v[i] > mx) mx = v[i];
+  }
+  *min_pos = mn;
+  *max_val = mx;
+}
+
+// codes[i] = nearbyint(v[i] / scale) for all i when each is in 0..255 and code * scale == v[i]
+// exactly; false (codes partly written) otherwise. 32 values a step.
+inline bool encode_codes(const float* v, std::int64_t n, float scale, std::uint8_t* codes) {
+  const __m256 sc = _mm256_set1_ps(scale), zero = _mm256_setzero_ps(), top = _mm256_set1_ps(255.0f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const std::int64_t nv = n - n % 32;
+  for (std::int64_t i = 0; i < nv; i += 32) {
+    __m256i k[4];
+    __m256 ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    for (int q = 0; q < 4; ++q) {
+      const __m256 x = _mm256_loadu_ps(v + i + 8 * q);
+      const __m256 r = _mm256_round_ps(_mm256_div_ps(x, sc), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      ok = _mm256_and_ps(ok, _mm256_cmp_ps(r, zero, _CMP_GE_OQ));
+      ok = _mm256_and_ps(ok, _mm256_cmp_ps(r, top, _CMP_LE_OQ));
+      ok = _mm256_and_ps(ok, _mm256_cmp_ps(_mm256_mul_ps(r, sc), x, _CMP_EQ_OQ));
+      k[q] = _mm256_cvttps_epi32(r);
+    }
+    if (_mm256_movemask_ps(ok) != 0xff) return false;
+    const __m256i b = _mm256_packus_epi16(_mm256_packus_epi32(k[0], k[1]), _mm256_packus_epi32(k[2], k[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + i), _mm256_permutevar8x32_epi32(b, order));
+  }
+  for (std::int64_t i = nv; i < n; ++i) {
+    const float r = __builtin_nearbyintf(v[i] / scale);
+    if (!(r >= 0.0f && r <= 255.0f) || r * scale != v[i]) return false;
+    codes[i] = static_cast<std::uint8_t>(r);
+  }
+  return true;
+}
+
 // margins() on a tile of 8-bit codes (m x d): each pair of rows is decoded into T (m x d floats,
 // for gradient() to read next) just before its products, while it is in L1, so the stream of
 // codes from memory overlaps the arithmetic instead of running as a pass of its own.
