@@ -1,6 +1,7 @@
 // The products of one LogisticRegression/LinearSVC evaluation on one rank's Fashion-MNIST shard
 // (30,000 rows x 784 8-bit codes, 10 outputs), tile by tile as src/ml/linear.cpp runs them:
-// Eigen's GEMM against the AVX2/FMA kernels (src/ml/linear_kernels.hpp), alternating, best of
+// Eigen's GEMM (after a decoding pass) against the AVX2/FMA kernels (src/ml/linear_kernels.hpp,
+// the margins kernel decoding as it goes), alternating, best of
 // ROUNDS; then a STREAM-like triad for the memory bandwidth. No MPI. Usage:
 //   build/bench/linear_pass_bench [ROUNDS=7]
 #include <Eigen/Core>
@@ -27,15 +28,15 @@ double pass(const std::vector<std::uint8_t>& codes, const Eigen::MatrixXf& Wt, b
   const auto t0 = Clock::now();
   for (std::int64_t r0 = 0; r0 + kTile <= kRows; r0 += kTile) {
     const std::uint8_t* src = codes.data() + r0 * kD;
-    for (std::int64_t i = 0; i < kTile * kD; ++i) tile.data()[i] = static_cast<float>(src[i]) * (1.0f / 255.0f);
 #ifdef LOCKSTEP_LINEAR_KERNELS
-    if (kernels) {
-      lockstep::ml::kernels::margins(tile.data(), kTile, kD, Wt.data(), kK, M.data());
+    if (kernels) {  // the margins kernel decodes the tile as it goes
+      lockstep::ml::kernels::margins_codes(src, 1.0f / 255.0f, kTile, kD, Wt.data(), kK, tile.data(), M.data());
       lockstep::ml::kernels::gradient(tile.data(), kTile, kD, M.data(), kK, tmp.data());
       continue;
     }
 #endif
     (void)kernels;
+    for (std::int64_t i = 0; i < kTile * kD; ++i) tile.data()[i] = static_cast<float>(src[i]) * (1.0f / 255.0f);
     M.noalias() = tile * Wt;
     tmp.noalias() += tile.transpose() * M;
   }

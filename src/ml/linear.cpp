@@ -79,17 +79,18 @@ Vec linear_pass(const Frame& f, const CompactFeatures& codes, const Eigen::Matri
       const std::int64_t m = std::min(kCodeBlock, f.rows() - r0);
       const std::uint8_t* src = codes.codes.data() + r0 * d;
       float* dst = tile.data();
-      for (std::int64_t i = 0; i < m * d; ++i) dst[i] = static_cast<float>(src[i]) * scale;
 #ifdef LOCKSTEP_LINEAR_KERNELS
-      // Wt (d x K, column-major) is K x d row-major, as tmp is: the kernels' layouts.
+      // Wt (d x K, column-major) is K x d row-major, as tmp is: the kernels' layouts. The
+      // margins kernel decodes the tile as it goes.
       M.resize(m, K);
-      kernels::margins(dst, m, d, Wt.data(), K, M.data());
+      kernels::margins_codes(src, scale, m, d, Wt.data(), K, dst, M.data());
       M.rowwise() += b;
       out[0] += block_loss(r0, M);
       kernels::gradient(dst, m, d, M.data(), K, tmp.data());
       colsum += M.colwise().sum();
       if ((since_flush += m) >= kBlock) flush();
 #else
+      for (std::int64_t i = 0; i < m * d; ++i) dst[i] = static_cast<float>(src[i]) * scale;
       block(r0, tile.topRows(m));
 #endif
     }
@@ -250,12 +251,16 @@ namespace {
 bool encode(const RowMatrix& x, float scale, std::vector<std::uint8_t>& codes) {
   codes.resize(static_cast<std::size_t>(x.size()));
   const float* v = x.data();
+#ifdef LOCKSTEP_LINEAR_KERNELS
+  return kernels::encode_codes(v, x.size(), scale, codes.data());  // the same test, 32 values a step
+#else
   for (std::int64_t i = 0; i < x.size(); ++i) {
     const float k = std::nearbyint(v[i] / scale);
     if (!(k >= 0.0f && k <= 255.0f) || k * scale != v[i]) return false;
     codes[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(k);
   }
   return true;
+#endif
 }
 
 }  // namespace
@@ -266,11 +271,17 @@ CompactFeatures compact_features(const Frame& f) {
   if (sparse) return c;
   const RowMatrix& x = f.dense_features();
   double min_pos = INFINITY, max_val = 0.0;
+#ifdef LOCKSTEP_LINEAR_KERNELS
+  float lo = INFINITY, hi = 0.0f;  // the same extremes, 8 values a step
+  kernels::value_range(x.data(), x.size(), &lo, &hi);
+  min_pos = lo, max_val = hi;
+#else
   for (std::int64_t i = 0; i < x.size(); ++i) {
     const double v = x.data()[i];
     if (v > 0 && v < min_pos) min_pos = v;
     max_val = std::max(max_val, v);
   }
+#endif
   min_pos = f.comm().allreduce<double>(min_pos, comm::ReduceOp::kMin);
   max_val = f.comm().allreduce<double>(max_val, comm::ReduceOp::kMax);
   for (const double candidate : {min_pos, max_val / 255.0}) {

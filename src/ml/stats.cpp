@@ -70,14 +70,20 @@ Summary summarize(const Frame& f) {
       for (std::int64_t j = 0; j < d; ++j)
         if (stored[j] < static_cast<double>(x.rows())) lo[j] = std::min(lo[j], 0.0), hi[j] = std::max(hi[j], 0.0);
     } else {
+      // Through restrict pointers so the column loop vectorises (the same operations per column).
+      double* __restrict ps = sums.data();
+      double* __restrict pl = lo.data();
+      double* __restrict ph = hi.data();
+      double* __restrict pn = nnz.data();
       for (std::int64_t i = 0; i < x.rows(); ++i) {
         const double wi = w[i];
+        const float* __restrict xi = x.data() + i * d;
         for (std::int64_t j = 0; j < d; ++j) {
-          const double v = x(i, j);
-          sums[j] += wi * v;
-          lo[j] = std::min(lo[j], v);
-          hi[j] = std::max(hi[j], v);
-          nnz[j] += v != 0.0;
+          const double v = xi[j];
+          ps[j] += wi * v;
+          pl[j] = v < pl[j] ? v : pl[j];
+          ph[j] = ph[j] < v ? v : ph[j];
+          pn[j] += v != 0.0 ? 1.0 : 0.0;
         }
       }
     }
@@ -104,11 +110,16 @@ Summary summarize(const Frame& f) {
         }
       m2 += s.mean.cwiseAbs2() * w.sum();
     } else {
-      for (std::int64_t i = 0; i < x.rows(); ++i)
+      double* __restrict pm = m2.data();
+      const double* __restrict mu = s.mean.data();
+      for (std::int64_t i = 0; i < x.rows(); ++i) {
+        const double wi = w[i];
+        const float* __restrict xi = x.data() + i * d;
         for (std::int64_t j = 0; j < d; ++j) {
-          const double c = x(i, j) - s.mean[j];
-          m2[j] += w[i] * c * c;
+          const double c = xi[j] - mu[j];
+          pm[j] += wi * c * c;
         }
+      }
     }
   });
   comm.allreduce(std::span<double>(m2.data(), static_cast<std::size_t>(d)), comm::ReduceOp::kSum);

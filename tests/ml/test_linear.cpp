@@ -431,15 +431,19 @@ TEST(CompactFeatures, AnyValueThatIsNotACodeKeepsEveryRankOnFloats) {
   auto& w = world();
   const Frame f = eight_bit_frame(w, 500, static_cast<float>(1.0 / 255.0));
   const bool last = w.rank() == w.size() - 1;
-  const auto spoilt = [&](float v) {  // one value on the last rank only
-    RowMatrix x = f.dense_features();
-    if (last) x(x.rows() - 1, 3) = v;
-    return f.with_features(std::move(x));
-  };
-  EXPECT_FALSE(compact_features(spoilt(0.5f / 255.0f)).active) << "between two codes";
-  EXPECT_FALSE(compact_features(spoilt(-1.0f / 255.0f)).active) << "negative";
-  EXPECT_FALSE(compact_features(spoilt(300.0f / 255.0f)).active) << "a code above 255";
-  EXPECT_TRUE(compact_features(spoilt(7.0f * static_cast<float>(1.0 / 255.0))).active) << "another code";
+  // One value on the last rank only, in its last row or (where the encoder works 32 values a
+  // step) its first.
+  for (const bool first_row : {false, true}) {
+    const auto spoilt = [&](float v) {
+      RowMatrix x = f.dense_features();
+      if (last) x(first_row ? 0 : x.rows() - 1, 3) = v;
+      return f.with_features(std::move(x));
+    };
+    EXPECT_FALSE(compact_features(spoilt(0.5f / 255.0f)).active) << "between two codes";
+    EXPECT_FALSE(compact_features(spoilt(-1.0f / 255.0f)).active) << "negative";
+    EXPECT_FALSE(compact_features(spoilt(300.0f / 255.0f)).active) << "a code above 255";
+    EXPECT_TRUE(compact_features(spoilt(7.0f * static_cast<float>(1.0 / 255.0))).active) << "another code";
+  }
   CsrMatrix sparse = f.dense_features().sparseView();
   const Frame fs = Frame::sparse(w, std::move(sparse), f.label());
   EXPECT_FALSE(compact_features(fs).active) << "sparse";
