@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "lockstep/data/partitioned.hpp"
+#include "lockstep/data/wide.hpp"
 
 namespace lockstep::ml {
 
@@ -52,56 +53,33 @@ MulticlassMetrics evaluate_multiclass(const Frame& t, const Predictions& p) {
   return m;
 }
 
-namespace {
-struct Scored {
-  double score, pos, neg;  // pos/neg: the row's weight if its label is 1/0
-};
-}  // namespace
-
 BinaryMetrics evaluate_binary(const Frame& t, const Vec& scores) {
   auto& comm = t.comm();
   LOCKSTEP_CHECK(scores.size() == t.rows(), Error, "evaluate: ", scores.size(), " scores for ", t.rows(), " rows");
-  std::vector<Scored> mine;
+  // (score, (positive weight, negative weight)) per row; -0.0 and 0.0 are one score.
+  using Group = std::pair<double, std::pair<double, double>>;
+  std::vector<Group> mine;
   std::int64_t bad = INT64_MAX;
   for (std::int64_t i = 0; i < t.rows(); ++i) {
     const double y = t.label()[i];
     if ((y != 0.0 && y != 1.0) || !std::isfinite(scores[i])) bad = std::min(bad, t.row_offset() + i);
-    mine.push_back({scores[i], y == 1.0 ? t.weight()[i] : 0.0, y == 1.0 ? 0.0 : t.weight()[i]});
+    const double w = t.weight()[i];
+    mine.push_back({scores[i] == 0.0 ? 0.0 : scores[i], {y == 1.0 ? w : 0.0, y == 1.0 ? 0.0 : w}});
   }
   agree_on_first_bad_row(
       comm, bad,
       "binary evaluation: row " + std::to_string(bad) + " has a label other than 0/1 or a score that is not finite");
-  // Sample sort: 64 samples a rank give np - 1 splitters; equal scores land on one rank.
-  std::vector<double> sorted;
-  for (const auto& s : mine) sorted.push_back(s.score);
-  std::sort(sorted.begin(), sorted.end());
-  std::vector<double> samples;
-  for (int q = 1; q <= 64 && !sorted.empty(); ++q)
-    samples.push_back(sorted[static_cast<std::size_t>((sorted.size() - 1) * q / 64)]);
-  auto all = data::Partitioned<double>::from_local(comm, samples).collect();
-  std::sort(all.begin(), all.end());
-  std::vector<double> splitters;
+  // Equal scores become one group (reduce_by_key), and the groups are sorted by descending score
+  // over the ranks (sort_by): rank 0 holds the highest scores, each rank walks its own downwards.
+  auto merged = data::reduce_by_key(data::Partitioned<Group>::from_local(comm, std::move(mine)),
+                                    [](std::pair<double, double> a, std::pair<double, double> b) {
+                                      return std::pair<double, double>(a.first + b.first, a.second + b.second);
+                                    });
+  const std::vector<Group> groups =
+      data::sort_by(merged, [](const Group& g) { return g.first; }, /*ascending=*/false).local();
   const int np = comm.size();
-  for (int r = 1; r < np && !all.empty(); ++r)
-    splitters.push_back(all[all.size() * static_cast<std::size_t>(r) / static_cast<std::size_t>(np)]);
-  auto moved =
-      data::Partitioned<Scored>::from_local(comm, std::move(mine))
-          .repartition([&](const Scored& s) {
-            return static_cast<int>(std::upper_bound(splitters.begin(), splitters.end(), s.score) - splitters.begin());
-          })
-          .local();
-  // Rank r holds a score range above rank r-1's: walk from the top (highest rank, highest score).
-  std::sort(moved.begin(), moved.end(), [](const Scored& a, const Scored& b) { return a.score > b.score; });
-  std::vector<Scored> groups;  // equal scores merged
-  for (const auto& s : moved) {
-    if (!groups.empty() && groups.back().score == s.score) {
-      groups.back().pos += s.pos, groups.back().neg += s.neg;
-    } else {
-      groups.push_back(s);
-    }
-  }
   double local[2] = {0.0, 0.0};
-  for (const auto& g : groups) local[0] += g.pos, local[1] += g.neg;
+  for (const auto& g : groups) local[0] += g.second.first, local[1] += g.second.second;
   struct Tot {
     double pos, neg;
   };
@@ -109,13 +87,14 @@ BinaryMetrics evaluate_binary(const Frame& t, const Vec& scores) {
   double P = 0.0, N = 0.0, tp = 0.0, fp = 0.0;
   for (int r = 0; r < np; ++r) {
     P += totals[static_cast<std::size_t>(r)].pos, N += totals[static_cast<std::size_t>(r)].neg;
-    if (r > comm.rank()) tp += totals[static_cast<std::size_t>(r)].pos, fp += totals[static_cast<std::size_t>(r)].neg;
+    if (r < comm.rank()) tp += totals[static_cast<std::size_t>(r)].pos, fp += totals[static_cast<std::size_t>(r)].neg;
   }
   double sums[2] = {0.0, 0.0};  // ROC area (unnormalised), PR area
   for (const auto& g : groups) {
-    sums[0] += g.neg * (tp + 0.5 * g.pos);
+    const double pos = g.second.first, neg = g.second.second;
+    sums[0] += neg * (tp + 0.5 * pos);
     const double prev_recall = P > 0 ? tp / P : 0.0;
-    const double ntp = tp + g.pos, nfp = fp + g.neg;
+    const double ntp = tp + pos, nfp = fp + neg;
     const double prec = ntp + nfp > 0 ? ntp / (ntp + nfp) : 1.0;
     const double prev_prec = tp + fp > 0 ? tp / (tp + fp) : prec;  // the curve starts at (0, first precision)
     const double recall = P > 0 ? ntp / P : 0.0;

@@ -4,10 +4,11 @@
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <numeric>
 #include <unordered_map>
 
+#include "lockstep/data/partitioned.hpp"
+#include "lockstep/data/wide.hpp"
 #include "lockstep/ml/stats.hpp"
 
 namespace lockstep::ml {
@@ -152,20 +153,9 @@ StringIndexerModel fit_string_indexer(const Frame& f, const StringIndexerParams&
                  "handleInvalid: expected error, skip or keep; got \"", p.handle_invalid, "\"");
   StringIndexerModel m{p.input_cols, p.output_cols, {}, p.handle_invalid};
   for (const auto& col : p.input_cols) {
-    std::map<std::string, std::int64_t> local;
-    for (const auto& v : f.strings(col)) ++local[v];
-    std::string packed;  // value NUL count NUL ...
-    for (const auto& [v, c] : local) packed += v + '\0' + std::to_string(c) + '\0';
-    std::map<std::string, std::int64_t> all;
-    for (const auto& part : f.comm().allgather_strings(packed)) {
-      std::size_t pos = 0;
-      while (pos < part.size()) {
-        const auto a = part.find('\0', pos), b = part.find('\0', a + 1);
-        all[part.substr(pos, a - pos)] += std::stoll(part.substr(a + 1, b - a - 1));
-        pos = b + 1;
-      }
-    }
-    std::vector<std::pair<std::string, std::int64_t>> v(all.begin(), all.end());  // alphabetical
+    // The dictionary, with each value's count over all ranks (count_by_value), on every rank.
+    auto v = data::count_by_value(data::Partitioned<std::string>::from_local(f.comm(), f.strings(col))).collect();
+    std::sort(v.begin(), v.end());  // alphabetical (values are distinct)
     if (order == "frequencyDesc")
       std::stable_sort(v.begin(), v.end(), [](const auto& x, const auto& y) { return x.second > y.second; });
     else if (order == "frequencyAsc")

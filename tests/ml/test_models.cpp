@@ -373,6 +373,22 @@ TEST(Evaluators, MatchScikitLearn) {
   EXPECT_NEAR(rm.r2, rr["r2"].as<double>(), 1e-9);
 }
 
+TEST(StringIndexer, ValuesMayHoldAnyByteIncludingNul) {
+  // The dictionary travels through count_by_value: a value with a NUL byte inside is one value,
+  // not two (the NUL-separated packing it replaced split it).
+  auto& w = world();
+  const std::vector<std::string> all = {std::string("a\0b", 3), "a", std::string("a\0b", 3), "b\n", std::string("a\0b", 3)};
+  const auto n = static_cast<std::int64_t>(all.size());
+  const std::int64_t lo = n * w.rank() / w.size(), hi = n * (w.rank() + 1) / w.size();
+  RowMatrix x(hi - lo, 1);
+  Vec y = Vec::Zero(hi - lo);
+  std::vector<std::string> mine(all.begin() + lo, all.begin() + hi);
+  for (std::int64_t i = lo; i < hi; ++i) x(i - lo, 0) = static_cast<float>(i);
+  const Frame f = Frame::dense(w, x, y, {}, {"i"}).with_strings({"s"}, {mine});
+  const auto m = fit_string_indexer(f, {{"s"}, {"s_index"}, "frequencyDesc", "error"});
+  EXPECT_EQ(m.labels[0], (std::vector<std::string>{std::string("a\0b", 3), "a", "b\n"}));
+}
+
 TEST(StringIndexer, FrequencyOrderAcrossRanksAndInvalidValues) {
   // 30 rows: "red" 15 times, "blue" 10, "green" 5 (ties never arise), plus one "amber" and one
   // "cyan" (1 each: a tie, broken alphabetically). Rows are split over the ranks.
