@@ -29,7 +29,10 @@ const std::vector<std::pair<std::string, StageTask>> kExpected = {
     {"DecisionTreeRegressor", StageTask::kRegression},    {"RandomForestClassifier", StageTask::kClassification},
     {"RandomForestRegressor", StageTask::kRegression},    {"GBTClassifier", StageTask::kClassification},
     {"GBTRegressor", StageTask::kRegression},             {"KMeans", StageTask::kClustering},
-    {"NaiveBayes", StageTask::kClassification},
+    {"NaiveBayes", StageTask::kClassification},           {"Tokenizer", StageTask::kTransformer},
+    {"RegexTokenizer", StageTask::kTransformer},          {"StopWordsRemover", StageTask::kTransformer},
+    {"NGram", StageTask::kTransformer},                   {"HashingTF", StageTask::kTransformer},
+    {"CountVectorizer", StageTask::kTransformer},         {"IDF", StageTask::kTransformer},
 };
 
 std::vector<io::StageConfig> pipeline_of(const std::string& yaml) {
@@ -57,11 +60,17 @@ void expect_same_outputs(const PipelineModel& a, const PipelineModel& b, const F
   EXPECT_TRUE(a.feature_importances() == b.feature_importances()) << what;
 }
 
-// A text column for StringIndexer: the sign of x0.
+// Text columns: for StringIndexer the sign of x0, for the text stages a short document from the
+// signs of the first three features.
 Frame with_text(const Frame& f) {
-  std::vector<std::vector<std::string>> col(1);
-  for (std::int64_t i = 0; i < f.rows(); ++i) col[0].push_back(f.dense_features()(i, 0) > 0 ? "red" : "blue");
-  return f.with_strings({"color"}, std::move(col));
+  std::vector<std::vector<std::string>> col(2);
+  for (std::int64_t i = 0; i < f.rows(); ++i) {
+    const auto x = f.dense_features().row(i);
+    col[0].push_back(x(0) > 0 ? "red" : "blue");
+    col[1].push_back(std::string(x(0) > 0 ? "Red" : "blue") + (x(1) > 0 ? " sky and" : " sea or") +
+                     (x(2) > 0 ? " sun" : " the moon"));
+  }
+  return f.with_strings({"color", "doc"}, std::move(col));
 }
 
 }  // namespace
@@ -153,6 +162,13 @@ TEST(Pipeline, EveryStageSavesAndLoadsToTheSameOutputs) {
       {"bayes", &blobs, "[{NaiveBayes: {modelType: gaussian}}]"},
       {"bayes_multinomial", &cls, "[{MinMaxScaler: {}}, {NaiveBayes: {}}]"},
       {"transformers_only", &cls, "[{StandardScaler: {}}]"},
+      {"text_hashing_bayes", &cls,
+       "[{Tokenizer: {inputCol: doc, outputCol: words}}, {StopWordsRemover: {inputCol: words, outputCol: kept}},"
+       " {NGram: {inputCol: kept, outputCol: bi}}, {HashingTF: {inputCol: bi, numFeatures: 64}}, {IDF: {}},"
+       " {NaiveBayes: {}}]"},
+      {"text_count_logistic", &cls,
+       "[{RegexTokenizer: {inputCol: doc, outputCol: words, pattern: '[a-z]+', gaps: false, minTokenLength: 2}},"
+       " {CountVectorizer: {inputCol: words, vocabSize: 5, minDF: 2}}, {LogisticRegression: {maxIter: 10}}]"},
   };
   for (const auto& [name, frame, yaml] : cases) {
     const PipelineModel fitted = fit_pipeline(*frame, pipeline_of(yaml), kQuiet);
