@@ -22,6 +22,11 @@ bool is_space(char c) {
   return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
+// ECMAScript's \w: ASCII letters, digits and the underscore.
+bool is_word(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
 std::string ascii_lower(std::string_view s) {
   std::string out(s);
   for (char& c : out)
@@ -141,14 +146,23 @@ Frame Tokenizer::transform(const Frame& f) const {
 std::vector<std::string> RegexTokenizer::tokens(std::string_view s) const {
   const std::string str = to_lowercase ? ascii_lower(s) : std::string(s);
   std::vector<std::pair<std::size_t, std::size_t>> m;
-  if (pattern == "\\s+") {  // the default, without std::regex: runs of Java's \s
+  // \s+, \S+, \w+ and \W+ (the default and the usual word patterns) without std::regex: runs of
+  // one ASCII class, exactly what std::regex matches for them.
+  static const std::vector<std::pair<std::string, bool (*)(char)>> kRuns = {
+      {"\\s+", [](char c) { return is_space(c); }},
+      {"\\S+", [](char c) { return !is_space(c); }},
+      {"\\w+", [](char c) { return is_word(c); }},
+      {"\\W+", [](char c) { return !is_word(c); }}};
+  const auto run = std::find_if(kRuns.begin(), kRuns.end(), [&](const auto& r) { return r.first == pattern; });
+  if (run != kRuns.end()) {
+    const auto in_run = run->second;
     for (std::size_t i = 0; i < str.size();) {
-      if (!is_space(str[i])) {
+      if (!in_run(str[i])) {
         ++i;
         continue;
       }
       std::size_t e = i;
-      while (e < str.size() && is_space(str[e])) ++e;
+      while (e < str.size() && in_run(str[e])) ++e;
       m.emplace_back(i, e);
       i = e;
     }
@@ -192,8 +206,10 @@ Frame StopWordsRemover::transform(const Frame& f) const {
   std::unordered_set<std::string> stop;
   for (const auto& w : stop_words) stop.insert(case_sensitive ? w : ascii_lower(w));
   return f.with_tokens(output_col, map_rows(f.rows(), [&](std::int64_t i, std::vector<std::string>& out) {
-    for (const auto& t : in.row(i))
-      if (!stop.contains(case_sensitive ? t : ascii_lower(t))) out.push_back(t);
+    for (const auto& t : in.row(i)) {
+      const bool fold = !case_sensitive && std::any_of(t.begin(), t.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+      if (!stop.contains(fold ? ascii_lower(t) : t)) out.push_back(t);
+    }
   }));
 }
 

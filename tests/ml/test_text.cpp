@@ -79,6 +79,29 @@ TEST(Text, RegexTokenizerGapsMatchesAndLengths) {
   EXPECT_EQ(t.tokens("naïve résumés"), (Strings{"résumés"}));
 }
 
+TEST(Text, RegexTokenizerFastPathsEqualStdRegex) {
+  // \s+ \S+ \w+ \W+ skip std::regex; "(?:\s)+" etc. take it, and must give the same tokens.
+  std::uint64_t seed = 7;
+  const std::string alphabet = "ab Z_9\t\n,.-\xC3\xA9";
+  for (int k = 0; k < 300; ++k) {
+    std::string s;
+    for (int i = 0; i < k % 23; ++i) {
+      seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+      s += alphabet[(seed >> 33) % alphabet.size()];
+    }
+    for (const char* cls : {"s", "S", "w", "W"}) {
+      for (const bool gaps : {true, false}) {
+        RegexTokenizer fast, slow;
+        fast.pattern = std::string("\\") + cls + "+";
+        slow.pattern = std::string("(?:\\") + cls + ")+";
+        fast.gaps = slow.gaps = gaps;
+        fast.min_token_length = slow.min_token_length = 0;
+        EXPECT_EQ(fast.tokens(s), slow.tokens(s)) << fast.pattern << " gaps " << gaps << " on \"" << s << "\"";
+      }
+    }
+  }
+}
+
 TEST(Text, HashingTFColumnsAreSparksMurmur3) {
   // (term, index at 2^18, at 20, at 1000): scikit-learn's murmurhash3_32(utf8, seed=42) as a signed
   // int, then Spark's nonNegativeMod.
