@@ -103,6 +103,26 @@ TEST(Registry, UnknownStageErrorListsTheRegisteredNames) {
   }
 }
 
+// A parameter mistake in a late stage is found before any stage fits: check_pipeline reads every
+// stage's parameters (lockstep fit runs it before reading data), and fit_pipeline runs it first.
+TEST(Registry, EveryStagesParametersAreCheckedBeforeTheFirstFit) {
+  const auto stages = pipeline_of(
+      "[{Tokenizer: {inputCol: doc, outputCol: w}}, {HashingTF: {inputCol: w}},"
+      " {LogisticRegression: {maxIter: 5}}, {NGram: {inputCol: w, outputCol: g, n: 0}}]");
+  try {
+    check_pipeline(world(), stages);
+    ADD_FAILURE() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("test.yaml:1: pipeline[3].NGram.n: expected an integer >= 1, got \"0\""),
+              std::string::npos)
+        << e.what();
+  }
+  // A frame without the text column: the fit would fail at stage 0, but the parameters come first.
+  const Frame f = load_fixture(world(), "classification.csv");
+  EXPECT_THROW(fit_pipeline(f, stages, kQuiet), ConfigError);
+  EXPECT_NO_THROW(check_pipeline(world(), pipeline_of("[{Tokenizer: {inputCol: doc, outputCol: w}}]")));
+}
+
 TEST(Registry, ParameterErrorsNameTheirPlace) {
   const Frame f = load_fixture(world(), "classification.csv");
   auto expect_error = [&](const std::string& yaml, const std::string& want) {
