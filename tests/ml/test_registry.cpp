@@ -29,7 +29,7 @@ const std::vector<std::pair<std::string, StageTask>> kExpected = {
     {"DecisionTreeRegressor", StageTask::kRegression},    {"RandomForestClassifier", StageTask::kClassification},
     {"RandomForestRegressor", StageTask::kRegression},    {"GBTClassifier", StageTask::kClassification},
     {"GBTRegressor", StageTask::kRegression},             {"KMeans", StageTask::kClustering},
-    {"NaiveBayes", StageTask::kClassification},
+    {"NaiveBayes", StageTask::kClassification},           {"ALS", StageTask::kRegression},
 };
 
 std::vector<io::StageConfig> pipeline_of(const std::string& yaml) {
