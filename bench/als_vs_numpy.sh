@@ -8,13 +8,16 @@
 # (lockstep: metrics.jsonl's fit_seconds; numpy: the fit loop, both without reading the CSV), the
 # test RMSE, its relative difference from NumPy's (issue 13: within 1%) and the speed ratio
 # (numpy seconds / lockstep seconds) are printed. Raw lines go to bench/results/als_<time>.txt.
-# Environment: ROUNDS=3, RATINGS=DIR, LOCKSTEP=build/bin/lockstep (an AVX2 build:
-# LOCKSTEP=build-avx2/bin/lockstep, and OPENBLAS_CORETYPE=Haswell for NumPy).
+# Environment: ROUNDS=3, RATINGS=DIR, LOCKSTEP=build/bin/lockstep; ISA=avx2: both sides on AVX2
+# only (lockstep from an -DLOCKSTEP_ARCH=x86-64-v3 build, default build-avx2/bin/lockstep; NumPy
+# with OPENBLAS_CORETYPE=Haswell).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 ROUNDS="${ROUNDS:-3}"
 RATINGS="${RATINGS:-$HOME/.cache/lockstep/ratings}"
+ISA="${ISA:-native}"
+if [[ "$ISA" == "avx2" ]]; then LOCKSTEP="${LOCKSTEP:-build-avx2/bin/lockstep}"; export OPENBLAS_CORETYPE=Haswell; fi
 LOCKSTEP="${LOCKSTEP:-build/bin/lockstep}"
 PY=/usr/bin/python3
 BLAS_DIR=/usr/lib/x86_64-linux-gnu/openblas-pthread
@@ -41,7 +44,7 @@ run_lockstep() {  # $1: ranks
   echo "lockstep_np$1 fit_s=$fit test_rmse=$rmse" | tee -a "$OUT"
 }
 
-echo "# $(date -u) $(lscpu | sed -n 's/^Model name: *//p'); load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT"
+echo "# $(date -u) $(lscpu | sed -n 's/^Model name: *//p'); ISA $ISA ($LOCKSTEP); load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT"
 for ((r = 0; r < ROUNDS; r++)); do
   run_numpy
   run_lockstep 1

@@ -4,6 +4,7 @@
 #include "lockstep/ml/recommendation.hpp"
 
 #include <Eigen/Cholesky>
+#include <Eigen/QR>
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -177,6 +178,7 @@ Eigen::VectorXd nnls(const Eigen::MatrixXd& a, const Eigen::VectorXd& b) {
   for (int sweep = 0; sweep < 100000; ++sweep) {
     double moved = 0.0;
     for (Eigen::Index j = 0; j < b.size(); ++j) {
+      if (!(a(j, j) > 0.0)) continue;  // a zero direction (regParam 0): leave x_j
       const double g = a.row(j).dot(x) - b[j];
       const double v = std::max(0.0, x[j] - g / a(j, j));
       moved = std::max(moved, std::fabs(v - x[j]));
@@ -185,6 +187,14 @@ Eigen::VectorXd nnls(const Eigen::MatrixXd& a, const Eigen::VectorXd& b) {
     if (moved <= 1e-12 * std::max(1.0, x.cwiseAbs().maxCoeff())) break;
   }
   return x;
+}
+
+// Cholesky; a singular system (regParam 0 and fewer ratings than the rank) gets the least-norm
+// solution instead of Spark's failure.
+Eigen::VectorXd solve_spd(const Eigen::MatrixXd& a, const Eigen::VectorXd& b) {
+  const Eigen::LLT<Eigen::MatrixXd> llt(a);
+  if (llt.info() == Eigen::Success) return llt.solve(b);
+  return a.completeOrthogonalDecomposition().solve(b);
 }
 
 // This rank's new factors for block b, from the other side's table (src, in id order).
@@ -214,7 +224,7 @@ Factors solve_block(const Block& b, const Factors& src, const AlsParams& p) {
       }
     }
     a.diagonal().array() += p.reg_param * n;
-    out.row(static_cast<Eigen::Index>(u)) = (p.nonnegative ? nnls(a, rhs) : Eigen::VectorXd(a.llt().solve(rhs))).transpose();
+    out.row(static_cast<Eigen::Index>(u)) = (p.nonnegative ? nnls(a, rhs) : solve_spd(a, rhs)).transpose();
   }
   return out;
 }

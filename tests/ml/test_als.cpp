@@ -256,6 +256,12 @@ TEST(Als, BadIdsAndRatingsAreDataErrorsOnEveryRankNamingColumnAndRow) {
       EXPECT_NE(std::string(e.what()).find(c.want), std::string::npos) << e.what();
     }
   }
+  // regParam 0 with users of one rating (singular normal equations): finite factors, not NaN.
+  AlsParams zero;
+  zero.reg_param = 0.0;
+  zero.max_iter = 3;
+  const AlsModel z = fit_als(shard(w, {{0, 0, 4}, {0, 1, 2}, {1, 1, 3}, {2, 0, 1}}), zero);
+  EXPECT_TRUE(z.user_factors.allFinite() && z.item_factors.allFinite());
   AlsParams bad;
   bad.cold_start_strategy = "keep";
   EXPECT_THROW(fit_als(shard(w, good), bad), ConfigError);
