@@ -197,6 +197,18 @@ Eigen::VectorXd solve_spd(const Eigen::MatrixXd& a, const Eigen::VectorXd& b) {
   return a.completeOrthogonalDecomposition().solve(b);
 }
 
+// a (k x k, column-major: its lower triangle) += w v v^T and rhs += s v: the normal equations'
+// per-rating step, in plain loops (a tenth of the instructions of Eigen's dynamic-size outer
+// product at rank 10).
+inline void add_rating(double* a, double* rhs, const double* v, int k, double w, double s) {
+  for (int c = 0; c < k; ++c) {
+    const double wc = w * v[c];
+    double* col = a + static_cast<std::ptrdiff_t>(c) * k;
+    for (int r = c; r < k; ++r) col[r] += wc * v[r];
+    rhs[c] += s * v[c];
+  }
+}
+
 // This rank's new factors for block b, from the other side's table (src, in id order).
 Factors solve_block(const Block& b, const Factors& src, const AlsParams& p) {
   const int k = p.rank;
@@ -211,18 +223,18 @@ Factors solve_block(const Block& b, const Factors& src, const AlsParams& p) {
     rhs.setZero();
     double n = 0.0;
     for (std::size_t j = b.ptr[u]; j < b.ptr[u + 1]; ++j) {
-      const auto v = src.row(b.src[j]).transpose();
+      const double* v = src.row(b.src[j]).data();
       const double r = b.rating[j];
       if (p.implicit_prefs) {
         const double c1 = p.alpha * std::fabs(r);
-        a.noalias() += c1 * (v * v.transpose());
-        if (r > 0.0) rhs += (1.0 + c1) * v, n += 1.0;
+        add_rating(a.data(), rhs.data(), v, k, c1, r > 0.0 ? 1.0 + c1 : 0.0);
+        if (r > 0.0) n += 1.0;
       } else {
-        a.noalias() += v * v.transpose();
-        rhs += r * v;
+        add_rating(a.data(), rhs.data(), v, k, 1.0, r);
         n += 1.0;
       }
     }
+    a.triangularView<Eigen::StrictlyUpper>() = a.transpose();
     a.diagonal().array() += p.reg_param * n;
     out.row(static_cast<Eigen::Index>(u)) = (p.nonnegative ? nnls(a, rhs) : solve_spd(a, rhs)).transpose();
   }
