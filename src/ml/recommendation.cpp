@@ -197,14 +197,15 @@ Eigen::VectorXd solve_spd(const Eigen::MatrixXd& a, const Eigen::VectorXd& b) {
   return a.completeOrthogonalDecomposition().solve(b);
 }
 
-// a (k x k, column-major: its lower triangle) += w v v^T and rhs += s v: the normal equations'
-// per-rating step, in plain loops (a tenth of the instructions of Eigen's dynamic-size outer
-// product at rank 10).
-inline void add_rating(double* a, double* rhs, const double* v, int k, double w, double s) {
+// a (k x k, column-major) += w v v^T and rhs += s v: the normal equations' per-rating step, in
+// plain loops over whole columns (fixed trip counts vectorise; the caller then copies the lower
+// triangle to the upper, so a is exactly symmetric).
+inline void add_rating(double* __restrict a, double* __restrict rhs, const double* __restrict v, int k, double w,
+                       double s) {
   for (int c = 0; c < k; ++c) {
     const double wc = w * v[c];
     double* col = a + static_cast<std::ptrdiff_t>(c) * k;
-    for (int r = c; r < k; ++r) col[r] += wc * v[r];
+    for (int r = 0; r < k; ++r) col[r] += wc * v[r];
     rhs[c] += s * v[c];
   }
 }
