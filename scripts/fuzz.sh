@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets (tests/fuzz, docs/fuzzing.md) in build-fuzz with Clang and runs each
 # for a bounded time from its seed corpus:
 #   scripts/fuzz.sh [seconds per target, default 30] [target ...]
-# The default targets are every reader: of outside data (idx csv libsvm hdf5 config onnx) and of
+# The default targets are every reader: of outside data (idx csv jsonl libsvm hdf5 config onnx) and of
 # lockstep's own files (checkpoint pipeline_model).
 # Fails on any crash, hang (-timeout), out-of-memory (-rss_limit_mb / -malloc_limit_mb) or
 # sanitizer report; the input that caused it is left in build-fuzz/findings/<target>/ (copy it to
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-30}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(idx csv libsvm hdf5 config onnx checkpoint pipeline_model)
+[ ${#targets[@]} -gt 0 ] || targets=(idx csv jsonl libsvm hdf5 config onnx checkpoint pipeline_model)
 
 # Clang and its libFuzzer runtime (Debian 12: clang 14).
 if ! command -v clang++ >/dev/null || ! echo 'extern "C" int LLVMFuzzerTestOneInput(const char*, long) { return 0; }' |

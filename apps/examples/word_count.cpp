@@ -4,7 +4,7 @@
 // lower-cased; everything else separates words. OUTPUT_DIR gets "word<TAB>count" lines sorted by
 // word, one part file per rank (save_as_text): the same bytes, concatenated, at any rank count.
 // Rank 0 prints the number of distinct words and the ten most frequent.
-#include <cctype>
+#include <array>
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -19,12 +19,22 @@ using WordCount = std::pair<std::string, std::int64_t>;
 
 namespace {
 
+// ASCII letters and digits, lower-cased; 0 for everything else (a separator).
+constexpr auto kWordChar = [] {
+  std::array<char, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = static_cast<char>(c);
+  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = static_cast<char>(c);
+  for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = static_cast<char>(c - 'A' + 'a');
+  return t;
+}();
+
 std::vector<WordCount> words_of(std::string&& line) {
   std::vector<WordCount> out;
   std::string w;
   for (const char c : line) {
-    if (std::isalnum(static_cast<unsigned char>(c))) {
-      w += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const char k = kWordChar[static_cast<unsigned char>(c)];
+    if (k != 0) {
+      w += k;
     } else if (!w.empty()) {
       out.emplace_back(std::move(w), 1);
       w.clear();

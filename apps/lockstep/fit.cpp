@@ -66,6 +66,7 @@ int run_fit(comm::Communicator& comm, const ConfigArgs& args) {
     throw ConfigError(args.path +
                       ": pipeline: missing (lockstep fit needs a `pipeline:` list of stages; a config "
                       "with `model:` only is for lockstep train)");
+  ml::check_pipeline(comm, cfg.pipeline);  // every stage's parameters, before any data is read
   // One run at a time in output.dir, held to the end of this function, however it ends.
   const auto lock = train::lock_output_dir(comm, cfg.output.dir, "lockstep fit");
   // output.trace: loading, each stage's fit and transform, each solver iteration (core/trace.hpp).

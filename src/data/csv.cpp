@@ -15,15 +15,32 @@ namespace {
 
 using detail::collectively;
 
-// Splits on `delim`; fields keep their surrounding spaces (trimmed when parsed).
-void split_fields(std::string_view line, char delim, std::vector<std::string_view>& out) {
+// Splits on `delim`; fields keep their surrounding spaces (trimmed when parsed). A field whose
+// first non-space character is a double quote runs to its closing quote (RFC 4180: a doubled quote
+// inside stands for one), so it may hold the delimiter; false when a quote is not closed on the line.
+bool split_fields(std::string_view line, char delim, std::vector<std::string_view>& out) {
   out.clear();
   std::size_t pos = 0;
   while (true) {
-    const std::size_t end = line.find(delim, pos);
+    std::size_t scan = pos;
+    while (scan < line.size() && (line[scan] == ' ' || line[scan] == '\t') && line[scan] != delim) ++scan;
+    if (scan < line.size() && line[scan] == '"') {
+      std::size_t q = scan + 1;
+      while (true) {
+        q = line.find('"', q);
+        if (q == std::string_view::npos) return false;
+        if (q + 1 < line.size() && line[q + 1] == '"') {
+          q += 2;
+          continue;
+        }
+        break;
+      }
+      scan = q + 1;
+    }
+    const std::size_t end = line.find(delim, scan);
     if (end == std::string_view::npos) {
       out.push_back(line.substr(pos));
-      return;
+      return true;
     }
     out.push_back(line.substr(pos, end - pos));
     pos = end + 1;
@@ -35,6 +52,21 @@ std::string_view unquote(std::string_view s) {
   s = detail::trim(s);
   if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
   return s;
+}
+
+// A text field's value: unquoted, each doubled quote inside a quoted field read as one.
+std::string unquote_text(std::string_view field) {
+  const std::string_view t = detail::trim(field);
+  const bool quoted = t.size() >= 2 && t.front() == '"' && t.back() == '"';
+  const std::string_view s = unquote(field);
+  if (!quoted || s.find('"') == std::string_view::npos) return std::string(s);
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    out += s[i];
+    if (s[i] == '"' && i + 1 < s.size() && s[i + 1] == '"') ++i;
+  }
+  return out;
 }
 
 std::string list_columns(const std::vector<std::string>& names) {
@@ -74,7 +106,8 @@ Columns resolve_columns(std::string header, const std::string& path, const CsvOp
     throw DataError(path + ":1: expected a header line naming the columns, got a blank line");
   Columns c;
   std::vector<std::string_view> fields;
-  split_fields(header, options.delimiter, fields);
+  if (!split_fields(header, options.delimiter, fields))
+    throw DataError(path + ":1: a quoted column name is not closed by a double quote on this line");
   for (const auto f : fields) c.names.emplace_back(unquote(f));
   const auto in_header = [&](const std::string& n) { return std::find(c.names.begin(), c.names.end(), n) != c.names.end(); };
   const bool unlabelled = options.labels_optional &&
@@ -159,7 +192,9 @@ Table read_csv_table(comm::Communicator& comm, const std::string& path, const Cs
     std::vector<std::string_view> fields;
     detail::for_each_line(text, first_line, [&](std::int64_t line_no, std::string_view line) {
       if (line.find_first_not_of(blank_chars) == std::string_view::npos) return;
-      split_fields(line, options.delimiter, fields);
+      if (!split_fields(line, options.delimiter, fields))
+        throw DataError(path + ":" + std::to_string(line_no) +
+                        ": a quoted field is not closed by a double quote on this line (a field may not span lines)");
       if (fields.size() != cols.names.size()) {
         throw DataError(path + ":" + std::to_string(line_no) + ": expected " + std::to_string(cols.names.size()) +
                         " columns, got " + std::to_string(fields.size()));
@@ -177,7 +212,7 @@ Table read_csv_table(comm::Communicator& comm, const std::string& path, const Cs
         t.labels.push_back(cols.label_is_string && c == cols.label ? 0.0f : number(c));
       t.labels.insert(t.labels.end(), zero_labels, 0.0f);
       for (const std::size_t c : cols.features) t.features.push_back(number(c));
-      for (std::size_t k = 0; k < cols.strings.size(); ++k) t.text[k].emplace_back(unquote(fields[cols.strings[k]]));
+      for (std::size_t k = 0; k < cols.strings.size(); ++k) t.text[k].push_back(unquote_text(fields[cols.strings[k]]));
       ++t.rows;
     });
   });

@@ -73,11 +73,11 @@ std::vector<InputFile> list_input(comm::Communicator& comm, const std::string& p
 
 constexpr std::size_t kBlock = std::size_t{1} << 20;
 
-// Emits the lines of file bytes [begin, end), both line starts, reading kBlock bytes at a time.
-void emit_lines(const InputFile& in, std::int64_t begin, std::int64_t end,
+// Emits the lines of file bytes [begin, end), both line starts, reading kBlock bytes at a time
+// from the open file f.
+void emit_lines(std::FILE* f, const InputFile& in, std::int64_t begin, std::int64_t end,
                 const Partitioned<std::string>::Emit& emit) {
-  auto f = detail::open_file(in.path);
-  if (fseeko(f.get(), static_cast<off_t>(begin), SEEK_SET) != 0) {
+  if (fseeko(f, static_cast<off_t>(begin), SEEK_SET) != 0) {
     throw DataError(in.path + ": text_file: cannot seek to byte " + std::to_string(begin));
   }
   std::vector<char> buf(kBlock);
@@ -85,7 +85,7 @@ void emit_lines(const InputFile& in, std::int64_t begin, std::int64_t end,
   std::int64_t pos = begin;
   while (pos < end) {
     const std::size_t want = static_cast<std::size_t>(std::min<std::int64_t>(end - pos, kBlock));
-    const std::size_t got = std::fread(buf.data(), 1, want, f.get());
+    const std::size_t got = std::fread(buf.data(), 1, want, f);
     if (got != want) {
       throw DataError(in.path + ": text_file: expected " + std::to_string(in.size) +
                       " bytes, the file ended or failed near byte " + std::to_string(pos + static_cast<std::int64_t>(got)) +
@@ -129,8 +129,7 @@ Partitioned<std::string> text_file(comm::Communicator& comm, const std::string& 
       auto f = detail::open_file(in.path);
       const std::int64_t begin = lo == 0 ? 0 : detail::line_start_at_or_after(f.get(), in.path, in.size, lo);
       const std::int64_t end = hi >= in.size ? in.size : detail::line_start_at_or_after(f.get(), in.path, in.size, hi);
-      f.reset();
-      if (begin < end) emit_lines(in, begin, end, emit);
+      if (begin < end) emit_lines(f.get(), in, begin, end, emit);
     }
   });
 }

@@ -2,6 +2,7 @@
 #include "lockstep/ml/frame.hpp"
 #include "lockstep/data/image_folder.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <sstream>
@@ -135,15 +136,56 @@ Frame Frame::assemble(const std::vector<std::string>& cols, const std::string& l
   if (!label_column.empty()) y = x.col(column(label_column)).cast<double>();
   if (!weight_column.empty()) w = x.col(column(weight_column)).cast<double>();
   Frame f = dense(*comm_, std::move(out), std::move(y), std::move(w), cols);
-  f.string_names_ = string_names_;
-  f.strings_ = strings_;
+  f.copy_text(*this);
   return f;
+}
+
+void Frame::copy_text(const Frame& from) {
+  string_names_ = from.string_names_;
+  strings_ = from.strings_;
+  token_names_ = from.token_names_;
+  tokens_ = from.tokens_;
 }
 
 Frame Frame::with_features(RowMatrix x, std::vector<std::string> names) const {
   Frame f = dense(*comm_, std::move(x), label_, has_weight_ ? weight_ : Vec(), std::move(names));
-  f.string_names_ = string_names_;
-  f.strings_ = strings_;
+  f.copy_text(*this);
+  return f;
+}
+
+Frame Frame::with_features(CsrMatrix x, std::vector<std::string> names) const {
+  Frame f = sparse(*comm_, std::move(x), label_, has_weight_ ? weight_ : Vec(), std::move(names));
+  f.copy_text(*this);
+  return f;
+}
+
+bool Frame::has_tokens(const std::string& column) const {
+  return std::find(token_names_.begin(), token_names_.end(), column) != token_names_.end();
+}
+
+const TokenColumn& Frame::tokens(const std::string& column) const {
+  for (std::size_t c = 0; c < token_names_.size(); ++c)
+    if (token_names_[c] == column) return tokens_[c];
+  std::string known;
+  for (const auto& n : token_names_) known += (known.empty() ? "" : ", ") + n;
+  throw ConfigError("no token column \"" + column + "\" (the token columns are: " +
+                    (known.empty() ? "none; a Tokenizer or RegexTokenizer writes one" : known) + ")");
+}
+
+Frame Frame::with_tokens(const std::string& name, TokenColumn column) const {
+  std::optional<std::string> err;
+  if (column.rows() != rows())
+    err = "frame: token column \"" + name + "\" has " + std::to_string(column.rows()) + " rows, the frame " +
+          std::to_string(rows());
+  comm_->agree(err, comm::Communicator::ErrorKind::kData);
+  Frame f = *this;
+  const auto it = std::find(f.token_names_.begin(), f.token_names_.end(), name);
+  if (it != f.token_names_.end()) {
+    f.tokens_[static_cast<std::size_t>(it - f.token_names_.begin())] = std::move(column);
+  } else {
+    f.token_names_.push_back(name);
+    f.tokens_.push_back(std::move(column));
+  }
   return f;
 }
 
@@ -179,7 +221,18 @@ Frame Frame::subset(const std::vector<std::int64_t>& keep) const {
   std::vector<std::vector<std::string>> kept(strings_.size());
   for (std::size_t c = 0; c < strings_.size(); ++c)
     for (auto i : keep) kept[c].push_back(strings_[c][static_cast<std::size_t>(i)]);
-  return subset_numeric(keep).with_strings(string_names_, std::move(kept));
+  Frame f = subset_numeric(keep).with_strings(string_names_, std::move(kept));
+  for (std::size_t c = 0; c < tokens_.size(); ++c) {
+    TokenColumn t;
+    for (auto i : keep) {
+      const auto row = tokens_[c].row(i);
+      t.values.insert(t.values.end(), row.begin(), row.end());
+      t.end_row();
+    }
+    f.token_names_.push_back(token_names_[c]);
+    f.tokens_.push_back(std::move(t));
+  }
+  return f;
 }
 
 Frame Frame::subset_numeric(const std::vector<std::int64_t>& keep) const {

@@ -112,9 +112,19 @@ PipelineModel PipelineModel::load(comm::Communicator& comm, const std::string& p
   return m;
 }
 
+void check_pipeline(comm::Communicator& comm, const std::vector<io::StageConfig>& stages) {
+  comm.collectively(
+      [&] {
+        for (const auto& st : stages)
+          if (const auto& kind = stage_kind(st.type, st.where); kind.check) kind.check(st);
+      },
+      comm::Communicator::ErrorKind::kConfig);
+}
+
 PipelineModel fit_pipeline(const Frame& train, const std::vector<io::StageConfig>& stages, const FitContext& ctx,
                            const Frame* validation) {
   LOCKSTEP_CHECK(!stages.empty(), ConfigError, "pipeline: no stages");
+  check_pipeline(train.comm(), stages);
   PipelineModel model;
   Frame cur = train;
   std::optional<Frame> val;

@@ -122,6 +122,12 @@ StageKind model_row(std::string name, StageTask task, std::int64_t format_versio
     reader.finish();
     return std::make_shared<ModelStage<M>>(name, task, with_where(a.config, [&] { return fit(a.train, params); }));
   };
+  k.check = [name, read](const io::StageConfig& config) {
+    P params{};
+    ParamReader reader(config.params, name);
+    read(reader, params);
+    reader.finish();
+  };
   k.load = [name, task, load](const H5File& file, const std::string& group) -> std::shared_ptr<const Stage> {
     return std::make_shared<ModelStage<M>>(name, task, load(file, group));
   };

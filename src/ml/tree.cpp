@@ -8,6 +8,7 @@
 
 #include "lockstep/core/rng.hpp"
 #include "lockstep/core/trace.hpp"
+#include "lockstep/data/wide.hpp"
 #include "lockstep/ml/stats.hpp"
 
 namespace lockstep::ml {
@@ -28,24 +29,28 @@ Bins make_bins(const Frame& f, const RowMatrix& x, int max_bins, std::uint64_t s
   // A row sample keyed by (seed, global row): the same rows whatever the number of ranks.
   const double want = std::max(10000.0, static_cast<double>(max_bins) * max_bins);
   const double rate = std::min(1.0, want / static_cast<double>(std::max<std::int64_t>(N, 1)));
-  std::vector<float> mine;
+  // Spark's findSplits: the sampled rows' values keyed by feature, combined per feature with
+  // reduce_by_key (each rank's column, concatenated in rank order), so each feature's sample lands
+  // on one rank, which sorts it and picks the thresholds; the (feature, thresholds) pairs are then
+  // collected on every rank. The same thresholds at any rank count: a feature's thresholds depend
+  // only on the multiset of its sampled values.
+  std::vector<std::pair<std::int64_t, std::vector<float>>> columns(static_cast<std::size_t>(d));
+  for (std::int64_t j = 0; j < d; ++j) columns[static_cast<std::size_t>(j)].first = j;
   for (std::int64_t i = 0; i < x.rows(); ++i) {
     CounterRng r(seed, RngStream::kForest, 0xB1B1B1B1ull, static_cast<std::uint64_t>(f.row_offset() + i));
-    if (rate >= 1.0 || r.uniform_double() < rate) mine.insert(mine.end(), x.row(i).data(), x.row(i).data() + d);
+    if (rate >= 1.0 || r.uniform_double() < rate)
+      for (std::int64_t j = 0; j < d; ++j) columns[static_cast<std::size_t>(j)].second.push_back(x(i, j));
   }
-  const std::vector<float> sample = comm.allgather_vector(mine);
-  const std::size_t rows = d > 0 ? sample.size() / static_cast<std::size_t>(d) : 0;
-  Bins b;
-  b.d = d;
-  b.thresholds.resize(static_cast<std::size_t>(d));
+  const auto by_feature = data::reduce_by_key(
+      data::Partitioned<std::pair<std::int64_t, std::vector<float>>>::from_local(comm, std::move(columns)),
+      [](std::vector<float> a, std::vector<float> b) {
+        a.insert(a.end(), b.begin(), b.end());
+        return a;
+      });
   const int splits = max_bins - 1;
-  // Each rank finds the thresholds of every np-th feature (a sort of the sample column), then
-  // they are shared: the same thresholds whatever rank computed them.
-  std::vector<double> mine_t;  // per owned feature: count, then thresholds
-  std::vector<float> col(rows);
-  for (std::int64_t j = comm.rank(); j < d; j += comm.size()) {
-    for (std::size_t i = 0; i < rows; ++i)
-      col[i] = sample[i * static_cast<std::size_t>(d) + static_cast<std::size_t>(j)];
+  const auto found = by_feature.map([splits](std::pair<std::int64_t, std::vector<float>>&& kv) {
+    std::vector<float>& col = kv.second;
+    const std::size_t rows = col.size();
     std::sort(col.begin(), col.end());
     std::vector<float> distinct(col.begin(), std::unique(col.begin(), col.end()));
     std::vector<double> t;
@@ -59,18 +64,12 @@ Bins make_bins(const Frame& f, const RowMatrix& x, int max_bins, std::uint64_t s
         if (v < distinct.back() && (t.empty() || v > t.back())) t.push_back(v);
       }
     }
-    mine_t.push_back(static_cast<double>(t.size()));
-    mine_t.insert(mine_t.end(), t.begin(), t.end());
-  }
-  const std::vector<double> all_t = comm.allgather_vector(mine_t);
-  std::size_t pos = 0;
-  for (int r = 0; r < comm.size(); ++r)
-    for (std::int64_t j = r; j < d; j += comm.size()) {
-      const auto n = static_cast<std::size_t>(all_t[pos++]);
-      b.thresholds[static_cast<std::size_t>(j)].assign(all_t.begin() + static_cast<std::ptrdiff_t>(pos),
-                                                       all_t.begin() + static_cast<std::ptrdiff_t>(pos + n));
-      pos += n;
-    }
+    return std::pair<std::int64_t, std::vector<double>>(kv.first, std::move(t));
+  });
+  Bins b;
+  b.d = d;
+  b.thresholds.resize(static_cast<std::size_t>(d));
+  for (auto& [j, t] : found.collect()) b.thresholds[static_cast<std::size_t>(j)] = std::move(t);
   // Codes: the number of thresholds below x, counted branch-free against a padded table (one or
   // two vector compares per value instead of a binary search).
   const std::size_t W = static_cast<std::size_t>(max_bins);  // >= thresholds + 1

@@ -42,6 +42,8 @@ for f, n in (("a.txt", 1500), ("b.txt", 1200)):
     open(w + "/corpus/" + f, "w", newline="").write(data)
     text.append(data)
 counts = collections.Counter(x.lower() for t in text for x in re.findall(r"[A-Za-z0-9]+", t))
+lines = [l[:-1] if l.endswith("\r") else l for t in text for l in (t[:-1] if t.endswith("\n") else t).split("\n")]
+open(w + "/sort.ref", "wb").write(b"".join(sorted(l.encode() + b"\n" for l in lines)))
 open(w + "/wc.ref", "w").write("".join("%s\t%d\n" % (k, counts[k]) for k in sorted(counts)))
 docs, index = [], collections.defaultdict(set)
 for d in range(400):
@@ -83,6 +85,11 @@ for np in 1 2 3 4; do
   if [ "$rc" = 0 ] && cmp -s <(parts "$WORK/jl") "$WORK/jl.ref" && grep -q "of 1000 paths have a label" "$WORK/out"; then
     ok "join_labels at np $np: equal to the reference ($(sed -n 's/^\([0-9]*\) of 1000.*/\1/p' "$WORK/out") labelled)"
   else bad "join_labels at np $np (exit $rc)"; fi
+  rm -rf "$WORK/sl"
+  run $np "$EX/sort_lines" "$WORK/corpus" "$WORK/sl"
+  if [ "$rc" = 0 ] && cmp -s <(parts "$WORK/sl") "$WORK/sort.ref" && grep -q "lines sorted" "$WORK/out"; then
+    ok "sort_lines at np $np: $(wc -l <"$WORK/sort.ref") lines, equal to the reference"
+  else bad "sort_lines at np $np (exit $rc)"; fi
   # recommend: one line per user (60), the same bytes as at np 1 (test_als checks it against brute force)
   run $np "$EX/recommend" "$WORK/ratings.csv" 3 "$WORK/rec"
   [ "$np" = 1 ] && parts "$WORK/rec" >"$WORK/rec.ref"

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <functional>
 
+#include "lockstep/data/partitioned.hpp"
+
 #include "lockstep/data/image_folder.hpp"
 #include "lockstep/data/source.hpp"
 #include "lockstep/data/sources.hpp"
@@ -43,7 +45,7 @@ data::Table read(const data::SourceSpec& spec, data::SplitKind split = data::Spl
 }  // namespace
 
 TEST(SourceRegistry, EveryExpectedFormatIsRegistered) {
-  EXPECT_EQ(data::source_names(), (std::vector<std::string>{"csv", "hdf5", "idx", "image_folder", "libsvm", "synthetic"}));
+  EXPECT_EQ(data::source_names(), (std::vector<std::string>{"csv", "hdf5", "idx", "image_folder", "jsonl", "libsvm", "synthetic"}));
   for (const auto& name : data::source_names()) EXPECT_TRUE(data::find_source(name)->read) << name;
 }
 
@@ -61,7 +63,7 @@ TEST(SourceRegistry, FormatKeysAreCheckedWithTheirPlace) {
 
 TEST(SourceRegistry, DispatchRefusesUnknownFormatsAndMissingFiles) {
   auto msg = config_error_of([&] { read({"parquet", "x.yaml:3: data.format", {}, {}, {}}); });
-  EXPECT_CONTAINS(msg, "x.yaml:3: data.format: unknown format \"parquet\" (known: csv, hdf5, idx, image_folder, libsvm, synthetic)");
+  EXPECT_CONTAINS(msg, "x.yaml:3: data.format: unknown format \"parquet\" (known: csv, hdf5, idx, image_folder, jsonl, libsvm, synthetic)");
   msg = config_error_of([&] { read({"csv", "", {}, {}, {}}); });
   EXPECT_CONTAINS(msg, "data.train.features: missing");
   msg = config_error_of([&] { read({"libsvm", "", {}, {"a", "b"}, {}}, data::SplitKind::kTrain, "x.svm"); });
@@ -199,4 +201,77 @@ TEST(SourceRegistry, IdxCropAndFlipAugmentTrainingAndCentreCropTheOtherSplits) {
                   "x.yaml:7: data.horizontal_flip: needs image samples");
   world().barrier();
   if (world().rank() == 0) std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+data::SourceSpec jsonl_spec(std::vector<std::string> features, std::vector<std::string> strings) {
+  data::SourceSpec spec{"jsonl", "", {}, {}, {}};
+  spec.params["feature_columns"] = Param{std::move(features), true, "x.yaml:4: data.feature_columns"};
+  spec.params["string_columns"] = Param{std::move(strings), true, "x.yaml:5: data.string_columns"};
+  return spec;
+}
+
+std::string data_error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const lockstep::DataError& e) {
+    return e.what();
+  }
+  return "(no DataError)";
+}
+
+// Writes `text` to a file of the test's own (one per world size: ctest runs the np variants at once).
+std::string jsonl_file(const std::string& name, const std::string& text) {
+  const auto dir = std::filesystem::temp_directory_path() / ("lockstep-jsonl-np" + std::to_string(world().size()));
+  const std::string path = (dir / name).string();
+  if (world().rank() == 0) {
+    std::filesystem::create_directories(dir);
+    std::ofstream(path, std::ios::binary) << text;
+  }
+  world().barrier();
+  return path;
+}
+
+}  // namespace
+
+// JSON lines: members found by name in any order, escapes and \u (surrogate pairs too) decoded to
+// UTF-8, other members (nested ones too) skipped, blank lines skipped, booleans as 0/1; the same
+// rows at any rank count (each rank reads its byte share). Errors name the file and global line.
+TEST(JsonlSource, MembersByNameEscapesAndNestedValues) {
+  const std::string good = jsonl_file("good.jsonl",
+      "{\"label\": 1, \"text\": \"Hi \\\"there\\\"\\n\\u00e9\\ud83d\\ude00\", \"x\": 2.5}\n"
+      "\n"
+      "{\"meta\": {\"a\": [1, {\"b\": \"}\"}], \"c\": null}, \"x\": -1e2, \"text\": \"\", \"label\": 0}\r\n"
+      "  {\"text\": \"tab\\there\", \"x\": true, \"label\": 2, \"extra\": [] }\n");
+  const data::Table t = read(jsonl_spec({"x"}, {"text"}), data::SplitKind::kTrain, good);
+  std::vector<std::string> texts;
+  for (const auto& s : t.text.at(0)) texts.push_back(s);
+  std::vector<float> x(t.features.begin(), t.features.end()), y(t.labels.begin(), t.labels.end());
+  // Gather to compare whole columns at any rank count.
+  const auto all_texts = data::Partitioned<std::string>::from_local(world(), texts).collect();
+  EXPECT_EQ(all_texts, (std::vector<std::string>{"Hi \"there\"\n\xC3\xA9\xF0\x9F\x98\x80", "", "tab\there"}));
+  EXPECT_EQ(data::Partitioned<float>::from_local(world(), x).collect(), (std::vector<float>{2.5f, -100.0f, 1.0f}));
+  EXPECT_EQ(data::Partitioned<float>::from_local(world(), y).collect(), (std::vector<float>{1.0f, 0.0f, 2.0f}));
+  EXPECT_EQ(t.feature_names, (std::vector<std::string>{"x"}));
+}
+
+TEST(JsonlSource, BadLinesAreNamed) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{\"label\": 1, \"x\": 1, \"text\": \"\"}\n{\"label\": 0, \"text\": \"\"}\n",
+       "bad0.jsonl:2: the object has no member \"x\" (a feature column)"},
+      {"{\"label\": 1, \"x\": \"one\"}\n", "bad1.jsonl:1: expected a number, got a string"},
+      {"{\"label\": 1, \"x\": 1, \"text\": 5}\n", "bad2.jsonl:1: member \"text\" is a text column: expected a string"},
+      {"{\"label\": 1, \"x\": 1, \"text\": \"abc}\n", "bad3.jsonl:1: a string is not closed"},
+      {"{\"label\": 1, \"x\": 1, \"text\": \"a\\qb\"}\n", "bad4.jsonl:1: an unknown escape \\q"},
+      {"[1, 2]\n", "bad5.jsonl:1: expected '{'"},
+      {"{\"label\": 1, \"x\": 1} {}\n", "bad6.jsonl:1: expected the end of the line after the object"},
+      {"{\"label\": 1, \"x\": 1, \"text\": \"\\u12\"}\n", "bad7.jsonl:1: a \\u escape needs four hex digits"},
+      {"{\"label\": 1, \"x\": 1, \"deep\": [[[\n", "bad8.jsonl:1: "},
+  };
+  for (std::size_t k = 0; k < cases.size(); ++k) {
+    const std::string path = jsonl_file("bad" + std::to_string(k) + ".jsonl", cases[k].first);
+    const std::string msg = data_error_of([&] { read(jsonl_spec({"x"}, {"text"}), data::SplitKind::kTrain, path); });
+    EXPECT_CONTAINS(msg, cases[k].second);
+  }
 }

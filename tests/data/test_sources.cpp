@@ -313,6 +313,25 @@ TEST(CsvSource, SelectedColumnsInFileOrderWithCrlf) {
   EXPECT_CONTAINS(msg, crlf + ":2: column \"id\": expected a number, got \"r0\"");
 }
 
+TEST(CsvSource, QuotedTextFieldsHoldDelimitersAndDoubledQuotes) {
+  auto& c = world();
+  const auto dir = fixture_dir("csv-quoted");
+  const std::string good = dir / "mail.csv", open_quote = dir / "open-quote.csv";
+  on_rank0([&] {
+    write_bytes(good,
+                "label,text,x\n1,\"Hello, world\",2\n0, \"say \"\"hi\"\", then go\" ,3\n1,plain,4\n0,\"\",5\n");
+    write_bytes(open_quote, "label,text\n1,\"fine\"\n0,\"not closed, at all\n");
+  });
+  data::CsvOptions o;
+  o.string_columns = {"text"};
+  const data::Table t = data::read_csv_table(c, good, o);
+  const auto texts = data::Partitioned<std::string>::from_local(c, t.text.at(0)).collect();
+  EXPECT_EQ(texts, (std::vector<std::string>{"Hello, world", "say \"hi\", then go", "plain", ""}));
+  EXPECT_EQ(data::Partitioned<float>::from_local(c, t.features).collect(), (std::vector<float>{2, 3, 4, 5}));
+  const std::string msg = data_error_of([&] { data::read_csv_table(c, open_quote, o); });
+  EXPECT_CONTAINS(msg, open_quote + ":3: a quoted field is not closed by a double quote on this line");
+}
+
 TEST(CsvSource, BadRowNamesItsGlobalLineAtEveryRankCount) {
   auto& c = world();
   const auto dir = fixture_dir("csv-bad");

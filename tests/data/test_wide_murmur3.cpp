@@ -1,9 +1,12 @@
-// MurmurHash3 x86_32 against published known-answer vectors (the reference implementation's).
+// MurmurHash3 x86_32 against published known-answer vectors (the reference implementation's), and
+// the index of encoded keys that the map-side combine uses.
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "lockstep/core/murmur3.hpp"
+#include "lockstep/data/wide/key_index.hpp"
 
 using lockstep::murmur3_32;
 
@@ -20,4 +23,26 @@ TEST(Murmur3, KnownAnswers) {
   EXPECT_EQ(murmur3_32("abcd", 0x9747b28cu), 0xF0478627u);
   EXPECT_EQ(murmur3_32("Hello, world!", 0x9747b28cu), 0x24884CBAu);
   EXPECT_EQ(murmur3_32("The quick brown fox jumps over the lazy dog", 0x9747b28cu), 0x2FA826CDu);
+}
+
+// The map-side combine's index (wide/key_index.hpp): positions in order of first insertion, every
+// key found again after the table has grown many times, byte strings with NULs and the empty key
+// distinct, absent keys absent.
+TEST(KeyIndex, PositionsInInsertionOrderThroughGrowth) {
+  lockstep::data::wide::KeyIndex index;
+  std::vector<std::string> keys = {"", std::string("\0", 1), std::string("\0\0", 2), "a", std::string("a\0", 2)};
+  for (int i = 0; i < 100000; ++i) keys.push_back("key" + std::to_string(i * 7919 % 100003));
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const auto [pos, inserted] = index.insert(keys[i]);
+    EXPECT_TRUE(inserted) << i;
+    EXPECT_EQ(pos, i);
+  }
+  EXPECT_EQ(index.size(), keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_EQ(index.find(keys[i]), i);
+    EXPECT_EQ(index.key_at(i), keys[i]);
+    EXPECT_EQ(index.insert(keys[i]), (std::pair<std::size_t, bool>{i, false}));
+  }
+  EXPECT_EQ(index.find("key100003"), lockstep::data::wide::KeyIndex::kNone);
+  EXPECT_EQ(index.find(std::string("\0\0\0", 3)), lockstep::data::wide::KeyIndex::kNone);
 }

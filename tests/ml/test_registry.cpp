@@ -29,7 +29,11 @@ const std::vector<std::pair<std::string, StageTask>> kExpected = {
     {"DecisionTreeRegressor", StageTask::kRegression},    {"RandomForestClassifier", StageTask::kClassification},
     {"RandomForestRegressor", StageTask::kRegression},    {"GBTClassifier", StageTask::kClassification},
     {"GBTRegressor", StageTask::kRegression},             {"KMeans", StageTask::kClustering},
-    {"NaiveBayes", StageTask::kClassification},           {"ALS", StageTask::kRegression},
+    {"NaiveBayes", StageTask::kClassification},           {"Tokenizer", StageTask::kTransformer},
+    {"RegexTokenizer", StageTask::kTransformer},          {"StopWordsRemover", StageTask::kTransformer},
+    {"NGram", StageTask::kTransformer},                   {"HashingTF", StageTask::kTransformer},
+    {"CountVectorizer", StageTask::kTransformer},         {"IDF", StageTask::kTransformer},
+    {"ALS", StageTask::kRegression},
 };
 
 std::vector<io::StageConfig> pipeline_of(const std::string& yaml) {
@@ -57,11 +61,17 @@ void expect_same_outputs(const PipelineModel& a, const PipelineModel& b, const F
   EXPECT_TRUE(a.feature_importances() == b.feature_importances()) << what;
 }
 
-// A text column for StringIndexer: the sign of x0.
+// Text columns: for StringIndexer the sign of x0, for the text stages a short document from the
+// signs of the first three features.
 Frame with_text(const Frame& f) {
-  std::vector<std::vector<std::string>> col(1);
-  for (std::int64_t i = 0; i < f.rows(); ++i) col[0].push_back(f.dense_features()(i, 0) > 0 ? "red" : "blue");
-  return f.with_strings({"color"}, std::move(col));
+  std::vector<std::vector<std::string>> col(2);
+  for (std::int64_t i = 0; i < f.rows(); ++i) {
+    const auto x = f.dense_features().row(i);
+    col[0].push_back(x(0) > 0 ? "red" : "blue");
+    col[1].push_back(std::string(x(0) > 0 ? "Red" : "blue") + (x(1) > 0 ? " sky and" : " sea or") +
+                     (x(2) > 0 ? " sun" : " the moon"));
+  }
+  return f.with_strings({"color", "doc"}, std::move(col));
 }
 
 }  // namespace
@@ -92,6 +102,26 @@ TEST(Registry, UnknownStageErrorListsTheRegisteredNames) {
         << m;
     for (const auto& name : stage_names()) EXPECT_NE(m.find(name), std::string::npos) << m;
   }
+}
+
+// A parameter mistake in a late stage is found before any stage fits: check_pipeline reads every
+// stage's parameters (lockstep fit runs it before reading data), and fit_pipeline runs it first.
+TEST(Registry, EveryStagesParametersAreCheckedBeforeTheFirstFit) {
+  const auto stages = pipeline_of(
+      "[{Tokenizer: {inputCol: doc, outputCol: w}}, {HashingTF: {inputCol: w}},"
+      " {LogisticRegression: {maxIter: 5}}, {NGram: {inputCol: w, outputCol: g, n: 0}}]");
+  try {
+    check_pipeline(world(), stages);
+    ADD_FAILURE() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("test.yaml:1: pipeline[3].NGram.n: expected an integer >= 1, got \"0\""),
+              std::string::npos)
+        << e.what();
+  }
+  // A frame without the text column: the fit would fail at stage 0, but the parameters come first.
+  const Frame f = load_fixture(world(), "classification.csv");
+  EXPECT_THROW(fit_pipeline(f, stages, kQuiet), ConfigError);
+  EXPECT_NO_THROW(check_pipeline(world(), pipeline_of("[{Tokenizer: {inputCol: doc, outputCol: w}}]")));
 }
 
 TEST(Registry, ParameterErrorsNameTheirPlace) {
@@ -153,6 +183,13 @@ TEST(Pipeline, EveryStageSavesAndLoadsToTheSameOutputs) {
       {"bayes", &blobs, "[{NaiveBayes: {modelType: gaussian}}]"},
       {"bayes_multinomial", &cls, "[{MinMaxScaler: {}}, {NaiveBayes: {}}]"},
       {"transformers_only", &cls, "[{StandardScaler: {}}]"},
+      {"text_hashing_bayes", &cls,
+       "[{Tokenizer: {inputCol: doc, outputCol: words}}, {StopWordsRemover: {inputCol: words, outputCol: kept}},"
+       " {NGram: {inputCol: kept, outputCol: bi}}, {HashingTF: {inputCol: bi, numFeatures: 64}}, {IDF: {}},"
+       " {NaiveBayes: {}}]"},
+      {"text_count_logistic", &cls,
+       "[{RegexTokenizer: {inputCol: doc, outputCol: words, pattern: '[a-z]+', gaps: false, minTokenLength: 2}},"
+       " {CountVectorizer: {inputCol: words, vocabSize: 5, minDF: 2}}, {LogisticRegression: {maxIter: 10}}]"},
   };
   for (const auto& [name, frame, yaml] : cases) {
     const PipelineModel fitted = fit_pipeline(*frame, pipeline_of(yaml), kQuiet);

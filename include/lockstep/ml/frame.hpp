@@ -3,7 +3,8 @@
 // trainer itself knows no Frame). It lives in
 // ml/, above data/, because it is written on Eigen. Each rank holds a contiguous shard of the rows:
 // a feature block (dense row-major float32, or CSR), a label column and a weight column (all ones
-// unless given), the names of the feature columns, and any text columns not yet indexed. Rows keep
+// unless given), the names of the feature columns, and any text columns not yet indexed or
+// tokenised (string columns, and the token-list columns the text stages write). Rows keep
 // their global order (rank order, then row order), so a row's global index — the key of every
 // random choice an estimator makes about it — does not depend on the number of ranks.
 #pragma once
@@ -11,6 +12,7 @@
 #include <Eigen/Core>
 #include <Eigen/SparseCore>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,21 @@ using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::Ro
 using CsrMatrix = Eigen::SparseMatrix<float, Eigen::RowMajor, std::int64_t>;
 using Vec = Eigen::VectorXd;
 using Mat = Eigen::MatrixXd;  // small, replicated matrices (coefficients, Gram matrices): double
+
+// A token-list column (Spark's array<string>), what Tokenizer, StopWordsRemover and NGram write:
+// row i's tokens are values[offsets[i]] .. values[offsets[i + 1] - 1], offsets starting at 0.
+struct TokenColumn {
+  std::vector<std::string> values;
+  std::vector<std::int64_t> offsets{0};
+  std::int64_t rows() const { return static_cast<std::int64_t>(offsets.size()) - 1; }
+  std::span<const std::string> row(std::int64_t i) const {
+    const auto b = static_cast<std::size_t>(offsets[static_cast<std::size_t>(i)]);
+    const auto e = static_cast<std::size_t>(offsets[static_cast<std::size_t>(i) + 1]);
+    return {values.data() + b, e - b};
+  }
+  // Closes the current row: the values pushed since the last call are its tokens.
+  void end_row() { offsets.push_back(static_cast<std::int64_t>(values.size())); }
+};
 
 class Frame {
  public:
@@ -64,6 +81,13 @@ class Frame {
   const std::vector<std::string>& strings(const std::string& column) const;
   Frame with_strings(std::vector<std::string> names, std::vector<std::vector<std::string>> values) const;
 
+  // Token-list columns (TokenColumn), by name; a text stage reads a string or a token column and
+  // writes a token column (with_tokens adds it, or replaces one of the same name).
+  const std::vector<std::string>& token_columns() const { return token_names_; }
+  bool has_tokens(const std::string& column) const;
+  const TokenColumn& tokens(const std::string& column) const;  // throws ConfigError naming the known ones
+  Frame with_tokens(const std::string& name, TokenColumn column) const;
+
   // Calls f with the feature block, dense or CSR: the estimators are written once over both.
   template <typename F>
   decltype(auto) visit(F&& f) const {
@@ -76,6 +100,7 @@ class Frame {
                  const std::string& weight_column = "") const;
   // The same rows (labels, weights) with new features, e.g. a transformer's output.
   Frame with_features(RowMatrix x, std::vector<std::string> names = {}) const;
+  Frame with_features(CsrMatrix x, std::vector<std::string> names = {}) const;
   Frame with_label(Vec label) const;
   // The rows of this rank whose local indices are listed, in the order listed (callers list them
   // ascending, which keeps the global row order); collective, like every constructor.
@@ -91,6 +116,7 @@ class Frame {
 
  private:
   void finish(comm::Communicator& comm);
+  void copy_text(const Frame& from);  // string and token columns
   Frame subset_numeric(const std::vector<std::int64_t>& local_rows) const;
   comm::Communicator* comm_ = nullptr;
   bool sparse_ = false;
@@ -101,6 +127,8 @@ class Frame {
   std::vector<std::string> names_;
   std::vector<std::string> string_names_;
   std::vector<std::vector<std::string>> strings_;  // [column][local row]
+  std::vector<std::string> token_names_;
+  std::vector<TokenColumn> tokens_;
   std::int64_t num_features_ = 0, global_rows_ = 0, row_offset_ = 0;
 };
 

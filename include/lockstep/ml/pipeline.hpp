@@ -55,6 +55,11 @@ class PipelineModel {
   std::vector<std::shared_ptr<const Stage>> stages_;
 };
 
+// Reads every stage's parameters without fitting (StageKind::check): a mistake anywhere in the
+// pipeline is one ConfigError at its place in the YAML, agreed on every rank. Collective.
+// lockstep fit calls it before reading the data; fit_pipeline calls it before the first fit.
+void check_pipeline(comm::Communicator& comm, const std::vector<io::StageConfig>& stages);
+
 // validation (optional): transformed alongside, for a NeuralNetwork stage's per-epoch test metrics.
 PipelineModel fit_pipeline(const Frame& train, const std::vector<io::StageConfig>& stages, const FitContext& ctx,
                            const Frame* validation = nullptr);

@@ -81,6 +81,9 @@ struct StageKind {
   bool tunable = true;  // tuning grids may set its parameters
   std::function<std::shared_ptr<const Stage>(const StageFitArgs&)> fit;
   std::function<std::shared_ptr<const Stage>(const detail::H5File&, const std::string& group)> load;
+  // Reads the stage's parameters without fitting: a ConfigError at the parameter's place in the
+  // YAML. fit_pipeline checks every stage before fitting the first. Empty: checked when fitted.
+  std::function<void(const io::StageConfig&)> check;
 };
 
 // Adds a row at static initialisation; a second row with the same name is a programming error

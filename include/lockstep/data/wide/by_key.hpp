@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "lockstep/data/partitioned.hpp"
+#include "lockstep/data/wide/key_index.hpp"
 #include "lockstep/data/wide/shuffle.hpp"
 
 namespace lockstep::data {
@@ -32,17 +33,16 @@ auto combine_by_key(const Partitioned<std::pair<K, V>>& in, Create create, Merge
   using C = std::decay_t<std::invoke_result_t<Create, V&&>>;
   std::vector<std::pair<K, C>> local;
   {
-    std::unordered_map<std::string, std::size_t> where;
+    wide::KeyIndex where;
     std::string kb;
     in.for_each_local([&](std::pair<K, V>&& kv) {
       kb.clear();
       Codec<K>::encode(kv.first, kb);
-      auto it = where.find(kb);
-      if (it == where.end()) {
-        where.emplace(kb, local.size());
+      const auto [pos, inserted] = where.insert(kb);
+      if (inserted) {
         local.emplace_back(std::move(kv.first), create(std::move(kv.second)));
       } else {
-        C& c = local[it->second].second;
+        C& c = local[pos].second;
         c = merge_value(std::move(c), std::move(kv.second));
       }
     });

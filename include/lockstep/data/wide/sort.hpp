@@ -3,8 +3,9 @@
 // sort_by orders by (key_fn(x), global index): stable, so ties keep the input's global-index order,
 // and the order is total, so collect() is the same at any number of ranks whatever the splitters.
 // The splitters come from an allgathered sample of (key, global index) pairs, about 64 per rank,
-// drawn from each rank in proportion to its share; because ties are split by global index, a key
-// that holds half the data is spread over several ranks rather than landing on one.
+// drawn at evenly spaced positions from each rank in proportion to its share; because ties are
+// split by global index, a key that holds half the data is spread over several ranks rather than
+// landing on one.
 // The key type needs operator< and a Codec.
 #pragma once
 
@@ -41,17 +42,16 @@ Partitioned<T> sort_by(const Partitioned<T>& in, KeyFn key_fn, bool ascending = 
   for (std::int64_t i = 0; i < n_local; ++i)
     keys.emplace_back(key_fn(static_cast<const T&>(mine[static_cast<std::size_t>(i)])), first + i);
 
-  // Splitters: a regular sample of the locally sorted keys, allgathered.
+  // Splitters: keys at evenly spaced local positions (not a sorted sample: sorting all the keys
+  // for it cost a second full sort), allgathered and sorted. The splitters only balance the ranks'
+  // shares; the order is total, so the output does not depend on them.
   std::vector<Tagged> splitters;
   if (p > 1 && total > 0) {
-    std::vector<std::size_t> order(keys.size());
-    std::iota(order.begin(), order.end(), std::size_t{0});
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return less(keys[a], keys[b]); });
     const std::int64_t want = std::min<std::int64_t>(n_local, (n_local * 64 * p + total - 1) / total);
     std::string bytes;
     for (std::int64_t j = 0; j < want; ++j) {
       const auto at = static_cast<std::size_t>((2 * j + 1) * n_local / (2 * want));
-      Codec<Tagged>::encode(keys[order[at]], bytes);
+      Codec<Tagged>::encode(keys[at], bytes);
     }
     std::vector<Tagged> sample;
     for (auto& s : cm.allgather_strings(bytes)) decode_all(s, sample);
