@@ -57,7 +57,7 @@ Predictions PipelineModel::predict(const Frame& f) const {
 std::map<std::string, double> PipelineModel::evaluate(const Frame& f) const {
   LOCKSTEP_CHECK(has_predictor(), ConfigError, "this pipeline has no predictor stage to evaluate (its last stage is ",
                  stages_.empty() ? "missing" : stages_.back()->type(), ")");
-  const Frame t = transform(f);
+  const Frame t = stages_.back()->evaluation_rows(transform(f));
   return ml::evaluate(t, stages_.back()->predict(t), task());
 }
 

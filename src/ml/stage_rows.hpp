@@ -76,6 +76,12 @@ class ModelStage final : public Stage {
     else
       return Stage::predict(f);
   }
+  Frame evaluation_rows(const Frame& f) const override {
+    if constexpr (requires { model_.evaluation_rows(f); })
+      return model_.evaluation_rows(f);
+    else
+      return f;
+  }
   Vec importances() const override {
     if constexpr (requires { model_.feature_importances; })
       return model_.feature_importances;

@@ -64,10 +64,15 @@ rng.shuffle(paths)
 open(w + "/paths.txt", "w").write("\n".join(paths) + "\n")
 open(w + "/jl.ref", "w").write("".join("%s\t%s\n" % (p, labels.get(p.split("/")[-1][:-4], "?")) for p in paths))
 open(w + "/docs_bad.tsv", "w").write("d1\tfine\nd2\tfine too\nno tab on this line\nd4\tx\n")
+# ratings for recommend: 60 users x 25 items, user 0 holding half the rows (repeats allowed)
+rows = [(u, i, 1 + (u * 7 + i * 3) % 5) for u in range(60) for i in range(25) if rng.random() < 0.3]
+rows += [(0, i % 25, 1 + i % 5) for i in range(len(rows))]
+open(w + "/ratings.csv", "w").write("user,item,rating\n" + "".join("%d,%d,%d\n" % r for r in rows))
+open(w + "/ratings_bad.csv", "w").write("user,item,rating\n1,2,3\n1,x,3\n")
 PY
 
 for np in 1 2 3 4; do
-  rm -rf "$WORK/wc" "$WORK/ii" "$WORK/jl"
+  rm -rf "$WORK/wc" "$WORK/ii" "$WORK/jl" "$WORK/rec"
   run $np "$EX/word_count" "$WORK/corpus" "$WORK/wc"
   if [ "$rc" = 0 ] && cmp -s <(parts "$WORK/wc") "$WORK/wc.ref" && [ "$(ls "$WORK/wc" | grep -c '^part-')" = $np ] &&
      grep -q "distinct words; the most frequent: the " "$WORK/out"; then
@@ -85,6 +90,15 @@ for np in 1 2 3 4; do
   if [ "$rc" = 0 ] && cmp -s <(parts "$WORK/sl") "$WORK/sort.ref" && grep -q "lines sorted" "$WORK/out"; then
     ok "sort_lines at np $np: $(wc -l <"$WORK/sort.ref") lines, equal to the reference"
   else bad "sort_lines at np $np (exit $rc)"; fi
+  # recommend: one line per user (60), the same bytes as at np 1 (test_als checks it against brute force)
+  run $np "$EX/recommend" "$WORK/ratings.csv" 3 "$WORK/rec"
+  [ "$np" = 1 ] && parts "$WORK/rec" >"$WORK/rec.ref"
+  if [ "$rc" = 0 ] && cmp -s <(parts "$WORK/rec") "$WORK/rec.ref" && [ "$(wc -l <"$WORK/rec.ref")" = 60 ]; then
+    ok "recommend at np $np: 60 users, the same bytes as at np 1"
+  else bad "recommend at np $np (exit $rc)"; fi
+  run $np "$EX/recommend" "$WORK/ratings_bad.csv" 3 "$WORK/rec_bad"
+  if [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "ratings_bad.csv: line 3: expected" "$WORK/out"; then ok "recommend, a bad line at np $np: exit $rc naming line 3"
+  else bad "recommend, bad line at np $np (exit $rc)"; fi
   # bad input: named, non-zero on every rank, no hang
   run $np "$EX/inverted_index" "$WORK/docs_bad.tsv" "$WORK/ii_bad"
   if [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "docs_bad.tsv: line 3: expected" "$WORK/out"; then ok "inverted_index, a line without a tab at np $np: exit $rc naming line 3"

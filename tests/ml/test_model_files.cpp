@@ -1,10 +1,11 @@
 // Damaged pipeline model files: every dataset of a fitted model of each kind (trees, forests and
-// GBTs; linear models; k-means; naive Bayes; the feature stages; a NeuralNetwork) is replaced in
+// GBTs; linear models; k-means; naive Bayes; ALS; the feature stages; a NeuralNetwork) is replaced in
 // the ways damage shows up: emptied, one row too many, flattened from 2-D to 1-D, and (index
 // datasets) every value out of range or negative. Loading must then be an IoError naming the file,
 // the stage group and the dataset — never a crash, a bad_alloc or a hang (ctest's timeout) — or,
 // where the damage still describes a model (a centre too many, a negative coefficient), a model
 // whose transform and predict end normally or with a lockstep error.
+#include <array>
 #include <filesystem>
 #include <functional>
 
@@ -101,6 +102,23 @@ Frame with_text(const Frame& f) {
   return f.with_strings({"color"}, std::move(col));
 }
 
+// Ratings for ALS: 12 users x 6 items, this rank's contiguous share of the rows.
+Frame ratings(comm::Communicator& c) {
+  std::vector<std::array<float, 3>> all;
+  for (int u = 0; u < 12; ++u)
+    for (int i = 0; i < 6; ++i)
+      if ((u + 2 * i) % 3 != 0) all.push_back({float(u), float(i), float(1 + (u * i) % 5)});
+  const auto n = static_cast<std::int64_t>(all.size());
+  const std::int64_t lo = n * c.rank() / c.size(), hi = n * (c.rank() + 1) / c.size();
+  RowMatrix x(hi - lo, 2);
+  Vec y(hi - lo);
+  for (std::int64_t j = lo; j < hi; ++j) {
+    const auto& r = all[static_cast<std::size_t>(j)];
+    x(j - lo, 0) = r[0], x(j - lo, 1) = r[1], y[j - lo] = r[2];
+  }
+  return Frame::dense(c, x, y, {}, {"user", "item"});
+}
+
 // Every dataset of every stage group, with its values.
 std::vector<Dataset> datasets_of(const std::string& path) {
   const auto h = detail::H5File::open_read(path);
@@ -138,6 +156,7 @@ TEST(ModelFiles, EveryDamagedDatasetIsRefusedNamingFileStageAndDatasetOrStillWor
   const Frame reg = load_fixture(w, "regression.csv", true);
   const Frame blobs = load_fixture(w, "blobs.csv");
   const Frame bin = load_fixture(w, "binary.csv");
+  const Frame rated = ratings(w);
   const std::string nn_dir = file_path("nn_run");
   if (w.rank() == 0) std::filesystem::remove_all(nn_dir);
   w.barrier();
@@ -155,6 +174,7 @@ TEST(ModelFiles, EveryDamagedDatasetIsRefusedNamingFileStageAndDatasetOrStillWor
       {"gbt", &bin, "[{GBTClassifier: {maxIter: 2, maxDepth: 2}}]"},
       {"kmeans", &blobs, "[{KMeans: {k: 3}}]"},
       {"bayes", &blobs, "[{NaiveBayes: {modelType: gaussian}}]"},
+      {"als", &rated, "[{ALS: {rank: 2, maxIter: 2}}]"},
       {"nn", &cls,
        "[{NeuralNetwork: {model: {layers: [{type: dense, units: 4}, {type: relu}, {type: dense, units: 3}]},"
        " training: {epochs: 1, batch_size: 12}}}]"},

@@ -33,6 +33,7 @@ const std::vector<std::pair<std::string, StageTask>> kExpected = {
     {"RegexTokenizer", StageTask::kTransformer},          {"StopWordsRemover", StageTask::kTransformer},
     {"NGram", StageTask::kTransformer},                   {"HashingTF", StageTask::kTransformer},
     {"CountVectorizer", StageTask::kTransformer},         {"IDF", StageTask::kTransformer},
+    {"ALS", StageTask::kRegression},
 };
 
 std::vector<io::StageConfig> pipeline_of(const std::string& yaml) {

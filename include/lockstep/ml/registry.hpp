@@ -52,6 +52,9 @@ class Stage {
   // transform() hands its outputs on to the next stage.
   virtual bool inner_transform() const { return !is_predictor(); }
   virtual Predictions predict(const Frame& f) const;  // throws for transformers
+  // The rows a predictor's evaluation scores: all of them, except where the stage drops some
+  // (ALS with coldStartStrategy drop: rows whose user or item it never saw). Collective.
+  virtual Frame evaluation_rows(const Frame& f) const { return f; }
   virtual Vec importances() const { return {}; }      // tree models: Spark's feature importances
   // What the fit reports about itself (iterations, trainingCost, ...), by Spark's summary names.
   virtual std::map<std::string, double> summary() const { return {}; }
