@@ -609,7 +609,8 @@ Predictions LogisticRegressionModel::predict(const Frame& f) const {
 
 namespace {
 
-LinearSvcModel fit_svc_lbfgs(const Frame& f, const LinearSvcParams& p, const Problem& pr, const CompactFeatures& codes) {
+LinearSvcModel fit_svc_lbfgs(const Frame& f, const LinearSvcParams& p, const Problem& pr,
+                             const CompactFeatures& codes) {
   const std::int64_t outputs = pr.K;
   const Vec& y = f.label();
   const Vec& w = f.weight();

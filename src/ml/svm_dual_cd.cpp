@@ -3,31 +3,30 @@
 // Each one-vs-rest problem, scaled by 1/regParam, is liblinear's primal
 //   min_w 1/2 |w|^2 + sum_i C_i max(0, 1 - t_i w.x_i),  C_i = w_i / (regParam W),
 // x_i the row in the working space, centred, with a bias feature B appended (the intercept of the
-// centred rows is the bias coordinate times B, penalised as in liblinear; see setup()), and its dual max_a sum_i a_i - 1/2 |sum_i a_i t_i x_i|^2
-// over 0 <= a_i <= C_i. The rows are cut into `blocks` blocks of contiguous global rows; a round
-// visits every row once: each block runs dual coordinate descent over its rows in an order keyed by
-// (block, round), against a local copy u = w + sigma dw of the round's w with the curvature scaled
-// by sigma = blocks (CoCoA+'s safe subproblem), then the blocks' dw are added (one allreduce),
-// scaled by the step in [0, 1] that maximises the dual along them (1 in practice). A
-// block is processed whole by one rank (rows move once at the start when the frame's shards cut
-// blocks), so the iterates depend on the number of ranks only through the allreduce's rounding.
-// All classes share a row's pass: one decode, K margins, then each class's coordinate step.
-// After the last round one pass computes the margins, the intercepts are re-optimised exactly for
-// Spark's objective (where the intercept is free) and that objective is reported.
+// centred rows is the bias coordinate times B, penalised as in liblinear; see setup()), and its dual max_a sum_i a_i -
+// 1/2 |sum_i a_i t_i x_i|^2 over 0 <= a_i <= C_i. The rows are cut into `blocks` blocks of contiguous global rows; a
+// round visits every row once: each block runs dual coordinate descent over its rows in an order keyed by (block,
+// round), against a local copy u = w + sigma dw of the round's w with the curvature scaled by sigma = blocks (CoCoA+'s
+// safe subproblem), then the blocks' dw are added (one allreduce), scaled by the step in [0, 1] that maximises the dual
+// along them (1 in practice). A block is processed whole by one rank (rows move once at the start when the frame's
+// shards cut blocks), so the iterates depend on the number of ranks only through the allreduce's rounding. All classes
+// share a row's pass: one decode, K margins, then each class's coordinate step. After the last round one pass computes
+// the margins, the intercepts are re-optimised exactly for Spark's objective (where the intercept is free) and that
+// objective is reported.
 #include "svm_dual_cd.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
-#include "lockstep/core/rng.hpp"
 #include "linear_kernels.hpp"
+#include "lockstep/core/rng.hpp"
 
 namespace lockstep::ml::detail {
 namespace {
 
 constexpr std::uint64_t kSeed = 0x44434456ull;  // the coordinate orders' key ("DCDV")
-constexpr int kBisections = 60;                 // intercept search: the bracket shrinks by 2^-60
+constexpr int kBisections = 40;                 // intercept search: the bracket shrinks by 2^-40
 
 struct Range {
   std::int64_t lo = 0, hi = 0;
@@ -100,18 +99,23 @@ Rows gather_rows(const Frame& f, const CompactFeatures& codes, const DualCdProbl
   const auto offsets = c.allgather<std::int64_t>(f.row_offset());
   const auto counts = c.allgather<std::int64_t>(f.rows());
   for (int q = 0; q < P; ++q) {
-    from.push_back({offsets[static_cast<std::size_t>(q)], offsets[static_cast<std::size_t>(q)] + counts[static_cast<std::size_t>(q)]});
+    from.push_back({offsets[static_cast<std::size_t>(q)],
+                    offsets[static_cast<std::size_t>(q)] + counts[static_cast<std::size_t>(q)]});
     const auto [b0, b1] = rank_blocks(blocks, P, q);
     to.push_back({block_rows(f.global_rows(), blocks, b0).lo, block_rows(f.global_rows(), blocks, b1).lo});
   }
   rows.range = to[static_cast<std::size_t>(c.rank())];
   bool aligned = true;  // the same verdict on every rank: every rank sees every range
-  for (int q = 0; q < P; ++q) aligned = aligned && (from[static_cast<std::size_t>(q)].lo == to[static_cast<std::size_t>(q)].lo &&
-                                                    from[static_cast<std::size_t>(q)].hi == to[static_cast<std::size_t>(q)].hi);
+  for (int q = 0; q < P; ++q)
+    aligned = aligned && (from[static_cast<std::size_t>(q)].lo == to[static_cast<std::size_t>(q)].lo &&
+                          from[static_cast<std::size_t>(q)].hi == to[static_cast<std::size_t>(q)].hi);
   if (f.is_sparse()) rows.dense = f.to_dense();
   const float* xf = f.is_sparse() ? rows.dense.data() : f.dense_features().data();
   if (aligned) {
-    if (!codes.empty()) rows.codes = codes.codes.data(); else rows.x = xf;
+    if (!codes.empty())
+      rows.codes = codes.codes.data();
+    else
+      rows.x = xf;
     rows.y = f.label().data();
     rows.w = f.weight().data();
   } else {
@@ -210,7 +214,8 @@ struct Solver {
     for (std::int64_t i = 0; i < n; ++i) {
       rows.decode(i, x.data());
       double sq = 0.0;
-      for (std::int64_t j = 0; j < d; ++j) sq += static_cast<double>(x[static_cast<std::size_t>(j)]) * x[static_cast<std::size_t>(j)];
+      for (std::int64_t j = 0; j < d; ++j)
+        sq += static_cast<double>(x[static_cast<std::size_t>(j)]) * x[static_cast<std::size_t>(j)];
       q[static_cast<std::size_t>(i)] = static_cast<float>(sq);
       box[static_cast<std::size_t>(i)] = rows.w[i] / (p.reg * p.weight_sum);
       if (rows.w[i] > 0) moments[0] += sq, moments[1] += 1.0;
@@ -225,7 +230,8 @@ struct Solver {
   double block_pass(int b, int t, std::vector<double>& delta) {
     const Range br = block_rows(N, blocks, b);
     for (std::int64_t k = 0; k < K; ++k) {
-      for (std::int64_t j = 0; j < d; ++j) u[static_cast<std::size_t>(k * d + j)] = static_cast<float>(wd[static_cast<std::size_t>(k * (d + 1) + j)]);
+      for (std::int64_t j = 0; j < d; ++j)
+        u[static_cast<std::size_t>(k * d + j)] = static_cast<float>(wd[static_cast<std::size_t>(k * (d + 1) + j)]);
       ub[static_cast<std::size_t>(k)] = wd[static_cast<std::size_t>(k * (d + 1) + d)];
     }
     std::vector<std::int64_t> order(static_cast<std::size_t>(br.size()));
@@ -301,7 +307,8 @@ struct Solver {
     const std::int64_t n = rows.range.size();
     std::vector<float> M(static_cast<std::size_t>(n * K));
     for (std::int64_t k = 0; k < K; ++k)
-      for (std::int64_t j = 0; j < d; ++j) u[static_cast<std::size_t>(k * d + j)] = static_cast<float>(wd[static_cast<std::size_t>(k * (d + 1) + j)]);
+      for (std::int64_t j = 0; j < d; ++j)
+        u[static_cast<std::size_t>(k * d + j)] = static_cast<float>(wd[static_cast<std::size_t>(k * (d + 1) + j)]);
     for (std::int64_t i = 0; i < n; ++i) {
       rows.decode(i, x.data());
       for (std::int64_t k0 = 0; k0 < K; k0 += 64)

@@ -180,7 +180,8 @@ TEST(LinearSvcDualCd, AWeightActsAsRepeatedRowsAndWeightZeroAsNoRow) {
     padded.push_back(i), with_zeros.push_back(dup ? 2.0 : 1.0);
     if (i % 5 == 0) padded.push_back((i * 7) % n), with_zeros.push_back(0.0);  // rows that must not count
   }
-  const Frame a = on_last_rank(f, once, weighted), b = on_last_rank(f, twice, ones), c = on_last_rank(f, padded, with_zeros);
+  const Frame a = on_last_rank(f, once, weighted), b = on_last_rank(f, twice, ones),
+              c = on_last_rank(f, padded, with_zeros);
   LinearSvcParams p = dual_cd(0.01);
   p.standardization = true;
   const auto ma = fit_linear_svc(a, p), mb = fit_linear_svc(b, p), mc = fit_linear_svc(c, p);

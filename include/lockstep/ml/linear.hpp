@@ -100,7 +100,8 @@ struct LinearSvcParams {
   double threshold = 0.0;  // binary: predict 1 when the margin > threshold
   bool compact = true;     // stream CompactFeatures when exact (false: float32 always)
   // auto | l-bfgs | dual-cd. auto: dual-cd when regParam > 0 (its box bounds are 1/regParam), else
-  // l-bfgs. dual-cd: dual coordinate descent over num_blocks blocks of rows (docs/ml.md).
+  // l-bfgs. dual-cd: dual coordinate descent over num_blocks blocks of contiguous global rows,
+  // the same at any number of ranks; ranks beyond num_blocks idle (docs/ml.md).
   std::string solver = "auto";
   int num_blocks = 4;
 };
