@@ -328,26 +328,34 @@ struct Solver {
   }
 
   // Per class, the intercept minimising the weighted hinge sum (the penalty does not involve it):
-  // bisection on the sign of its slope, between the smallest and largest kink t_i - m_i.
+  // bisection on the sign of its slope, between the smallest and largest kink t_i - m_i. Row i
+  // is on its hinge's sloped side at b when w_i t_i (kink_i - b) > 0; per class, the kinks and
+  // w_i t_i are laid out contiguously so the slope's loop vectorises.
   Vec best_intercepts(const std::vector<float>& M) const {
     const std::int64_t n = rows.range.size();
+    std::vector<double> kink(static_cast<std::size_t>(n * K)), tw(kink.size());
     Vec lo = Vec::Constant(K, INFINITY), hi = Vec::Constant(K, -INFINITY);
-    for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t k = 0; k < K; ++k) {
-        const double kink = target(i, k) - M[static_cast<std::size_t>(i * K + k)];
-        lo[k] = std::min(lo[k], kink);
-        hi[k] = std::max(hi[k], kink);
+    for (std::int64_t k = 0; k < K; ++k)
+      for (std::int64_t i = 0; i < n; ++i) {
+        const double tk = target(i, k), v = tk - M[static_cast<std::size_t>(i * K + k)];
+        kink[static_cast<std::size_t>(k * n + i)] = v;
+        tw[static_cast<std::size_t>(k * n + i)] = tk * rows.w[i];
+        lo[k] = std::min(lo[k], v);
+        hi[k] = std::max(hi[k], v);
       }
     rows_comm().allreduce(std::span<double>(lo.data(), static_cast<std::size_t>(K)), comm::ReduceOp::kMin);
     rows_comm().allreduce(std::span<double>(hi.data(), static_cast<std::size_t>(K)), comm::ReduceOp::kMax);
     for (int it = 0; it < kBisections; ++it) {
       const Vec mid = (lo + hi) / 2;
       Vec slope = Vec::Zero(K);  // of the weighted hinge sum at mid (right derivative)
-      for (std::int64_t i = 0; i < n; ++i)
-        for (std::int64_t k = 0; k < K; ++k) {
-          const double tk = target(i, k);
-          if (tk * (M[static_cast<std::size_t>(i * K + k)] + mid[k]) < 1.0) slope[k] -= rows.w[i] * tk;
-        }
+      for (std::int64_t k = 0; k < K; ++k) {
+        const double* kv = kink.data() + k * n;
+        const double* t = tw.data() + k * n;
+        const double b = mid[k];
+        double sum = 0.0;
+        for (std::int64_t i = 0; i < n; ++i) sum += t[i] * (kv[i] - b) > 0 ? t[i] : 0.0;
+        slope[k] = -sum;
+      }
       rows_comm().allreduce(std::span<double>(slope.data(), static_cast<std::size_t>(K)), comm::ReduceOp::kSum);
       for (std::int64_t k = 0; k < K; ++k) (slope[k] < 0 ? lo[k] : hi[k]) = mid[k];
     }
