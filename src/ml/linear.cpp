@@ -12,6 +12,7 @@
 #include "lockstep/core/log.hpp"
 #include "lockstep/ml/stats.hpp"
 #include "linear_kernels.hpp"
+#include "svm_dual_cd.hpp"
 
 namespace lockstep::ml {
 namespace {
@@ -606,18 +607,13 @@ Predictions LogisticRegressionModel::predict(const Frame& f) const {
 
 // ---------------------------------------------------------------- linear SVM
 
-LinearSvcModel fit_linear_svc(const Frame& f, const LinearSvcParams& p) {
-  check_params(p.max_iter, p.reg_param, 0.0, p.tol);
-  check_weights(f);
-  const std::int64_t K = std::max<std::int64_t>(num_classes(f), 2);
-  const std::int64_t outputs = K == 2 ? 1 : K;  // one-vs-rest: one hinge problem per class
-  const Summary s = summarize(f);
-  if (p.standardization) warn_constant_columns(f, s, "LinearSVC");
-  Problem pr(s, outputs, p.fit_intercept, p.standardization, p.reg_param, 0.0);
-  pr.center_intercept(s);
+namespace {
+
+LinearSvcModel fit_svc_lbfgs(const Frame& f, const LinearSvcParams& p, const Problem& pr,
+                             const CompactFeatures& codes) {
+  const std::int64_t outputs = pr.K;
   const Vec& y = f.label();
   const Vec& w = f.weight();
-  const CompactFeatures codes = p.compact ? compact_features(f) : CompactFeatures();
   // The one-vs-rest problems are independent; their sum is minimised jointly, which shares each
   // pass over the data (one GEMM computes every class's margins) and has the same minimiser.
   const Objective obj = [&](const Vec& x, Vec& grad) {
@@ -644,6 +640,48 @@ LinearSvcModel fit_linear_svc(const Frame& f, const LinearSvcParams& p) {
   model.evaluations = r.evaluations;
   model.objective_history = r.history;
   model.solver = "l-bfgs";
+  return model;
+}
+
+}  // namespace
+
+LinearSvcModel fit_linear_svc(const Frame& f, const LinearSvcParams& p) {
+  check_params(p.max_iter, p.reg_param, 0.0, p.tol);
+  LOCKSTEP_CHECK(p.solver == "auto" || p.solver == "l-bfgs" || p.solver == "dual-cd", ConfigError,
+                 "solver: expected one of auto, l-bfgs, dual-cd; got \"", p.solver, "\"");
+  LOCKSTEP_CHECK(p.solver != "dual-cd" || p.reg_param > 0, ConfigError,
+                 "solver: dual-cd needs regParam > 0 (its box bounds are 1/regParam), got regParam ", p.reg_param);
+  LOCKSTEP_CHECK(p.num_blocks >= 1, ConfigError, "numBlocks: expected an integer >= 1, got ", p.num_blocks);
+  check_weights(f);
+  const std::int64_t K = std::max<std::int64_t>(num_classes(f), 2);
+  const std::int64_t outputs = K == 2 ? 1 : K;  // one-vs-rest: one hinge problem per class
+  const Summary s = summarize(f);
+  if (p.standardization) warn_constant_columns(f, s, "LinearSVC");
+  Problem pr(s, outputs, p.fit_intercept, p.standardization, p.reg_param, 0.0);
+  const CompactFeatures codes = p.compact ? compact_features(f) : CompactFeatures();
+  LinearSvcModel model;
+  if (p.solver == "dual-cd" || (p.solver == "auto" && p.reg_param > 0)) {
+    detail::DualCdProblem dp;
+    dp.outputs = outputs;
+    dp.inv_std = pr.inv_std;
+    dp.mean = s.mean;
+    dp.reg = p.reg_param;
+    dp.weight_sum = s.weight_sum;
+    dp.fit_intercept = p.fit_intercept;
+    dp.max_iter = p.max_iter;
+    dp.tol = p.tol;
+    dp.blocks = p.num_blocks;
+    auto r = detail::fit_svc_dual_cd(f, codes, dp);
+    model.coefficients = std::move(r.coefficients);
+    model.intercept = std::move(r.intercept);
+    model.iterations = r.rounds;
+    model.evaluations = r.evaluations;
+    model.objective_history = std::move(r.history);
+    model.solver = "dual-cd";
+  } else {
+    pr.center_intercept(s);
+    model = fit_svc_lbfgs(f, p, pr, codes);
+  }
   model.num_classes = K;
   model.threshold = p.threshold;
   return model;

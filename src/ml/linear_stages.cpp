@@ -135,6 +135,8 @@ const StageRegistrar kLinearSvc{model_row<LinearSvcModel, LinearSvcParams>(
     [](ParamReader& p, LinearSvcParams& q) {
       read_linear(p, q);
       p.get("threshold", q.threshold);
+      p.get("solver", q.solver);
+      p.get("numBlocks", q.num_blocks);
     },
     fit_linear_svc, load_linear_svc)};
 

@@ -230,6 +230,7 @@ TEST(LinearSvc, HingeObjectiveAtLeastAsLowAsScikitLearnsSolution) {
   p.standardization = false;
   p.tol = 1e-9;
   p.max_iter = 2000;
+  p.solver = "l-bfgs";  // test_svm_dual_cd.cpp compares dual-cd with it
   const auto m = fit_linear_svc(bin, p);
   const Gathered g = gather_all(bin);
   const auto objective = [&](const Eigen::VectorXd& beta, double b) {

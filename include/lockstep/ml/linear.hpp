@@ -3,7 +3,8 @@
 //                      form for L2, coordinate descent on the Gram matrix for L1/elastic net) when
 //                      the feature count allows, L-BFGS / OWL-QN over the data otherwise;
 //   LogisticRegression binomial (sigmoid) or multinomial (softmax), L-BFGS, OWL-QN with L1;
-//   LinearSVC          hinge loss, L-BFGS; one-vs-rest for more than two classes.
+//   LinearSVC          hinge loss, dual coordinate descent (CoCoA+ over blocks of rows) or L-BFGS;
+//                      one-vs-rest for more than two classes.
 // Objectives (W = sum of row weights w_i; beta excludes the intercept, which is never penalised):
 //   (1/W) sum_i w_i loss_i(beta, b) + regParam * (elasticNetParam * |beta|_1
 //                                                 + (1 - elasticNetParam) / 2 * |beta|_2^2)
@@ -98,6 +99,11 @@ struct LinearSvcParams {
   bool standardization = true;
   double threshold = 0.0;  // binary: predict 1 when the margin > threshold
   bool compact = true;     // stream CompactFeatures when exact (false: float32 always)
+  // auto | l-bfgs | dual-cd. auto: dual-cd when regParam > 0 (its box bounds are 1/regParam), else
+  // l-bfgs. dual-cd: dual coordinate descent over num_blocks blocks of contiguous global rows,
+  // the same at any number of ranks; ranks beyond num_blocks idle (docs/ml.md).
+  std::string solver = "auto";
+  int num_blocks = 4;
 };
 
 struct LinearSvcModel : LinearModel {
