@@ -660,7 +660,10 @@ LinearSvcModel fit_linear_svc(const Frame& f, const LinearSvcParams& p) {
   Problem pr(s, outputs, p.fit_intercept, p.standardization, p.reg_param, 0.0);
   const CompactFeatures codes = p.compact ? compact_features(f) : CompactFeatures();
   LinearSvcModel model;
-  if (p.solver == "dual-cd" || (p.solver == "auto" && p.reg_param > 0)) {
+  // auto: dual coordinate descent on dense features with regParam > 0. It densifies a CSR frame
+  // (term frequencies over 2^18 columns would be gigabytes), so sparse frames take L-BFGS.
+  const bool sparse = f.comm().allreduce<int>(f.is_sparse() ? 1 : 0, comm::ReduceOp::kMax) != 0;
+  if (p.solver == "dual-cd" || (p.solver == "auto" && p.reg_param > 0 && !sparse)) {
     detail::DualCdProblem dp;
     dp.outputs = outputs;
     dp.inv_std = pr.inv_std;

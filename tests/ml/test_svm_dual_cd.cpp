@@ -220,4 +220,7 @@ TEST(LinearSvcDualCd, BadSettingsAreConfigErrors) {
   EXPECT_EQ(fit_linear_svc(f, a).solver, "l-bfgs");
   a.reg_param = 0.01;
   EXPECT_EQ(fit_linear_svc(f, a).solver, "dual-cd");
+  // ... and L-BFGS on CSR features, which dual-cd would densify.
+  const Frame csr = f.with_features(CsrMatrix(f.to_dense().sparseView()), f.feature_names());
+  EXPECT_EQ(fit_linear_svc(csr, a).solver, "l-bfgs");
 }
