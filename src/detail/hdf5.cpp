@@ -193,6 +193,35 @@ void require_numeric(hid_t dset, const std::string& file, const std::string& pat
   if (c != H5T_INTEGER && c != H5T_FLOAT) {
     throw IoError(where(file, path) + ": expected a numeric (integer or float) dataset, found a " + class_name(c) + " one");
   }
+  // A damaged or hostile file can declare an element or a chunk of gigabytes, which HDF5 would
+  // allocate whole while reading (the hdf5 fuzzer found a chunk recorded as 4 GiB in a 1 KB file): both are bounded, and so is
+  // the storage the dataset claims.
+  const std::size_t elem = H5Tget_size(type.get());
+  if (elem == 0 || elem > 16)
+    throw IoError(where(file, path) + ": expected numeric elements of 1 to 16 bytes, found " + std::to_string(elem));
+  // The stored bytes (for a chunked dataset, the sum of its chunks' sizes in the chunk index) cannot
+  // exceed the file: HDF5 reads a stored chunk into a buffer of its recorded size before filtering.
+  hsize_t file_bytes = 0;
+  {
+    Handle fid(check_id(H5Iget_file_id(dset), file, path, "cannot find the dataset's file"), H5Fclose);
+    check(H5Fget_filesize(fid.get(), &file_bytes), file, path, "cannot read the file's size");
+  }
+  const hsize_t stored = H5Dget_storage_size(dset);
+  if (stored > file_bytes)
+    throw IoError(where(file, path) + ": the dataset claims " + std::to_string(stored) + " bytes of storage in a file of " +
+                  std::to_string(file_bytes) + " bytes (a damaged file)");
+  Handle dcpl(check_id(H5Dget_create_plist(dset), file, path, "cannot read the creation properties"), H5Pclose);
+  if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {
+    hsize_t chunk[H5S_MAX_RANK];
+    const int rank = H5Pget_chunk(dcpl.get(), H5S_MAX_RANK, chunk);
+    if (rank < 0) throw IoError(where(file, path) + ": cannot read the chunk shape");
+    constexpr double kMaxChunkBytes = 256.0 * 1024 * 1024;
+    double bytes = static_cast<double>(elem);
+    for (int k = 0; k < rank; ++k) bytes *= static_cast<double>(chunk[k]);
+    if (bytes > kMaxChunkBytes)
+      throw IoError(where(file, path) + ": a chunk of " + std::to_string(static_cast<long long>(bytes)) +
+                    " bytes, more than lockstep reads in one piece (256 MiB); rewrite the dataset with smaller chunks");
+  }
 }
 
 Handle open_object(hid_t file_id, const std::string& file, const std::string& obj) {
