@@ -2,7 +2,7 @@
 # Side-by-side ML benchmark: lockstep (mpirun -np 2 build/bench/ml_fit) against scikit-learn
 # (2 threads, OpenBLAS pinned and its kernel forced as ../shared/PEERS.md says) on Fashion-MNIST
 # and a synthetic regression set (1M x 100), with equivalent parameters (docs/ml.md):
-#   logistic  LogisticRegression maxIter 50, regParam 1e-3, standardization false   | C = 1/(n 1e-3), max_iter 100
+#   logistic  LogisticRegression maxIter 45, regParam 1e-3, standardization false   | C = 1/(n 1e-3), max_iter 100
 #   svc       LinearSVC (hinge) maxIter 40, regParam 1e-3, standardization false     | C = 1/(n 1e-3), max_iter 1000
 #             (solver auto: dual-cd, 4 blocks; 40 rounds)
 #   (both sides also print "objective", lockstep's objective at their solution: at these budgets
@@ -40,7 +40,7 @@ OUT="bench/results/ml_$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 : > "$OUT"
 # ml_fit's arguments: the registry's stage name, then its parameters as in a pipeline YAML.
 declare -A LS_ARGS=(
-  [logistic]="LogisticRegression regParam=0.001 standardization=false maxIter=${LOGISTIC_MAXITER:-50}"
+  [logistic]="LogisticRegression regParam=0.001 standardization=false maxIter=${LOGISTIC_MAXITER:-45}"
   [svc]="LinearSVC regParam=0.001 standardization=false maxIter=${SVC_MAXITER:-40}"
   [forest]="RandomForestClassifier numTrees=20 maxDepth=10 seed=1"
   [kmeans]="KMeans k=10 maxIter=300 tol=1e-4 tolMode=relative seed=1"
