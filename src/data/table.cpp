@@ -2,6 +2,7 @@
 // and the row-wise repartition the trainer's epoch shuffle uses: rows travel as byte ranges of
 // the feature and label blocks, packed per destination, in one alltoallv.
 #include "lockstep/data/table.hpp"
+#include "lockstep/core/huge_pages.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -187,7 +188,9 @@ Table repartition_rows(comm::Communicator& comm, const Table& t, std::span<const
   for (int r = 0; r < p; ++r)
     start[static_cast<std::size_t>(r) + 1] =
         start[static_cast<std::size_t>(r)] + send_rows[static_cast<std::size_t>(r)];
-  std::vector<char> send(start.back() * row_bytes);
+  std::vector<char> send;
+  reserve_huge(send, start.back() * row_bytes);  // the three buffers below: huge pages (huge_pages.hpp)
+  send.resize(start.back() * row_bytes);
   std::vector<std::size_t> cursor(start.begin(), start.end() - 1);
   for (std::int64_t i = 0; i < t.rows; ++i) {
     const int d = dest[static_cast<std::size_t>(i)];
@@ -207,13 +210,16 @@ Table repartition_rows(comm::Communicator& comm, const Table& t, std::span<const
     recv_bytes[static_cast<std::size_t>(r)] = recv_rows[static_cast<std::size_t>(r)] * row_bytes;
     total += recv_rows[static_cast<std::size_t>(r)];
   }
-  std::vector<char> recv(total * row_bytes);
+  std::vector<char> recv;
+  reserve_huge(recv, total * row_bytes);
+  recv.resize(total * row_bytes);
   comm.alltoallv(send.data(), send_bytes, recv.data(), recv_bytes);
   send = {};  // the packed copy is no longer needed; free it before unpacking
   Table out;
   out.sample_shape = t.sample_shape;
   out.num_labels = l;
   out.rows = static_cast<std::int64_t>(total);
+  reserve_huge(out.features, total * static_cast<std::size_t>(f));
   out.features.resize(total * static_cast<std::size_t>(f));
   out.labels.resize(total * static_cast<std::size_t>(l));
   if (global_ids) global_ids->resize(total);
