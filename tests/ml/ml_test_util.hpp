@@ -6,12 +6,15 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "lockstep/data/sources.hpp"
 #include "lockstep/ml/frame.hpp"
+#include "lockstep/ml/linear.hpp"
 #include "support/test_comm.hpp"
 
 namespace lockstep::testing {
@@ -67,6 +70,33 @@ inline void expect_near_vec(const Eigen::VectorXd& got, const std::vector<double
 inline Eigen::VectorXd flat(const Eigen::MatrixXd& m) {
   Eigen::MatrixXd t = m.transpose();  // row-major order, as scikit-learn prints coef_
   return Eigen::Map<const Eigen::VectorXd>(t.data(), t.size());
+}
+
+// A linear model's coefficients, then its intercepts, as one vector.
+inline std::vector<double> pack_linear(const ml::LinearModel& m) {
+  std::vector<double> v(m.coefficients.data(), m.coefficients.data() + m.coefficients.size());
+  v.insert(v.end(), m.intercept.data(), m.intercept.data() + m.intercept.size());
+  return v;
+}
+
+// at_every_rank_count's models (vectors of numbers, several per rank count) against np = 1's,
+// taken from world rank 0: the worst difference relative to max(1, |value|) below rel.
+inline void expect_same_at_every_rank_count(const std::vector<std::pair<int, std::vector<std::vector<double>>>>& results,
+                                            double rel = 1e-6) {
+  auto& w = world();
+  const auto& ref_local = results.back().second;  // the smallest group: np = 1
+  for (const auto& [g, models] : results) {
+    ASSERT_EQ(models.size(), ref_local.size());
+    for (std::size_t k = 0; k < models.size(); ++k) {
+      std::vector<double> ref = ref_local[k];
+      w.broadcast(ref.data(), ref.size() * sizeof(double), 0);
+      ASSERT_EQ(models[k].size(), ref.size());
+      double worst = 0.0;
+      for (std::size_t i = 0; i < ref.size(); ++i)
+        worst = std::max(worst, std::fabs(models[k][i] - ref[i]) / std::max(1.0, std::fabs(ref[i])));
+      EXPECT_LT(worst, rel) << "model " << k << " at np=" << g << " vs np=1";
+    }
+  }
 }
 
 }  // namespace lockstep::testing

@@ -255,44 +255,26 @@ TEST(LinearSvc, HingeObjectiveAtLeastAsLowAsScikitLearnsSolution) {
 
 TEST(LinearModels, SameModelAtEveryRankCount) {
   using Coefs = std::vector<double>;
-  const auto pack = [](const LinearModel& m) {
-    Coefs v(m.coefficients.data(), m.coefficients.data() + m.coefficients.size());
-    v.insert(v.end(), m.intercept.data(), m.intercept.data() + m.intercept.size());
-    return v;
-  };
   const auto results = at_every_rank_count<std::vector<Coefs>>([&](comm::Communicator& c) {
     std::vector<Coefs> out;
     LinearRegressionParams lr;
     lr.reg_param = 0.1;
     lr.elastic_net_param = 0.3;
-    out.push_back(pack(fit_linear_regression(load_fixture(c, "regression.csv", true), lr)));
+    out.push_back(pack_linear(fit_linear_regression(load_fixture(c, "regression.csv", true), lr)));
     lr.solver = "l-bfgs";
-    out.push_back(pack(fit_linear_regression(load_fixture(c, "regression.csv", true), lr)));
+    out.push_back(pack_linear(fit_linear_regression(load_fixture(c, "regression.csv", true), lr)));
     LogisticRegressionParams lg;
     lg.reg_param = 0.01;
-    out.push_back(pack(fit_logistic_regression(load_fixture(c, "classification.csv"), lg)));
+    out.push_back(pack_linear(fit_logistic_regression(load_fixture(c, "classification.csv"), lg)));
     lg.elastic_net_param = 0.5;
-    out.push_back(pack(fit_logistic_regression(load_fixture(c, "binary.csv"), lg)));
+    out.push_back(pack_linear(fit_logistic_regression(load_fixture(c, "binary.csv"), lg)));
     LinearSvcParams sv;
     sv.reg_param = 0.01;
-    out.push_back(pack(fit_linear_svc(load_fixture(c, "classification.csv"), sv)));
+    out.push_back(pack_linear(fit_linear_svc(load_fixture(c, "classification.csv"), sv)));
     return out;
   });
-  // Compare against the world's rank 0 result for the smallest group (np = 1).
-  auto& w = world();
-  const auto& ref_local = results.back().second;
-  for (const auto& [g, models] : results) {
-    for (std::size_t k = 0; k < models.size(); ++k) {
-      std::vector<double> ref = ref_local[k];
-      w.broadcast(ref.data(), ref.size() * sizeof(double), 0);
-      ASSERT_EQ(models[k].size(), ref.size());
-      double worst = 0.0;
-      for (std::size_t i = 0; i < ref.size(); ++i)
-        worst = std::max(worst, std::fabs(models[k][i] - ref[i]) / std::max(1.0, std::fabs(ref[i])));
-      // Summation order only: the iterates agree to rounding, amplified a little by line searches.
-      EXPECT_LT(worst, 1e-6) << "model " << k << " at np=" << g << " vs np=1";
-    }
-  }
+  // Summation order only: the iterates agree to rounding, amplified a little by line searches.
+  expect_same_at_every_rank_count(results);
 }
 
 TEST(LinearModels, EmptyShardsGiveTheSameModel) {

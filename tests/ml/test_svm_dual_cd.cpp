@@ -130,15 +130,10 @@ TEST(LinearSvcDualCd, SeparatesSeparableData) {
 
 TEST(LinearSvcDualCd, SameModelAtEveryRankCountAndShardLayout) {
   using Coefs = std::vector<double>;
-  const auto pack = [](const LinearModel& m) {
-    Coefs v(m.coefficients.data(), m.coefficients.data() + m.coefficients.size());
-    v.insert(v.end(), m.intercept.data(), m.intercept.data() + m.intercept.size());
-    return v;
-  };
   const auto results = at_every_rank_count<std::vector<Coefs>>([&](comm::Communicator& c) {
     std::vector<Coefs> out;
     const Frame f = load_fixture(c, "classification.csv");
-    out.push_back(pack(fit_linear_svc(f, dual_cd(0.01, 100))));
+    out.push_back(pack_linear(fit_linear_svc(f, dual_cd(0.01, 100))));
     // Weights, and the blocks cut across the shards: every row on the last rank moves.
     std::vector<std::int64_t> all(static_cast<std::size_t>(f.global_rows()));
     std::vector<double> wt(all.size());
@@ -146,24 +141,12 @@ TEST(LinearSvcDualCd, SameModelAtEveryRankCountAndShardLayout) {
     const Frame skewed = on_last_rank(f, all, wt);
     LinearSvcParams p = dual_cd(0.01, 100);
     p.standardization = true;
-    out.push_back(pack(fit_linear_svc(skewed, p)));
+    out.push_back(pack_linear(fit_linear_svc(skewed, p)));
     return out;
   });
-  auto& w = world();
-  const auto& ref_local = results.back().second;  // np = 1
-  for (const auto& [g, models] : results) {
-    for (std::size_t k = 0; k < models.size(); ++k) {
-      std::vector<double> ref = ref_local[k];
-      w.broadcast(ref.data(), ref.size() * sizeof(double), 0);
-      ASSERT_EQ(models[k].size(), ref.size());
-      double worst = 0.0;
-      for (std::size_t i = 0; i < ref.size(); ++i)
-        worst = std::max(worst, std::fabs(models[k][i] - ref[i]) / std::max(1.0, std::fabs(ref[i])));
-      // The blocks and their coordinate orders do not depend on the ranks: only the allreduce's
-      // summation order does.
-      EXPECT_LT(worst, 1e-6) << "model " << k << " at np=" << g << " vs np=1";
-    }
-  }
+  // The blocks and their coordinate orders do not depend on the ranks: only the allreduce's
+  // summation order does.
+  expect_same_at_every_rank_count(results);
 }
 
 TEST(LinearSvcDualCd, AWeightActsAsRepeatedRowsAndWeightZeroAsNoRow) {
