@@ -170,8 +170,48 @@ void densify(comm::Communicator& comm, Table& t, const std::string& what) {
   comm.collectively([&] { densify(t, what); }, comm::Communicator::ErrorKind::kData);
 }
 
+namespace {
+// Resizes a buffer that may be reused: a first allocation asks for huge pages (huge_pages.hpp), a
+// smaller size keeps the capacity.
+template <typename V>
+void size_buffer(V& v, std::size_t n) {
+  if (v.capacity() < n) {
+    V fresh;
+    reserve_huge(fresh, n + n / 16);  // room for the next epoch's slightly larger share
+    v.swap(fresh);
+  }
+  v.resize(n);
+}
+// Allocates n (with the margin of size_buffer) and writes the whole capacity; leaves v empty.
+template <typename V>
+void touch_buffer(V& v, std::size_t n) {
+  v.clear();
+  size_buffer(v, n);
+  v.resize(v.capacity());
+  v.clear();
+}
+}  // namespace
+
+void prepare_repartition(const Table& t, std::int64_t rows, Table& out, RepartitionScratch& scratch) {
+  if (t.sparse || rows <= 0) return;
+  const auto n = static_cast<std::size_t>(rows), f = static_cast<std::size_t>(t.num_features()),
+             l = static_cast<std::size_t>(t.num_labels);
+  const std::size_t row_bytes = (f + l) * sizeof(float) + sizeof(std::int64_t);
+  touch_buffer(scratch.send, n * row_bytes);
+  touch_buffer(scratch.recv, n * row_bytes);
+  touch_buffer(out.features, n * f);
+}
+
 Table repartition_rows(comm::Communicator& comm, const Table& t, std::span<const int> dest,
                        std::vector<std::int64_t>* global_ids) {
+  Table out;
+  RepartitionScratch scratch;
+  repartition_rows_into(comm, t, dest, out, global_ids, scratch);
+  return out;
+}
+
+void repartition_rows_into(comm::Communicator& comm, const Table& t, std::span<const int> dest, Table& out,
+                           std::vector<std::int64_t>* global_ids, RepartitionScratch& scratch) {
   LOCKSTEP_CHECK(!t.sparse, Error, "repartition_rows: expected a dense table");
   LOCKSTEP_CHECK(static_cast<std::int64_t>(dest.size()) == t.rows, Error, "repartition_rows: expected ", t.rows,
                  " destinations, got ", dest.size());
@@ -188,9 +228,9 @@ Table repartition_rows(comm::Communicator& comm, const Table& t, std::span<const
   for (int r = 0; r < p; ++r)
     start[static_cast<std::size_t>(r) + 1] =
         start[static_cast<std::size_t>(r)] + send_rows[static_cast<std::size_t>(r)];
-  std::vector<char> send;
-  reserve_huge(send, start.back() * row_bytes);  // the three buffers below: huge pages (huge_pages.hpp)
-  send.resize(start.back() * row_bytes);
+  std::vector<char>& send = scratch.send;
+  send.clear();
+  size_buffer(send, start.back() * row_bytes);
   std::vector<std::size_t> cursor(start.begin(), start.end() - 1);
   for (std::int64_t i = 0; i < t.rows; ++i) {
     const int d = dest[static_cast<std::size_t>(i)];
@@ -210,17 +250,15 @@ Table repartition_rows(comm::Communicator& comm, const Table& t, std::span<const
     recv_bytes[static_cast<std::size_t>(r)] = recv_rows[static_cast<std::size_t>(r)] * row_bytes;
     total += recv_rows[static_cast<std::size_t>(r)];
   }
-  std::vector<char> recv;
-  reserve_huge(recv, total * row_bytes);
-  recv.resize(total * row_bytes);
+  std::vector<char>& recv = scratch.recv;
+  recv.clear();
+  size_buffer(recv, total * row_bytes);
   comm.alltoallv(send.data(), send_bytes, recv.data(), recv_bytes);
-  send = {};  // the packed copy is no longer needed; free it before unpacking
-  Table out;
   out.sample_shape = t.sample_shape;
   out.num_labels = l;
   out.rows = static_cast<std::int64_t>(total);
-  reserve_huge(out.features, total * static_cast<std::size_t>(f));
-  out.features.resize(total * static_cast<std::size_t>(f));
+  out.features.clear();  // no copy of old rows if the storage grows
+  size_buffer(out.features, total * static_cast<std::size_t>(f));
   out.labels.resize(total * static_cast<std::size_t>(l));
   if (global_ids) global_ids->resize(total);
   for (std::size_t i = 0; i < total; ++i) {
@@ -230,7 +268,6 @@ Table repartition_rows(comm::Communicator& comm, const Table& t, std::span<const
                 static_cast<std::size_t>(l) * sizeof(float));
     if (global_ids) std::memcpy(&(*global_ids)[i], in + (f + l) * sizeof(float), sizeof(std::int64_t));
   }
-  return out;
 }
 
 }  // namespace lockstep::data

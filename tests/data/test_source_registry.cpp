@@ -129,6 +129,38 @@ TEST(Table, RepartitionMovesRowsAsBytes) {
   (void)all;
 }
 
+TEST(Table, RepartitionIntoReusedBuffersEqualsAFreshRepartition) {
+  // The trainer's shuffle: the same output table and scratch every epoch, with shares that grow,
+  // shrink and vanish, after prepare_repartition sized them for a guess.
+  data::SourceSpec spec{"synthetic", "", {}, {}, {}};
+  spec.params["synthetic.samples"] = Param{{"57"}, false, "x"};
+  spec.params["synthetic.features"] = Param{{"5"}, false, "x"};
+  const data::Table t = read(spec);
+  const int p = world().size();
+  data::Table out;
+  data::RepartitionScratch scratch;
+  data::prepare_repartition(t, 3, out, scratch);
+  EXPECT_EQ(out.features.size(), 0u);  // prepared, not filled
+  for (int epoch = 0; epoch < 4; ++epoch) {
+    std::vector<int> dest(static_cast<std::size_t>(t.rows));
+    for (std::int64_t i = 0; i < t.rows; ++i) {
+      const std::int64_t g = t.row_offset + i;
+      // epoch 0: most rows move; 1: a few; 2: none; 3: all to the last rank.
+      dest[static_cast<std::size_t>(i)] = epoch == 0 ? static_cast<int>((g * 5 + 1) % p)
+                                          : epoch == 1 ? (g % 9 == 0 ? static_cast<int>(g % p) : -1)
+                                          : epoch == 2 ? -1
+                                                       : p - 1;
+    }
+    std::vector<std::int64_t> ids_fresh, ids_reused;
+    const data::Table fresh = data::repartition_rows(world(), t, dest, &ids_fresh);
+    data::repartition_rows_into(world(), t, dest, out, &ids_reused, scratch);
+    ASSERT_EQ(out.rows, fresh.rows) << "epoch " << epoch;
+    EXPECT_EQ(out.features, fresh.features) << "epoch " << epoch;
+    EXPECT_EQ(out.labels, fresh.labels) << "epoch " << epoch;
+    EXPECT_EQ(ids_reused, ids_fresh) << "epoch " << epoch;
+  }
+}
+
 TEST(SourceRegistry, CsvLabelColumnsAndIdxImageShape) {
   const auto dir = lockstep::testing::shared_temp_dir("registry");
   const std::string csv = (dir / "two.csv").string(), idx = (dir / "img.idx").string();

@@ -98,4 +98,17 @@ void densify(comm::Communicator& comm, Table& t, const std::string& what);
 Table repartition_rows(comm::Communicator& comm, const Table& t, std::span<const int> dest,
                        std::vector<std::int64_t>* global_ids = nullptr);
 
+// Working memory of repartition_rows_into, kept between calls (the trainer's shuffle, once an
+// epoch): buffers that were written before are not faulted in again.
+struct RepartitionScratch {
+  std::vector<char> send, recv;
+};
+// repartition_rows into `out`, reusing its storage and the scratch's (capacity only grows; a
+// first allocation asks for huge pages). Collective.
+void repartition_rows_into(comm::Communicator& comm, const Table& t, std::span<const int> dest, Table& out,
+                           std::vector<std::int64_t>* global_ids, RepartitionScratch& scratch);
+// Allocates and writes (so that the pages are resident) the buffers for about `rows` rows of t
+// moving each way: a later repartition_rows_into of that size faults in no memory.
+void prepare_repartition(const Table& t, std::int64_t rows, Table& out, RepartitionScratch& scratch);
+
 }  // namespace lockstep::data

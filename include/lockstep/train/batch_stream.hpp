@@ -74,6 +74,8 @@ class BatchStream {
   std::int64_t num_rows_, local_batch_, steps_per_epoch_;
   data::Table table_;    // the training rows this rank read (taken over from the Dataset)
   data::Table arrived_;  // this epoch's rows that came from other ranks
+  data::RepartitionScratch scratch_;  // the shuffle's buffers, kept between epochs up to:
+  static constexpr std::size_t kKeepScratch = std::size_t{1} << 30;
   // This epoch's rows on this rank, in step order: their features and labels, in table_ or arrived_.
   std::vector<const float*> rows_, labels_;
   std::int64_t num_labels_ = 1;
