@@ -1,7 +1,7 @@
 // Transparent huge pages for large buffers that are about to be written for the first time.
-// Every first touch of a 4 KiB page is a page fault, and in a virtual machine with memory-cgroup
-// accounting one costs several microseconds: the epoch shuffle's three 47 MB buffers (Fashion-MNIST
-// at np=2) spent about 0.3 s in faults before its copies ran. Where the kernel's transparent huge
+// Every first touch of a 4 KiB page is a page fault, and in a virtual machine (a guest fault, and
+// the host backing the page) one can cost several microseconds: the epoch shuffle's three 47 MB
+// buffers (Fashion-MNIST at np=2) spent 0.2-0.5 s in faults before its copies ran. Where the kernel's transparent huge
 // pages are in "madvise" mode (Debian's default), advising the buffer first turns those 35,000
 // faults into about 70 of 2 MiB each. A no-op below 4 MiB and where THP is off or unsupported.
 #pragma once
