@@ -24,8 +24,15 @@ BatchStream::BatchStream(comm::Communicator& comm, Dataset& train, const Options
   table_ = std::move(train.table);  // the stream owns the rows now; the Dataset keeps its counts
   // The epoch shuffle's buffers, resident from the start: about (np-1)/np of this rank's rows leave
   // and as many arrive each epoch (a first touch of 4 KiB pages cost up to 0.5 s of the first
-  // Fashion-MNIST epoch on a VM; here it is part of the setup, like loading the data).
-  data::prepare_repartition(table_, table_.rows - table_.rows / comm.size(), arrived_, scratch_);
+  // Fashion-MNIST epoch on a VM; here it is part of the setup, like loading the data). Only when
+  // the scratch is one that start_epoch keeps (kKeepScratch): a larger one is freed after each
+  // epoch, and writing it here would only hold the memory longer.
+  const std::int64_t moving = table_.sparse ? 0 : table_.rows - table_.rows / comm.size();
+  const std::size_t row_bytes =
+      static_cast<std::size_t>(table_.num_features() + table_.num_labels) * sizeof(float) + sizeof(std::int64_t);
+  if (2 * static_cast<std::size_t>(moving) * row_bytes <= kKeepScratch) {
+    data::prepare_repartition(table_, moving, arrived_, scratch_);
+  }
   num_labels_ = table_.num_labels;
   features_ = train.num_features;
   const std::int64_t mb = options.micro_batch, f = train.num_features;
