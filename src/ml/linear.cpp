@@ -300,12 +300,16 @@ bool encode(const RowMatrix& x, float scale, std::vector<std::uint8_t>& codes) {
 #endif
 }
 
+// Whether any rank's shard is CSR (a collective: every rank must take the same path).
+bool any_rank_sparse(const Frame& f) {
+  return f.comm().allreduce<int>(f.is_sparse() ? 1 : 0, comm::ReduceOp::kMax) != 0;
+}
+
 }  // namespace
 
 CompactFeatures compact_features(const Frame& f) {
   CompactFeatures c;
-  const int sparse = f.comm().allreduce<int>(f.is_sparse() ? 1 : 0, comm::ReduceOp::kMax);
-  if (sparse) return c;
+  if (any_rank_sparse(f)) return c;
   const RowMatrix& x = f.dense_features();
   double min_pos = INFINITY, max_val = 0.0;
 #ifdef LOCKSTEP_LINEAR_KERNELS
@@ -687,7 +691,7 @@ LinearSvcModel fit_linear_svc(const Frame& f, const LinearSvcParams& p) {
   LinearSvcModel model;
   // auto: dual coordinate descent on dense features with regParam > 0. It densifies a CSR frame
   // (term frequencies over 2^18 columns would be gigabytes), so sparse frames take L-BFGS.
-  const bool sparse = f.comm().allreduce<int>(f.is_sparse() ? 1 : 0, comm::ReduceOp::kMax) != 0;
+  const bool sparse = any_rank_sparse(f);
   if (p.solver == "dual-cd" || (p.solver == "auto" && p.reg_param > 0 && !sparse)) {
     detail::DualCdProblem dp;
     dp.outputs = outputs;
